@@ -1,0 +1,56 @@
+//! `balena-compose`: build, deploy and run compose projects for fleets of edge devices.
+//!
+//! This is the only crate that prints. Every subcommand lives in `commands/<name>.rs` as an
+//! `Args` struct (clap) and an `async fn run(args) -> anyhow::Result<ExitCode>`; errors come
+//! back here and are reported once, as `error: …` with their chain of causes, exit code 1.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod commands;
+
+/// Build, deploy and run multi-service compose projects for fleets of edge devices.
+///
+/// balena-compose reads a compose project (docker-compose.yml plus the services' build
+/// contexts), renders each service's Dockerfile for the target architecture and device type,
+/// builds or pulls every image through a Docker daemon, pushes them as a release, and applies
+/// releases on devices.
+#[derive(Debug, Parser)]
+#[command(name = "balena-compose", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    // One variant per subcommand, in the order a user meets them.
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return report(&anyhow::Error::new(e).context("cannot start the async runtime")),
+    };
+    let outcome: anyhow::Result<ExitCode> = runtime.block_on(async move {
+        match cli.command {
+            // One arm per subcommand: `Command::X(args) => commands::x::run(args).await,`
+        }
+    });
+    match outcome {
+        Ok(code) => code,
+        Err(e) => report(&e),
+    }
+}
+
+/// Prints an error and its causes the way every subcommand reports failure.
+#[allow(clippy::print_stderr)]
+fn report(error: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {error}");
+    for cause in error.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+    ExitCode::FAILURE
+}

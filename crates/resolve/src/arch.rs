@@ -1,0 +1,161 @@
+//! balena CPU architectures and what each means to Docker and to qemu.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A balena CPU architecture slug, as fleets and device types name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Arch {
+    /// 64-bit x86 (`amd64`).
+    Amd64,
+    /// 64-bit ARM (`aarch64`).
+    Aarch64,
+    /// 32-bit ARMv7 with hard float (`armv7hf`).
+    Armv7hf,
+    /// 32-bit x86 (`i386`).
+    I386,
+    /// ARMv6 Raspberry Pi 1 / Zero (`rpi`).
+    Rpi,
+}
+
+/// A string that is not one of [`Arch::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown architecture \"{given}\": valid architectures are amd64, aarch64, armv7hf, i386, rpi"
+)]
+pub struct UnknownArch {
+    /// What was given.
+    pub given: String,
+}
+
+impl Arch {
+    /// Every architecture, in the order error messages list them.
+    pub const ALL: [Arch; 5] = [
+        Arch::Amd64,
+        Arch::Aarch64,
+        Arch::Armv7hf,
+        Arch::I386,
+        Arch::Rpi,
+    ];
+
+    /// The balena slug (`"aarch64"`).
+    pub fn slug(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "amd64",
+            Arch::Aarch64 => "aarch64",
+            Arch::Armv7hf => "armv7hf",
+            Arch::I386 => "i386",
+            Arch::Rpi => "rpi",
+        }
+    }
+
+    /// The Docker platform string (`"linux/arm64"`).
+    pub fn docker_platform(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "linux/amd64",
+            Arch::Aarch64 => "linux/arm64",
+            Arch::Armv7hf => "linux/arm/v7",
+            Arch::I386 => "linux/386",
+            Arch::Rpi => "linux/arm/v6",
+        }
+    }
+
+    /// The Docker/OCI `architecture` field of an image config (`"arm64"`).
+    pub fn docker_arch(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "amd64",
+            Arch::Aarch64 => "arm64",
+            Arch::Armv7hf | Arch::Rpi => "arm",
+            Arch::I386 => "386",
+        }
+    }
+
+    /// The name qemu gives the architecture (`qemu-<this>-static`).
+    pub fn qemu_arch(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+            Arch::Armv7hf | Arch::Rpi => "arm",
+            Arch::I386 => "i386",
+        }
+    }
+
+    /// A generic device type for the architecture, used when none is given.
+    pub fn default_device_type(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "generic-amd64",
+            Arch::Aarch64 => "generic-aarch64",
+            Arch::Armv7hf => "generic-armv7ahf",
+            Arch::I386 => "qemux86",
+            Arch::Rpi => "raspberry-pi",
+        }
+    }
+
+    /// The architecture of a Docker daemon or image (`uname -m` or Docker's `Architecture`
+    /// field such as `x86_64`, `amd64`, `aarch64`, `arm64`, `armv7l`), if it is one of ours.
+    pub fn from_docker(name: &str) -> Option<Arch> {
+        match name {
+            "x86_64" | "amd64" => Some(Arch::Amd64),
+            "aarch64" | "arm64" => Some(Arch::Aarch64),
+            "armv7l" | "armhf" | "arm" | "armv7" => Some(Arch::Armv7hf),
+            "armv6l" | "armel" => Some(Arch::Rpi),
+            "i386" | "i686" | "386" => Some(Arch::I386),
+            _ => None,
+        }
+    }
+
+    /// Whether an image of this architecture runs natively on a host of `host` architecture.
+    pub fn runs_natively_on(self, host: Arch) -> bool {
+        self == host
+            || matches!(
+                (host, self),
+                (Arch::Amd64, Arch::I386) | (Arch::Armv7hf, Arch::Rpi)
+            )
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.slug())
+    }
+}
+
+impl FromStr for Arch {
+    type Err = UnknownArch;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Arch::ALL
+            .into_iter()
+            .find(|a| a.slug() == s)
+            .ok_or_else(|| UnknownArch {
+                given: s.to_owned(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_round_trip_and_unknown_lists_valid() {
+        for a in Arch::ALL {
+            assert_eq!(a.slug().parse::<Arch>(), Ok(a));
+        }
+        let err = "arm64".parse::<Arch>().unwrap_err();
+        assert!(err.to_string().contains("\"arm64\""));
+        assert!(
+            err.to_string()
+                .contains("amd64, aarch64, armv7hf, i386, rpi")
+        );
+    }
+
+    #[test]
+    fn docker_names_map_back() {
+        assert_eq!(Arch::from_docker("arm64"), Some(Arch::Aarch64));
+        assert_eq!(Arch::from_docker("x86_64"), Some(Arch::Amd64));
+        assert_eq!(Arch::from_docker("mips"), None);
+        assert!(Arch::I386.runs_natively_on(Arch::Amd64));
+        assert!(!Arch::Aarch64.runs_natively_on(Arch::Amd64));
+    }
+}
