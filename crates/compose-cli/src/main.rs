@@ -26,6 +26,12 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     // One variant per subcommand, in the order a user meets them.
+    /// Validate the compose files and print the normalised composition.
+    Config(commands::config::Args),
+    /// Write each service's resolved build context as a tar, without a daemon.
+    Resolve(commands::resolve::Args),
+    /// Build (or pull) every service of a project on a Docker daemon.
+    Build(commands::build::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +43,9 @@ fn main() -> ExitCode {
     let outcome: anyhow::Result<ExitCode> = runtime.block_on(async move {
         match cli.command {
             // One arm per subcommand: `Command::X(args) => commands::x::run(args).await,`
+            Command::Config(args) => commands::config::run(args).await,
+            Command::Resolve(args) => commands::resolve::run(args).await,
+            Command::Build(args) => commands::build::run(args).await,
         }
     });
     match outcome {

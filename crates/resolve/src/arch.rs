@@ -135,6 +135,7 @@ impl FromStr for Arch {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -1,1 +1,6 @@
 //! The subcommands, one module each.
+pub mod config;
+pub mod build;
+pub mod progress;
+pub mod project;
+pub mod resolve;

@@ -1,0 +1,199 @@
+//! Connecting to the daemon: address resolution, version negotiation, timeouts, and the
+//! request fix-ups bollard 0.21.1 needs.
+
+use std::time::Duration;
+
+use bollard::{API_DEFAULT_VERSION, BollardRequest, Docker};
+
+use crate::error::{Error, Result};
+
+/// The address used when neither `--docker-host` nor `DOCKER_HOST` is set.
+pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+
+/// bollard's timeout covers everything up to the response headers, and the daemon sends those
+/// only after it has read the whole build context: it must outlast the longest upload. Our
+/// own deadlines (see [`crate::BuildOptions::timeout`]) are enforced with tokio instead.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+
+/// How long the first exchange with the daemon (version negotiation) may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Separator used to smuggle several values of a repeated query parameter through bollard's
+/// single-valued option fields; the request modifier turns it back into repeated keys.
+pub(crate) const REPEATED_VALUE_SEPARATOR: char = '\n';
+
+/// Which address [`connect`] uses: `docker_host`, else `DOCKER_HOST`, else the default socket.
+pub fn docker_host(docker_host: Option<&str>) -> String {
+    docker_host
+        .map(str::to_owned)
+        .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| DEFAULT_DOCKER_HOST.to_owned())
+}
+
+/// Connects to the daemon at `docker_host` (else `DOCKER_HOST`, else the default socket) and
+/// negotiates the API version.
+///
+/// Accepts `unix://PATH`, a bare absolute socket path, `tcp://HOST:PORT` and
+/// `http://HOST:PORT`. The returned client has a long request timeout (see
+/// [`REQUEST_TIMEOUT`]) and encodes registry credentials the way the daemon decodes them.
+pub async fn connect(docker_host: Option<&str>) -> Result<Docker> {
+    let host = self::docker_host(docker_host);
+    let unreachable = |reason: String| Error::Unreachable {
+        host: host.clone(),
+        reason,
+    };
+    let timeout = REQUEST_TIMEOUT.as_secs();
+    let docker = if let Some(path) = host.strip_prefix("unix://") {
+        Docker::connect_with_unix(path, timeout, API_DEFAULT_VERSION)
+    } else if host.starts_with('/') {
+        Docker::connect_with_unix(&host, timeout, API_DEFAULT_VERSION)
+    } else if host.starts_with("tcp://") || host.starts_with("http://") {
+        Docker::connect_with_http(&host, timeout, API_DEFAULT_VERSION)
+    } else {
+        return Err(Error::UnsupportedHost { host });
+    }
+    .map_err(|e| unreachable(e.to_string()))?
+    .with_request_modifier(fix_request);
+
+    match tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version()).await {
+        Ok(Ok(docker)) => Ok(docker),
+        Ok(Err(e)) => Err(unreachable(describe_transport_error(&e))),
+        Err(_) => Err(unreachable(format!(
+            "no answer within {} s",
+            CONNECT_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// bollard's errors for transport failures say little at the top level ("error trying to
+/// connect"); the interesting part is in the source chain.
+fn describe_transport_error(e: &bollard::errors::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Runs before every request bollard sends.
+fn fix_request(mut request: BollardRequest) -> BollardRequest {
+    fix_registry_headers(&mut request);
+    expand_repeated_query_values(&mut request);
+    request
+}
+
+/// bollard 0.21.1 encodes `X-Registry-Auth` and `X-Registry-Config` with the standard base64
+/// alphabet, but the daemon decodes them as base64url and silently drops credentials it cannot
+/// decode. Both alphabets agree except for `+`/`/`, so translating those two is exact.
+fn fix_registry_headers(request: &mut BollardRequest) {
+    for name in ["X-Registry-Auth", "X-Registry-Config"] {
+        let Some(value) = request.headers().get(name) else {
+            continue;
+        };
+        let Ok(text) = value.to_str() else {
+            continue;
+        };
+        if !text.contains(['+', '/']) {
+            continue;
+        }
+        let url_safe = to_base64url(text);
+        if let Ok(value) = url_safe.parse() {
+            request.headers_mut().insert(name, value);
+        }
+    }
+}
+
+pub(crate) fn to_base64url(standard: &str) -> String {
+    standard.replace('+', "-").replace('/', "_")
+}
+
+/// bollard models `extrahosts` as one string, but the daemon reads every `extrahosts=` key.
+/// [`crate::build_image`] joins several hosts with [`REPEATED_VALUE_SEPARATOR`]; here they
+/// become repeated keys again.
+fn expand_repeated_query_values(request: &mut BollardRequest) {
+    let uri = request.uri();
+    if uri.path() != "/build" && !uri.path().ends_with("/build") {
+        return;
+    }
+    let Some(query) = uri.query() else {
+        return;
+    };
+    let Some(expanded) = expand_query(query, "extrahosts") else {
+        return;
+    };
+    let full = uri.to_string();
+    let base = full.split_once('?').map_or(full.as_str(), |(base, _)| base);
+    // The URI type is inferred from the assignment, which spares a direct `http` dependency.
+    if let Ok(new_uri) = format!("{base}?{expanded}").parse() {
+        *request.uri_mut() = new_uri;
+    }
+}
+
+/// Splits `key=a%0Ab` into `key=a&key=b`; `None` when nothing needs to change.
+fn expand_query(query: &str, key: &str) -> Option<String> {
+    let prefix = format!("{key}=");
+    let encoded_separator = "%0A";
+    let mut changed = false;
+    let mut out = Vec::new();
+    for pair in query.split('&') {
+        match pair.strip_prefix(&prefix) {
+            Some(value) if value.contains(encoded_separator) => {
+                changed = true;
+                out.extend(
+                    value
+                        .split(encoded_separator)
+                        .filter(|v| !v.is_empty())
+                        .map(|v| format!("{prefix}{v}")),
+                );
+            }
+            _ => out.push(pair.to_owned()),
+        }
+    }
+    changed.then(|| out.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expand_query_splits_joined_values() {
+        assert_eq!(
+            expand_query(
+                "t=a&extrahosts=h1%3A1.2.3.4%0Ah2%3A5.6.7.8&q=false",
+                "extrahosts"
+            )
+            .as_deref(),
+            Some("t=a&extrahosts=h1%3A1.2.3.4&extrahosts=h2%3A5.6.7.8&q=false")
+        );
+        assert_eq!(expand_query("extrahosts=h1%3A1.2.3.4", "extrahosts"), None);
+    }
+
+    #[test]
+    fn base64url_translation_matches_the_url_alphabet() {
+        use base64::Engine;
+        // '?' and '>' at the third byte of a group give sextets 62 and 63.
+        let payload = "{\"password\":\"a?b>c~d??>>\"}";
+        let standard = base64::engine::general_purpose::STANDARD.encode(payload);
+        let url = base64::engine::general_purpose::URL_SAFE.encode(payload);
+        assert!(
+            standard.contains(['+', '/']),
+            "the sample must exercise the bug"
+        );
+        assert_eq!(to_base64url(&standard), url);
+    }
+
+    #[test]
+    fn docker_host_prefers_the_argument() {
+        assert_eq!(
+            docker_host(Some("tcp://1.2.3.4:2375")),
+            "tcp://1.2.3.4:2375"
+        );
+    }
+}

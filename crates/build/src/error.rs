@@ -1,0 +1,146 @@
+//! The one error type of this crate.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while talking to the daemon, building or pulling.
+///
+/// No variant ever carries a password or token: credentials are only ever passed to the
+/// daemon, never formatted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The daemon address is not one we can connect to.
+    #[error(
+        "unsupported Docker host \"{host}\": expected unix://PATH, tcp://HOST:PORT or http://HOST:PORT"
+    )]
+    UnsupportedHost {
+        /// The address as given.
+        host: String,
+    },
+    /// The daemon did not answer (socket missing, connection refused, version negotiation failed).
+    #[error("cannot reach the Docker daemon at {host}: {reason}")]
+    Unreachable {
+        /// The address we tried.
+        host: String,
+        /// Why, in the words of the transport.
+        reason: String,
+    },
+    /// The daemon rejected the build or one of its steps failed.
+    #[error("{}", build_failure_text(.message, .step.as_deref(), .output))]
+    BuildFailed {
+        /// The daemon's message, e.g. `The command '/bin/sh -c exit 3' returned a non-zero code: 3`.
+        message: String,
+        /// The failing step as the daemon printed it, e.g. `Step 2/3 : RUN exit 3`.
+        step: Option<String>,
+        /// The last output lines of the failing step (at most [`crate::FAILURE_OUTPUT_LINES`]).
+        output: Vec<String>,
+        /// The layers the steps before it produced (the reference's `buildFailure` gets them).
+        layers: Vec<String>,
+    },
+    /// The build context producer failed; the build was aborted.
+    #[error("the build context could not be produced: {0}")]
+    Context(#[source] std::io::Error),
+    /// A build or pull took longer than the caller's deadline.
+    #[error("{action} did not finish within {seconds} s")]
+    Timeout {
+        /// What timed out, e.g. `building web:latest`.
+        action: String,
+        /// The deadline.
+        seconds: u64,
+    },
+    /// The registry does not have this image (or tag).
+    #[error("image \"{image}\" was not found in registry {registry}: {message}")]
+    ImageNotFound {
+        /// The image reference.
+        image: String,
+        /// The registry host (`docker.io` for Docker Hub).
+        registry: String,
+        /// The daemon's message.
+        message: String,
+    },
+    /// The registry refused our credentials, or wanted some and got none.
+    #[error(
+        "not authorized to pull \"{image}\" from registry {registry} ({credentials}): {message}"
+    )]
+    Unauthorized {
+        /// The image reference.
+        image: String,
+        /// The registry host (`docker.io` for Docker Hub).
+        registry: String,
+        /// `no credentials were given for it` or `the given credentials were refused`.
+        credentials: &'static str,
+        /// The daemon's message.
+        message: String,
+    },
+    /// A pull failed for another reason.
+    #[error("pulling \"{image}\" failed: {message}")]
+    PullFailed {
+        /// The image reference.
+        image: String,
+        /// The daemon's message.
+        message: String,
+    },
+    /// An image reference that cannot be parsed.
+    #[error("invalid image reference \"{reference}\": {reason}")]
+    InvalidReference {
+        /// The reference as given.
+        reference: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A platform string that is not `os/arch[/variant]`.
+    #[error("invalid platform \"{0}\": expected os/arch[/variant], e.g. linux/arm64")]
+    InvalidPlatform(String),
+    /// A registry secrets file (spec §6.9) that cannot be read, parsed or validated.
+    #[error("Error validating registry secrets file \"{}\":\n{message}", .path.display())]
+    RegistrySecrets {
+        /// The file (or `<inline>` for text given directly).
+        path: PathBuf,
+        /// The validation message, worded as the reference does.
+        message: String,
+    },
+    /// The user's `~/.docker/config.json` cannot be read or parsed.
+    #[error("cannot use Docker config file \"{}\": {message}", .path.display())]
+    DockerConfig {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Any other Docker Engine API failure.
+    #[error("{action}: {source}")]
+    Docker {
+        /// What we were doing, e.g. `inspecting image sha256:…`.
+        action: String,
+        /// The bollard error.
+        #[source]
+        source: bollard::errors::Error,
+    },
+}
+
+fn build_failure_text(message: &str, step: Option<&str>, output: &[String]) -> String {
+    let mut text = match step {
+        Some(step) => format!("build failed at \"{step}\": {message}"),
+        None => format!("build failed: {message}"),
+    };
+    if !output.is_empty() {
+        text.push_str("\nlast output lines:");
+        for line in output {
+            text.push_str("\n  ");
+            text.push_str(line);
+        }
+    }
+    text
+}
+
+impl Error {
+    pub(crate) fn docker(action: impl Into<String>, source: bollard::errors::Error) -> Self {
+        Self::Docker {
+            action: action.into(),
+            source,
+        }
+    }
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,474 @@
+//! Building one context with the classic builder.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::models::BuildInfo;
+use bollard::query_parameters::{BuildImageOptionsBuilder, TagImageOptionsBuilder};
+use futures::StreamExt;
+use indexmap::IndexMap;
+use tokio::sync::mpsc;
+
+use crate::auth::RegistryAuth;
+use crate::connect::REPEATED_VALUE_SEPARATOR;
+use crate::context::{ContextBody, ProducerOutcome};
+use crate::error::{Error, Result};
+use crate::events::{
+    BuildEvent, FromTag, LineBuffer, emit, extract_from_tag, extract_layer, parse_step,
+};
+use crate::pull::classify_pull_error;
+use crate::reference::ImageReference;
+
+/// How many output lines of the failing step a [`Error::BuildFailed`] keeps.
+pub const FAILURE_OUTPUT_LINES: usize = 20;
+
+/// What to build and how. `Default` is a plain classic build of `Dockerfile`.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The Dockerfile's path inside the context (`Dockerfile` when `None`).
+    pub dockerfile: Option<String>,
+    /// Names to tag the result with (`name[:tag]`); the first goes with the build request,
+    /// the others are added after it succeeds.
+    pub tags: Vec<String>,
+    /// `--build-arg`s.
+    pub build_args: IndexMap<String, String>,
+    /// Labels set on the image.
+    pub labels: IndexMap<String, String>,
+    /// The stage to stop at.
+    pub target: Option<String>,
+    /// Do not use the build cache.
+    pub nocache: bool,
+    /// Always pull the `FROM` images, even when present locally.
+    pub pull: bool,
+    /// Images to consider as cache sources.
+    pub cache_from: Vec<String>,
+    /// The platform to build for, e.g. `linux/arm64`.
+    pub platform: Option<String>,
+    /// Extra `/etc/hosts` entries, `host:ip` (a compose-style `host=ip` is converted).
+    /// Several hosts need a client from [`crate::connect`].
+    pub extra_hosts: Vec<String>,
+    /// The network mode of `RUN` steps (`host`, `none`, a network name).
+    pub network_mode: Option<String>,
+    /// Registry credentials for `FROM` images (sent as `X-Registry-Config`).
+    pub registry_auth: RegistryAuth,
+    /// Give up (and fail with [`Error::Timeout`]) after this long; no limit when `None`.
+    pub timeout: Option<Duration>,
+}
+
+/// A successful build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Built {
+    /// The image id, `sha256:…`.
+    pub image_id: String,
+    /// The repository digest, if the image has one (only after a push or for pulled images).
+    pub digest: Option<String>,
+    /// The layer ids from the ` ---> <id>` lines, in order (one per step).
+    pub layers: Vec<String>,
+    /// The base images of the `FROM` steps (stage names excluded).
+    pub from_tags: Vec<FromTag>,
+    /// Every tag the image received.
+    pub tags: Vec<String>,
+}
+
+/// Builds `context` with the classic builder and reports progress on `events`.
+///
+/// The context is streamed; a producer's failure aborts the build with
+/// [`Error::Context`]. A failing step gives [`Error::BuildFailed`] with the daemon's message,
+/// the step and its last output lines; a `FROM` the registry refuses (or lacks) gives
+/// [`Error::Unauthorized`] (or [`Error::ImageNotFound`]) naming the image and registry.
+///
+/// `events` is awaited on (back-pressure): drain its receiver concurrently, or the build
+/// stalls once the channel is full. A dropped receiver is fine. For several
+/// [`BuildOptions::extra_hosts`], `docker` must come from [`crate::connect`].
+pub async fn build_image(
+    docker: &Docker,
+    context: ContextBody,
+    options: &BuildOptions,
+    events: &mpsc::Sender<BuildEvent>,
+) -> Result<Built> {
+    let run = run_build(docker, context, options, events);
+    let built = match options.timeout {
+        Some(limit) => tokio::time::timeout(limit, run)
+            .await
+            .map_err(|_| Error::Timeout {
+                action: format!("building {}", describe_tags(&options.tags)),
+                seconds: limit.as_secs(),
+            })??,
+        None => run.await?,
+    };
+    Ok(built)
+}
+
+fn describe_tags(tags: &[String]) -> String {
+    tags.first()
+        .cloned()
+        .unwrap_or_else(|| "an untagged image".to_owned())
+}
+
+async fn run_build(
+    docker: &Docker,
+    context: ContextBody,
+    options: &BuildOptions,
+    events: &mpsc::Sender<BuildEvent>,
+) -> Result<Built> {
+    let build_args: HashMap<String, String> = options.build_args.clone().into_iter().collect();
+    let labels: HashMap<String, String> = options.labels.clone().into_iter().collect();
+    let extra_hosts = options
+        .extra_hosts
+        .iter()
+        .map(|h| compose_host_to_docker(h))
+        .collect::<Vec<_>>()
+        .join(&REPEATED_VALUE_SEPARATOR.to_string());
+    let mut builder = BuildImageOptionsBuilder::default()
+        .dockerfile(options.dockerfile.as_deref().unwrap_or("Dockerfile"))
+        .nocache(options.nocache)
+        .rm(true)
+        .forcerm(true)
+        .buildargs(&build_args)
+        .labels(&labels)
+        .platform(options.platform.as_deref().unwrap_or_default())
+        .target(options.target.as_deref().unwrap_or_default());
+    if let Some(tag) = options.tags.first() {
+        builder = builder.t(tag);
+    }
+    if options.pull {
+        builder = builder.pull("1");
+    }
+    if !options.cache_from.is_empty() {
+        builder = builder.cachefrom(&options.cache_from);
+    }
+    if !extra_hosts.is_empty() {
+        builder = builder.extrahosts(&extra_hosts);
+    }
+    if let Some(mode) = &options.network_mode {
+        builder = builder.networkmode(mode);
+    }
+    // Even an empty map is sent, as the reference does: it costs nothing and keeps the
+    // daemon's behaviour the same with and without secrets.
+    let credentials = Some(options.registry_auth.as_build_config());
+
+    let (chunks, producer) = context.into_stream();
+    let body = bollard::body_try_stream(chunks);
+    let mut state = BuildState::default();
+    let stream = docker.build_image(builder.build(), credentials, Some(body));
+    futures::pin_mut!(stream);
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(info) => state.handle(info, events).await,
+            Err(error) => {
+                state.flush(events).await;
+                return state.fail(docker, error, &producer, events, options).await;
+            }
+        }
+    }
+    state.flush(events).await;
+    if let Some(e) = producer.take_error() {
+        return Err(Error::Context(e));
+    }
+    state.finish(docker, options).await
+}
+
+/// compose-go writes `host=ip`; the daemon wants `host:ip`. Only the first `=` is a separator.
+fn compose_host_to_docker(entry: &str) -> String {
+    if entry.contains(':') && !entry.contains('=') {
+        return entry.to_owned();
+    }
+    entry.replacen('=', ":", 1)
+}
+
+#[derive(Debug, Default)]
+struct BuildState {
+    lines: LineBuffer,
+    image_id: Option<String>,
+    successfully_built: Option<String>,
+    layers: Vec<String>,
+    from_tags: Vec<FromTag>,
+    aliases: HashSet<String>,
+    current_step: Option<String>,
+    step_output: VecDeque<String>,
+}
+
+impl BuildState {
+    async fn handle(&mut self, info: BuildInfo, events: &mpsc::Sender<BuildEvent>) {
+        if let Some(text) = &info.stream {
+            for line in self.lines.push(text) {
+                self.line(line, events).await;
+            }
+        }
+        if let Some(status) = info.status {
+            let progress = info.progress_detail.unwrap_or_default();
+            let event = BuildEvent::Progress {
+                id: info.id,
+                status,
+                current: progress.current.and_then(|v| u64::try_from(v).ok()),
+                total: progress.total.and_then(|v| u64::try_from(v).ok()),
+            };
+            emit(events, event).await;
+        }
+        if let Some(id) = info.aux.and_then(|aux| aux.id) {
+            self.image_id = Some(id);
+        }
+    }
+
+    async fn flush(&mut self, events: &mpsc::Sender<BuildEvent>) {
+        if let Some(line) = self.lines.finish() {
+            self.line(line, events).await;
+        }
+    }
+
+    async fn line(&mut self, line: String, events: &mpsc::Sender<BuildEvent>) {
+        if let Some((index, total, instruction)) = parse_step(&line) {
+            self.current_step = Some(line.clone());
+            self.step_output.clear();
+            if let Some(from) = extract_from_tag(&line) {
+                self.record_from(from);
+            }
+            emit(
+                events,
+                BuildEvent::Step {
+                    index,
+                    total,
+                    instruction,
+                },
+            )
+            .await;
+            return;
+        }
+        if let Some(id) = line.strip_prefix("Successfully built ") {
+            self.successfully_built = Some(id.trim().to_owned());
+        }
+        let layer = extract_layer(&line);
+        if self.step_output.len() == FAILURE_OUTPUT_LINES {
+            self.step_output.pop_front();
+        }
+        self.step_output.push_back(line.clone());
+        emit(events, BuildEvent::Output { line }).await;
+        if let Some(id) = layer {
+            self.layers.push(id.clone());
+            emit(events, BuildEvent::Layer { id }).await;
+        }
+    }
+
+    /// A `FROM <stage>` is not a base image (a stage named before this line, as the
+    /// reference decides).
+    fn record_from(&mut self, from: FromTag) {
+        let alias = from.alias.clone();
+        if !self.aliases.contains(&from.repo) {
+            self.from_tags.push(from);
+        }
+        if let Some(alias) = alias {
+            self.aliases.insert(alias);
+        }
+    }
+
+    /// The id the daemon announced (`aux.ID`, else `Successfully built`).
+    fn announced_id(&self) -> Option<&str> {
+        self.image_id
+            .as_deref()
+            .or(self.successfully_built.as_deref())
+    }
+
+    async fn fail(
+        self,
+        docker: &Docker,
+        error: bollard::errors::Error,
+        producer: &ProducerOutcome,
+        events: &mpsc::Sender<BuildEvent>,
+        options: &BuildOptions,
+    ) -> Result<Built> {
+        use bollard::errors::Error as B;
+        // A failed upload shows up as a transport error or a daemon complaint about a
+        // truncated tar; the producer's own error is the one that explains it.
+        if let Some(e) = producer.take_error() {
+            return Err(Error::Context(e));
+        }
+        let message = match error {
+            B::DockerStreamError { error } => error,
+            B::DockerResponseServerError { message, .. } => message,
+            // bollard 0.21.1 can end a good stream with a framing error when `}` and `\r\n`
+            // arrive in different reads (upstream #560): trust an id we already saw.
+            B::IOError { .. } | B::JsonDataError { .. } if self.announced_id().is_some() => {
+                return self.finish(docker, options).await;
+            }
+            other => {
+                return Err(Error::docker(
+                    format!("building {}", describe_tags(&options.tags)),
+                    other,
+                ));
+            }
+        };
+        emit(
+            events,
+            BuildEvent::Error {
+                message: message.clone(),
+            },
+        )
+        .await;
+        if let Some(pull_error) = self.base_image_pull_error(&message, options) {
+            return Err(pull_error);
+        }
+        Err(Error::BuildFailed {
+            message,
+            step: self.current_step,
+            output: self.step_output.into(),
+            layers: self.layers,
+        })
+    }
+
+    /// A failing `FROM` step whose message is a registry refusal or a missing image is
+    /// reported like the same failure of a pull, naming the image and registry.
+    fn base_image_pull_error(&self, message: &str, options: &BuildOptions) -> Option<Error> {
+        let step = self.current_step.as_deref()?;
+        let from = extract_from_tag(step)?;
+        let image = match (&from.tag, &from.digest) {
+            (_, Some(digest)) => format!("{}@{digest}", from.repo),
+            (Some(tag), None) => format!("{}:{tag}", from.repo),
+            (None, None) => from.repo.clone(),
+        };
+        let reference = ImageReference::parse(&image).ok()?;
+        let had_credentials = options.registry_auth.for_image(&image).is_some();
+        match classify_pull_error(&reference, &image, message.to_owned(), had_credentials) {
+            e @ (Error::Unauthorized { .. } | Error::ImageNotFound { .. }) => Some(e),
+            _ => None,
+        }
+    }
+
+    async fn finish(self, docker: &Docker, options: &BuildOptions) -> Result<Built> {
+        let announced = self
+            .announced_id()
+            .map(str::to_owned)
+            .or_else(|| self.layers.last().cloned())
+            .ok_or_else(|| Error::BuildFailed {
+                message: "the daemon finished the build without reporting an image id".into(),
+                step: self.current_step.clone(),
+                output: self.step_output.iter().cloned().collect(),
+                layers: Vec::new(),
+            })?;
+        let inspect = docker
+            .inspect_image(&announced)
+            .await
+            .map_err(|e| Error::docker(format!("inspecting built image {announced}"), e))?;
+        let image_id = inspect.id.unwrap_or(announced);
+        for extra in options.tags.iter().skip(1) {
+            tag_image(docker, &image_id, extra).await?;
+        }
+        let digest = inspect
+            .repo_digests
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|d| d.split_once('@').map(|(_, digest)| digest.to_owned()));
+        Ok(Built {
+            image_id,
+            digest,
+            layers: self.layers,
+            from_tags: self.from_tags,
+            tags: options.tags.clone(),
+        })
+    }
+}
+
+/// Tags `image` as `name[:tag]`.
+pub async fn tag_image(docker: &Docker, image: &str, name: &str) -> Result<()> {
+    let reference = ImageReference::parse(name)?;
+    let options = TagImageOptionsBuilder::default()
+        .repo(&reference.name())
+        .tag(reference.tag.as_deref().unwrap_or("latest"))
+        .build();
+    docker
+        .tag_image(image, Some(options))
+        .await
+        .map_err(|e| Error::docker(format!("tagging {image} as {name}"), e))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn compose_extra_hosts_become_docker_ones() {
+        assert_eq!(compose_host_to_docker("db=10.0.0.1"), "db:10.0.0.1");
+        assert_eq!(compose_host_to_docker("db:10.0.0.1"), "db:10.0.0.1");
+        assert_eq!(compose_host_to_docker("v6=::1"), "v6:::1");
+    }
+
+    fn info_stream(text: &str) -> BuildInfo {
+        BuildInfo {
+            stream: Some(text.to_owned()),
+            ..BuildInfo::default()
+        }
+    }
+
+    /// The reference's build_stream.spec: every `stream` string comes out, in order, and
+    /// nothing else does; layers and FROM tags are collected on the way.
+    #[tokio::test]
+    async fn stream_lines_become_ordered_events() {
+        let (tx, mut rx) = mpsc::channel(100);
+        let mut state = BuildState::default();
+        let chunks = [
+            "Step 1/3 : FROM debian:bullseye-slim AS base",
+            "\n",
+            " ---> 2e2f252f3c88\n",
+            "Step 2/3 : FROM base\n ---> 2e2f252f3c88\n",
+            "Step 3/3 : RUN echo hi\n ---> Running in 2730e2762325\nhi\n",
+            "Removing intermediate container 2730e2762325\n ---> 71c5f44586ba\n",
+            "Successfully built 71c5f44586ba\n",
+        ];
+        for chunk in chunks {
+            state.handle(info_stream(chunk), &tx).await;
+        }
+        state
+            .handle(
+                BuildInfo {
+                    status: Some("Downloading".into()),
+                    id: Some("abc".into()),
+                    ..BuildInfo::default()
+                },
+                &tx,
+            )
+            .await;
+        state.flush(&tx).await;
+        drop(tx);
+        let mut got = Vec::new();
+        while let Some(e) = rx.recv().await {
+            got.push(e);
+        }
+        let step = |index, instruction: &str| BuildEvent::Step {
+            index,
+            total: 3,
+            instruction: instruction.into(),
+        };
+        let out = |line: &str| BuildEvent::Output { line: line.into() };
+        let layer = |id: &str| BuildEvent::Layer { id: id.into() };
+        assert_eq!(
+            got,
+            vec![
+                step(1, "FROM debian:bullseye-slim AS base"),
+                out(" ---> 2e2f252f3c88"),
+                layer("2e2f252f3c88"),
+                step(2, "FROM base"),
+                out(" ---> 2e2f252f3c88"),
+                layer("2e2f252f3c88"),
+                step(3, "RUN echo hi"),
+                out(" ---> Running in 2730e2762325"),
+                out("hi"),
+                out("Removing intermediate container 2730e2762325"),
+                out(" ---> 71c5f44586ba"),
+                layer("71c5f44586ba"),
+                out("Successfully built 71c5f44586ba"),
+                BuildEvent::Progress {
+                    id: Some("abc".into()),
+                    status: "Downloading".into(),
+                    current: None,
+                    total: None
+                },
+            ]
+        );
+        assert_eq!(state.layers.len(), 3);
+        assert_eq!(state.from_tags.len(), 1, "FROM base is a stage");
+        assert_eq!(state.from_tags[0].repo, "debian");
+        assert_eq!(state.announced_id(), Some("71c5f44586ba"));
+        assert_eq!(state.step_output.len(), 5);
+    }
+}

@@ -1,0 +1,56 @@
+//! The `build` stage of balena-compose: build one context, or pull one image, through the
+//! Docker Engine API (bollard), with typed progress events and registry credentials.
+//!
+//! * [`connect`] finds and negotiates with the daemon (`--docker-host`, `DOCKER_HOST`, the
+//!   default socket).
+//! * [`build_image`] streams a [`ContextBody`] to the classic builder and reports
+//!   [`BuildEvent`]s, one per complete output line.
+//! * [`pull_image`] pulls with a platform and credentials.
+//! * [`RegistryAuth`] holds credentials from balena registry secrets and the Docker config;
+//!   [`platforms_of`] / [`inspect_manifest`] read a manifest for platform selection.
+//!
+//! Nothing here prints; secrets never appear in `Debug`, errors or events.
+//!
+//! ```
+//! use build::{BuildEvent, RegistryAuth, RegistrySecrets, extract_from_tag};
+//!
+//! let secrets = RegistrySecrets::parse_yaml(
+//!     "127.0.0.1:5001:\n  username: balena\n  password: balena-test-password\n",
+//! )
+//! .unwrap();
+//! let auth = RegistryAuth::from_registry_secrets(&secrets);
+//! let credentials = auth.for_image("127.0.0.1:5001/private/amd64-busybox").unwrap();
+//! assert_eq!(credentials.username.as_deref(), Some("balena"));
+//! assert!(!format!("{auth:?}").contains("balena-test-password"));
+//!
+//! let from = extract_from_tag("Step 1/3 : FROM local/amd64-busybox AS base").unwrap();
+//! assert_eq!((from.repo.as_str(), from.alias.as_deref()), ("local/amd64-busybox", Some("base")));
+//! # let _ = BuildEvent::Output { line: String::new() };
+//! ```
+#![deny(missing_docs)]
+
+mod auth;
+mod connect;
+mod context;
+mod error;
+mod events;
+mod image_build;
+mod platform;
+mod pull;
+mod reference;
+
+pub use auth::{RegistryAuth, RegistryCredential, RegistrySecrets, normalise_registry_key};
+pub use bollard::Docker;
+pub use bollard::auth::DockerCredentials;
+pub use connect::{CONNECT_TIMEOUT, DEFAULT_DOCKER_HOST, REQUEST_TIMEOUT, connect, docker_host};
+pub use context::ContextBody;
+pub use error::{Error, Result};
+pub use events::{BuildEvent, FromTag, extract_from_tag, extract_layer, parse_step};
+pub use image_build::{BuildOptions, Built, FAILURE_OUTPUT_LINES, build_image, tag_image};
+pub use platform::{
+    MEDIATYPE_MANIFEST_LIST_V2, MEDIATYPE_MANIFEST_V1, MEDIATYPE_MANIFEST_V2,
+    MEDIATYPE_OCI_IMAGE_INDEX_V1, ManifestInfo, Platform, PlatformSelection, inspect_manifest,
+    mixed_platform_warning, platforms_of, select_platform_handling,
+};
+pub use pull::{Pulled, pull_image};
+pub use reference::{DOCKER_HUB_ALIASES, DOCKER_HUB_AUTH_KEY, DOCKER_HUB_HOST, ImageReference};

@@ -1,0 +1,86 @@
+//! Helpers shared by the daemon tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::io::{self, Read, Write};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use build::{BuildEvent, ContextBody, Docker};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// The private daemon of `scripts/docker-env`; the suite must be run after
+/// `eval "$(scripts/docker-env up)"`.
+pub fn docker_host() -> String {
+    match std::env::var("DOCKER_HOST") {
+        Ok(host) if !host.is_empty() => host,
+        _ => panic!(
+            "DOCKER_HOST is unset: these tests need the private daemon; \
+             run `eval \"$(scripts/docker-env up)\"` in the same shell first"
+        ),
+    }
+}
+
+pub async fn docker() -> Docker {
+    build::connect(Some(&docker_host())).await.unwrap()
+}
+
+/// A name no other test (or test run) uses.
+pub fn unique(name: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "balena-compose-build-test/{name}-{}-{nanos}",
+        std::process::id()
+    )
+}
+
+/// Writes one regular file into a tar being built.
+pub fn append(
+    out: &mut tar::Builder<&mut dyn Write>,
+    path: &str,
+    size: u64,
+    data: impl Read,
+) -> io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_entry_type(tar::EntryType::Regular);
+    out.append_data(&mut header, path, data)
+}
+
+/// A context with these small files, produced on a blocking thread.
+pub fn context(files: &[(&str, &str)]) -> ContextBody {
+    let files: Vec<(String, String)> = files
+        .iter()
+        .map(|(p, c)| ((*p).to_owned(), (*c).to_owned()))
+        .collect();
+    ContextBody::from_producer(move |w| {
+        let mut out = tar::Builder::new(w);
+        for (path, content) in &files {
+            append(&mut out, path, content.len() as u64, content.as_bytes())?;
+        }
+        out.finish()
+    })
+}
+
+/// An events channel whose receiver collects everything until the sender is dropped.
+pub fn collector() -> (mpsc::Sender<BuildEvent>, JoinHandle<Vec<BuildEvent>>) {
+    let (tx, mut rx) = mpsc::channel(64);
+    let handle = tokio::spawn(async move {
+        let mut all = Vec::new();
+        while let Some(e) = rx.recv().await {
+            all.push(e);
+        }
+        all
+    });
+    (tx, handle)
+}
+
+pub async fn remove_image(docker: &Docker, name: &str) {
+    let options = bollard::query_parameters::RemoveImageOptionsBuilder::default()
+        .force(true)
+        .build();
+    let _ = docker.remove_image(name, Some(options), None).await;
+}

@@ -1,0 +1,189 @@
+//! `balena-compose build`: every service of a project built or pulled on a Docker daemon.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bollard::Docker;
+use resolve::Arch;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::progress::{OutputMode, Renderer};
+use super::project::{self, ProjectArgs, TargetArgs};
+
+/// Build every service of a compose project on a Docker daemon.
+///
+/// Services with a `build` are built from their context (with the Dockerfile chosen for the
+/// target architecture and device type); services with only an `image` are pulled. Services
+/// build concurrently; one failing does not stop the others unless --fail-fast. Images are
+/// named `<project>_<service>[:<tag>]`, and a service's own `image:` name is added.
+///
+/// Output: one line per service on a terminal, `[service] …` lines otherwise, or with
+/// --json one JSON object per line (see the README for the schema). The exit status is 0
+/// only when every service succeeded.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  balena-compose build\n  balena-compose build ./myproject --arch aarch64 --emulated\n  balena-compose build --json --jobs 2 --registry-secrets secrets.yml")]
+pub struct Args {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    #[command(flatten)]
+    pub build: BuildArgs,
+}
+
+/// The flags of a build, shared with `deploy`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BuildArgs {
+    /// The target architecture: amd64, aarch64, armv7hf, i386 or rpi. Default: the Docker
+    /// daemon's.
+    #[arg(short = 'A', long, value_name = "ARCH", value_parser = project::parse_arch)]
+    pub arch: Option<Arch>,
+
+    /// The tag of the built images: `<project>_<service>:<tag>`.
+    #[arg(short = 't', long, value_name = "TAG")]
+    pub tag: Option<String>,
+
+    /// Do not use the build cache.
+    #[arg(long)]
+    pub nocache: bool,
+
+    /// Always pull the `FROM` images, even when present locally.
+    #[arg(long)]
+    pub pull: bool,
+
+    /// An image to use as a cache source; repeatable.
+    #[arg(long = "cache-from", value_name = "IMAGE")]
+    pub cache_from: Vec<String>,
+
+    /// Private registry credentials: a YAML or JSON file mapping registry hosts to
+    /// `{username, password}` (the balena CLI's format). Used with the project's
+    /// `.balena/registry-secrets.*` and ~/.docker/config.json for every pull and `FROM`.
+    #[arg(short = 'R', long, value_name = "FILE")]
+    pub registry_secrets: Option<PathBuf>,
+
+    /// At most this many services build or pull at once.
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: u16,
+
+    /// Stop every other service as soon as one fails.
+    #[arg(long)]
+    pub fail_fast: bool,
+
+    /// The Docker daemon: unix:///path/to/docker.sock or tcp://host:port. Default:
+    /// $DOCKER_HOST, else unix:///var/run/docker.sock.
+    #[arg(long, value_name = "URL")]
+    pub docker_host: Option<String>,
+
+    /// Give up on a service whose build or pull takes longer than this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+
+    /// Print one JSON object per line on stdout (events, then a summary) and nothing else.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What a finished build leaves: the plan and each service's outcome.
+#[derive(Debug)]
+pub struct Finished {
+    /// The plan that was run.
+    pub plan: multibuild::Plan,
+    /// One outcome per service, in plan order.
+    pub outcomes: Vec<multibuild::ServiceOutcome>,
+}
+
+/// Connects to the daemon the flags name.
+pub async fn connect(args: &BuildArgs) -> anyhow::Result<Docker> {
+    Ok(build::connect(args.docker_host.as_deref()).await?)
+}
+
+/// The daemon's architecture.
+pub async fn daemon_arch(docker: &Docker) -> anyhow::Result<Arch> {
+    let version = docker
+        .version()
+        .await
+        .context("asking the Docker daemon for its version")?;
+    let arch = version.arch.unwrap_or_default();
+    Arch::from_docker(&arch)
+        .with_context(|| format!("the Docker daemon's architecture \"{arch}\" is not one balena knows"))
+}
+
+/// Plans and builds; shared with `deploy`. `arch`/`device_type` override the flags (deploy
+/// takes them from the fleet).
+pub async fn build_project(
+    docker: &Docker,
+    project_args: &ProjectArgs,
+    target: &TargetArgs,
+    args: &BuildArgs,
+    arch: Option<Arch>,
+    template_vars: BTreeMap<String, String>,
+    renderer: &mut Renderer,
+) -> anyhow::Result<Finished> {
+    let host = daemon_arch(docker).await?;
+    let arch = arch.or(args.arch).unwrap_or(host);
+    let emulation = project::emulation(arch, host, target, true)?;
+    let plan = project::plan(project_args, target, arch, emulation, args.tag.clone(), template_vars)?;
+
+    let mut registry_auth = build::RegistryAuth::from_default_docker_config()?;
+    if let Some(file) = &args.registry_secrets {
+        let secrets = build::RegistrySecrets::from_file(file)?;
+        registry_auth.merge(&build::RegistryAuth::from_registry_secrets(&secrets));
+    }
+    let cancel = CancellationToken::new();
+    let options = multibuild::RunOptions {
+        jobs: usize::from(args.jobs),
+        fail_fast: args.fail_fast,
+        nocache: args.nocache,
+        pull: args.pull,
+        cache_from: args.cache_from.clone(),
+        registry_auth,
+        host_arch: host,
+        timeout: args.timeout.map(Duration::from_secs),
+        cancel: cancel.clone(),
+    };
+    renderer.begin(&plan);
+    let (tx, mut rx) = mpsc::channel(1024);
+    let run = multibuild::run(docker, &plan, &options, tx);
+    let render = async {
+        while let Some(event) = rx.recv().await {
+            renderer.event(&event);
+        }
+    };
+    // Ctrl-C cancels every task; the run then ends on its own with each service's outcome.
+    let watcher = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            cancel.cancel();
+        }
+    });
+    let (outcomes, ()) = tokio::join!(run, render);
+    watcher.abort();
+    Ok(Finished { plan, outcomes })
+}
+
+/// Runs the command.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut renderer = Renderer::new(OutputMode::detect(args.build.json));
+    let docker = connect(&args.build).await?;
+    let finished = build_project(
+        &docker,
+        &args.project,
+        &args.target,
+        &args.build,
+        None,
+        BTreeMap::from([("BALENA_RELEASE_HASH".to_owned(), "unavailable".to_owned())]),
+        &mut renderer,
+    )
+    .await?;
+    renderer.summary(&finished.outcomes, None);
+    Ok(if finished.outcomes.iter().all(multibuild::ServiceOutcome::ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,370 @@
+//! How a build's events reach a person or a program: one live line per service on a
+//! terminal, `[service] …` lines otherwise, or one JSON object per line with `--json`.
+//!
+//! The JSON schema (one object per line on stdout, nothing else there):
+//!
+//! | `event` | other fields |
+//! |---|---|
+//! | `start` | `service`, `action` (`build`/`pull`), `resolver`, `dockerfile`, `emulated` (builds), `image` (pulls) |
+//! | `step` | `service`, `index`, `total`, `instruction` |
+//! | `log` | `service`, `line` |
+//! | `pull` | `service`, `id`, `status`, `current`, `total` |
+//! | `warning` | `service`, `message` |
+//! | `done` | `service`, `ok`, `image`, `id`, `size`, `seconds` |
+//! | `error` | `service`, `message` |
+//! | `summary` | `services`: `[{service, image, id, ok, error?}]` (and `release` for deploys), last |
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use multibuild::{Action, Event, ServiceOutcome};
+use serde_json::{Value, json};
+
+/// Where output goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputMode {
+    /// JSON lines on stdout.
+    Json,
+    /// `[service] …` lines.
+    Plain,
+    /// Live lines on a terminal.
+    Terminal,
+}
+
+impl OutputMode {
+    /// `--json`, else a terminal when stderr is one, else plain lines.
+    pub fn detect(json: bool) -> Self {
+        if json {
+            OutputMode::Json
+        } else if std::io::stderr().is_terminal() {
+            OutputMode::Terminal
+        } else {
+            OutputMode::Plain
+        }
+    }
+}
+
+/// Renders events as they come, then a summary.
+#[derive(Debug)]
+pub struct Renderer {
+    mode: OutputMode,
+    bars: Option<MultiProgress>,
+    lines: HashMap<String, ProgressBar>,
+    width: usize,
+}
+
+impl Renderer {
+    /// A renderer for `mode`.
+    pub fn new(mode: OutputMode) -> Self {
+        let bars = (mode == OutputMode::Terminal)
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        Renderer {
+            mode,
+            bars,
+            lines: HashMap::new(),
+            width: 0,
+        }
+    }
+
+    /// Whether output is JSON.
+    pub fn json(&self) -> bool {
+        self.mode == OutputMode::Json
+    }
+
+    /// A line of information (to stderr, or a JSON `info` event).
+    pub fn info(&self, message: &str) {
+        match self.mode {
+            OutputMode::Json => println!("{}", json!({"event": "info", "message": message})),
+            _ => self.println(message),
+        }
+    }
+
+    fn println(&self, line: &str) {
+        match &self.bars {
+            Some(bars) => {
+                let _ = bars.println(line);
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+
+    /// Called once the plan is known.
+    pub fn begin(&mut self, plan: &multibuild::Plan) {
+        self.width = plan.tasks.iter().map(|t| t.service.len()).max().unwrap_or(0);
+        if self.mode != OutputMode::Json {
+            self.println(&format!(
+                "Building {} for {}/{}",
+                plan.project_name, plan.arch, plan.device_type
+            ));
+        }
+        if let Some(bars) = &self.bars {
+            let style = ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
+            for task in &plan.tasks {
+                let bar = bars.add(ProgressBar::new_spinner());
+                bar.set_style(style.clone());
+                bar.set_prefix(format!("{:width$}", task.service, width = self.width));
+                bar.set_message("waiting");
+                bar.enable_steady_tick(Duration::from_millis(120));
+                self.lines.insert(task.service.clone(), bar);
+            }
+        }
+    }
+
+    /// One event.
+    pub fn event(&mut self, event: &Event) {
+        match self.mode {
+            OutputMode::Json => {
+                if let Some(value) = event_json(event) {
+                    println!("{value}");
+                }
+            }
+            OutputMode::Plain => {
+                if let Some((service, text)) = event_text(event) {
+                    eprintln!("[{service}] {text}");
+                }
+            }
+            OutputMode::Terminal => self.terminal(event),
+        }
+    }
+
+    fn terminal(&mut self, event: &Event) {
+        if let Event::Warning { service, message } = event {
+            self.println(&format!("warning: {service}: {message}"));
+            return;
+        }
+        let Some((service, text)) = event_text(event) else {
+            return;
+        };
+        let Some(bar) = self.lines.get(service) else {
+            return;
+        };
+        match event {
+            Event::Done(outcome) => {
+                bar.finish_with_message(match &outcome.error {
+                    None => format!("done in {}", seconds(outcome.duration)),
+                    Some(e) => format!("FAILED: {}", first_line(e)),
+                });
+            }
+            _ => bar.set_message(text),
+        }
+    }
+
+    /// The last word: a table for people, a `summary` event for programs.
+    pub fn summary(&mut self, outcomes: &[ServiceOutcome], release: Option<Value>) {
+        if let Some(bars) = self.bars.take() {
+            for bar in self.lines.values() {
+                bar.finish();
+            }
+            let _ = bars.clear();
+        }
+        if self.mode == OutputMode::Json {
+            let services: Vec<Value> = outcomes
+                .iter()
+                .map(|o| {
+                    let mut v = json!({
+                        "service": o.service,
+                        "image": o.image,
+                        "id": o.image_id,
+                        "ok": o.ok(),
+                    });
+                    if let Some(e) = &o.error {
+                        v["error"] = json!(e);
+                    }
+                    v
+                })
+                .collect();
+            let mut summary = json!({"event": "summary", "services": services});
+            if let Some(release) = release {
+                summary["release"] = release;
+            }
+            println!("{summary}");
+            return;
+        }
+        let width = outcomes.iter().map(|o| o.service.len()).max().unwrap_or(7).max(7);
+        let image_width = outcomes
+            .iter()
+            .map(|o| o.image.as_deref().map_or(1, str::len))
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        println!(
+            "{:width$}  {:image_width$}  {:12}  {:>9}  {:>7}  STATUS",
+            "SERVICE", "IMAGE", "ID", "SIZE", "TIME"
+        );
+        for o in outcomes {
+            let id = o
+                .image_id
+                .as_deref()
+                .map(|id| id.trim_start_matches("sha256:").chars().take(12).collect())
+                .unwrap_or_else(|| "-".to_owned());
+            println!(
+                "{:width$}  {:image_width$}  {:12}  {:>9}  {:>7}  {}",
+                o.service,
+                o.image.as_deref().unwrap_or("-"),
+                id,
+                o.size.map_or_else(|| "-".to_owned(), human_size),
+                seconds(o.duration),
+                if o.ok() { "ok" } else { "FAILED" },
+            );
+        }
+        let failed: Vec<&ServiceOutcome> = outcomes.iter().filter(|o| !o.ok()).collect();
+        for o in &failed {
+            eprintln!("\nerror: service \"{}\" failed:", o.service);
+            for line in o.error.as_deref().unwrap_or("").lines() {
+                eprintln!("  {line}");
+            }
+        }
+        if failed.is_empty() {
+            eprintln!("\nBuilt {} in {}", services(outcomes.len()), total(outcomes));
+        } else {
+            eprintln!("\n{} of {} failed", services(failed.len()), outcomes.len());
+        }
+    }
+}
+
+fn services(n: usize) -> String {
+    if n == 1 {
+        "1 service".to_owned()
+    } else {
+        format!("{n} services")
+    }
+}
+
+fn total(outcomes: &[ServiceOutcome]) -> String {
+    seconds(outcomes.iter().map(|o| o.duration).max().unwrap_or_default())
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+/// Bytes as people read them (`1.2 MB`).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// The service and a one-line text of an event, for people.
+fn event_text(event: &Event) -> Option<(&str, String)> {
+    Some(match event {
+        Event::Start { service, action } => (
+            service,
+            match action {
+                Action::Pull { image } => format!("pulling {image}"),
+                Action::Build {
+                    resolver,
+                    dockerfile,
+                    emulated,
+                } => format!(
+                    "building with {dockerfile} ({resolver}{})",
+                    if *emulated { ", emulated" } else { "" }
+                ),
+            },
+        ),
+        Event::Progress { service, event } => (
+            service,
+            match event {
+                build::BuildEvent::Step {
+                    index,
+                    total,
+                    instruction,
+                } => format!("Step {index}/{total} : {instruction}"),
+                build::BuildEvent::Output { line } => line.clone(),
+                build::BuildEvent::Progress { id, status, .. } => match id {
+                    Some(id) => format!("{id}: {status}"),
+                    None => status.clone(),
+                },
+                build::BuildEvent::Error { message } => format!("error: {message}"),
+                _ => return None,
+            },
+        ),
+        Event::Warning { service, message } => (service, format!("warning: {message}")),
+        Event::Done(outcome) => (
+            &outcome.service,
+            match &outcome.error {
+                None => format!(
+                    "done: {} ({}) in {}",
+                    outcome.image.as_deref().unwrap_or("-"),
+                    outcome.size.map_or_else(|| "-".to_owned(), human_size),
+                    seconds(outcome.duration)
+                ),
+                Some(e) => format!("FAILED: {e}"),
+            },
+        ),
+    })
+}
+
+/// An event as the JSON schema above.
+fn event_json(event: &Event) -> Option<Value> {
+    Some(match event {
+        Event::Start { service, action } => match action {
+            Action::Pull { image } => {
+                json!({"event": "start", "service": service, "action": "pull", "image": image})
+            }
+            Action::Build {
+                resolver,
+                dockerfile,
+                emulated,
+            } => json!({"event": "start", "service": service, "action": "build",
+                        "resolver": resolver, "dockerfile": dockerfile, "emulated": emulated}),
+        },
+        Event::Progress { service, event } => match event {
+            build::BuildEvent::Step {
+                index,
+                total,
+                instruction,
+            } => json!({"event": "step", "service": service, "index": index, "total": total,
+                        "instruction": instruction}),
+            build::BuildEvent::Output { line } => {
+                json!({"event": "log", "service": service, "line": line})
+            }
+            build::BuildEvent::Progress {
+                id,
+                status,
+                current,
+                total,
+            } => json!({"event": "pull", "service": service, "id": id, "status": status,
+                        "current": current, "total": total}),
+            _ => return None,
+        },
+        Event::Warning { service, message } => {
+            json!({"event": "warning", "service": service, "message": message})
+        }
+        Event::Done(o) => match &o.error {
+            None => json!({"event": "done", "service": o.service, "ok": true, "image": o.image,
+                           "id": o.image_id, "size": o.size,
+                           "seconds": o.duration.as_secs_f64()}),
+            Some(e) => json!({"event": "error", "service": o.service, "message": e}),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_the_balena_cli() {
+        assert_eq!(human_size(999), "999 B");
+        assert_eq!(human_size(1_140_000), "1.1 MB");
+        assert_eq!(human_size(2_500_000_000), "2.5 GB");
+    }
+}

@@ -1,0 +1,152 @@
+//! The crate's one error type.
+
+use std::io;
+
+/// Everything that can go wrong while indexing a project or writing a context.
+///
+/// Every variant names the thing it is about: the tar entry, the file, the line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A `.dockerignore` line that moby would reject too.
+    #[error("{file} line {line}: {message}")]
+    Ignore {
+        /// The ignore file, project-relative (or a caller-supplied label).
+        file: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with the pattern.
+        message: String,
+    },
+    /// An entry path that is absolute or climbs out of the project root with `..`.
+    #[error("tar entry \"{path}\": path escapes the project root")]
+    PathEscapes {
+        /// The path as it appears in the archive.
+        path: String,
+    },
+    /// An entry path that is not UTF-8 (build context paths are strings).
+    #[error("tar entry \"{path}\": path is not valid UTF-8")]
+    NonUtf8Path {
+        /// The path, lossily decoded.
+        path: String,
+    },
+    /// A symlink or hard link whose target lies outside the project or the build context.
+    #[error("tar entry \"{path}\": {kind} target \"{target}\" points outside {scope}")]
+    LinkEscapes {
+        /// The link's path.
+        path: String,
+        /// `symlink` or `hard link`.
+        kind: &'static str,
+        /// The link target as stored.
+        target: String,
+        /// `the project` or `the build context "<dir>"`.
+        scope: String,
+    },
+    /// A hard link whose target is not a regular file that precedes it.
+    #[error(
+        "tar entry \"{path}\": hard link target \"{target}\" is not a regular file in the project"
+    )]
+    BadHardLink {
+        /// The link's path.
+        path: String,
+        /// The link target.
+        target: String,
+    },
+    /// An entry below a symlink or a non-directory (`a -> /etc` then `a/passwd`).
+    #[error("tar entry \"{path}\": its parent \"{parent}\" is a {parent_kind}, not a directory")]
+    BadParent {
+        /// The entry's path.
+        path: String,
+        /// The offending ancestor.
+        parent: String,
+        /// What the ancestor is (`symlink`, `file`, `hard link`).
+        parent_kind: &'static str,
+    },
+    /// An entry whose declared data runs past the end of the archive.
+    #[error(
+        "tar entry \"{path}\": declares {size} bytes of data but the archive ends at byte {archive_len}"
+    )]
+    Truncated {
+        /// The entry's path.
+        path: String,
+        /// The declared (effective, PAX-aware) size.
+        size: u64,
+        /// The archive's length.
+        archive_len: u64,
+    },
+    /// GNU sparse entries cannot be copied as a byte range.
+    #[error("tar entry \"{path}\": sparse files are not supported")]
+    Sparse {
+        /// The entry's path.
+        path: String,
+    },
+    /// The archive itself is malformed (bad checksum, truncated header, bad number field…).
+    #[error("malformed tar archive ({position}): {source}")]
+    Tar {
+        /// `at the first entry` or `after entry "<path>"`.
+        position: String,
+        /// The parser's error.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading a file or the archive failed.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// What was being read.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// Writing a context tar failed.
+    #[error("writing the tar of build context \"{context}\": {source}")]
+    Write {
+        /// The context directory.
+        context: String,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// Both `.balena/` and `.resin/` are present.
+    #[error("the project has both a .balena/ and a .resin/ metadata directory; keep only one")]
+    MultipleMetadataDirectories,
+    /// More than one of `balena.yml`, `balena.yaml`, … is present.
+    #[error("more than one build metadata file in {dir}/: {first} and {second}")]
+    MultipleConfigFiles {
+        /// `.balena` or `.resin`.
+        dir: String,
+        /// The first name found (in the reference's search order).
+        first: String,
+        /// The second name found.
+        second: String,
+    },
+    /// A file too large for [`crate::Project::read_file`].
+    #[error("{path}: {size} bytes is too large to read into memory (limit {limit})")]
+    FileTooLarge {
+        /// The file.
+        path: String,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A build context directory that is absolute, escapes the project, or does not exist.
+    #[error("build context \"{dir}\": {reason}")]
+    InvalidContext {
+        /// The context as given.
+        dir: String,
+        /// Why it is rejected.
+        reason: &'static str,
+    },
+    /// An [`crate::Override`] with an unusable path.
+    #[error("override \"{path}\": {reason}")]
+    InvalidOverride {
+        /// The override's path.
+        path: String,
+        /// Why it is rejected.
+        reason: &'static str,
+    },
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,68 @@
+#![deny(missing_docs)]
+//! A compose project — a directory, a `.tar` file, or a tar stream — indexed once and cut
+//! into per-service build contexts that are streamed as tars, never held in memory.
+//!
+//! * [`Project`] indexes every entry in one pass: normalised path, type, mode, owner,
+//!   mtime, link target, and where its bytes are (an offset into the tar or its spool, or
+//!   a file of the directory). Absolute or `..` paths, hard links leaving the project,
+//!   entries below a symlink or a file, and truncated or corrupt archives (including a
+//!   declared size past the end) are errors naming the entry; devices and fifos are
+//!   skipped with a [`Warning`]; a repeated path keeps its last occurrence. Symlinks are
+//!   never followed, not even in a directory; a symlink or hard link that leaves the
+//!   *context* it is sent in is an error when that context is cut. The `.balena/` (or
+//!   `.resin/`) directory is kept out of the index (except `qemu-execve`, which the
+//!   reference leaves in the context) and offered through [`Project::metadata`] and
+//!   [`Project::balena_config`].
+//! * [`Project::context`] selects one service's files, applying `.dockerignore` files
+//!   with moby's semantics ([`dockerignore`]); [`Context::write_tar`] streams them, with
+//!   [`Override`]s for the resolved Dockerfile or a qemu binary.
+//!
+//! ```
+//! use context::{Override, Project};
+//!
+//! // A small project tar: two services, a root .dockerignore, balena metadata.
+//! let mut builder = tar::Builder::new(Vec::new());
+//! for (path, data) in [
+//!     (".dockerignore", &b"**/*.log\n"[..]),
+//!     (".balena/balena.yml", b"build-variables: {}\n"),
+//!     ("api/Dockerfile.template", b"FROM %%BALENA_ARCH%%-node\n"),
+//!     ("api/server.js", b"listen()\n"),
+//!     ("api/debug.log", b"noise\n"),
+//!     ("web/Dockerfile", b"FROM nginx\n"),
+//! ] {
+//!     let mut header = tar::Header::new_gnu();
+//!     header.set_size(data.len() as u64);
+//!     header.set_mode(0o644);
+//!     header.set_cksum();
+//!     builder.append_data(&mut header, path, data).unwrap();
+//! }
+//! let project = Project::from_reader(&builder.into_inner().unwrap()[..]).unwrap();
+//! assert_eq!(project.balena_config().unwrap().unwrap().name, "balena.yml");
+//!
+//! let api = project.context("api").unwrap();
+//! let names: Vec<&str> = api.files().map(|f| f.path).collect();
+//! assert_eq!(names, ["Dockerfile.template", "server.js"]);
+//!
+//! let mut tar_bytes = Vec::new();
+//! api.write_tar(&[Override::file("Dockerfile", "FROM amd64-node\n")], &mut tar_bytes).unwrap();
+//! let mut written = tar::Archive::new(&tar_bytes[..]);
+//! let paths: Vec<String> = written
+//!     .entries()
+//!     .unwrap()
+//!     .map(|e| e.unwrap().path().unwrap().display().to_string())
+//!     .collect();
+//! assert_eq!(paths, ["Dockerfile", "Dockerfile.template", "server.js"]);
+//! ```
+
+mod context;
+mod copy;
+pub mod dockerignore;
+mod error;
+mod path;
+mod project;
+
+pub use context::{Context, ContextFile, ContextOptions, IgnoreMode, Override};
+pub use error::{Error, Result};
+pub use project::{
+    CONFIG_FILE_NAMES, ConfigFile, Entry, EntryKind, MAX_READ_SIZE, Metadata, Project, Warning,
+};

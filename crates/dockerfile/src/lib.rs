@@ -1,0 +1,203 @@
+//! The `dockerfile` stage of balena-compose: render `%%VARIABLE%%` Dockerfile templates.
+//!
+//! The rules are those of balena's reference toolkit (`@balena/compose` `dockerfile.process`):
+//!
+//! * the template is split on `'\n'` only (a `'\r'` stays at the end of its line) and rejoined
+//!   with `'\n'`;
+//! * a line whose **first** character is `#` is copied verbatim (leading whitespace before the
+//!   `#` makes it an ordinary line);
+//! * on every other line, `%%NAME%%` is replaced by the variable's value, where `NAME` is an
+//!   uppercase ASCII letter followed by one or more uppercase letters or underscores
+//!   (`%%A%%`, `%%VAR1%%` and `%%lower%%` are left as they are);
+//! * substitution is a single pass (a value holding `%%X%%` is not expanded again);
+//! * a name the variables do not define is an error naming it and its 1-based line.
+//!
+//! ```
+//! use std::collections::HashMap;
+//!
+//! let vars = HashMap::from([
+//!     ("BALENA_ARCH".to_owned(), "aarch64".to_owned()),
+//!     ("TAG".to_owned(), "latest".to_owned()),
+//! ]);
+//! let out = dockerfile::process("# %%KEPT%%\nFROM local/%%BALENA_ARCH%%-busybox:%%TAG%%\n", &vars)?;
+//! assert_eq!(out, "# %%KEPT%%\nFROM local/aarch64-busybox:latest\n");
+//!
+//! let err = dockerfile::process("FROM x\nRUN echo %%MISSING%%", &vars).unwrap_err();
+//! assert_eq!(err.to_string(), "MISSING is not defined (template line 2)");
+//! # Ok::<(), dockerfile::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
+
+/// Why a template could not be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The template uses `%%NAME%%` but no variable `NAME` was given. The message starts with
+    /// the reference's own text (`"<NAME> is not defined"`).
+    #[error("{name} is not defined (template line {line})")]
+    UndefinedVariable {
+        /// The variable name, without the `%%`.
+        name: String,
+        /// The 1-based line of the template it is used on.
+        line: usize,
+    },
+}
+
+/// Something that can answer "what is the value of template variable `name`?".
+///
+/// Implemented for the usual string maps; implement it yourself to layer several sources
+/// (for instance caller-supplied variables over the `BALENA_*` ones) without building a map.
+pub trait Variables {
+    /// The value of `name`, or `None` if it is not defined.
+    fn get(&self, name: &str) -> Option<&str>;
+}
+
+impl<S: BuildHasher> Variables for HashMap<String, String, S> {
+    fn get(&self, name: &str) -> Option<&str> {
+        HashMap::get(self, name).map(String::as_str)
+    }
+}
+
+impl<S: BuildHasher> Variables for HashMap<&str, &str, S> {
+    fn get(&self, name: &str) -> Option<&str> {
+        HashMap::get(self, name).copied()
+    }
+}
+
+impl Variables for BTreeMap<String, String> {
+    fn get(&self, name: &str) -> Option<&str> {
+        BTreeMap::get(self, name).map(String::as_str)
+    }
+}
+
+impl Variables for BTreeMap<&str, &str> {
+    fn get(&self, name: &str) -> Option<&str> {
+        BTreeMap::get(self, name).copied()
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> Variables for [(K, V)] {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.iter()
+            .find(|(k, _)| k.as_ref() == name)
+            .map(|(_, v)| v.as_ref())
+    }
+}
+
+impl<T: Variables + ?Sized> Variables for &T {
+    fn get(&self, name: &str) -> Option<&str> {
+        (**self).get(name)
+    }
+}
+
+/// Render `template`, replacing every `%%NAME%%` outside column-0 `#` lines with its value
+/// from `variables`. See the crate documentation for the exact rules.
+pub fn process<V: Variables + ?Sized>(template: &str, variables: &V) -> Result<String, Error> {
+    let mut out = String::with_capacity(template.len() + template.len() / 8);
+    for (index, line) in template.split('\n').enumerate() {
+        if index > 0 {
+            out.push('\n');
+        }
+        if line.starts_with('#') {
+            out.push_str(line);
+        } else {
+            render_line(line, index + 1, variables, &mut out)?;
+        }
+    }
+    Ok(out)
+}
+
+/// Append `line` to `out` with its `%%NAME%%` tokens replaced.
+fn render_line<V: Variables + ?Sized>(
+    line: &str,
+    line_number: usize,
+    variables: &V,
+    out: &mut String,
+) -> Result<(), Error> {
+    let bytes = line.as_bytes();
+    // `copied` is where the not-yet-copied part of the line starts; `at` is where the search
+    // for the next `%%` resumes. They differ after a `%%` that did not open a token.
+    let mut copied = 0;
+    let mut at = 0;
+    while let Some(open) = find_double_percent(line, at) {
+        match token_name_end(bytes, open + 2) {
+            Some(name_end) => {
+                let name = &line[open + 2..name_end];
+                let value = variables.get(name).ok_or_else(|| Error::UndefinedVariable {
+                    name: name.to_owned(),
+                    line: line_number,
+                })?;
+                out.push_str(&line[copied..open]);
+                out.push_str(value);
+                copied = name_end + 2;
+                at = copied;
+            }
+            // Like the reference's regex, a failed match at `open` is retried one byte later,
+            // so `%%%AA%%%` still finds `%%AA%%`.
+            None => at = open + 1,
+        }
+    }
+    out.push_str(&line[copied..]);
+    Ok(())
+}
+
+/// The offset of the first `%%` in `line` at or after `from`. Searching for a `char` uses
+/// `memchr`, which keeps lines without `%` nearly free.
+fn find_double_percent(line: &str, mut from: usize) -> Option<usize> {
+    loop {
+        let at = from + line.get(from..)?.find('%')?;
+        if line.as_bytes().get(at + 1) == Some(&b'%') {
+            return Some(at);
+        }
+        from = at + 2;
+    }
+}
+
+/// If `bytes[start..]` is `[A-Z][A-Z_]+%%`, the offset of that closing `%%`.
+fn token_name_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let first = *bytes.get(start)?;
+    if !first.is_ascii_uppercase() {
+        return None;
+    }
+    let rest = bytes.get(start + 1..)?;
+    let run = rest
+        .iter()
+        .take_while(|b| b.is_ascii_uppercase() || **b == b'_')
+        .count();
+    let end = start + 1 + run;
+    (run >= 1 && bytes.get(end..end + 2) == Some(b"%%")).then_some(end)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn token_boundaries() {
+        assert_eq!(token_name_end(b"%%AB%%", 2), Some(4));
+        assert_eq!(token_name_end(b"%%A%%", 2), None);
+        assert_eq!(token_name_end(b"%%A_%%", 2), Some(4));
+        assert_eq!(token_name_end(b"%%AB%", 2), None);
+        assert_eq!(token_name_end(b"%%_A%%", 2), None);
+        assert_eq!(token_name_end(b"%%", 2), None);
+    }
+
+    #[test]
+    fn slice_of_pairs_and_btreemap_are_variables() {
+        let pairs = [("AA", "1")];
+        assert_eq!(process("%%AA%%", &pairs[..]).unwrap(), "1");
+        let map = BTreeMap::from([("AA", "2")]);
+        assert_eq!(process("%%AA%%", &map).unwrap(), "2");
+        assert_eq!(process("%%AA%%", &vars(&[("AA", "3")])).unwrap(), "3");
+    }
+}

@@ -1,0 +1,214 @@
+//! The Dockerfile rewrite that runs every `RUN` under qemu (spec §4.1, corrected).
+
+use crate::lexer::{self, Heredoc, Instruction};
+use crate::{Error, TransposeOptions};
+
+/// Docker's default shell for shell-form instructions.
+const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
+
+/// Rewrite `dockerfile` so that every `RUN` (also under `ONBUILD`) starts the in-image qemu,
+/// and every stage gets the qemu binary copied in right after its `FROM`.
+///
+/// Only the `RUN` instructions change and one `COPY` line is inserted after each `FROM`; every
+/// other byte (parser directives, comments, blank lines, other instructions with all their
+/// flags) is kept. A rewritten `RUN` keeps its keyword and `--flag`s and becomes the exec form
+/// `RUN [flags] ["<qemu>",("-execve",)…]` followed by:
+/// * for an exec-form `RUN ["a","b"]`: exactly that argv (`a` must then be a path: qemu does
+///   not search `PATH`);
+/// * for a shell-form `RUN cmd`: the stage's `SHELL` (default `/bin/sh -c`) and `cmd`;
+/// * for a heredoc `RUN <<EOF`: the stage's shell and the script BuildKit would have run, so
+///   the result also works on the classic builder, which has no heredocs.
+///
+/// ```
+/// use emulate::{TransposeOptions, transpose};
+/// use resolve::Arch;
+///
+/// let opts = TransposeOptions::new(Arch::Aarch64);
+/// let out = transpose("FROM alpine\nRUN [\"/bin/echo\", \"é\"]\n", &opts)?;
+/// assert_eq!(
+///     out,
+///     "FROM alpine\n\
+///      COPY [\".balena/qemu-aarch64-static\",\"/usr/bin/qemu-aarch64-static\"]\n\
+///      RUN [\"/usr/bin/qemu-aarch64-static\",\"/bin/echo\",\"é\"]\n"
+/// );
+/// # Ok::<(), emulate::Error>(())
+/// ```
+pub fn transpose(dockerfile: &str, opts: &TransposeOptions) -> Result<String, Error> {
+    let lexed = lexer::lex(dockerfile)?;
+    let mut out = String::with_capacity(dockerfile.len() + 256);
+    let mut copied = 0;
+    let mut stages = Stages::default();
+    for ins in &lexed.instructions {
+        let (keyword, args_at) = lexer::split_keyword(&ins.logical);
+        match keyword.to_ascii_uppercase().as_str() {
+            "FROM" => {
+                stages.enter(&ins.logical[args_at..]);
+                out.push_str(&dockerfile[copied..ins.next]);
+                let newline = if ins.newline.is_empty() {
+                    out.push('\n');
+                    ""
+                } else {
+                    ins.newline
+                };
+                out.push_str(&copy_qemu_line(opts));
+                out.push_str(newline);
+                copied = ins.next;
+            }
+            "SHELL" => {
+                let shell = lexer::parse_json_array(&ins.logical[args_at..])
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| Error::InvalidShell {
+                        line: ins.line,
+                        given: ins.logical[args_at..].to_owned(),
+                    })?;
+                stages.shell = shell;
+            }
+            "RUN" => {
+                out.push_str(&dockerfile[copied..ins.start]);
+                out.push_str(&rewrite_run(ins, &ins.logical, &stages.shell, opts)?);
+                copied = ins.end;
+            }
+            "ONBUILD" => {
+                let inner = &ins.logical[args_at..];
+                if lexer::split_keyword(inner).0.eq_ignore_ascii_case("RUN") {
+                    out.push_str(&dockerfile[copied..ins.start]);
+                    out.push_str(&ins.logical[..args_at]);
+                    out.push_str(&rewrite_run(ins, inner, &stages.shell, opts)?);
+                    copied = ins.end;
+                }
+            }
+            _ => {}
+        }
+    }
+    out.push_str(&dockerfile[copied..]);
+    Ok(out)
+}
+
+/// The `COPY` that puts qemu into a stage.
+fn copy_qemu_line(opts: &TransposeOptions) -> String {
+    format!(
+        "COPY {}",
+        json_array(&[opts.context_qemu_path.as_str(), opts.qemu_path.as_str()])
+    )
+}
+
+/// `run` (`RUN [flags] args`, the instruction's text or that of an `ONBUILD`'s) rewritten.
+fn rewrite_run(
+    ins: &Instruction,
+    run: &str,
+    shell: &[String],
+    opts: &TransposeOptions,
+) -> Result<String, Error> {
+    let args_at = lexer::args_offset(run);
+    let args = &run[args_at..];
+    let mut argv: Vec<&str> = vec![opts.qemu_path.as_str()];
+    if opts.execve {
+        argv.push("-execve");
+    }
+    if let Some(exec) = lexer::parse_json_array(args) {
+        if exec.is_empty() {
+            return Err(Error::EmptyExec { line: ins.line });
+        }
+        argv.extend(exec.iter().map(String::as_str));
+        return Ok(format!("{}{}", &run[..args_at], json_array(&argv)));
+    }
+    let script = if ins.heredocs.is_empty() {
+        args.to_owned()
+    } else {
+        heredoc_script(args, &ins.heredocs)
+    };
+    argv.extend(shell.iter().map(String::as_str));
+    argv.push(&script);
+    Ok(format!("{}{}", &run[..args_at], json_array(&argv)))
+}
+
+/// The shell script BuildKit runs for a heredoc `RUN` (moby's `dispatchRun`):
+/// * `RUN <<EOF` alone: the body itself (tabs stripped for `<<-`); a body starting with `#!`
+///   is written to a temporary file and executed, so its interpreter runs it;
+/// * anything else (`RUN cat <<EOF > f`, several heredocs): the command line followed by each
+///   body and terminator, for the shell to read as its own heredocs.
+fn heredoc_script(args: &str, heredocs: &[Heredoc]) -> String {
+    if let [only] = heredocs
+        && lexer::heredoc_markers(args).len() == 1
+        && args.split_whitespace().count() == 1
+    {
+        let body = only.chomped_data();
+        if !body.starts_with("#!") {
+            return body;
+        }
+        // The delimiter cannot occur alone on a body line, so it safely re-quotes the body.
+        return format!(
+            "set -e\nf=$(mktemp)\ncat > \"$f\" <<'{name}'\n{body}{name}\nchmod +x \"$f\"\nset +e\n\"$f\"\ns=$?\nrm -f \"$f\"\nexit $s",
+            name = only.name
+        );
+    }
+    let mut full = args.to_owned();
+    for h in heredocs {
+        full.push('\n');
+        full.push_str(&h.data);
+        full.push_str(&h.name);
+    }
+    full
+}
+
+/// `["a","b"]`: valid JSON, non-ASCII kept as UTF-8.
+pub(crate) fn json_array(items: &[&str]) -> String {
+    let mut out = String::from("[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::Value::from(*item).to_string());
+    }
+    out.push(']');
+    out
+}
+
+/// Which `SHELL` each stage ends with, so a `FROM <stage>` inherits it as Docker does.
+#[derive(Debug)]
+struct Stages {
+    /// Finished named stages: (name, shell at the end).
+    done: Vec<(String, Vec<String>)>,
+    /// The current stage's `AS` name, lower-cased.
+    current_name: Option<String>,
+    shell: Vec<String>,
+}
+
+impl Default for Stages {
+    fn default() -> Self {
+        Stages {
+            done: Vec::new(),
+            current_name: None,
+            shell: DEFAULT_SHELL.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+}
+
+impl Stages {
+    /// A `FROM` with arguments `args` (`[--platform=…] image [AS name]`) starts a stage.
+    fn enter(&mut self, args: &str) {
+        if let Some(name) = self.current_name.take() {
+            self.done.push((name, std::mem::take(&mut self.shell)));
+        }
+        let words: Vec<&str> = args
+            .split_whitespace()
+            .filter(|w| !w.starts_with("--"))
+            .collect();
+        let base = words.first().map(|w| w.to_ascii_lowercase());
+        self.shell = base
+            .and_then(|base| {
+                self.done
+                    .iter()
+                    .rev()
+                    .find(|(name, _)| *name == base)
+                    .map(|(_, shell)| shell.clone())
+            })
+            .unwrap_or_else(|| DEFAULT_SHELL.iter().map(|s| (*s).to_owned()).collect());
+        self.current_name = match words.as_slice() {
+            [_, as_kw, name, ..] if as_kw.eq_ignore_ascii_case("as") => {
+                Some(name.to_ascii_lowercase())
+            }
+            _ => None,
+        };
+    }
+}

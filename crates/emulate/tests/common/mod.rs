@@ -1,0 +1,136 @@
+//! Helpers for the tests that build on the real private Docker daemon.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+
+use bollard::Docker;
+use bollard::models::ContainerCreateBody;
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, BuilderVersion, CreateContainerOptionsBuilder,
+    DownloadFromContainerOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+};
+use futures::StreamExt;
+
+/// The test daemon from `DOCKER_HOST`; the suite runs `eval "$(scripts/docker-env up)"` first.
+pub async fn docker() -> Docker {
+    let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| {
+        panic!(
+            "DOCKER_HOST is not set: run `eval \"$(scripts/docker-env up)\"` before these tests"
+        )
+    });
+    Docker::connect_with_unix(&host, 600, bollard::API_DEFAULT_VERSION)
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap()
+}
+
+/// A unique image tag for one test.
+pub fn unique_tag(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("balena-compose-emulate-test/{test}:{}-{nanos}", std::process::id())
+}
+
+/// A build context: `(path, contents, mode)` entries.
+pub fn context_tar(files: &[(&str, &[u8], u32)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, data, mode) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(*mode);
+        header.set_mtime(0);
+        builder.append_data(&mut header, path, *data).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+/// The outcome of a classic build: the output lines and the daemon's error, if it failed.
+pub struct Built {
+    pub lines: Vec<String>,
+    pub error: Option<String>,
+}
+
+/// Build `context` as `tag` with the classic builder (optionally for `platform`).
+pub async fn build(docker: &Docker, context: Vec<u8>, tag: &str, platform: Option<&str>) -> Built {
+    let mut options = BuildImageOptionsBuilder::default()
+        .dockerfile("Dockerfile")
+        .t(tag)
+        .rm(true)
+        .forcerm(true)
+        .version(BuilderVersion::BuilderV1);
+    if let Some(platform) = platform {
+        options = options.platform(platform);
+    }
+    let mut stream = docker.build_image(
+        options.build(),
+        None,
+        Some(bollard::body_full(context.into())),
+    );
+    // Output items may split a line from its newline: join, then split.
+    let mut text = String::new();
+    let mut error = None;
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(info) => text.push_str(info.stream.as_deref().unwrap_or_default()),
+            Err(bollard::errors::Error::DockerStreamError { error: e }) => error = Some(e),
+            Err(e) => panic!("build transport error: {e}"),
+        }
+    }
+    Built {
+        lines: text.lines().map(str::to_owned).collect(),
+        error,
+    }
+}
+
+/// The contents of `path` in `image`, read without running it (the image may be foreign).
+pub async fn read_file(docker: &Docker, image: &str, path: &str) -> String {
+    let name = unique_tag("reader").replace(['/', ':'], "-");
+    let created = docker
+        .create_container(
+            Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+            ContainerCreateBody {
+                image: Some(image.to_owned()),
+                cmd: Some(vec!["/nothing".to_owned()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut archive = Vec::new();
+    let mut stream = docker.download_from_container(
+        &created.id,
+        Some(DownloadFromContainerOptionsBuilder::default().path(path).build()),
+    );
+    while let Some(chunk) = stream.next().await {
+        archive.extend_from_slice(&chunk.unwrap());
+    }
+    docker
+        .remove_container(
+            &created.id,
+            Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+        )
+        .await
+        .unwrap();
+    let mut tar = tar::Archive::new(archive.as_slice());
+    let mut entry = tar.entries().unwrap().next().unwrap().unwrap();
+    let mut contents = String::new();
+    std::io::Read::read_to_string(&mut entry, &mut contents).unwrap();
+    contents
+}
+
+/// Remove `image` (best effort: a failed build leaves none).
+pub async fn remove_image(docker: &Docker, image: &str) {
+    let _ = docker
+        .remove_image(
+            image,
+            Some(RemoveImageOptionsBuilder::default().force(true).build()),
+            None,
+        )
+        .await;
+}
+
+/// Unused import guard for builds without HashMap use.
+pub type Labels = HashMap<String, String>;

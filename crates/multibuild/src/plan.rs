@@ -1,0 +1,468 @@
+//! From a project to a list of tasks: read the compose file(s), index the project once, cut
+//! each service's context, resolve (and, for foreign architectures, transpose) its
+//! Dockerfile. Everything here is synchronous and touches no daemon.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use context::{ContextOptions, IgnoreMode, Override, Project};
+use emulate::Emulation;
+use indexmap::IndexMap;
+use resolve::{Arch, ContextFiles, Params, Resolved};
+
+use crate::Error;
+use crate::metadata::BuildMetadata;
+use crate::naming;
+
+/// Where a project comes from.
+pub enum ProjectSource {
+    /// A directory on disk.
+    Dir(PathBuf),
+    /// A tar file.
+    TarFile(PathBuf),
+    /// A tar stream (stdin), spooled to a temporary file first.
+    TarStream(Box<dyn Read + Send>),
+}
+
+impl std::fmt::Debug for ProjectSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProjectSource::Dir(path) => f.debug_tuple("Dir").field(path).finish(),
+            ProjectSource::TarFile(path) => f.debug_tuple("TarFile").field(path).finish(),
+            ProjectSource::TarStream(_) => f.write_str("TarStream"),
+        }
+    }
+}
+
+/// What to plan for.
+#[derive(Debug)]
+pub struct PlanOptions {
+    /// The project.
+    pub source: ProjectSource,
+    /// Compose files given with `-f` (host paths); empty: discover them in the project.
+    pub compose_files: Vec<PathBuf>,
+    /// An env file replacing the project's `.env` for interpolation.
+    pub env_file: Option<PathBuf>,
+    /// `<project>` in image names; defaults to the project directory's name.
+    pub project_name: Option<String>,
+    /// The target architecture.
+    pub arch: Arch,
+    /// The target device type; defaults to the arch's generic one.
+    pub device_type: Option<String>,
+    /// How foreign-architecture builds run (see [`emulate::choose_emulation`]).
+    pub emulation: Emulation,
+    /// `<tag>` in image names.
+    pub tag: Option<String>,
+    /// `--build-arg`s: over compose `build.args`, under `balena.yml` build variables (as the
+    /// balena CLI orders them).
+    pub build_args: BTreeMap<String, String>,
+    /// Extra template variables (`BALENA_RELEASE_HASH`, …); `BALENA_APP_NAME` defaults to the
+    /// project name.
+    pub template_vars: BTreeMap<String, String>,
+    /// Each service's context uses only its own `.dockerignore` (the balena CLI's
+    /// `--multi-dockerignore`) instead of the root one plus its own.
+    pub multi_dockerignore: bool,
+}
+
+/// A project turned into tasks, ready to build.
+#[derive(Debug)]
+pub struct Plan {
+    /// `<project>` of the image names.
+    pub project_name: String,
+    /// The target architecture.
+    pub arch: Arch,
+    /// The target device type.
+    pub device_type: String,
+    /// How foreign-architecture builds run.
+    pub emulation: Emulation,
+    /// `.balena/balena.yml`.
+    pub metadata: BuildMetadata,
+    /// Registry credentials from `.balena/registry-secrets.*`, if the project has them.
+    pub registry_auth: build::RegistryAuth,
+    /// One task per service, in compose order.
+    pub tasks: Vec<Task>,
+    /// The composition the tasks came from.
+    pub composition: parse::Composition,
+}
+
+/// One service's work.
+#[derive(Debug)]
+pub struct Task {
+    /// The service name.
+    pub service: String,
+    /// What to do, or why it cannot be done.
+    pub kind: Result<TaskKind, Error>,
+}
+
+/// Pull or build.
+#[derive(Debug)]
+pub enum TaskKind {
+    /// The service names an image only: pull it.
+    Pull {
+        /// The reference, `:latest` added when it had no tag.
+        image: String,
+    },
+    /// The service is built.
+    Build(Box<BuildTask>),
+}
+
+/// Everything needed to build one service.
+#[derive(Debug)]
+pub struct BuildTask {
+    /// The context directory, project-relative.
+    pub context_dir: String,
+    /// The chosen Dockerfile, rendered (before any transposition).
+    pub resolved: Resolved,
+    /// The Dockerfile sent to the daemon: `resolved.contents`, transposed when emulating.
+    pub dockerfile: String,
+    /// Whether the Dockerfile was transposed to run under qemu.
+    pub transposed: bool,
+    /// The names the image gets: `<project>_<service>[:tag]` first, then the service's
+    /// `image`, if any.
+    pub tags: Vec<String>,
+    /// Build arguments, after every precedence rule.
+    pub build_args: IndexMap<String, String>,
+    /// Image labels.
+    pub labels: IndexMap<String, String>,
+    /// `build.target`.
+    pub target: Option<String>,
+    /// `build.cache_from`.
+    pub cache_from: Vec<String>,
+    /// `build.extra_hosts`, `host:ip`.
+    pub extra_hosts: Vec<String>,
+    /// The service's container contract, from its labels or a `contract.yml`.
+    pub contract: Option<serde_json::Value>,
+    context: context::Context,
+    overrides: Vec<Override>,
+}
+
+impl BuildTask {
+    /// Writes the context tar exactly as the daemon receives it.
+    pub fn write_context(&self, out: &mut dyn Write) -> io::Result<()> {
+        self.context
+            .write_tar(&self.overrides, out)
+            .map(drop)
+            .map_err(io::Error::other)
+    }
+
+    /// A producer for [`build::ContextBody::from_producer`].
+    pub fn context_body(&self) -> build::ContextBody {
+        let context = self.context.clone();
+        let overrides = self.overrides.clone();
+        build::ContextBody::from_producer(move |out| {
+            context
+                .write_tar(&overrides, out)
+                .map(drop)
+                .map_err(io::Error::other)
+        })
+    }
+}
+
+/// Reads the project and plans every service. Errors that concern the whole project (the
+/// compose file, the project archive, `balena.yml`) fail the plan; a service that cannot be
+/// resolved gets a failed [`Task`] and the others go on.
+pub fn plan(options: PlanOptions) -> Result<Plan, Error> {
+    let (project, project_dir, default_name) = open_project(options.source)?;
+    let composition = load_composition(
+        &project,
+        project_dir.as_deref(),
+        &options.compose_files,
+        options.env_file.as_deref(),
+    )?;
+    let project_name = options
+        .project_name
+        .unwrap_or_else(|| naming::project_name_from_dir(&default_name));
+    let device_type = options
+        .device_type
+        .unwrap_or_else(|| options.arch.default_device_type().to_owned());
+
+    let metadata = match project.balena_config().map_err(Error::Project)? {
+        Some(file) => {
+            let dir = project.metadata().map(|m| m.dir().to_owned()).unwrap_or_default();
+            BuildMetadata::parse(&format!("{dir}/{}", file.name), &file.contents)?
+        }
+        None => BuildMetadata::default(),
+    };
+    let registry_auth = project_registry_auth(&project)?;
+
+    let mut vars = BTreeMap::from([("BALENA_APP_NAME".to_owned(), project_name.clone())]);
+    vars.extend(options.template_vars);
+    let planner = Planner {
+        project: &project,
+        project_name: &project_name,
+        arch: options.arch,
+        device_type: &device_type,
+        emulation: &options.emulation,
+        tag: options.tag.as_deref(),
+        build_args: &options.build_args,
+        vars: &vars,
+        metadata: &metadata,
+        ignore: if options.multi_dockerignore {
+            IgnoreMode::ContextOnly
+        } else {
+            IgnoreMode::RootAndContext
+        },
+    };
+    let tasks = composition
+        .services
+        .iter()
+        .map(|(name, service)| Task {
+            service: name.clone(),
+            kind: planner.task(name, service),
+        })
+        .collect();
+    Ok(Plan {
+        project_name,
+        arch: options.arch,
+        device_type,
+        emulation: options.emulation,
+        metadata,
+        registry_auth,
+        tasks,
+        composition,
+    })
+}
+
+fn open_project(source: ProjectSource) -> Result<(Project, Option<PathBuf>, String), Error> {
+    match source {
+        ProjectSource::Dir(dir) => {
+            let real = dir.canonicalize().map_err(|e| Error::ProjectSource {
+                path: dir.clone(),
+                source: e,
+            })?;
+            let name = real
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let project = Project::open_dir(&real).map_err(Error::Project)?;
+            Ok((project, Some(real), name))
+        }
+        ProjectSource::TarFile(path) => {
+            let name = path
+                .file_stem()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let project = Project::open_tar(&path).map_err(Error::Project)?;
+            Ok((project, None, name))
+        }
+        ProjectSource::TarStream(reader) => {
+            let project = Project::from_reader(reader).map_err(Error::Project)?;
+            Ok((project, None, String::new()))
+        }
+    }
+}
+
+/// The composition: from the files on disk for a directory (discovery and `-f` as `parse`
+/// does them), else from the compose file inside the archive.
+fn load_composition(
+    project: &Project,
+    project_dir: Option<&Path>,
+    compose_files: &[PathBuf],
+    env_file: Option<&Path>,
+) -> Result<parse::Composition, Error> {
+    let mut options = parse::LoadOptions {
+        project_dir: project_dir.map(Path::to_path_buf),
+        files: compose_files.to_vec(),
+        env_file: env_file.map(Path::to_path_buf),
+        environment: None,
+    };
+    if project_dir.is_some() || !compose_files.is_empty() {
+        return parse::load(&options).map_err(Error::Compose);
+    }
+    let mut found = Vec::new();
+    for name in parse::COMPOSE_FILE_NAMES {
+        if let Some(bytes) = project.read_file(name).map_err(Error::Project)? {
+            found.push((*name, bytes));
+        }
+    }
+    match found.len() {
+        0 if project.entry("Dockerfile").is_some()
+            || project.entry("Dockerfile.template").is_some() =>
+        {
+            Ok(parse::default_composition(None, None))
+        }
+        0 => Err(Error::NoComposeFile),
+        1 => {
+            let (name, bytes) = found.remove(0);
+            let text = String::from_utf8(bytes).map_err(|_| Error::NotUtf8 {
+                file: name.to_owned(),
+            })?;
+            // The archive has no directory on disk: relative paths in the file resolve
+            // against an empty temporary one, so nothing of the working directory leaks in.
+            let scratch = tempfile::tempdir().map_err(|e| Error::ProjectSource {
+                path: std::env::temp_dir(),
+                source: e,
+            })?;
+            options.project_dir = Some(scratch.path().to_path_buf());
+            options.files = vec![scratch.path().join(name)];
+            parse::parse_str(&text, &options).map_err(Error::Compose)
+        }
+        _ => Err(Error::AmbiguousComposeFiles {
+            files: found.iter().map(|(n, _)| (*n).to_owned()).collect(),
+        }),
+    }
+}
+
+/// `.balena/registry-secrets.{json,yml,yaml}`: the last present one wins, as the reference.
+fn project_registry_auth(project: &Project) -> Result<build::RegistryAuth, Error> {
+    let mut secrets = None;
+    for name in [
+        "registry-secrets.json",
+        "registry-secrets.yml",
+        "registry-secrets.yaml",
+    ] {
+        if let Some(bytes) = project.read_metadata_file(name).map_err(Error::Project)? {
+            secrets = Some((name, bytes));
+        }
+    }
+    let Some((name, bytes)) = secrets else {
+        return Ok(build::RegistryAuth::new());
+    };
+    let dir = project.metadata().map(|m| m.dir().to_owned()).unwrap_or_default();
+    let file = format!("{dir}/{name}");
+    let invalid = |message: String| Error::RegistrySecrets {
+        file: file.clone(),
+        message,
+    };
+    let text = String::from_utf8(bytes).map_err(|_| invalid("not UTF-8".to_owned()))?;
+    let mut parsed = if name.ends_with(".json") {
+        build::RegistrySecrets::parse_json(&text)
+    } else {
+        build::RegistrySecrets::parse_yaml(&text)
+    }
+    .map_err(invalid)?;
+    parsed.add_canonical_docker_hub_entry();
+    Ok(build::RegistryAuth::from_registry_secrets(&parsed))
+}
+
+struct Planner<'a> {
+    project: &'a Project,
+    project_name: &'a str,
+    arch: Arch,
+    device_type: &'a str,
+    emulation: &'a Emulation,
+    tag: Option<&'a str>,
+    build_args: &'a BTreeMap<String, String>,
+    vars: &'a BTreeMap<String, String>,
+    metadata: &'a BuildMetadata,
+    ignore: IgnoreMode,
+}
+
+impl Planner<'_> {
+    fn task(&self, name: &str, service: &parse::Service) -> Result<TaskKind, Error> {
+        let label_contract = parse::contract_for(name, service)
+            .map(|c| serde_json::to_value(c).unwrap_or(serde_json::Value::Null));
+        let Some(build) = &service.build else {
+            let image = service.image.as_deref().ok_or_else(|| Error::NoImageOrBuild {
+                service: name.to_owned(),
+            })?;
+            return Ok(TaskKind::Pull {
+                image: naming::with_default_tag(image),
+            });
+        };
+        let in_service = |source| Error::Service {
+            service: name.to_owned(),
+            source: Box::new(source),
+        };
+        let custom_dockerfile = (build.dockerfile != "Dockerfile").then(|| build.dockerfile.clone());
+        let context = self
+            .project
+            .context_with(
+                &build.context,
+                &ContextOptions {
+                    ignore: self.ignore,
+                    keep: custom_dockerfile.iter().cloned().collect(),
+                    ..ContextOptions::default()
+                },
+            )
+            .map_err(|e| in_service(Error::Project(e)))?;
+
+        let mut params = Params::new(self.arch, self.device_type).with_service(name);
+        params.dockerfile = custom_dockerfile;
+        params.vars = self.vars.clone();
+        // resolve's errors name the service themselves.
+        let resolved = resolve::resolve(&Files(&context), &params).map_err(Error::Resolve)?;
+
+        let mut overrides: Vec<Override> = resolved.remove.iter().map(Override::remove).collect();
+        let (dockerfile, transposed) = match self.emulation {
+            Emulation::Rewrite { host_qemu, options } => {
+                let transposed = emulate::transpose(&resolved.contents, options)
+                    .map_err(|e| in_service(Error::Emulate(e)))?;
+                overrides.push(Override::host_file(
+                    options.context_qemu_path.clone(),
+                    host_qemu.clone(),
+                    0o755,
+                ));
+                (transposed, true)
+            }
+            Emulation::Native | Emulation::Binfmt => (resolved.contents.clone(), false),
+        };
+        overrides.push(Override::file(
+            resolved.dockerfile_path.clone(),
+            dockerfile.clone().into_bytes(),
+        ));
+
+        let file_contract = context
+            .read_file("contract.yml")
+            .transpose()
+            .or_else(|| context.read_file("contract.yaml").transpose())
+            .transpose()
+            .map_err(|e| in_service(Error::Project(e)))?
+            .map(|bytes| crate::contract::parse_contract_file(&bytes))
+            .transpose()
+            .map_err(in_service)?;
+        let contract = match (label_contract, file_contract) {
+            (Some(_), Some(_)) => {
+                return Err(Error::MultipleContracts {
+                    service: name.to_owned(),
+                });
+            }
+            (a, b) => a.or(b),
+        };
+
+        // Precedence, lowest first, as the balena CLI: compose args, --build-arg, balena.yml.
+        let mut build_args: IndexMap<String, String> = build
+            .args
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        build_args.extend(self.build_args.iter().map(|(k, v)| (k.clone(), v.clone())));
+        build_args.extend(self.metadata.variables_for(name));
+
+        let mut tags = vec![naming::image_name(self.project_name, name, self.tag)];
+        tags.extend(build.tags.iter().filter(|t| !tags.contains(t)).cloned().collect::<Vec<_>>());
+
+        Ok(TaskKind::Build(Box::new(BuildTask {
+            context_dir: build.context.clone(),
+            resolved,
+            dockerfile,
+            transposed,
+            tags,
+            build_args,
+            labels: build.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            target: build.target.clone(),
+            cache_from: build.cache_from.clone(),
+            extra_hosts: build.extra_hosts.clone(),
+            contract,
+            context,
+            overrides,
+        })))
+    }
+}
+
+/// A context as resolution sees it.
+struct Files<'a>(&'a context::Context);
+
+impl ContextFiles for Files<'_> {
+    fn paths(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        Box::new(self.0.files().map(|f| f.path))
+    }
+
+    fn read(&self, path: &str) -> io::Result<Vec<u8>> {
+        self.0
+            .read_file(path)
+            .map_err(io::Error::other)?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{path}: not in the context")))
+    }
+}

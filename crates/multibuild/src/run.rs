@@ -1,0 +1,450 @@
+//! Running a [`Plan`] against a daemon: every service built or pulled, concurrently (at most
+//! `jobs` at a time), each with its own outcome.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use emulate::{BuildOutput, Emulation};
+use futures::future::join_all;
+use resolve::Arch;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::Error;
+use crate::plan::{BuildTask, Plan, TaskKind};
+
+/// How to run a plan.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// At most this many services build or pull at once (at least 1).
+    pub jobs: usize,
+    /// Stop every other service as soon as one fails.
+    pub fail_fast: bool,
+    /// Do not use the build cache.
+    pub nocache: bool,
+    /// Always pull `FROM` images.
+    pub pull: bool,
+    /// Extra cache sources for every build.
+    pub cache_from: Vec<String>,
+    /// Registry credentials (the user's); the project's own `.balena/registry-secrets.*`
+    /// override them per registry.
+    pub registry_auth: build::RegistryAuth,
+    /// The daemon's architecture (the host the builds run on).
+    pub host_arch: Arch,
+    /// Give up on one service after this long.
+    pub timeout: Option<Duration>,
+    /// Cancelled by the caller (Ctrl-C): every task stops.
+    pub cancel: CancellationToken,
+}
+
+/// What a task does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Pulling an image.
+    Pull {
+        /// The reference.
+        image: String,
+    },
+    /// Building.
+    Build {
+        /// The resolver that chose the Dockerfile.
+        resolver: String,
+        /// The Dockerfile's path in the context.
+        dockerfile: String,
+        /// Whether its `RUN`s run under qemu through the rewrite.
+        emulated: bool,
+    },
+}
+
+/// Progress of a run, in order per service.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A service starts (it got a job slot).
+    Start {
+        /// The service.
+        service: String,
+        /// What it does.
+        action: Action,
+    },
+    /// Something happened in a service's build or pull. Output lines of emulated builds are
+    /// shown without the qemu prefix.
+    Progress {
+        /// The service.
+        service: String,
+        /// What.
+        event: build::BuildEvent,
+    },
+    /// Something the user should know that does not fail the service.
+    Warning {
+        /// The service.
+        service: String,
+        /// The text.
+        message: String,
+    },
+    /// A service finished, well or not.
+    Done(ServiceOutcome),
+}
+
+/// How one service ended.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServiceOutcome {
+    /// The service.
+    pub service: String,
+    /// The image name (the first tag for builds, the reference for pulls).
+    pub image: Option<String>,
+    /// The image id, `sha256:…`.
+    pub image_id: Option<String>,
+    /// The image size in bytes.
+    pub size: Option<u64>,
+    /// Pulled rather than built.
+    pub external: bool,
+    /// The resolver (project type) for builds; `external service` for pulls.
+    pub resolver: String,
+    /// The Dockerfile the daemon built (after rendering and transposition).
+    #[serde(skip)]
+    pub dockerfile: Option<String>,
+    /// The service's container contract.
+    pub contract: Option<serde_json::Value>,
+    /// The build output, at most [`MAX_LOG_BYTES`], cut at a line.
+    #[serde(skip)]
+    pub log: String,
+    /// How long the service took.
+    pub duration: Duration,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+impl ServiceOutcome {
+    /// Whether the service succeeded.
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+
+    fn failed(service: &str, error: &Error) -> Self {
+        ServiceOutcome {
+            service: service.to_owned(),
+            image: None,
+            image_id: None,
+            size: None,
+            external: false,
+            resolver: String::new(),
+            dockerfile: None,
+            contract: None,
+            log: String::new(),
+            duration: Duration::ZERO,
+            error: Some(error.to_string()),
+        }
+    }
+}
+
+/// The most build output kept per service (as the balena CLI keeps for the image record).
+pub const MAX_LOG_BYTES: usize = 512 * 1024;
+
+/// Runs every task of `plan`; returns one outcome per service, in plan order. Never fails as
+/// a whole: each failure is in its service's outcome.
+pub async fn run(
+    docker: &Docker,
+    plan: &Plan,
+    options: &RunOptions,
+    events: mpsc::Sender<Event>,
+) -> Vec<ServiceOutcome> {
+    let mut auth = options.registry_auth.clone();
+    auth.merge(&plan.registry_auth);
+    let auth = Arc::new(auth);
+    let slots = Arc::new(Semaphore::new(options.jobs.max(1)));
+    let cancel = options.cancel.child_token();
+
+    let secrets_error = plan.metadata.has_secrets().then(|| {
+        Error::SecretsUnsupported(
+            "this project has build secrets (build-secrets in balena.yml), which need balenaEngine build volumes or a BuildKit session; balena-compose cannot serve either yet, so the build stops before it starts rather than build without them".to_owned(),
+        )
+    });
+
+    let tasks = plan.tasks.iter().map(|task| {
+        let slots = slots.clone();
+        let auth = auth.clone();
+        let cancel = cancel.clone();
+        let events = events.clone();
+        let secrets_error = secrets_error.as_ref();
+        async move {
+            let outcome = match (&task.kind, secrets_error) {
+                (Err(error), _) => ServiceOutcome::failed(&task.service, error),
+                (Ok(TaskKind::Build(_)), Some(error)) => {
+                    ServiceOutcome::failed(&task.service, error)
+                }
+                (Ok(kind), _) => {
+                    let Ok(_slot) = slots.acquire().await else {
+                        return ServiceOutcome::failed(&task.service, &Error::Cancelled);
+                    };
+                    let work = Worker {
+                        docker,
+                        plan,
+                        options,
+                        auth: &auth,
+                        service: &task.service,
+                        events: &events,
+                    };
+                    tokio::select! {
+                        outcome = work.run(kind) => outcome,
+                        () = cancel.cancelled() => ServiceOutcome::failed(&task.service, &Error::Cancelled),
+                    }
+                }
+            };
+            if !outcome.ok() && options.fail_fast {
+                cancel.cancel();
+            }
+            let _ = events.send(Event::Done(outcome.clone())).await;
+            outcome
+        }
+    });
+    join_all(tasks).await
+}
+
+struct Worker<'a> {
+    docker: &'a Docker,
+    plan: &'a Plan,
+    options: &'a RunOptions,
+    auth: &'a build::RegistryAuth,
+    service: &'a str,
+    events: &'a mpsc::Sender<Event>,
+}
+
+impl Worker<'_> {
+    async fn send(&self, event: Event) {
+        let _ = self.events.send(event).await;
+    }
+
+    async fn run(&self, kind: &TaskKind) -> ServiceOutcome {
+        let started = Instant::now();
+        let mut outcome = match kind {
+            TaskKind::Pull { image } => self.pull(image).await,
+            TaskKind::Build(task) => self.build(task).await,
+        };
+        outcome.duration = started.elapsed();
+        outcome
+    }
+
+    /// Whether the target is not the daemon's own architecture.
+    fn foreign(&self) -> bool {
+        self.plan.arch != self.options.host_arch
+    }
+
+    async fn pull(&self, image: &str) -> ServiceOutcome {
+        self.send(Event::Start {
+            service: self.service.to_owned(),
+            action: Action::Pull {
+                image: image.to_owned(),
+            },
+        })
+        .await;
+        // The reference always names the platform when pulling for a target arch; on the
+        // daemon's own arch it makes no difference, so leave it out there.
+        let platform = self.foreign().then(|| self.plan.arch.docker_platform());
+        let (tx, mut rx) = mpsc::channel(256);
+        let pull = async move {
+            let result = build::pull_image(
+                self.docker,
+                image,
+                platform,
+                self.auth.for_image(image),
+                &tx,
+            )
+            .await;
+            drop(tx);
+            result
+        };
+        let forward = async {
+            while let Some(event) = rx.recv().await {
+                self.send(Event::Progress {
+                    service: self.service.to_owned(),
+                    event,
+                })
+                .await;
+            }
+        };
+        let (result, ()) = tokio::join!(pull, forward);
+        let mut outcome = ServiceOutcome {
+            image: Some(image.to_owned()),
+            external: true,
+            resolver: "external service".to_owned(),
+            ..ServiceOutcome::failed(self.service, &Error::Cancelled)
+        };
+        outcome.error = None;
+        match result {
+            Ok(pulled) => {
+                outcome.image = Some(pulled.reference.clone());
+                outcome.image_id = Some(pulled.image_id);
+                outcome.size = self.image_size(&pulled.reference).await;
+            }
+            Err(e) => outcome.error = Some(Error::Build(e).to_string()),
+        }
+        outcome
+    }
+
+    async fn build(&self, task: &BuildTask) -> ServiceOutcome {
+        self.send(Event::Start {
+            service: self.service.to_owned(),
+            action: Action::Build {
+                resolver: task.resolved.resolver.name().to_owned(),
+                dockerfile: task.resolved.dockerfile_path.clone(),
+                emulated: task.transposed,
+            },
+        })
+        .await;
+        let platform = self.build_platform(task).await;
+        let mut cache_from = task.cache_from.clone();
+        cache_from.extend(self.options.cache_from.iter().cloned());
+        let options = build::BuildOptions {
+            dockerfile: Some(task.resolved.dockerfile_path.clone()),
+            tags: task.tags.clone(),
+            build_args: task.build_args.clone(),
+            labels: task.labels.clone(),
+            target: task.target.clone(),
+            nocache: self.options.nocache,
+            pull: self.options.pull,
+            cache_from,
+            platform,
+            extra_hosts: task.extra_hosts.clone(),
+            network_mode: None,
+            registry_auth: self.auth.clone(),
+            timeout: self.options.timeout,
+        };
+        let mut filter = match &self.plan.emulation {
+            Emulation::Rewrite { options, .. } if task.transposed => {
+                Some(BuildOutput::new(self.plan.arch, options.clone()))
+            }
+            _ => None,
+        };
+        let (tx, mut rx) = mpsc::channel(256);
+        let body = task.context_body();
+        let docker = self.docker;
+        let build = async move {
+            let result = build::build_image(docker, body, &options, &tx).await;
+            drop(tx);
+            result
+        };
+        let mut log = String::new();
+        let forward = async {
+            while let Some(mut event) = rx.recv().await {
+                if let Some(filter) = filter.as_mut() {
+                    event = filter_event(filter, event);
+                }
+                match &event {
+                    build::BuildEvent::Output { line } => append_log(&mut log, line),
+                    build::BuildEvent::Step {
+                        index,
+                        total,
+                        instruction,
+                    } => append_log(&mut log, &format!("Step {index}/{total} : {instruction}")),
+                    _ => {}
+                }
+                self.send(Event::Progress {
+                    service: self.service.to_owned(),
+                    event,
+                })
+                .await;
+            }
+        };
+        let (result, ()) = tokio::join!(build, forward);
+        let mut outcome = ServiceOutcome {
+            image: task.tags.first().cloned(),
+            resolver: task.resolved.resolver.name().to_owned(),
+            dockerfile: Some(task.dockerfile.clone()),
+            contract: task.contract.clone(),
+            log,
+            ..ServiceOutcome::failed(self.service, &Error::Cancelled)
+        };
+        outcome.error = None;
+        match result {
+            Ok(built) => {
+                outcome.size = self.image_size(&built.image_id).await;
+                outcome.image_id = Some(built.image_id);
+            }
+            Err(e) => {
+                let explained = match (&filter, &e) {
+                    (Some(filter), build::Error::BuildFailed { message, .. }) => {
+                        filter.explain_failure(message).map(|e| e.to_string())
+                    }
+                    _ => None,
+                };
+                outcome.error = Some(explained.unwrap_or_else(|| e.to_string()));
+            }
+        }
+        outcome
+    }
+
+    /// The `platform` of a build, as the reference decides it (toolkit.md §6.10), with the
+    /// reference's race fixed (we decide after resolution, from the rendered Dockerfile):
+    /// none on the daemon's own arch; always with binfmt emulation (the `FROM` images must be
+    /// the target's); otherwise only when every base image the daemon can look up is a
+    /// manifest list, so single-arch local bases keep working.
+    async fn build_platform(&self, task: &BuildTask) -> Option<String> {
+        if !self.foreign() {
+            return None;
+        }
+        let platform = self.plan.arch.docker_platform().to_owned();
+        if self.plan.emulation == Emulation::Binfmt {
+            return Some(platform);
+        }
+        let references = crate::dockerfile_from::base_images(&task.resolved.contents);
+        let mut manifests = Vec::new();
+        for reference in &references {
+            let manifest =
+                build::inspect_manifest(self.docker, reference, self.auth.for_image(reference))
+                    .await
+                    .ok();
+            manifests.push((reference.as_str(), manifest));
+        }
+        match build::select_platform_handling(
+            manifests.iter().map(|(r, m)| (*r, m.as_ref())),
+        ) {
+            build::PlatformSelection::Use => Some(platform),
+            build::PlatformSelection::DoNotUse => None,
+            build::PlatformSelection::Mixed { with, without } => {
+                self.send(Event::Warning {
+                    service: self.service.to_owned(),
+                    message: build::mixed_platform_warning(self.service, &with, &without),
+                })
+                .await;
+                None
+            }
+        }
+    }
+
+    async fn image_size(&self, image: &str) -> Option<u64> {
+        let inspect = self.docker.inspect_image(image).await.ok()?;
+        inspect.size.and_then(|s| u64::try_from(s).ok())
+    }
+}
+
+fn filter_event(filter: &mut BuildOutput, event: build::BuildEvent) -> build::BuildEvent {
+    match event {
+        build::BuildEvent::Output { line } => build::BuildEvent::Output {
+            line: filter.line(&line).into_owned(),
+        },
+        build::BuildEvent::Step {
+            index,
+            total,
+            instruction,
+        } => {
+            let shown = filter.line(&format!("Step {index}/{total} : {instruction}")).into_owned();
+            let instruction = shown
+                .split_once(" : ")
+                .map_or(instruction, |(_, rest)| rest.to_owned());
+            build::BuildEvent::Step {
+                index,
+                total,
+                instruction,
+            }
+        }
+        other => other,
+    }
+}
+
+fn append_log(log: &mut String, line: &str) {
+    if log.len() + line.len() < MAX_LOG_BYTES {
+        log.push_str(line);
+        log.push('\n');
+    }
+}

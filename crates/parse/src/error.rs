@@ -1,0 +1,106 @@
+//! The one error type of the crate.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while finding, reading, interpolating or validating a
+/// composition. Messages carry the reference implementation's wording plus where.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Bad YAML, a budget breach, or a failed `${VAR:?…}` interpolation.
+    #[error("{}:{line}:{column}: {message}", file.display())]
+    Yaml {
+        /// The compose file.
+        file: PathBuf,
+        /// 1-based line (0 when unknown).
+        line: u64,
+        /// 1-based column (0 when unknown).
+        column: u64,
+        /// What the parser said.
+        message: String,
+    },
+    /// A `.env` or `env_file` line that cannot be read.
+    #[error("{}:{line}: {message}", file.display())]
+    EnvFile {
+        /// The env file.
+        file: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A rule broken by one service (the reference's `ServiceError`).
+    #[error("{}: service \"{service}\": {message}", file.display())]
+    Service {
+        /// The (first) compose file.
+        file: PathBuf,
+        /// The service at fault.
+        service: String,
+        /// The field at fault, dotted (`build.network`), when there is one.
+        field: Option<String>,
+        /// The reference's message.
+        message: String,
+    },
+    /// A rule broken outside any service (the reference's `ValidationError`): top-level keys,
+    /// networks, volumes.
+    #[error("{}: {message}", file.display())]
+    Validation {
+        /// The (first) compose file.
+        file: PathBuf,
+        /// The reference's message.
+        message: String,
+    },
+    /// Several compose files in the project directory and none chosen with `-f`.
+    #[error(
+        "{}: several compose files found ({}); choose one with -f",
+        dir.display(),
+        found.join(", ")
+    )]
+    AmbiguousComposeFiles {
+        /// The project directory.
+        dir: PathBuf,
+        /// The names found.
+        found: Vec<String>,
+    },
+    /// Neither a compose file nor a Dockerfile in the project directory.
+    #[error(
+        "{}: no docker-compose.yml, docker-compose.yaml, compose.yaml, compose.yml, Dockerfile or Dockerfile.template found",
+        dir.display()
+    )]
+    NoProject {
+        /// The project directory.
+        dir: PathBuf,
+    },
+    /// `load` was called without any file.
+    #[error("At least one compose file path must be provided")]
+    NoFiles,
+}
+
+impl Error {
+    /// The service named by a rule violation, if any.
+    pub fn service(&self) -> Option<&str> {
+        match self {
+            Error::Service { service, .. } => Some(service),
+            _ => None,
+        }
+    }
+
+    /// The message without the location prefix (the reference's `err.message`).
+    pub fn message(&self) -> String {
+        match self {
+            Error::Yaml { message, .. }
+            | Error::EnvFile { message, .. }
+            | Error::Service { message, .. }
+            | Error::Validation { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
+}

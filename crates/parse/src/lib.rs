@@ -1,0 +1,81 @@
+//! The `parse` stage of balena-compose: compose files in, a typed, normalised
+//! [`Composition`] out.
+//!
+//! It reads compose-spec files (including the `version: '2.x'` files balena projects still
+//! use) with anchors, merge keys and compose interpolation, merges several files, folds
+//! `env_file` into `environment`, and applies every balena rule: forbidden fields, bind mounts
+//! that become `io.balena.features.*` labels, short-syntax ports and volumes, label and
+//! contract checks. A rule violation is an [`Error`] naming the file, service and field with
+//! the reference implementation's message.
+//!
+//! ```
+//! use parse::{LoadOptions, parse_str};
+//!
+//! let yaml = r#"
+//! services:
+//!   web:
+//!     build: ./web
+//!     image: example/web:${TAG:-latest}
+//!     ports: ["80:8080", {target: 53, protocol: udp}]
+//!     volumes: ["/var/run/balena-engine.sock:/var/run/balena-engine.sock"]
+//! "#;
+//! let options = LoadOptions {
+//!     project_dir: Some("/project".into()),
+//!     environment: Some(Default::default()),
+//!     ..LoadOptions::default()
+//! };
+//! let composition = parse_str(yaml, &options)?;
+//! let web = &composition.services["web"];
+//! let build = web.build.as_ref().expect("a build");
+//! assert_eq!(build.context, "web");
+//! assert_eq!(build.dockerfile, "Dockerfile");
+//! assert_eq!(build.tags, ["example/web:latest"]);
+//! assert_eq!(web.ports, ["80:8080", "53/udp"]);
+//! assert_eq!(web.labels["io.balena.features.balena-socket"], "1");
+//! assert!(composition.networks.contains_key("default"));
+//!
+//! let refused = parse_str("services: {s: {image: x, privileged: true, runtime: nvidia}}", &options);
+//! assert_eq!(
+//!     refused.unwrap_err().to_string(),
+//!     r#"/project/docker-compose.yml: service "s": service.runtime is not allowed"#
+//! );
+//! # Ok::<(), parse::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+mod contract;
+mod dotenv;
+mod error;
+mod load;
+mod merge;
+mod model;
+mod normalize;
+mod values;
+mod yaml;
+
+pub use contract::{
+    Contract, ContractRef, ImageDescriptor, ImageSource, Requirement, contract_for,
+};
+pub use error::Error;
+pub use load::{
+    COMPOSE_FILE_NAMES, Discovered, LoadOptions, default_composition, discover, load, parse_str,
+};
+pub use model::{Build, Composition, Ipam, IpamConfig, Network, Service, ServiceNetwork, Volume};
+
+impl Composition {
+    /// The composition as one JSON object (compose-spec key names, normalised shapes).
+    pub fn to_json(&self) -> serde_json::Value {
+        // Serialising these types cannot fail: every map key is a string.
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The composition as a YAML document.
+    pub fn to_yaml(&self) -> String {
+        yaml::to_yaml(self).unwrap_or_default()
+    }
+
+    /// Service names in order.
+    pub fn service_names(&self) -> impl Iterator<Item = &str> {
+        self.services.keys().map(String::as_str)
+    }
+}

@@ -1,0 +1,168 @@
+//! Reading the loosely-typed YAML tree: scalars as strings, the list-or-map forms compose
+//! allows, and the short syntaxes that several files must agree on when they are merged.
+
+use indexmap::IndexMap;
+use serde_json::{Map, Value};
+
+/// A scalar as compose reads it into a string field (`80` → `"80"`, `true` → `"true"`);
+/// `None` for null, `Err` for a list or mapping.
+pub(crate) fn scalar(value: &Value) -> Result<Option<String>, String> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        Value::Bool(b) => Ok(Some(b.to_string())),
+        Value::Array(_) => Err("must be a string, got a list".to_string()),
+        Value::Object(_) => Err("must be a string, got a mapping".to_string()),
+    }
+}
+
+/// A scalar that must be present.
+pub(crate) fn string(value: &Value) -> Result<String, String> {
+    scalar(value)?.ok_or_else(|| "must be a string, got null".to_string())
+}
+
+/// A string or a list of strings.
+pub(crate) fn string_list(value: &Value) -> Result<Vec<String>, String> {
+    match value {
+        Value::Null => Ok(Vec::new()),
+        Value::Array(items) => items.iter().map(string).collect(),
+        other => Ok(vec![string(other)?]),
+    }
+}
+
+/// A mapping `{K: V}` or a list `["K=V", "K"]`; a missing value is `None`.
+pub(crate) fn key_values(value: &Value) -> Result<IndexMap<String, Option<String>>, String> {
+    let mut out = IndexMap::new();
+    match value {
+        Value::Null => {}
+        Value::Object(map) => {
+            for (k, v) in map {
+                let v = scalar(v).map_err(|e| format!("{k} {e}"))?;
+                out.insert(k.clone(), v);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                let item = string(item)?;
+                match item.split_once('=') {
+                    Some((k, v)) => out.insert(k.trim().to_string(), Some(v.to_string())),
+                    None => out.insert(item.trim().to_string(), None),
+                };
+            }
+        }
+        _ => return Err("must be a mapping or a list".to_string()),
+    }
+    Ok(out)
+}
+
+/// `key_values` as a mapping value (list form converted), so files can be merged key by key.
+pub(crate) fn key_values_as_map(value: &Value) -> Option<Value> {
+    let kv = key_values(value).ok()?;
+    Some(Value::Object(
+        kv.into_iter()
+            .map(|(k, v)| (k, v.map(Value::String).unwrap_or(Value::Null)))
+            .collect(),
+    ))
+}
+
+/// A list of names or a mapping of name → settings, as a mapping (for `networks` and
+/// `depends_on`).
+pub(crate) fn names_as_map(value: &Value) -> Option<Value> {
+    match value {
+        Value::Array(items) => {
+            let mut map = Map::new();
+            for item in items {
+                map.insert(scalar(item).ok()??, Value::Null);
+            }
+            Some(Value::Object(map))
+        }
+        Value::Object(_) => Some(value.clone()),
+        _ => None,
+    }
+}
+
+/// The mount target of a volume entry (short or long syntax), used to merge volumes.
+pub(crate) fn volume_target(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => {
+            let parts = split_volume_spec(s);
+            match parts.len() {
+                1 => parts.first().cloned(),
+                _ => parts.get(1).cloned(),
+            }
+        }
+        Value::Object(map) => map.get("target").and_then(|t| scalar(t).ok().flatten()),
+        _ => None,
+    }
+}
+
+/// The target of a device entry, used to merge devices.
+pub(crate) fn device_target(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => {
+            let mut parts = s.split(':');
+            let source = parts.next()?;
+            Some(parts.next().unwrap_or(source).to_string())
+        }
+        Value::Object(map) => map
+            .get("target")
+            .or_else(|| map.get("source"))
+            .and_then(|t| scalar(t).ok().flatten()),
+        _ => None,
+    }
+}
+
+/// Splits `source:target:mode`, keeping a Windows drive letter (`C:\x`) in one part.
+pub(crate) fn split_volume_spec(spec: &str) -> Vec<String> {
+    let mut parts: Vec<String> = Vec::new();
+    for piece in spec.split(':') {
+        let glue = parts.last().is_some_and(|last| {
+            last.len() == 1
+                && last.chars().all(|c| c.is_ascii_alphabetic())
+                && piece.starts_with('\\')
+                && parts.len() == 1
+        });
+        match (glue, parts.last_mut()) {
+            (true, Some(last)) => {
+                last.push(':');
+                last.push_str(piece);
+            }
+            _ => parts.push(piece.to_string()),
+        }
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn key_values_from_list_and_map() {
+        let kv = key_values(&json!(["A=b=c", "B", " C =x"])).unwrap();
+        assert_eq!(kv["A"].as_deref(), Some("b=c"));
+        assert_eq!(kv["B"], None);
+        assert_eq!(kv["C"].as_deref(), Some("x"));
+        let kv = key_values(&json!({"N": 1, "T": true, "E": null})).unwrap();
+        assert_eq!(kv["N"].as_deref(), Some("1"));
+        assert_eq!(kv["T"].as_deref(), Some("true"));
+        assert_eq!(kv["E"], None);
+        assert!(key_values(&json!({"A": [1]})).is_err());
+    }
+
+    #[test]
+    fn volume_spec_split() {
+        assert_eq!(split_volume_spec("a:/b:ro"), ["a", "/b", "ro"]);
+        assert_eq!(split_volume_spec("C:\\data:/d"), ["C:\\data", "/d"]);
+        assert_eq!(volume_target(&json!("/only")).as_deref(), Some("/only"));
+        assert_eq!(volume_target(&json!("v:/t:ro")).as_deref(), Some("/t"));
+        assert_eq!(device_target(&json!("/dev/a")).as_deref(), Some("/dev/a"));
+        assert_eq!(
+            device_target(&json!("/dev/a:/dev/b")).as_deref(),
+            Some("/dev/b")
+        );
+    }
+}

@@ -1,0 +1,160 @@
+//! Every use of the YAML crate lives here, so it can be swapped without touching the rest.
+//!
+//! Documents are read into a `serde_json::Value` tree with compose interpolation already
+//! applied by the parser (so interpolation errors point at the scalar at fault), merge keys
+//! expanded, and YAML 1.2 scalar rules (`no` stays a string, `0755` stays a string).
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use serde::Serialize;
+use serde_json::Value;
+use serde_saphyr::options::PropertySyntax;
+use serde_saphyr::{Budget, Options};
+
+/// A YAML or interpolation failure, with the 1-based position when the parser knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct YamlError {
+    /// 1-based line, 0 when unknown.
+    pub line: u64,
+    /// 1-based column, 0 when unknown.
+    pub column: u64,
+    /// The parser's message without the position.
+    pub message: String,
+}
+
+/// Limits sized for compose files: generous for real projects (a few thousand lines), small
+/// enough that alias bombs and deep nesting fail in milliseconds.
+fn budget() -> Budget {
+    let mut budget = Budget::default();
+    budget.max_reader_input_bytes = Some(16 * 1024 * 1024);
+    budget.max_events = 2_000_000;
+    budget.max_aliases = 10_000;
+    budget.max_anchors = 10_000;
+    budget.max_recorded_anchor_events = 20_000;
+    budget.max_recorded_anchor_bytes = 8 * 1024 * 1024;
+    budget.max_depth = 64;
+    budget.max_documents = 1;
+    budget.max_nodes = 500_000;
+    budget.max_total_scalar_bytes = 16 * 1024 * 1024;
+    budget.max_merge_keys = 10_000;
+    budget
+}
+
+fn options(properties: &HashMap<String, String>) -> Options {
+    let mut options = serde_saphyr::options! {
+        budget: Some(budget()),
+        strict_booleans: true,
+        leading_zero_numbers_as_strings: true,
+        underscored_numbers_as_strings: true,
+        with_snippet: false,
+        property_syntax: PropertySyntax::DockerCompose,
+    };
+    options.alias_limits.max_total_replayed_events = 50_000;
+    options.non_finite_float_policy = serde_saphyr::options::NonFiniteFloatPolicy::AsString;
+    options.with_properties(properties.clone())
+}
+
+/// Parses one YAML document, interpolating `${VAR}` forms from `properties`.
+///
+/// An empty document gives `Value::Null`.
+pub(crate) fn parse_document(
+    text: &str,
+    properties: &HashMap<String, String>,
+) -> Result<Value, YamlError> {
+    if text.trim().is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_saphyr::from_str_with_options::<Value>(text, options(properties)).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((0, 0));
+        YamlError {
+            line,
+            column,
+            message: strip_position(&e.to_string()),
+        }
+    })
+}
+
+/// The parser appends or prepends its own position; ours is reported separately.
+fn strip_position(message: &str) -> String {
+    static TRAILING: LazyLock<Option<Regex>> =
+        LazyLock::new(|| Regex::new(r"\s*\(?at line \d+,? column \d+\)?$").ok());
+    static LEADING: LazyLock<Option<Regex>> =
+        LazyLock::new(|| Regex::new(r"^line \d+,? column \d+:\s*").ok());
+    let mut text = message.trim().to_string();
+    for re in [&*TRAILING, &*LEADING].into_iter().flatten() {
+        text = re.replace(&text, "").into_owned();
+    }
+    text
+}
+
+/// Renders `value` as a YAML document.
+pub(crate) fn to_yaml<T: Serialize>(value: &T) -> Result<String, String> {
+    serde_saphyr::to_string(value).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn yaml_1_2_scalars_stay_strings() {
+        let v = parse_document("a: no\nb: 0755\nc: on\nd: true\ne: 1_000\n", &env(&[])).unwrap();
+        assert_eq!(v["a"], "no");
+        assert_eq!(v["b"], "0755");
+        assert_eq!(v["c"], "on");
+        assert_eq!(v["d"], true);
+        assert_eq!(v["e"], "1_000");
+    }
+
+    #[test]
+    fn merge_keys_and_interpolation() {
+        let text = "x: &x {restart: always}\ns:\n  <<: *x\n  image: \"nginx:${TAG:-latest}\"\n  port: $$HOME\n";
+        let v = parse_document(text, &env(&[])).unwrap();
+        assert_eq!(v["s"]["restart"], "always");
+        assert_eq!(v["s"]["image"], "nginx:latest");
+        assert_eq!(v["s"]["port"], "$HOME");
+    }
+
+    #[test]
+    fn required_variable_error_has_position() {
+        let err = parse_document("a:\n  b: ${IMG:?IMG must be set}\n", &env(&[])).unwrap_err();
+        assert_eq!(err.line, 2, "{err:?}");
+        assert!(err.message.contains("IMG must be set"), "{err:?}");
+        assert!(!err.message.contains("line 2"), "{err:?}");
+    }
+
+    #[test]
+    fn alias_bomb_fails_fast() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let p = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let start = std::time::Instant::now();
+        let err = parse_document(&text, &env(&[])).unwrap_err();
+        let took = start.elapsed();
+        assert!(took < std::time::Duration::from_secs(2), "{took:?} {err:?}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let text = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(parse_document(&text, &env(&[])).is_err());
+    }
+}
