@@ -174,7 +174,9 @@ impl State {
 
     /// The record of a resource with this id.
     pub fn record(&self, resource: &str, id: u64) -> Option<&Value> {
-        self.records(resource).iter().find(|r| record_id(r) == Some(id))
+        self.records(resource)
+            .iter()
+            .find(|r| record_id(r) == Some(id))
     }
 
     fn take_fault(&mut self, method: &str, path: &str) -> Option<Fault> {
@@ -307,7 +309,13 @@ impl FakeApi {
     }
 
     /// Applies the next `times` requests matching, then answers `status` anyway.
-    pub fn fail_next_after_apply(&self, method: &str, path_prefix: &str, times: usize, status: u16) {
+    pub fn fail_next_after_apply(
+        &self,
+        method: &str,
+        path_prefix: &str,
+        times: usize,
+        status: u16,
+    ) {
         self.inject(Fault {
             method: method.to_owned(),
             path_prefix: path_prefix.to_owned(),
@@ -486,7 +494,9 @@ async fn handle(
         return (StatusCode::UNAUTHORIZED, "Unauthorized").into_response();
     }
     let fault = lock(&shared.state).take_fault(method.as_str(), &path);
-    let before = fault.as_ref().filter(|f| f.phase == FaultPhase::BeforeApply);
+    let before = fault
+        .as_ref()
+        .filter(|f| f.phase == FaultPhase::BeforeApply);
     if let Some(response) = strike(before, &set_status).await {
         return response;
     }
@@ -580,11 +590,7 @@ fn apply(
     result.unwrap_or_else(|e| e)
 }
 
-fn select_matching<'a>(
-    state: &'a State,
-    target: &odata::Target,
-    query: &Query,
-) -> Vec<&'a Value> {
+fn select_matching<'a>(state: &'a State, target: &odata::Target, query: &Query) -> Vec<&'a Value> {
     state
         .records(&target.resource)
         .iter()
@@ -649,7 +655,10 @@ fn post(
         )
     })?;
     let Some(Value::Object(fields)) = body else {
-        return Err(Answer::error(StatusCode::BAD_REQUEST, "Expected a JSON object body"));
+        return Err(Answer::error(
+            StatusCode::BAD_REQUEST,
+            "Expected a JSON object body",
+        ));
     };
     check_foreign_keys(state, &rules, fields)?;
     if !rules.unique.is_empty() {
@@ -703,7 +712,9 @@ fn check_foreign_keys(
                 format!("Missing required field {field}"),
             ));
         };
-        let exists = value.as_u64().is_some_and(|id| state.record(target, id).is_some());
+        let exists = value
+            .as_u64()
+            .is_some_and(|id| state.record(target, id).is_some());
         if !exists {
             return Err(Answer::error(
                 StatusCode::BAD_REQUEST,
@@ -727,7 +738,10 @@ fn patch(
         ));
     }
     let Some(Value::Object(fields)) = body else {
-        return Err(Answer::error(StatusCode::BAD_REQUEST, "Expected a JSON object body"));
+        return Err(Answer::error(
+            StatusCode::BAD_REQUEST,
+            "Expected a JSON object body",
+        ));
     };
     if fields.contains_key("id") {
         return Err(Answer::error(StatusCode::BAD_REQUEST, "Cannot change id"));

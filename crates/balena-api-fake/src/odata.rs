@@ -235,7 +235,10 @@ mod tests {
 
     #[test]
     fn decodes_paths_and_queries() {
-        assert_eq!(percent_decode("/v7/service(a=1,b=%27x%20y%27)"), "/v7/service(a=1,b='x y')");
+        assert_eq!(
+            percent_decode("/v7/service(a=1,b=%27x%20y%27)"),
+            "/v7/service(a=1,b='x y')"
+        );
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(
             parse_query_pairs("%24filter=slug+eq+%27a%2Fb%27&x"),

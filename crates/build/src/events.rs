@@ -70,15 +70,40 @@ impl LineBuffer {
         let complete = std::mem::replace(&mut self.partial, rest);
         complete
             .lines()
-            .map(|l| l.strip_suffix('\r').unwrap_or(l).to_owned())
+            .map(|l| strip_ansi(l.strip_suffix('\r').unwrap_or(l)))
             .collect()
     }
 
     /// The unterminated last line, if any.
     pub(crate) fn finish(&mut self) -> Option<String> {
         let rest = std::mem::take(&mut self.partial);
-        (!rest.is_empty()).then_some(rest)
+        (!rest.is_empty()).then(|| strip_ansi(&rest))
     }
+}
+
+/// The line without terminal escape sequences: the classic builder wraps a `RUN`'s stderr in
+/// colour codes (`ESC[91m … ESC[0m`), which mean nothing in a log, an event or an error.
+pub fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        if chars.peek() == Some(&'[') {
+            chars.next();
+            // CSI: parameters and intermediates, then one final byte in @..~.
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        } else {
+            chars.next();
+        }
+    }
+    out
 }
 
 static LAYER: LazyLock<Option<Regex>> =
@@ -270,5 +295,13 @@ mod tests {
         assert_eq!(b.push("tail"), Vec::<String>::new());
         assert_eq!(b.finish().as_deref(), Some("tail"));
         assert_eq!(b.finish(), None);
+    }
+
+    #[test]
+    fn colour_codes_are_stripped_from_lines() {
+        assert_eq!(strip_ansi("\u{1b}[91mboom\u{1b}[0m"), "boom");
+        assert_eq!(strip_ansi("plain"), "plain");
+        let mut b = LineBuffer::default();
+        assert_eq!(b.push("\u{1b}[91merr\n"), vec!["err".to_owned()]);
     }
 }

@@ -45,7 +45,7 @@ pub use bollard::auth::DockerCredentials;
 pub use connect::{CONNECT_TIMEOUT, DEFAULT_DOCKER_HOST, REQUEST_TIMEOUT, connect, docker_host};
 pub use context::ContextBody;
 pub use error::{Error, Result};
-pub use events::{BuildEvent, FromTag, extract_from_tag, extract_layer, parse_step};
+pub use events::{BuildEvent, FromTag, extract_from_tag, extract_layer, parse_step, strip_ansi};
 pub use image_build::{BuildOptions, Built, FAILURE_OUTPUT_LINES, build_image, tag_image};
 pub use platform::{
     MEDIATYPE_MANIFEST_LIST_V2, MEDIATYPE_MANIFEST_V1, MEDIATYPE_MANIFEST_V2,

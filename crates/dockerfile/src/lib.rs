@@ -125,10 +125,12 @@ fn render_line<V: Variables + ?Sized>(
         match token_name_end(bytes, open + 2) {
             Some(name_end) => {
                 let name = &line[open + 2..name_end];
-                let value = variables.get(name).ok_or_else(|| Error::UndefinedVariable {
-                    name: name.to_owned(),
-                    line: line_number,
-                })?;
+                let value = variables
+                    .get(name)
+                    .ok_or_else(|| Error::UndefinedVariable {
+                        name: name.to_owned(),
+                        line: line_number,
+                    })?;
                 out.push_str(&line[copied..open]);
                 out.push_str(value);
                 copied = name_end + 2;

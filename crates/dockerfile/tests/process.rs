@@ -36,18 +36,27 @@ fn should_throw_when_body_has_unknown_variables() {
 
 #[test]
 fn should_allow_variables_that_do_not_exist_in_the_body() {
-    assert_eq!(process("test", &vars(&[("NOT_USED", "1")])).unwrap(), "test");
+    assert_eq!(
+        process("test", &vars(&[("NOT_USED", "1")])).unwrap(),
+        "test"
+    );
 }
 
 #[test]
 fn should_replace_single_variable_lines() {
-    assert_eq!(process("%%TEST%%", &vars(&[("TEST", "value")])).unwrap(), "value");
+    assert_eq!(
+        process("%%TEST%%", &vars(&[("TEST", "value")])).unwrap(),
+        "value"
+    );
 }
 
 #[test]
 fn should_replace_multiple_variables_per_line() {
     let v = vars(&[("BASE", "debian"), ("TAG", "latest")]);
-    assert_eq!(process("FROM %%BASE%%:%%TAG%%", &v).unwrap(), "FROM debian:latest");
+    assert_eq!(
+        process("FROM %%BASE%%:%%TAG%%", &v).unwrap(),
+        "FROM debian:latest"
+    );
 }
 
 #[test]
@@ -80,15 +89,31 @@ fn a_comment_is_only_a_hash_in_column_zero() {
             line: 2
         }
     );
-    assert_eq!(process("  # %%XX%%", &vars(&[("XX", "y")])).unwrap(), "  # y");
+    assert_eq!(
+        process("  # %%XX%%", &vars(&[("XX", "y")])).unwrap(),
+        "  # y"
+    );
     // A column-0 '#' exempts even an undefined variable.
     assert_eq!(process("#%%NOPE%%", &vars(&[])).unwrap(), "#%%NOPE%%");
 }
 
 #[test]
 fn names_need_two_or_more_uppercase_or_underscore_characters() {
-    let v = vars(&[("A", "1"), ("VAR1", "2"), ("lower", "3"), ("_X", "4"), ("A_", "5")]);
-    for verbatim in ["%%A%%", "%%VAR1%%", "%%lower%%", "%%_X%%", "%%AA %%", "%%Ab%%"] {
+    let v = vars(&[
+        ("A", "1"),
+        ("VAR1", "2"),
+        ("lower", "3"),
+        ("_X", "4"),
+        ("A_", "5"),
+    ]);
+    for verbatim in [
+        "%%A%%",
+        "%%VAR1%%",
+        "%%lower%%",
+        "%%_X%%",
+        "%%AA %%",
+        "%%Ab%%",
+    ] {
         assert_eq!(process(verbatim, &v).unwrap(), verbatim, "{verbatim}");
     }
     assert_eq!(process("%%A_%%", &v).unwrap(), "5");
@@ -123,13 +148,19 @@ fn missing_variable_error_names_the_variable_and_its_line() {
     let template = "FROM %%BALENA_ARCH%%-busybox\n\n# %%IGNORED%%\nRUN echo %%BALENA_MACHINE_NAME%% %%NOT_GIVEN%%\n";
     let v = vars(&[("BALENA_ARCH", "aarch64"), ("BALENA_MACHINE_NAME", "rpi")]);
     let err = process(template, &v).unwrap_err();
-    assert_eq!(err.to_string(), "NOT_GIVEN is not defined (template line 4)");
+    assert_eq!(
+        err.to_string(),
+        "NOT_GIVEN is not defined (template line 4)"
+    );
 }
 
 #[test]
 fn empty_values_and_unicode_are_kept() {
     let v = vars(&[("EMPTY", ""), ("UNI", "héllo ✓")]);
-    assert_eq!(process("a%%EMPTY%%b é %%UNI%%", &v).unwrap(), "ab é héllo ✓");
+    assert_eq!(
+        process("a%%EMPTY%%b é %%UNI%%", &v).unwrap(),
+        "ab é héllo ✓"
+    );
 }
 
 #[test]
@@ -142,7 +173,10 @@ fn lodash_delimiters_and_es_templates_are_not_interpreted() {
 #[test]
 fn ten_thousand_lines_render_quickly() {
     let template = big_template(10_000);
-    let v = vars(&[("BALENA_ARCH", "aarch64"), ("BALENA_MACHINE_NAME", "raspberrypi4-64")]);
+    let v = vars(&[
+        ("BALENA_ARCH", "aarch64"),
+        ("BALENA_MACHINE_NAME", "raspberrypi4-64"),
+    ]);
     let start = std::time::Instant::now();
     let out = process(&template, &v).unwrap();
     let elapsed = start.elapsed();

@@ -131,9 +131,7 @@ fn directive(content: &str) -> Option<(&str, &str)> {
 /// If `content` ends with the escape character plus optional spaces/tabs, the content without
 /// them.
 fn strip_continuation(content: &str, escape: char) -> Option<&str> {
-    content
-        .trim_end_matches([' ', '\t'])
-        .strip_suffix(escape)
+    content.trim_end_matches([' ', '\t']).strip_suffix(escape)
 }
 
 /// Lex `text`.
@@ -186,7 +184,10 @@ pub(crate) fn lex(text: &str) -> Result<Lexed, Error> {
 
     while let Some(first) = lines.next() {
         let content = if first.number == 1 {
-            first.content.strip_prefix(UTF8_BOM).unwrap_or(first.content)
+            first
+                .content
+                .strip_prefix(UTF8_BOM)
+                .unwrap_or(first.content)
         } else {
             first.content
         };
@@ -375,14 +376,18 @@ mod tests {
 
     #[test]
     fn continuations_and_comments_inside_them() {
-        let text = "FROM a\nRUN echo 1 && \\\n# inner comment\n\n    echo 2 \\  \n  && echo 3\nCMD x";
+        let text =
+            "FROM a\nRUN echo 1 && \\\n# inner comment\n\n    echo 2 \\  \n  && echo 3\nCMD x";
         assert_eq!(
             logicals(text),
             vec!["FROM a", "RUN echo 1 &&     echo 2   && echo 3", "CMD x"]
         );
         let lexed = lex(text).unwrap();
         assert_eq!(lexed.instructions[1].line, 2);
-        assert_eq!(&text[lexed.instructions[1].start..lexed.instructions[1].end], &text[7..text.len() - 6]);
+        assert_eq!(
+            &text[lexed.instructions[1].start..lexed.instructions[1].end],
+            &text[7..text.len() - 6]
+        );
     }
 
     #[test]
@@ -410,8 +415,15 @@ mod tests {
     fn heredoc_bodies_belong_to_their_instruction() {
         let text = "FROM a\nRUN <<EOF\nFROM evil\nRUN x\nEOF\nCOPY <<-\"X\" /f\n\thi\n\tX\nCMD y\n";
         let lexed = lex(text).unwrap();
-        let kinds: Vec<_> = lexed.instructions.iter().map(|i| i.logical.as_str()).collect();
-        assert_eq!(kinds, vec!["FROM a", "RUN <<EOF", "COPY <<-\"X\" /f", "CMD y"]);
+        let kinds: Vec<_> = lexed
+            .instructions
+            .iter()
+            .map(|i| i.logical.as_str())
+            .collect();
+        assert_eq!(
+            kinds,
+            vec!["FROM a", "RUN <<EOF", "COPY <<-\"X\" /f", "CMD y"]
+        );
         assert_eq!(lexed.instructions[1].heredocs[0].data, "FROM evil\nRUN x\n");
         assert_eq!(lexed.instructions[2].heredocs[0].chomped_data(), "hi\n");
         assert!(matches!(

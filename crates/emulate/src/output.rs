@@ -19,7 +19,12 @@ fn step_colon(line: &str) -> Option<usize> {
         return None;
     }
     at += 1;
-    let digits = |from: usize| bytes[from..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let digits = |from: usize| {
+        bytes[from..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    };
     let n = digits(at);
     if n == 0 {
         return None;

@@ -32,19 +32,34 @@ async fn emulated_arm64_build_records_aarch64() {
     let (context, opts) = emulated_context(
         "FROM local/aarch64-busybox\n\
          RUN uname -m > /arch\n\
-         RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo \\\"$0 $1\\\" > /argv\", \"a b\", \"é\"]\n",
+         RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo \\\"$0 $1\\\" > /argv\", \"a b\", \"é\"]\n
+         RUN <<EOF\necho one > /heredoc\necho \"$((1 + 1))\" >> /heredoc\nEOF\n",
     );
     let built = common::build(&docker, context, &tag, None).await;
     let mut output = BuildOutput::new(Arch::Aarch64, opts);
-    let shown: Vec<String> = built.lines.iter().map(|l| output.line(l).into_owned()).collect();
-    assert!(built.error.is_none(), "build failed: {:?}\n{}", built.error, shown.join("\n"));
+    let shown: Vec<String> = built
+        .lines
+        .iter()
+        .map(|l| output.line(l).into_owned())
+        .collect();
     assert!(
-        shown.iter().any(|l| l == "Step 3/4 : RUN uname -m > /arch"),
+        built.error.is_none(),
+        "build failed: {:?}\n{}",
+        built.error,
+        shown.join("\n")
+    );
+    assert!(
+        shown.iter().any(|l| l == "Step 3/5 : RUN uname -m > /arch"),
         "{}",
         shown.join("\n")
     );
     assert_eq!(common::read_file(&docker, &tag, "/arch").await, "aarch64\n");
     assert_eq!(common::read_file(&docker, &tag, "/argv").await, "a b é\n");
+    // A heredoc RUN works even on the classic builder, which has no heredocs of its own.
+    assert_eq!(
+        common::read_file(&docker, &tag, "/heredoc").await,
+        "one\n2\n"
+    );
     common::remove_image(&docker, &tag).await;
 }
 
@@ -68,13 +83,22 @@ async fn foreign_exec_failure_is_explained() {
                 .unwrap_or_else(|| panic!("not recognised: {daemon_error}\n{:?}", built.lines));
             assert!(matches!(err, Error::ForeignExec { .. }));
             let text = err.to_string();
-            assert!(text.contains("Step 3/3 : RUN echo hello | wc -c > /count failed"), "{text}");
+            assert!(
+                text.contains("Step 3/3 : RUN echo hello | wc -c > /count failed"),
+                "{text}"
+            );
             assert!(text.contains("wc: Exec format error"), "{text}");
-            assert!(text.contains("binfmt_misc") && text.contains("--qemu PATH"), "{text}");
+            assert!(
+                text.contains("binfmt_misc") && text.contains("--qemu PATH"),
+                "{text}"
+            );
         }
         None => {
             // Only a concurrent binfmt registration (tests/binfmt.rs) can make this work.
-            assert!(binfmt_now, "a foreign exec worked without binfmt_misc or -execve");
+            assert!(
+                binfmt_now,
+                "a foreign exec worked without binfmt_misc or -execve"
+            );
             assert_eq!(common::read_file(&docker, &tag, "/count").await, "6\n");
             common::remove_image(&docker, &tag).await;
         }

@@ -21,20 +21,32 @@ fn arm_opts() -> TransposeOptions {
 fn strips_the_reference_prefix_on_run_steps() {
     let o = arm_opts();
     assert_eq!(
-        filter_line("Step 3/3 : RUN /usr/bin/qemu-arm-static -execve /bin/sh -c apt-get update", &o),
+        filter_line(
+            "Step 3/3 : RUN /usr/bin/qemu-arm-static -execve /bin/sh -c apt-get update",
+            &o
+        ),
         "Step 3/3 : RUN apt-get update"
     );
     assert_eq!(
-        filter_line("step 3 : run /USR/BIN/QEMU-ARM-STATIC -EXECVE /bin/sh -c x", &o),
+        filter_line(
+            "step 3 : run /USR/BIN/QEMU-ARM-STATIC -EXECVE /bin/sh -c x",
+            &o
+        ),
         "step 3 : run x"
     );
     assert_eq!(
-        filter_line("Step 3/3: RUN /usr/bin/qemu-arm-static -execve /bin/sh -c x", &o),
+        filter_line(
+            "Step 3/3: RUN /usr/bin/qemu-arm-static -execve /bin/sh -c x",
+            &o
+        ),
         "Step 3/3: RUN x"
     );
     // Not anchored, like the reference.
     assert_eq!(
-        filter_line("Step 5/5 : RUN echo /usr/bin/qemu-arm-static -execve /bin/sh -c x", &o),
+        filter_line(
+            "Step 5/5 : RUN echo /usr/bin/qemu-arm-static -execve /bin/sh -c x",
+            &o
+        ),
         "Step 5/5 : RUN echo x"
     );
 }
@@ -62,7 +74,10 @@ fn our_exec_arrays_are_shown_as_written() {
         &o,
     )
     .unwrap();
-    let runs: Vec<&str> = transposed.lines().filter(|l| l.starts_with("RUN")).collect();
+    let runs: Vec<&str> = transposed
+        .lines()
+        .filter(|l| l.starts_with("RUN"))
+        .collect();
     // The classic builder prints `Step N/M : <the instruction as written>`.
     assert_eq!(
         filter_line(&format!("Step 3/4 : {}", runs[0]), &o),
@@ -102,7 +117,9 @@ fn daemon_error_message_loses_the_qemu_prefix() {
 
 #[test]
 fn recognises_exec_format_errors() {
-    assert!(is_exec_format_error("\u{1b}[91m/bin/sh: wc: Exec format error\n"));
+    assert!(is_exec_format_error(
+        "\u{1b}[91m/bin/sh: wc: Exec format error\n"
+    ));
     assert!(is_exec_format_error("exec /bin/x: exec format error"));
     assert!(!is_exec_format_error("/bin/sh: wc: not found"));
 }
@@ -123,7 +140,13 @@ fn explains_a_foreign_exec_with_both_ways_out() {
             "The command '/usr/bin/qemu-aarch64-static /bin/sh -c echo hi | wc -c' returned a non-zero code: 126",
         )
         .unwrap();
-    assert!(matches!(err, Error::ForeignExec { arch: Arch::Aarch64, .. }));
+    assert!(matches!(
+        err,
+        Error::ForeignExec {
+            arch: Arch::Aarch64,
+            ..
+        }
+    ));
     let text = err.to_string();
     for needle in [
         "Step 3/3 : RUN echo hi | wc -c failed",
@@ -152,4 +175,17 @@ fn other_failures_are_not_explained() {
         .explain_failure("failed to start: exec /bin/sh: exec format error")
         .unwrap();
     assert!(err.to_string().contains("Step 2/2 : RUN exit 3 failed"));
+}
+
+proptest::proptest! {
+    #[test]
+    fn filtering_never_panics(line in "(?s)(Step [0-9]{1,2}(/[0-9])? ?: ?)?(RUN|run)?[ \u{85}\u{a0}]?\\[?.{0,60}") {
+        let opts = TransposeOptions::new(Arch::Aarch64);
+        let shown = filter_line(&line, &opts);
+        // Lines that are not RUN steps pass through unchanged.
+        if !line.to_ascii_uppercase().contains("RUN") {
+            proptest::prop_assert_eq!(shown.as_ref(), line.as_str());
+        }
+        let _ = filter_error_message(&line, &opts);
+    }
 }

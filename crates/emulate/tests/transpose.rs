@@ -148,7 +148,10 @@ fn parser_directives_stay_at_the_top() {
     // Reference bug: `# syntax=` and `# escape=` were dropped as comments.
     let input = "# syntax=docker/dockerfile:1.4\n# escape=`\nFROM a\nRUN x\n";
     let out = t(input);
-    assert!(out.starts_with("# syntax=docker/dockerfile:1.4\n# escape=`\nFROM a\n"), "{out}");
+    assert!(
+        out.starts_with("# syntax=docker/dockerfile:1.4\n# escape=`\nFROM a\n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -156,7 +159,8 @@ fn escape_directive_is_honoured() {
     // Reference bug: the escape directive was consumed and not re-emitted, so a Windows-style
     // Dockerfile changed meaning. With `` ` `` as escape, `\` is an ordinary character and a
     // trailing backtick continues the line.
-    let input = "# escape=`\nFROM a\nRUN echo c:\\dir `\n  && echo done\nRUN echo trailing\\\nCMD x\n";
+    let input =
+        "# escape=`\nFROM a\nRUN echo c:\\dir `\n  && echo done\nRUN echo trailing\\\nCMD x\n";
     let expected = format!(
         "# escape=`\nFROM a\n{COPY_QEMU}\n{}\n{}\nCMD x\n",
         run_line(r#""/bin/sh","-c","echo c:\\dir   && echo done""#),
@@ -223,9 +227,18 @@ fn shell_instruction_applies_to_shell_form_runs() {
                  FROM base\nRUN inherited\nFROM other\nRUN default\n";
     let out = t(input);
     let bash = r#""/bin/bash","-o","pipefail","-c""#;
-    assert!(out.contains(&run_line(&format!(r#"{bash},"x | y""#))), "{out}");
-    assert!(out.contains(&run_line(&format!(r#"{bash},"inherited""#))), "{out}");
-    assert!(out.contains(&run_line(r#""/bin/sh","-c","default""#)), "{out}");
+    assert!(
+        out.contains(&run_line(&format!(r#"{bash},"x | y""#))),
+        "{out}"
+    );
+    assert!(
+        out.contains(&run_line(&format!(r#"{bash},"inherited""#))),
+        "{out}"
+    );
+    assert!(
+        out.contains(&run_line(r#""/bin/sh","-c","default""#)),
+        "{out}"
+    );
     assert!(matches!(
         transpose("FROM a\nSHELL /bin/bash -c\n", &reference_opts()),
         Err(Error::InvalidShell { line: 2, .. })
@@ -277,7 +290,10 @@ fn heredoc_runs_keep_working() {
     );
     // A COPY heredoc stays as it is, body included.
     let copy = "FROM a\nCOPY <<EOF /etc/x\nRUN not me\nEOF\n";
-    assert_eq!(t(copy), format!("FROM a\n{COPY_QEMU}\nCOPY <<EOF /etc/x\nRUN not me\nEOF\n"));
+    assert_eq!(
+        t(copy),
+        format!("FROM a\n{COPY_QEMU}\nCOPY <<EOF /etc/x\nRUN not me\nEOF\n")
+    );
 }
 
 #[test]
@@ -285,13 +301,17 @@ fn heredoc_with_a_shebang_runs_its_interpreter() {
     let out = t("RUN <<EOF\n#!/usr/bin/env python3\nprint(1)\nEOF\n");
     let argv: Vec<String> = serde_json_parse(out.trim_end().strip_prefix("RUN ").unwrap());
     let script = &argv[4];
-    assert!(script.contains("cat > \"$f\" <<'EOF'\n#!/usr/bin/env python3\nprint(1)\nEOF\n"), "{script}");
+    assert!(
+        script.contains("cat > \"$f\" <<'EOF'\n#!/usr/bin/env python3\nprint(1)\nEOF\n"),
+        "{script}"
+    );
     assert!(script.contains("\"$f\""), "{script}");
 }
 
 #[test]
 fn comments_blank_lines_and_crlf_are_kept() {
-    let input = "# a comment\r\nFROM a\r\n\r\n  # indented\r\nRUN x \\\r\n # inside\r\n  y\r\nCMD z\r\n";
+    let input =
+        "# a comment\r\nFROM a\r\n\r\n  # indented\r\nRUN x \\\r\n # inside\r\n  y\r\nCMD z\r\n";
     let expected = format!(
         "# a comment\r\nFROM a\r\n{COPY_QEMU}\r\n\r\n  # indented\r\n{}\r\nCMD z\r\n",
         run_line(r#""/bin/sh","-c","x   y""#)
@@ -304,7 +324,10 @@ fn default_options_use_debians_qemu_without_execve() {
     let opts = TransposeOptions::new(Arch::Armv7hf);
     assert_eq!(opts.qemu_path, "/usr/bin/qemu-arm-static");
     assert_eq!(opts.context_qemu_path, ".balena/qemu-arm-static");
-    assert_eq!(emulate::qemu_context_path(Arch::Aarch64), ".balena/qemu-aarch64-static");
+    assert_eq!(
+        emulate::qemu_context_path(Arch::Aarch64),
+        ".balena/qemu-aarch64-static"
+    );
     assert_eq!(
         transpose("FROM a\nRUN x", &opts).unwrap(),
         "FROM a\nCOPY [\".balena/qemu-arm-static\",\"/usr/bin/qemu-arm-static\"]\n\
@@ -328,14 +351,16 @@ fn lexer_errors_name_the_line() {
 
 proptest::proptest! {
     #[test]
-    fn never_panics_and_keeps_non_run_bytes(input in "[A-Za-z#\\\\`\\[\\]\"' <=\\-\t\r\n]{0,200}") {
+    fn never_panics_and_keeps_non_run_bytes(input in "[A-Za-z#\\\\`\\[\\]\"' <=\\-\t\r\né✓\u{85}\u{feff}]{0,200}") {
         // Whatever the input, no panic; and without RUN/FROM/ONBUILD keywords nothing changes.
         let _ = transpose(&input, &reference_opts());
         let upper = input.to_ascii_uppercase();
-        if !upper.contains("RUN") && !upper.contains("FROM") && !upper.contains("ONBUILD") {
-            if let Ok(out) = transpose(&input, &reference_opts()) {
-                proptest::prop_assert_eq!(out, input);
-            }
+        if !upper.contains("RUN")
+            && !upper.contains("FROM")
+            && !upper.contains("ONBUILD")
+            && let Ok(out) = transpose(&input, &reference_opts())
+        {
+            proptest::prop_assert_eq!(out, input);
         }
     }
 }

@@ -260,7 +260,9 @@ impl Api {
         let mut attempt = 1;
         loop {
             let error = match self.send_once(&Method::POST, &path, &[], Some(body)).await {
-                Ok(Some(record)) if record.get("id").is_some_and(Value::is_u64) => return Ok(record),
+                Ok(Some(record)) if record.get("id").is_some_and(Value::is_u64) => {
+                    return Ok(record);
+                }
                 Ok(_) => return Err(invalid(&format!("POST {path}"), "no record id")),
                 Err(e) => e,
             };
@@ -283,7 +285,9 @@ impl Api {
     }
 
     async fn patch(&self, path: &str, body: &Value) -> Result<(), ApiError> {
-        self.send(Method::PATCH, path, &[], Some(body)).await.map(drop)
+        self.send(Method::PATCH, path, &[], Some(body))
+            .await
+            .map(drop)
     }
 
     // ---------------------------------------------------------------------------------------
@@ -333,7 +337,10 @@ impl Api {
 
     async fn require(&self, resource: &'static str, id: u64) -> Result<u64, ApiError> {
         let rows = self
-            .get_rows(&format!("/v7/{resource}({id})"), &[("$select", "id".to_owned())])
+            .get_rows(
+                &format!("/v7/{resource}({id})"),
+                &[("$select", "id".to_owned())],
+            )
             .await?;
         if rows.is_empty() {
             return Err(ApiError::MissingRecord { resource, id });
@@ -404,7 +411,10 @@ impl Api {
         if let Some(error) = first_error {
             let message = format!("Creating the release failed: {error}");
             if let Err(cleanup) = self.fail_all(&created, &[], &message).await {
-                tracing::warn!("could not mark release {} failed: {cleanup}", created.release.id);
+                tracing::warn!(
+                    "could not mark release {} failed: {cleanup}",
+                    created.release.id
+                );
             }
             return Err(error);
         }
@@ -418,13 +428,23 @@ impl Api {
             Lit::Text(name)
         );
         let rows = self.get_rows(&key, &[("$select", "id".to_owned())]).await?;
-        let existing = rows.first().and_then(|r| r.get("id")).and_then(Value::as_u64);
+        let existing = rows
+            .first()
+            .and_then(|r| r.get("id"))
+            .and_then(Value::as_u64);
         if let Some(id) = existing {
             return Ok(id);
         }
-        let lookup = Lookup::by(vec![("application", Lit::Id(fleet)), ("service_name", Lit::Text(name))]);
+        let lookup = Lookup::by(vec![
+            ("application", Lit::Id(fleet)),
+            ("service_name", Lit::Text(name)),
+        ]);
         let record = self
-            .post_idempotent("service", &json!({"application": fleet, "service_name": name}), &lookup)
+            .post_idempotent(
+                "service",
+                &json!({"application": fleet, "service_name": name}),
+                &lookup,
+            )
             .await?;
         record
             .get("id")
@@ -505,12 +525,15 @@ impl Api {
     ) -> Result<(), ApiError> {
         stream::iter(pairs)
             .map(|(name, value)| async move {
-                let body = json!({"release_image": release_image, name_field: name, "value": value});
+                let body =
+                    json!({"release_image": release_image, name_field: name, "value": value});
                 let lookup = Lookup::by(vec![
                     ("release_image", Lit::Id(release_image)),
                     (name_field, Lit::Text(name)),
                 ]);
-                self.post_idempotent(resource, &body, &lookup).await.map(drop)
+                self.post_idempotent(resource, &body, &lookup)
+                    .await
+                    .map(drop)
             })
             .buffer_unordered(CONCURRENCY)
             .try_collect()
@@ -551,13 +574,21 @@ impl Api {
     ///
     /// # Errors
     /// [`ApiError::InvalidTagKey`] for an empty key or one with whitespace; API errors.
-    pub async fn set_release_tag(&self, release: u64, key: &str, value: &str) -> Result<(), ApiError> {
+    pub async fn set_release_tag(
+        &self,
+        release: u64,
+        key: &str,
+        value: &str,
+    ) -> Result<(), ApiError> {
         if key.is_empty() || key.chars().any(char::is_whitespace) {
             return Err(ApiError::InvalidTagKey {
                 key: key.to_owned(),
             });
         }
-        let lookup = Lookup::by(vec![("release", Lit::Id(release)), ("tag_key", Lit::Text(key))]);
+        let lookup = Lookup::by(vec![
+            ("release", Lit::Id(release)),
+            ("tag_key", Lit::Text(key)),
+        ]);
         let existing = self.find("release_tag", &lookup).await?;
         match existing.and_then(|row| row.get("id").and_then(Value::as_u64)) {
             Some(id) => {
@@ -566,7 +597,9 @@ impl Api {
             }
             None => {
                 let body = json!({"release": release, "tag_key": key, "value": value});
-                self.post_idempotent("release_tag", &body, &lookup).await.map(drop)
+                self.post_idempotent("release_tag", &body, &lookup)
+                    .await
+                    .map(drop)
             }
         }
     }
@@ -793,9 +826,18 @@ mod tests {
 
     #[test]
     fn new_rejects_blank_keys_and_bad_urls() {
-        assert!(matches!(Api::new("http://x", " "), Err(ApiError::MissingApiKey)));
-        assert!(matches!(Api::new("ftp://x", "k"), Err(ApiError::InvalidUrl { .. })));
-        assert!(matches!(Api::new("not a url", "k"), Err(ApiError::InvalidUrl { .. })));
+        assert!(matches!(
+            Api::new("http://x", " "),
+            Err(ApiError::MissingApiKey)
+        ));
+        assert!(matches!(
+            Api::new("ftp://x", "k"),
+            Err(ApiError::InvalidUrl { .. })
+        ));
+        assert!(matches!(
+            Api::new("not a url", "k"),
+            Err(ApiError::InvalidUrl { .. })
+        ));
         let api = Api::new("https://api.example.com/", "sekrit").unwrap();
         assert_eq!(api.base_url(), "https://api.example.com");
         assert!(!format!("{api:?}").contains("sekrit"));
@@ -807,16 +849,28 @@ mod tests {
             "is_for__device_type": [{"slug": "raspberrypi3", "is_of__cpu_architecture": [{"slug": "armv7hf"}]}],
             "application_type": [{"supports_multicontainer": false}]});
         let fleet = parse_fleet(&row).unwrap();
-        assert_eq!((fleet.device_type.as_str(), fleet.arch.as_str()), ("raspberrypi3", "armv7hf"));
+        assert_eq!(
+            (fleet.device_type.as_str(), fleet.arch.as_str()),
+            ("raspberrypi3", "armv7hf")
+        );
         assert!(!fleet.supports_multicontainer);
         assert!(parse_fleet(&json!({"id": 5, "slug": "x"})).is_none());
     }
 
     #[test]
     fn server_messages_prefer_json_error_fields() {
-        assert_eq!(server_message(br#"{"error":"Patch Image Error"}"#), "Patch Image Error");
+        assert_eq!(
+            server_message(br#"{"error":"Patch Image Error"}"#),
+            "Patch Image Error"
+        );
         assert_eq!(server_message(b" Unauthorized \n"), "Unauthorized");
-        assert!(same_instant("2024-01-01T00:00:00.123Z", "2024-01-01T00:00:00.123+00:00"));
-        assert!(!same_instant("2024-01-01T00:00:00.123Z", "2024-01-01T00:00:00.124Z"));
+        assert!(same_instant(
+            "2024-01-01T00:00:00.123Z",
+            "2024-01-01T00:00:00.123+00:00"
+        ));
+        assert!(!same_instant(
+            "2024-01-01T00:00:00.123Z",
+            "2024-01-01T00:00:00.124Z"
+        ));
     }
 }

@@ -103,7 +103,10 @@ pub async fn push_and_record(
     let mut first_error: Option<Error> = None;
     for ((service, image), result) in created.images.iter().zip(results) {
         let update = match &result {
-            Ok(p) => details(ImageUpdate::pushed(p.digest.clone(), p.size), built.get(service)),
+            Ok(p) => details(
+                ImageUpdate::pushed(p.digest.clone(), p.size),
+                built.get(service),
+            ),
             // Stopped because another push failed: that one is the cause, this one is just
             // unfinished, and `fail_all` below marks it.
             Err(e) if e.is_cancelled() && !options.cancel.is_cancelled() => continue,
@@ -139,7 +142,10 @@ pub async fn push_and_record(
         return fail(cause, pushed, finished).await;
     }
     match api
-        .update_release(created.release.id, &ReleaseUpdate::finished(Status::Success))
+        .update_release(
+            created.release.id,
+            &ReleaseUpdate::finished(Status::Success),
+        )
         .await
     {
         Ok(()) => Ok(pushed),

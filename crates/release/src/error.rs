@@ -245,11 +245,16 @@ mod tests {
         assert!(matches!(e(400, ""), ApiError::BadRequest { .. }));
         assert!(matches!(e(401, ""), ApiError::Unauthorised { .. }));
         assert!(matches!(e(404, ""), ApiError::ObjectDoesNotExist { .. }));
-        assert!(matches!(e(409, "Unique key violated"), ApiError::UniqueConstraint { .. }));
+        assert!(matches!(
+            e(409, "Unique key violated"),
+            ApiError::UniqueConstraint { .. }
+        ));
         assert!(matches!(e(409, "busy"), ApiError::Conflict { .. }));
         assert!(matches!(e(500, ""), ApiError::Server { .. }));
         assert!(matches!(e(502, ""), ApiError::Http { status: 502, .. }));
-        assert!(e(503, "").is_transient() && e(500, "").is_transient() && e(429, "").is_transient());
+        assert!(
+            e(503, "").is_transient() && e(500, "").is_transient() && e(429, "").is_transient()
+        );
         assert!(!e(401, "").is_transient() && !e(409, "unique").is_transient());
         assert_eq!(e(418, "").status(), Some(418));
         assert_eq!(

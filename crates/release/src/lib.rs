@@ -51,9 +51,7 @@ pub use models::{
     BUILD_LOG_CAP, CreatedRelease, ERROR_MESSAGE_CAP, Fleet, Image, ImageUpdate, NewRelease,
     Release, ReleaseUpdate, ServiceSpec, Status, User,
 };
-pub use push::{
-    ImageLocation, PushEvent, PushJob, PushOptions, Pushed, RegistryAuth, push_images,
-};
+pub use push::{ImageLocation, PushEvent, PushJob, PushOptions, Pushed, RegistryAuth, push_images};
 pub use retry::RetryPolicy;
 pub use secret::Secret;
 pub use time::{now as timestamp_now, random_commit, timestamp};

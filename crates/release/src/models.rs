@@ -350,8 +350,12 @@ mod tests {
         assert_eq!(u["image_size"], "1234");
         assert_eq!(u["content_hash"], "sha256:ab");
         assert!(u.get("error_message").is_none() && u.get("build_log").is_none());
-        let f = serde_json::to_value(ImageUpdate::failed(&"x".repeat(ERROR_MESSAGE_CAP + 5))).unwrap();
-        assert_eq!(f["error_message"].as_str().unwrap().len(), ERROR_MESSAGE_CAP);
+        let f =
+            serde_json::to_value(ImageUpdate::failed(&"x".repeat(ERROR_MESSAGE_CAP + 5))).unwrap();
+        assert_eq!(
+            f["error_message"].as_str().unwrap().len(),
+            ERROR_MESSAGE_CAP
+        );
         assert!(f.get("image_size").is_none());
     }
 

@@ -102,9 +102,10 @@ impl RegistryAuth {
     fn redact(&self, text: &str) -> String {
         match self {
             RegistryAuth::Anonymous => text.to_owned(),
-            RegistryAuth::Token(secret) | RegistryAuth::Password { password: secret, .. } => {
-                secret.redact(text)
-            }
+            RegistryAuth::Token(secret)
+            | RegistryAuth::Password {
+                password: secret, ..
+            } => secret.redact(text),
         }
     }
 }
@@ -284,7 +285,10 @@ async fn untag(docker: &Docker, reference: &str) -> Result<(), bollard::errors::
         noprune: true,
         platforms: None,
     };
-    docker.remove_image(reference, Some(options), None).await.map(drop)
+    docker
+        .remove_image(reference, Some(options), None)
+        .await
+        .map(drop)
 }
 
 /// Tags each job's image to its location, pushes them (at most
@@ -373,14 +377,17 @@ async fn tag_and_push(run: &Run<'_>, job: &PushJob) -> Result<Pushed, PushError>
         .map_err(|e| PushError::Credentials(e.to_string()))?;
     // bollard encodes X-Registry-Auth with the standard alphabet, which the daemon decodes
     // as URL-safe base64: any `+` or `/` silently drops the credentials. Set it ourselves.
-    let pusher = run.docker.clone().with_request_modifier(move |mut request| {
-        if request.uri().path().ends_with("/push") {
+    let pusher = run
+        .docker
+        .clone()
+        .with_request_modifier(move |mut request| {
+            if request.uri().path().ends_with("/push") {
+                request
+                    .headers_mut()
+                    .insert("X-Registry-Auth", header.clone());
+            }
             request
-                .headers_mut()
-                .insert("X-Registry-Auth", header.clone());
-        }
-        request
-    });
+        });
 
     let policy = run.options.retry;
     let mut attempt = 1;
@@ -416,14 +423,15 @@ async fn tag_and_push(run: &Run<'_>, job: &PushJob) -> Result<Pushed, PushError>
         }
     };
 
-    let digest = match digest {
-        Some(d) => d,
-        None => repo_digest(&run.docker, &location)
-            .await?
-            .ok_or_else(|| PushError::MissingDigest {
-                target: location.reference(),
+    let digest =
+        match digest {
+            Some(d) => d,
+            None => repo_digest(&run.docker, &location).await?.ok_or_else(|| {
+                PushError::MissingDigest {
+                    target: location.reference(),
+                }
             })?,
-    };
+        };
     let size = image_size(&run.docker, &job.local_image).await?;
     run.emit(PushEvent::Pushed {
         location: job.location.clone(),
@@ -457,8 +465,12 @@ async fn push_attempt(
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| run.auth.redact(&e.to_string()))?;
             let detail = info.progress_detail.as_ref();
-            let total = detail.and_then(|d| d.total).and_then(|t| u64::try_from(t).ok());
-            let current = detail.and_then(|d| d.current).and_then(|c| u64::try_from(c).ok());
+            let total = detail
+                .and_then(|d| d.total)
+                .and_then(|t| u64::try_from(t).ok());
+            let current = detail
+                .and_then(|d| d.current)
+                .and_then(|c| u64::try_from(c).ok());
             if let (Some(total), Some(current)) = (total, current)
                 && total > 0
             {
@@ -497,7 +509,10 @@ fn digest_in_status(status: &str) -> Option<String> {
 }
 
 /// The digest of `location` among the image's `RepoDigests`.
-async fn repo_digest(docker: &Docker, location: &ImageLocation) -> Result<Option<String>, PushError> {
+async fn repo_digest(
+    docker: &Docker,
+    location: &ImageLocation,
+) -> Result<Option<String>, PushError> {
     let reference = location.reference();
     let inspect = docker
         .inspect_image(&reference)
@@ -535,13 +550,17 @@ mod tests {
 
     #[test]
     fn locations_split_like_the_cli() {
-        let l = ImageLocation::parse("registry2.balena-cloud.com/v2/c089c421fb2336d0475166fbf3d0f9fa")
-            .unwrap();
+        let l =
+            ImageLocation::parse("registry2.balena-cloud.com/v2/c089c421fb2336d0475166fbf3d0f9fa")
+                .unwrap();
         assert_eq!(l.registry, "registry2.balena-cloud.com");
         assert_eq!(l.repository, "v2/c089c421fb2336d0475166fbf3d0f9fa");
         assert_eq!(l.tag, "latest");
         let l = ImageLocation::parse("127.0.0.1:5000/v2/abc:v1").unwrap();
-        assert_eq!((l.registry.as_str(), l.repository.as_str(), l.tag.as_str()), ("127.0.0.1:5000", "v2/abc", "v1"));
+        assert_eq!(
+            (l.registry.as_str(), l.repository.as_str(), l.tag.as_str()),
+            ("127.0.0.1:5000", "v2/abc", "v1")
+        );
         assert_eq!(l.reference(), "127.0.0.1:5000/v2/abc:v1");
         assert_eq!(
             ImageLocation::parse("noslash").unwrap_err().to_string(),
@@ -576,7 +595,10 @@ mod tests {
     #[test]
     fn digests_come_from_status_lines() {
         let d = "sha256:".to_owned() + &"a".repeat(64);
-        assert_eq!(digest_in_status(&format!("latest: digest: {d} size: 527")), Some(d));
+        assert_eq!(
+            digest_in_status(&format!("latest: digest: {d} size: 527")),
+            Some(d)
+        );
         assert_eq!(digest_in_status("Pushed"), None);
         assert_eq!(digest_in_status("latest: digest: sha256:zz size: 1"), None);
     }

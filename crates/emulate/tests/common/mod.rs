@@ -1,8 +1,6 @@
 //! Helpers for the tests that build on the real private Docker daemon.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
-
 use bollard::Docker;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
@@ -14,9 +12,7 @@ use futures::StreamExt;
 /// The test daemon from `DOCKER_HOST`; the suite runs `eval "$(scripts/docker-env up)"` first.
 pub async fn docker() -> Docker {
     let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| {
-        panic!(
-            "DOCKER_HOST is not set: run `eval \"$(scripts/docker-env up)\"` before these tests"
-        )
+        panic!("DOCKER_HOST is not set: run `eval \"$(scripts/docker-env up)\"` before these tests")
     });
     Docker::connect_with_unix(&host, 600, bollard::API_DEFAULT_VERSION)
         .unwrap()
@@ -31,7 +27,10 @@ pub fn unique_tag(test: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    format!("balena-compose-emulate-test/{test}:{}-{nanos}", std::process::id())
+    format!(
+        "balena-compose-emulate-test/{test}:{}-{nanos}",
+        std::process::id()
+    )
 }
 
 /// A build context: `(path, contents, mode)` entries.
@@ -102,7 +101,11 @@ pub async fn read_file(docker: &Docker, image: &str, path: &str) -> String {
     let mut archive = Vec::new();
     let mut stream = docker.download_from_container(
         &created.id,
-        Some(DownloadFromContainerOptionsBuilder::default().path(path).build()),
+        Some(
+            DownloadFromContainerOptionsBuilder::default()
+                .path(path)
+                .build(),
+        ),
     );
     while let Some(chunk) = stream.next().await {
         archive.extend_from_slice(&chunk.unwrap());
@@ -131,6 +134,3 @@ pub async fn remove_image(docker: &Docker, image: &str) {
         )
         .await;
 }
-
-/// Unused import guard for builds without HashMap use.
-pub type Labels = HashMap<String, String>;

@@ -1,0 +1,177 @@
+//! `balena-compose resolve`: contexts written exactly as `build` sends them; the emulated one
+//! builds with plain `docker build` on a daemon without binfmt_misc.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::Path;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn write(root: &Path, path: &str, contents: &str) {
+    let path = root.join(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, contents).unwrap();
+}
+
+fn tar_entries(path: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut archive = tar::Archive::new(std::fs::File::open(path).unwrap());
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let name = e.path().unwrap().display().to_string();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            (name, data)
+        })
+        .collect()
+}
+
+fn sample(root: &Path) {
+    write(
+        root,
+        "docker-compose.yml",
+        "services:\n  app:\n    build: ./app\n  db:\n    image: redis:7\n",
+    );
+    write(
+        root,
+        "app/Dockerfile.template",
+        "FROM local/%%BALENA_ARCH%%-busybox\nRUN uname -m > /arch\n",
+    );
+    write(root, "app/notes.md", "ignored\n");
+    write(root, ".dockerignore", "**/*.md\n");
+    write(root, ".balena/balena.yml", "build-variables: {global: [A=1]}\n");
+}
+
+#[test]
+fn writes_contexts_and_lists_external_images_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    sample(dir.path());
+    let out_dir = dir.path().join("out");
+    let out = Command::cargo_bin("balena-compose")
+        .unwrap()
+        .args(["resolve", dir.path().to_str().unwrap(), "--arch", "amd64", "--json", "-o"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let services = report["services"].as_array().unwrap();
+    assert_eq!(services[0]["service"], "app");
+    assert_eq!(services[0]["resolver"], "Dockerfile.template");
+    assert_eq!(services[0]["dockerfile"], "Dockerfile");
+    assert_eq!(services[1]["service"], "db");
+    assert_eq!(services[1]["image"], "redis:7");
+    assert!(!out_dir.join("db.tar").exists());
+
+    let entries = tar_entries(&out_dir.join("app.tar"));
+    assert_eq!(
+        String::from_utf8_lossy(&entries["Dockerfile"]),
+        "FROM local/amd64-busybox\nRUN uname -m > /arch\n"
+    );
+    assert!(!entries.contains_key("notes.md"), "the root .dockerignore applies");
+    assert!(!entries.keys().any(|k| k.starts_with(".balena")), "metadata stays out");
+}
+
+#[test]
+fn a_tar_on_stdin_gives_the_same_context_as_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    sample(dir.path());
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.append_dir_all(".", dir.path()).unwrap();
+    let bytes = tar.into_inner().unwrap();
+
+    let from_dir = dir.path().join("out-dir");
+    let from_stdin = tempfile::tempdir().unwrap();
+    let ok = Command::cargo_bin("balena-compose")
+        .unwrap()
+        .args(["resolve", dir.path().to_str().unwrap(), "--arch", "amd64", "-o"])
+        .arg(&from_dir)
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("balena-compose"))
+        .args(["resolve", "-", "--arch", "amd64", "-o"])
+        .arg(from_stdin.path())
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let a = tar_entries(&from_dir.join("app.tar"));
+    let b = tar_entries(&from_stdin.path().join("app.tar"));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    assert_eq!(a["Dockerfile"], b["Dockerfile"]);
+}
+
+#[test]
+fn unknown_arch_is_an_error_listing_the_valid_ones() {
+    let out = Command::cargo_bin("balena-compose")
+        .unwrap()
+        .args(["resolve", ".", "--arch", "mips", "-o", "/tmp/never-written"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("\"mips\""), "{stderr}");
+    assert!(stderr.contains("amd64, aarch64, armv7hf, i386, rpi"), "{stderr}");
+    assert!(!Path::new("/tmp/never-written").exists());
+}
+
+/// The issue's acceptance test: a template resolved for aarch64 with --emulated, built from
+/// the written context with plain `docker build` (the daemon has no binfmt_misc), runs its
+/// RUN under qemu and records aarch64.
+#[test]
+fn emulated_context_builds_with_plain_docker_build() {
+    let host = std::env::var("DOCKER_HOST").expect(
+        "DOCKER_HOST is not set: run the suite through scripts/test (it starts the private daemon)",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    sample(dir.path());
+    let out_dir = dir.path().join("out");
+    let out = Command::cargo_bin("balena-compose")
+        .unwrap()
+        .args(["resolve", dir.path().to_str().unwrap(), "--arch", "aarch64", "--emulated", "-o"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let entries = tar_entries(&out_dir.join("app.tar"));
+    assert!(entries.contains_key(".balena/qemu-aarch64-static"), "qemu is in the context");
+    let dockerfile = String::from_utf8_lossy(&entries["Dockerfile"]).into_owned();
+    assert!(dockerfile.starts_with("FROM local/aarch64-busybox\n"), "{dockerfile}");
+    assert!(dockerfile.contains("qemu-aarch64-static"), "{dockerfile}");
+
+    let tag = format!("resolve-emulated-{}", std::process::id());
+    let build = std::process::Command::new("/usr/bin/docker")
+        .env("DOCKER_HOST", &host)
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-q", "-t", &tag, "-"])
+        .stdin(std::fs::File::open(out_dir.join("app.tar")).unwrap())
+        .output()
+        .unwrap();
+    assert!(build.status.success(), "{}", String::from_utf8_lossy(&build.stderr));
+    let run = std::process::Command::new("/usr/bin/docker")
+        .env("DOCKER_HOST", &host)
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "/usr/bin/qemu-aarch64-static",
+            &tag,
+            "/bin/busybox",
+            "cat",
+            "/arch",
+        ])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "aarch64");
+}
