@@ -32,6 +32,28 @@ enum Command {
     Resolve(commands::resolve::Args),
     /// Build (or pull) every service of a project on a Docker daemon.
     Build(commands::build::Args),
+    /// Render one Dockerfile template for a target architecture and device type.
+    Template(commands::template::Args),
+    /// Rewrite one build context to run its `RUN` steps under qemu.
+    Emulate(commands::emulate::Args),
+    /// Apply a release's target state to this device's engine.
+    ///
+    /// Apply a release to the device's engine: fetch images, create networks and volumes, and
+    /// replace services following their update strategies and update locks.
+    ///
+    /// The target state comes from a file (`--target state.json`), a URL, or the API's device
+    /// state endpoint (`<apiEndpoint>/device/v3/<uuid>/state`, using config.json's `uuid`,
+    /// `deviceApiKey` and `apiEndpoint`). An app named with `-a` that is not in the target is
+    /// removed. Exits 0 once the engine runs the target, 3 when update locks are held (retry
+    /// later, or use --force), 130 when interrupted; an interrupted update leaves the running
+    /// release untouched and `up` can simply be run again.
+    Up(commands::up::Args),
+    /// Print the current state of an app on this device's engine.
+    ///
+    /// Print the current state of an app as the engine holds it: its release, services and their
+    /// status, networks and volumes. Nothing is read from a local database: the containers',
+    /// networks' and volumes' labels are the only source.
+    State(commands::state::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +68,10 @@ fn main() -> ExitCode {
             Command::Config(args) => commands::config::run(args).await,
             Command::Resolve(args) => commands::resolve::run(args).await,
             Command::Build(args) => commands::build::run(args).await,
+            Command::Template(args) => commands::template::run(args).await,
+            Command::Emulate(args) => commands::emulate::run(args).await,
+            Command::Up(args) => commands::up::run(args).await,
+            Command::State(args) => commands::state::run(args).await,
         }
     });
     match outcome {

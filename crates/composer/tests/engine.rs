@@ -13,12 +13,13 @@ use futures::StreamExt;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-fn three_services(worker_env: &str, db_cmd: &str) -> serde_json::Value {
+fn three_services(app_id: u64, worker_env: &str, db_cmd: &str) -> serde_json::Value {
+    let port = format!("{}:8080", 20_000 + app_id % 20_000);
     json!({
         "services": {
             "web": {"id": 1, "image_id": 11, "image": BASE,
                 "composition": {"command": ["httpd", "-f", "-p", "8080"], "networks": ["backend", "default"],
-                    "ports": ["18080:8080"]}},
+                    "ports": [port]}},
             "db": {"id": 2, "image_id": 12, "image": BASE,
                 "composition": {"command": ["sh", "-c", db_cmd], "volumes": ["data:/data"],
                     "networks": ["backend"]}},
@@ -50,7 +51,7 @@ async fn fresh_install_is_idempotent_and_update_recreates_only_the_changed_servi
     assert_eq!(empty.status, "Idle");
     assert!(empty.services.is_empty());
 
-    let v1 = guard.target("c0mmit1", 1, three_services("a", DB_FIRST));
+    let v1 = guard.target("c0mmit1", 1, three_services(guard.app_id, "a", DB_FIRST));
     let state = composer
         .update("c0mmit1", &v1, UpdateOptions::default())
         .await
@@ -108,7 +109,7 @@ async fn fresh_install_is_idempotent_and_update_recreates_only_the_changed_servi
     assert_eq!(ids(&again), ids(&state));
 
     // Change only the worker; the db's new command needs the volume data written by the old one.
-    let v2 = guard.target("c0mmit1", 1, three_services("b", DB_SECOND));
+    let v2 = guard.target("c0mmit1", 1, three_services(guard.app_id, "b", DB_SECOND));
     let updated = composer
         .update("c0mmit1", &v2, UpdateOptions::default())
         .await
@@ -134,7 +135,7 @@ async fn fresh_install_is_idempotent_and_update_recreates_only_the_changed_servi
     );
 
     // A new release with the same config only renames the containers.
-    let v3 = guard.target("c0mmit2", 2, three_services("b", DB_SECOND));
+    let v3 = guard.target("c0mmit2", 2, three_services(guard.app_id, "b", DB_SECOND));
     let renamed = composer
         .update("c0mmit2", &v3, UpdateOptions::default())
         .await

@@ -25,10 +25,10 @@ pub fn base_images(dockerfile: &str) -> Vec<String> {
         }
         let mut args = words.filter(|w| !w.starts_with("--"));
         let Some(image) = args.next() else { continue };
-        if let (Some(as_kw), Some(name)) = (args.next(), args.next()) {
-            if as_kw.eq_ignore_ascii_case("AS") {
-                stages.push(name.to_lowercase());
-            }
+        if let (Some(as_kw), Some(name)) = (args.next(), args.next())
+            && as_kw.eq_ignore_ascii_case("AS")
+        {
+            stages.push(name.to_lowercase());
         }
         let known_stage = stages
             .iter()

@@ -259,7 +259,9 @@ fn document(
     }
     let file_dir = file.parent().unwrap_or(Path::new(""));
     if let Value::Object(map) = &mut doc {
-        if let Some(services) = map.get("services").and_then(Value::as_object).cloned() {
+        let services = map.get("services").and_then(Value::as_object);
+        let any_extends = services.is_some_and(|s| s.values().any(|v| v.get("extends").is_some()));
+        if let Some(services) = services.filter(|_| any_extends).cloned() {
             let mut resolved = Map::new();
             for (name, service) in &services {
                 let service = resolve_extends(name, service, &services, file, env, depth)?;

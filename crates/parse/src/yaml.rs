@@ -53,6 +53,8 @@ fn options(properties: &HashMap<String, String>) -> Options {
         property_syntax: PropertySyntax::DockerCompose,
     };
     options.alias_limits.max_total_replayed_events = 50_000;
+    // Comments are never read; recording them only costs time.
+    options.emit_comments = false;
     options.non_finite_float_policy = serde_saphyr::options::NonFiniteFloatPolicy::AsString;
     options.with_properties(properties.clone())
 }

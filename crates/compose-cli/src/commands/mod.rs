@@ -4,3 +4,7 @@ pub mod build;
 pub mod progress;
 pub mod project;
 pub mod resolve;
+pub mod up;
+pub mod state;
+pub mod emulate;
+pub mod template;

@@ -1,0 +1,66 @@
+//! `balena-compose state`: print the current state of an app, read from the engine.
+
+use std::process::ExitCode;
+
+use composer::target::DeviceConfig;
+use composer::{AppId, Composer, CurrentState};
+
+/// The arguments of `balena-compose state`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The app: numeric id or uuid.
+    #[arg(short = 'a', long = "app", value_name = "APP")]
+    pub app: String,
+    /// Print the state as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub device: super::up::DeviceArgs,
+}
+
+/// Runs `balena-compose state`.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let (docker, options) = args.device.connect(&DeviceConfig::default()).await?;
+    let app: AppId = args.app.parse().unwrap_or(AppId::Uuid(args.app.clone()));
+    let state = Composer::new(docker, app, options).state().await?;
+    print_state(&state, args.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a state as JSON or as a short table.
+#[allow(clippy::print_stdout)]
+pub fn print_state(state: &CurrentState, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&serde_json::json!({ "state": state }))?
+        );
+        return Ok(());
+    }
+    let app = state
+        .app_uuid
+        .clone()
+        .or_else(|| state.app_id.map(|i| i.to_string()))
+        .unwrap_or_default();
+    println!(
+        "app {app}: {} (release {})",
+        state.status,
+        state.commit.as_deref().unwrap_or("none")
+    );
+    for (name, s) in &state.services {
+        let status = serde_json::to_value(&s.status)?;
+        let status = status.as_str().unwrap_or_default().to_owned();
+        let progress = s
+            .download_progress
+            .map(|p| format!(" {p}%"))
+            .unwrap_or_default();
+        println!("  {name:<20} {status:<12}{progress} {}", s.image);
+    }
+    for n in &state.networks {
+        println!("  network {n}");
+    }
+    for v in &state.volumes {
+        println!("  volume  {v}");
+    }
+    Ok(())
+}

@@ -1,0 +1,558 @@
+//! Faults against the real daemon and registry, each bounded in time:
+//! * a Docker daemon that dies (SIGKILL) or is stopped (SIGTERM) mid-build — a private dockerd
+//!   of this test's own, never the shared one;
+//! * a registry that refuses connections, or drops them mid-push (a TCP proxy in front of
+//!   127.0.0.1:5000), through `release::push_images` (the CLI has no `deploy` yet).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const DOCKER: &str = "/usr/bin/docker";
+
+fn docker_host() -> String {
+    std::env::var("DOCKER_HOST").expect(
+        "DOCKER_HOST is not set: run `eval \"$(scripts/docker-env up)\"` first (the fault tests need the private daemon and registry)",
+    )
+}
+
+/// `docker` (Debian's 20.10 client) against `host`, with a throwaway config directory.
+fn docker_cli(host: &str, config: &Path, args: &[&str]) -> Output {
+    Command::new(DOCKER)
+        .env("DOCKER_HOST", host)
+        .env("DOCKER_CONFIG", config)
+        .args(args)
+        .output()
+        .expect("cannot run /usr/bin/docker")
+}
+
+/// One HTTP/1.0 GET over a unix socket; the whole response, or `None` if nothing answers.
+fn unix_get(socket: &Path, path: &str) -> Option<String> {
+    let mut stream = UnixStream::connect(socket).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: d\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+/// Polls `ready` every 100 ms until it holds or `limit` passes.
+fn wait_until(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if ready() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// A dockerd of this test's own, with the flags `scripts/docker-env` uses, under a temp dir.
+struct PrivateDaemon {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl PrivateDaemon {
+    fn start() -> PrivateDaemon {
+        // Short: containerd's socket path under the exec root must fit in 108 bytes.
+        let dir = tempfile::Builder::new()
+            .prefix("bcf")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let mut daemon = PrivateDaemon { dir, child: None };
+        daemon.spawn();
+        daemon
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("docker.sock")
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    fn spawn(&mut self) {
+        let root = self.dir.path();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(root.join("dockerd.log"))
+            .unwrap();
+        let child = Command::new("/usr/sbin/dockerd")
+            .arg("--data-root")
+            .arg(root.join("data"))
+            .arg("--exec-root")
+            .arg(root.join("exec"))
+            .arg("--pidfile")
+            .arg(root.join("dockerd.pid"))
+            .arg("-H")
+            .arg(self.host())
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--iptables=false",
+                "--ip6tables=false",
+            ])
+            .args(["--bridge=none", "--shutdown-timeout", "2"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            // Its own process group: a Ctrl-C of the test run is not its business.
+            .process_group(0)
+            .spawn()
+            .expect("cannot start /usr/sbin/dockerd");
+        self.child = Some(child);
+        let socket = self.socket();
+        let up = wait_until(Duration::from_secs(30), || {
+            unix_get(&socket, "/_ping").is_some_and(|r| r.ends_with("OK"))
+        });
+        assert!(
+            up,
+            "the private dockerd did not answer within 30 s: {}",
+            self.log_tail()
+        );
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default();
+        log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+    }
+
+    fn signal(&mut self, signal: &str) {
+        let child = self.child.as_mut().expect("the daemon is running");
+        let status = Command::new("/bin/kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} failed");
+    }
+
+    /// Waits for the daemon process to exit (it was signalled).
+    fn reap(&mut self, limit: Duration) {
+        let mut child = self.child.take().expect("the daemon is running");
+        let exited = wait_until(limit, || child.try_wait().unwrap().is_some());
+        if !exited {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        assert!(exited, "the private dockerd did not exit within {limit:?}");
+        // Its containerd dies with it (parent-death signal), a moment later; a restart
+        // before that would find the pid file and wait on the dying one.
+        let pid_file = self.dir.path().join("exec/containerd/containerd.pid");
+        if let Ok(pid) = std::fs::read_to_string(pid_file) {
+            let proc_dir = PathBuf::from(format!("/proc/{}", pid.trim()));
+            assert!(
+                wait_until(Duration::from_secs(20), || !proc_dir.exists()),
+                "the private daemon's containerd (pid {pid}) outlived it"
+            );
+        }
+    }
+
+    /// Whether one of its containers runs (the build's RUN step has started).
+    fn has_running_container(&self) -> bool {
+        unix_get(&self.socket(), "/containers/json")
+            .and_then(|r| {
+                r.split_once("\r\n\r\n")
+                    .map(|(_, body)| body.trim().to_owned())
+            })
+            .is_some_and(|body| body.starts_with('[') && body != "[]")
+    }
+}
+
+impl Drop for PrivateDaemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("/bin/kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            if !wait_until(Duration::from_secs(20), || {
+                child.try_wait().ok().flatten().is_some()
+            }) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        // dockerd bind-mounts its data root onto itself and leaves the mount behind; the
+        // temp dir can only go once it is undone.
+        let _ = Command::new("/bin/umount")
+            .arg(self.dir.path().join("data"))
+            .status();
+    }
+}
+
+/// `balena-compose build` started in the background, its output collected.
+struct BuildRun {
+    child: Child,
+}
+
+impl BuildRun {
+    fn start(project: &Path, name: &str, host: &str, home: &Path) -> BuildRun {
+        let child = Command::new(assert_cmd::cargo::cargo_bin("balena-compose"))
+            .args([
+                "build",
+                project.to_str().unwrap(),
+                "--arch",
+                "amd64",
+                "--nocache",
+                "-p",
+                name,
+            ])
+            .arg("--docker-host")
+            .arg(host)
+            .env("HOME", home)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        BuildRun { child }
+    }
+
+    /// Waits at most `limit` for the build to end; fails the test if it hangs.
+    fn finish(mut self, limit: Duration) -> (Option<i32>, String) {
+        let ended = wait_until(limit, || self.child.try_wait().unwrap().is_some());
+        if !ended {
+            let _ = self.child.kill();
+        }
+        let out = self.child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            ended,
+            "balena-compose build still ran {limit:?} after the daemon went away: a hang\n{stderr}"
+        );
+        (out.status.code(), stderr)
+    }
+}
+
+fn sleepy_project(root: &Path) {
+    std::fs::write(
+        root.join("Dockerfile"),
+        "FROM local/amd64-busybox\nRUN echo started && sleep 120\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_daemon_that_dies_or_stops_mid_build_ends_the_build_with_a_clear_error() {
+    let shared = docker_host();
+    let scratch = tempfile::tempdir().unwrap();
+    let config = scratch.path().join("docker-config");
+    let project = scratch.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    sleepy_project(&project);
+
+    let mut daemon = PrivateDaemon::start();
+    let save = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!(
+            "{DOCKER} -H {shared} save local/amd64-busybox | {DOCKER} -H {} load",
+            daemon.host()
+        ))
+        .env("DOCKER_CONFIG", &config)
+        .output()
+        .unwrap();
+    assert!(
+        save.status.success(),
+        "loading the base image: {}",
+        String::from_utf8_lossy(&save.stderr)
+    );
+
+    // 1. SIGKILL: the connection drops in the middle of the build's output stream.
+    let name = format!("faultkill{}", std::process::id());
+    let build = BuildRun::start(&project, &name, &daemon.host(), scratch.path());
+    assert!(
+        wait_until(Duration::from_secs(60), || daemon.has_running_container()),
+        "the build's RUN step never started"
+    );
+    daemon.signal("-KILL");
+    daemon.reap(Duration::from_secs(10));
+    let (code, stderr) = build.finish(Duration::from_secs(30));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("service \"main\" failed"), "{stderr}");
+    assert!(
+        stderr.contains("connection"),
+        "the error should say the connection was lost: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // Restarting on the same state cleans up the killed build's container; no image was made.
+    daemon.spawn();
+    let inspect = docker_cli(
+        &daemon.host(),
+        &config,
+        &["image", "inspect", &format!("{name}_main")],
+    );
+    assert!(!inspect.status.success(), "a half-built image was tagged");
+
+    // 2. SIGTERM (`systemctl stop docker`): the daemon stops the RUN and shuts down.
+    let name = format!("faultterm{}", std::process::id());
+    let build = BuildRun::start(&project, &name, &daemon.host(), scratch.path());
+    assert!(
+        wait_until(Duration::from_secs(60), || daemon.has_running_container()),
+        "the build's RUN step never started"
+    );
+    let stopped_at = Instant::now();
+    daemon.signal("-TERM");
+    let (code, stderr) = build.finish(Duration::from_secs(40));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("service \"main\" failed"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stopped_at.elapsed() < Duration::from_secs(40),
+        "{:?}",
+        stopped_at.elapsed()
+    );
+    daemon.reap(Duration::from_secs(30));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registry faults.
+// ---------------------------------------------------------------------------------------------
+
+/// A TCP proxy to 127.0.0.1:5000 that cuts every connection once it has carried `limit`
+/// bytes from the client (so small requests pass and a layer upload is cut mid-body).
+async fn dropping_proxy(limit: u64) -> (u16, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let cuts = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&cuts);
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let counter = Arc::clone(&counter);
+            tokio::spawn(async move {
+                let Ok(upstream) = TcpStream::connect("127.0.0.1:5000").await else {
+                    return;
+                };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut upstream_read, mut upstream_write) = upstream.into_split();
+                let upload = async {
+                    let mut sent = 0u64;
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        let n = match client_read.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        sent += n as u64;
+                        if sent > limit {
+                            counter.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                        if upstream_write.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                let download = tokio::io::copy(&mut upstream_read, &mut client_write);
+                // Whichever side ends first ends the connection: dropping both halves
+                // closes the sockets, mid-request when the limit was hit.
+                tokio::select! {
+                    () = upload => {}
+                    _ = download => {}
+                }
+            });
+        }
+    });
+    (port, cuts)
+}
+
+/// A local image with a fresh 2 MB layer of random bytes, so the push has to upload it.
+fn image_with_fresh_layer(host: &str, config: &Path, name: &str) {
+    let mut child = Command::new(DOCKER)
+        .env("DOCKER_HOST", host)
+        .env("DOCKER_CONFIG", config)
+        .args(["build", "-q", "-t", name, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"FROM local/amd64-busybox\nRUN head -c 2000000 /dev/urandom > /blob\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "docker build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The HTTP status of the registry's manifest for `repository:tag` on 127.0.0.1:5000.
+async fn manifest_status(repository: &str, tag: &str) -> u16 {
+    let mut stream = TcpStream::connect("127.0.0.1:5000").await.unwrap();
+    let request = format!(
+        "HEAD /v2/{repository}/manifests/{tag} HTTP/1.0\r\nHost: 127.0.0.1:5000\r\nAccept: application/vnd.docker.distribution.manifest.v2+json\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+        .await
+        .expect("the registry did not answer within 10 s")
+        .unwrap();
+    let text = String::from_utf8_lossy(&response);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn connect(host: &str) -> bollard::Docker {
+    let socket = host
+        .strip_prefix("unix://")
+        .expect("DOCKER_HOST must be unix://");
+    bollard::Docker::connect_with_unix(socket, 120, bollard::API_DEFAULT_VERSION)
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap()
+}
+
+fn quick_retries(attempts: u32, attempt_timeout: Duration) -> release::PushOptions {
+    release::PushOptions {
+        concurrency: 1,
+        retry: release::RetryPolicy {
+            max_attempts: attempts,
+            initial_delay: Duration::from_millis(200),
+            factor: 1.0,
+            max_delay: Duration::from_millis(200),
+        },
+        attempt_timeout: Some(attempt_timeout),
+        ..release::PushOptions::default()
+    }
+}
+
+/// Whether the daemon still has the registry tag `reference`.
+fn tagged(host: &str, config: &Path, reference: &str) -> bool {
+    docker_cli(host, config, &["image", "inspect", reference])
+        .status
+        .success()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_that_refuses_connections_fails_the_push_after_its_retries() {
+    let host = docker_host();
+    let scratch = tempfile::tempdir().unwrap();
+    let config = scratch.path().join("docker-config");
+    let local = format!("fault-refused-{}:latest", std::process::id());
+    image_with_fresh_layer(&host, &config, &local);
+    // A port nobody listens on.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let location = format!("127.0.0.1:{port}/fault/refused-{}", std::process::id());
+
+    let docker = connect(&host).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let options = release::PushOptions {
+        events: Some(tx),
+        ..quick_retries(2, Duration::from_secs(30))
+    };
+    let jobs = [release::PushJob {
+        local_image: local.clone(),
+        location: location.clone(),
+    }];
+    let started = Instant::now();
+    let results = tokio::time::timeout(
+        Duration::from_secs(90),
+        release::push_images(&docker, &jobs, &release::RegistryAuth::Anonymous, &options),
+    )
+    .await
+    .expect("the push did not give up within 90 s");
+    let error = results[0]
+        .as_ref()
+        .expect_err("a push to a closed port succeeded")
+        .to_string();
+    assert!(
+        error.contains(&location) && error.contains("after 2 attempt(s)"),
+        "{error}"
+    );
+    assert!(
+        error.contains("connection refused"),
+        "the error should say why: {error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let mut retried = false;
+    while let Ok(event) = rx.try_recv() {
+        retried |= matches!(event, release::PushEvent::Retrying { .. });
+    }
+    assert!(retried, "the first failure was not retried");
+    assert!(
+        !tagged(&host, &config, &format!("{location}:latest")),
+        "the registry tag was left behind"
+    );
+    let _ = docker_cli(&host, &config, &["image", "rm", "-f", &local]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_dropping_connections_mid_push_fails_bounded_and_leaves_no_manifest() {
+    let host = docker_host();
+    let scratch = tempfile::tempdir().unwrap();
+    let config = scratch.path().join("docker-config");
+    let id = std::process::id();
+    let local = format!("fault-dropped-{id}:latest");
+    image_with_fresh_layer(&host, &config, &local);
+    let (port, cuts) = dropping_proxy(256 * 1024).await;
+    let repository = format!("fault/dropped-{id}");
+    let location = format!("127.0.0.1:{port}/{repository}");
+
+    let docker = connect(&host).await;
+    let jobs = [release::PushJob {
+        local_image: local.clone(),
+        location: location.clone(),
+    }];
+    // The daemon retries a failed layer upload itself, for a long while: the attempt
+    // timeout is what bounds the push.
+    let options = quick_retries(1, Duration::from_secs(15));
+    let started = Instant::now();
+    let results = tokio::time::timeout(
+        Duration::from_secs(60),
+        release::push_images(&docker, &jobs, &release::RegistryAuth::Anonymous, &options),
+    )
+    .await
+    .expect("the push did not give up within 60 s");
+    let elapsed = started.elapsed();
+    let error = results[0]
+        .as_ref()
+        .expect_err("a push through a cut connection succeeded")
+        .to_string();
+    eprintln!("after {elapsed:?}: {error}");
+    assert!(error.contains(&location), "{error}");
+    assert!(elapsed < Duration::from_secs(40), "took {elapsed:?}");
+    assert!(
+        cuts.load(Ordering::Relaxed) > 0,
+        "the proxy never cut a connection: {error}"
+    );
+
+    assert_eq!(
+        manifest_status(&repository, "latest").await,
+        404,
+        "a manifest was written"
+    );
+    assert!(
+        !tagged(&host, &config, &format!("{location}:latest")),
+        "the registry tag was left behind"
+    );
+    let _ = docker_cli(&host, &config, &["image", "rm", "-f", &local]);
+}

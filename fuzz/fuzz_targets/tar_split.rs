@@ -1,0 +1,6 @@
+//! `tar_split`: see `balena_compose_fuzz::checks::tar_split` for what it checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    balena_compose_fuzz::checks::tar_split(data);
+});

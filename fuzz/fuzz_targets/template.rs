@@ -1,0 +1,6 @@
+//! `template`: see `balena_compose_fuzz::checks::template` for what it checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    balena_compose_fuzz::checks::template(data);
+});

@@ -1,0 +1,6 @@
+//! `transpose`: see `balena_compose_fuzz::checks::transpose` for what it checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    balena_compose_fuzz::checks::transpose(data);
+});
