@@ -51,5 +51,9 @@ async fn main() -> ExitCode {
         }
     }
     println!("RESULT {{\"bench\":\"push\",\"images\":{}}}", jobs.len());
-    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

@@ -32,6 +32,8 @@ enum Command {
     Resolve(commands::resolve::Args),
     /// Build (or pull) every service of a project on a Docker daemon.
     Build(commands::build::Args),
+    /// Build what is missing, push every image and record a release on the balena API.
+    Deploy(commands::deploy::Args),
     /// Render one Dockerfile template for a target architecture and device type.
     Template(commands::template::Args),
     /// Rewrite one build context to run its `RUN` steps under qemu.
@@ -58,7 +60,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return report(&anyhow::Error::new(e).context("cannot start the async runtime")),
     };
@@ -68,6 +73,7 @@ fn main() -> ExitCode {
             Command::Config(args) => commands::config::run(args).await,
             Command::Resolve(args) => commands::resolve::run(args).await,
             Command::Build(args) => commands::build::run(args).await,
+            Command::Deploy(args) => commands::deploy::run(args).await,
             Command::Template(args) => commands::template::run(args).await,
             Command::Emulate(args) => commands::emulate::run(args).await,
             Command::Up(args) => commands::up::run(args).await,

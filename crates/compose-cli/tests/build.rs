@@ -25,7 +25,10 @@ fn balena_compose(args: &[&str]) -> Output {
         .unwrap()
         .env("DOCKER_HOST", docker_host())
         // The user's docker config must not leak into the tests.
-        .env("DOCKER_CONFIG", std::env::temp_dir().join("balena-compose-tests-no-docker-config"))
+        .env(
+            "DOCKER_CONFIG",
+            std::env::temp_dir().join("balena-compose-tests-no-docker-config"),
+        )
         .args(args)
         .output()
         .unwrap()
@@ -58,7 +61,11 @@ fn run_in(image: &str, arm64: bool, args: &[&str]) -> String {
         cmd.args(["--entrypoint", "/bin/busybox", image]);
     }
     let out = cmd.args(args).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -79,7 +86,11 @@ fn three_services_for_aarch64_emulated_with_build_variables() {
         "tmpl/Dockerfile.template",
         "FROM local/%%BALENA_ARCH%%-busybox\nRUN echo %%BALENA_SERVICE_NAME%%-%%BALENA_ARCH%%-%%BALENA_MACHINE_NAME%% > /info\n",
     );
-    write(root, "archy/Dockerfile.amd64", "FROM local/amd64-busybox\nRUN echo wrong > /which\n");
+    write(
+        root,
+        "archy/Dockerfile.amd64",
+        "FROM local/amd64-busybox\nRUN echo wrong > /which\n",
+    );
     write(
         root,
         "archy/Dockerfile.aarch64",
@@ -103,7 +114,11 @@ fn three_services_for_aarch64_emulated_with_build_variables() {
         "--json",
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "build failed: {stderr}\n{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "build failed: {stderr}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let events = json_lines(&out);
     let summary = events.last().unwrap();
     assert_eq!(summary["event"], "summary");
@@ -114,13 +129,24 @@ fn three_services_for_aarch64_emulated_with_build_variables() {
     for event in &events {
         let kind = event["event"].as_str().unwrap();
         assert!(
-            ["start", "step", "log", "pull", "warning", "done", "error", "summary"].contains(&kind),
+            [
+                "start", "step", "log", "pull", "warning", "done", "error", "summary"
+            ]
+            .contains(&kind),
             "{event}"
         );
     }
     for service in ["tmpl", "archy", "ext"] {
-        assert!(events.iter().any(|e| e["event"] == "start" && e["service"] == service));
-        assert!(events.iter().any(|e| e["event"] == "done" && e["service"] == service));
+        assert!(
+            events
+                .iter()
+                .any(|e| e["event"] == "start" && e["service"] == service)
+        );
+        assert!(
+            events
+                .iter()
+                .any(|e| e["event"] == "done" && e["service"] == service)
+        );
     }
     let start_tmpl = events
         .iter()
@@ -138,7 +164,10 @@ fn three_services_for_aarch64_emulated_with_build_variables() {
     assert_eq!(runs, ["RUN echo tmpl-aarch64-generic-aarch64 > /info"]);
 
     let tmpl = format!("{project}_tmpl");
-    assert_eq!(run_in(&tmpl, true, &["cat", "/info"]).trim(), "tmpl-aarch64-generic-aarch64");
+    assert_eq!(
+        run_in(&tmpl, true, &["cat", "/info"]).trim(),
+        "tmpl-aarch64-generic-aarch64"
+    );
     assert_eq!(
         run_in(&format!("{project}_archy"), true, &["cat", "/which"]).trim(),
         "aarch64 compose balena-yml from-balena-yml"
@@ -149,10 +178,20 @@ fn three_services_for_aarch64_emulated_with_build_variables() {
         .unwrap();
     let inspect = std::process::Command::new("/usr/bin/docker")
         .env("DOCKER_HOST", docker_host())
-        .args(["image", "inspect", "-f", "{{.Architecture}}", ext["id"].as_str().unwrap()])
+        .args([
+            "image",
+            "inspect",
+            "-f",
+            "{{.Architecture}}",
+            ext["id"].as_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&inspect.stdout).trim(), "arm64", "the arm64 variant was pulled");
+    assert_eq!(
+        String::from_utf8_lossy(&inspect.stdout).trim(),
+        "arm64",
+        "the arm64 variant was pulled"
+    );
 }
 
 /// A base image in the password-protected registry: built with --registry-secrets, refused
@@ -183,7 +222,10 @@ fn private_registry_base_needs_the_registry_secrets() {
     let out = balena_compose(&["build", root.to_str().unwrap(), "-p", &project, "--pull"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("not authorized") && stderr.contains("127.0.0.1:5001"), "{stderr}");
+    assert!(
+        stderr.contains("not authorized") && stderr.contains("127.0.0.1:5001"),
+        "{stderr}"
+    );
 
     let out = balena_compose(&[
         "build",
@@ -196,8 +238,14 @@ fn private_registry_base_needs_the_registry_secrets() {
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(!stderr.contains("balena-test-password"), "the password leaked: {stderr}");
-    assert_eq!(run_in(&format!("{project}_main"), false, &["cat", "/from"]).trim(), "private");
+    assert!(
+        !stderr.contains("balena-test-password"),
+        "the password leaked: {stderr}"
+    );
+    assert_eq!(
+        run_in(&format!("{project}_main"), false, &["cat", "/from"]).trim(),
+        "private"
+    );
 }
 
 #[test]
@@ -209,23 +257,50 @@ fn a_failing_service_does_not_stop_the_others_and_is_named() {
         "docker-compose.yml",
         "services:\n  good:\n    build: ./good\n  bad:\n    build: ./bad\n",
     );
-    write(root, "good/Dockerfile", "FROM local/amd64-busybox\nRUN echo good > /good\n");
+    write(
+        root,
+        "good/Dockerfile",
+        "FROM local/amd64-busybox\nRUN echo good > /good\n",
+    );
     write(
         root,
         "bad/Dockerfile",
         "FROM local/amd64-busybox\nRUN echo about to fail && exit 3\n",
     );
     let project = format!("fail{}", std::process::id());
-    let out = balena_compose(&["build", root.to_str().unwrap(), "-p", &project, "--arch", "amd64"]);
+    let out = balena_compose(&[
+        "build",
+        root.to_str().unwrap(),
+        "-p",
+        &project,
+        "--arch",
+        "amd64",
+    ]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stderr.contains("service \"bad\" failed"), "{stderr}");
     assert!(stderr.contains("returned a non-zero code: 3"), "{stderr}");
-    assert!(stderr.contains("about to fail"), "the failing step's output is shown: {stderr}");
-    assert!(stdout.lines().any(|l| l.starts_with("good") && l.ends_with("ok")), "{stdout}");
-    assert!(stdout.lines().any(|l| l.starts_with("bad") && l.ends_with("FAILED")), "{stdout}");
-    assert_eq!(run_in(&format!("{project}_good"), false, &["cat", "/good"]).trim(), "good");
+    assert!(
+        stderr.contains("about to fail"),
+        "the failing step's output is shown: {stderr}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("good") && l.ends_with("ok")),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("bad") && l.ends_with("FAILED")),
+        "{stdout}"
+    );
+    assert_eq!(
+        run_in(&format!("{project}_good"), false, &["cat", "/good"]).trim(),
+        "good"
+    );
 
     // --json: the summary names the failure.
     let out = balena_compose(&["build", root.to_str().unwrap(), "-p", &project, "--json"]);
@@ -239,8 +314,15 @@ fn a_failing_service_does_not_stop_the_others_and_is_named() {
         .find(|s| s["service"] == "bad")
         .unwrap();
     assert_eq!(bad["ok"], false);
-    assert!(bad["error"].as_str().unwrap().contains("non-zero code: 3"), "{bad}");
-    assert!(events.iter().any(|e| e["event"] == "error" && e["service"] == "bad"));
+    assert!(
+        bad["error"].as_str().unwrap().contains("non-zero code: 3"),
+        "{bad}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "error" && e["service"] == "bad")
+    );
 }
 
 #[test]
@@ -258,20 +340,31 @@ fn unknown_arch_lists_the_valid_ones() {
     let out = balena_compose(&["build", ".", "--arch", "arm64"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("amd64, aarch64, armv7hf, i386, rpi"), "{stderr}");
+    assert!(
+        stderr.contains("amd64, aarch64, armv7hf, i386, rpi"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn build_secrets_fail_before_any_build_saying_why() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    write(root, "Dockerfile", "FROM local/amd64-busybox\nRUN cat /run/secrets/token\n");
+    write(
+        root,
+        "Dockerfile",
+        "FROM local/amd64-busybox\nRUN cat /run/secrets/token\n",
+    );
     write(
         root,
         ".balena/balena.yml",
         "build-secrets:\n  global:\n    - source: token.txt\n      dest: token\n",
     );
-    write(root, ".balena/secrets/token.txt", "s3cr3t-build-token-value");
+    write(
+        root,
+        ".balena/secrets/token.txt",
+        "s3cr3t-build-token-value",
+    );
     let out = balena_compose(&["build", root.to_str().unwrap(), "--json"]);
     assert!(!out.status.success());
     let all = format!(
@@ -280,20 +373,34 @@ fn build_secrets_fail_before_any_build_saying_why() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(all.contains("build secrets"), "{all}");
-    assert!(!all.contains("s3cr3t-build-token-value"), "the secret leaked: {all}");
+    assert!(
+        !all.contains("s3cr3t-build-token-value"),
+        "the secret leaked: {all}"
+    );
     let events = json_lines(&out);
-    assert!(!events.iter().any(|e| e["event"] == "step"), "a build started: {all}");
+    assert!(
+        !events.iter().any(|e| e["event"] == "step"),
+        "a build started: {all}"
+    );
 }
 
 #[test]
 fn a_daemon_that_is_not_there_is_a_clear_error() {
     let out = Command::cargo_bin("balena-compose")
         .unwrap()
-        .args(["build", ".", "--docker-host", "unix:///nonexistent/docker.sock"])
+        .args([
+            "build",
+            ".",
+            "--docker-host",
+            "unix:///nonexistent/docker.sock",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("cannot reach the Docker daemon"), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach the Docker daemon"),
+        "{stderr}"
+    );
     assert!(stderr.contains("/nonexistent/docker.sock"), "{stderr}");
 }

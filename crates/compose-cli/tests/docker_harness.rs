@@ -28,7 +28,10 @@ async fn docker() -> Docker {
 /// Runs `cmd` in a fresh container of `image` and returns what it printed.
 async fn run(docker: &Docker, name: &str, image: &str, cmd: &[&str], binds: Vec<String>) -> String {
     let _ = docker
-        .remove_container(name, Some(RemoveContainerOptionsBuilder::default().force(true).build()))
+        .remove_container(
+            name,
+            Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+        )
         .await;
     let body = ContainerCreateBody {
         image: Some(image.to_owned()),
@@ -42,22 +45,42 @@ async fn run(docker: &Docker, name: &str, image: &str, cmd: &[&str], binds: Vec<
         ..Default::default()
     };
     docker
-        .create_container(Some(CreateContainerOptionsBuilder::default().name(name).build()), body)
+        .create_container(
+            Some(CreateContainerOptionsBuilder::default().name(name).build()),
+            body,
+        )
         .await
         .expect("create container");
-    docker.start_container(name, None::<bollard::query_parameters::StartContainerOptions>).await.expect("start");
+    docker
+        .start_container(
+            name,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await
+        .expect("start");
     let mut wait = docker.wait_container(name, None::<WaitContainerOptions>);
     while let Some(status) = wait.next().await {
         let status = status.expect("wait");
         assert_eq!(status.status_code, 0, "{image} {cmd:?} exited non-zero");
     }
     let mut out = String::new();
-    let mut logs = docker.logs(name, Some(LogsOptionsBuilder::default().stdout(true).stderr(true).build()));
+    let mut logs = docker.logs(
+        name,
+        Some(
+            LogsOptionsBuilder::default()
+                .stdout(true)
+                .stderr(true)
+                .build(),
+        ),
+    );
     while let Some(chunk) = logs.next().await {
         out.push_str(&chunk.expect("logs").to_string());
     }
     docker
-        .remove_container(name, Some(RemoveContainerOptionsBuilder::default().force(true).build()))
+        .remove_container(
+            name,
+            Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+        )
         .await
         .expect("remove container");
     out
@@ -67,15 +90,31 @@ async fn run(docker: &Docker, name: &str, image: &str, cmd: &[&str], binds: Vec<
 async fn private_daemon_runs_native_and_emulated_containers() {
     let docker = docker().await;
     let version = docker.version().await.expect("version");
-    assert!(version.api_version.is_some(), "the daemon reports its API version");
+    assert!(
+        version.api_version.is_some(),
+        "the daemon reports its API version"
+    );
 
-    let amd64 = docker.inspect_image("local/amd64-busybox:latest").await.expect("amd64 base");
+    let amd64 = docker
+        .inspect_image("local/amd64-busybox:latest")
+        .await
+        .expect("amd64 base");
     assert_eq!(amd64.architecture.as_deref(), Some("amd64"));
-    let arm64 = docker.inspect_image("local/aarch64-busybox:latest").await.expect("arm64 base");
+    let arm64 = docker
+        .inspect_image("local/aarch64-busybox:latest")
+        .await
+        .expect("arm64 base");
     assert_eq!(arm64.architecture.as_deref(), Some("arm64"));
 
     let pid = std::process::id();
-    let native = run(&docker, &format!("harness-amd64-{pid}"), "local/amd64-busybox:latest", &["uname", "-m"], vec![]).await;
+    let native = run(
+        &docker,
+        &format!("harness-amd64-{pid}"),
+        "local/amd64-busybox:latest",
+        &["uname", "-m"],
+        vec![],
+    )
+    .await;
     assert_eq!(native.trim(), "x86_64");
 
     // No binfmt_misc registration is needed: qemu is the entrypoint and runs busybox itself.

@@ -8,7 +8,8 @@ use std::path::Path;
 
 use assert_cmd::Command;
 
-const DOCKERFILE: &str = "FROM local/aarch64-busybox\nSHELL [\"/bin/ash\", \"-c\"]\nRUN uname -m > /arch\n";
+const DOCKERFILE: &str =
+    "FROM local/aarch64-busybox\nSHELL [\"/bin/ash\", \"-c\"]\nRUN uname -m > /arch\n";
 const QEMU: &[u8] = b"\x7fELF pretend qemu";
 
 fn cli() -> Command {
@@ -89,7 +90,11 @@ fn streams_a_tar_from_stdin_to_stdout() {
         .write_stdin(input)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     check(&out.stdout);
 }
 
@@ -102,13 +107,21 @@ fn a_missing_dockerfile_or_qemu_is_an_error_and_writes_nothing() {
     cli()
         .arg("emulate")
         .arg(&ctx)
-        .args(["--arch", "aarch64", "--dockerfile", "Dockerfile.arm", "--qemu"])
+        .args([
+            "--arch",
+            "aarch64",
+            "--dockerfile",
+            "Dockerfile.arm",
+            "--qemu",
+        ])
         .arg(ctx.join("qemu"))
         .arg("-o")
         .arg(&out)
         .assert()
         .code(1)
-        .stderr(predicates::str::contains("has no Dockerfile \"Dockerfile.arm\""));
+        .stderr(predicates::str::contains(
+            "has no Dockerfile \"Dockerfile.arm\"",
+        ));
     cli()
         .arg("emulate")
         .arg(&ctx)

@@ -43,7 +43,11 @@ fn sample(root: &Path) {
     );
     write(root, "app/notes.md", "ignored\n");
     write(root, ".dockerignore", "**/*.md\n");
-    write(root, ".balena/balena.yml", "build-variables: {global: [A=1]}\n");
+    write(
+        root,
+        ".balena/balena.yml",
+        "build-variables: {global: [A=1]}\n",
+    );
 }
 
 #[test]
@@ -53,11 +57,22 @@ fn writes_contexts_and_lists_external_images_as_json() {
     let out_dir = dir.path().join("out");
     let out = Command::cargo_bin("balena-compose")
         .unwrap()
-        .args(["resolve", dir.path().to_str().unwrap(), "--arch", "amd64", "--json", "-o"])
+        .args([
+            "resolve",
+            dir.path().to_str().unwrap(),
+            "--arch",
+            "amd64",
+            "--json",
+            "-o",
+        ])
         .arg(&out_dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let services = report["services"].as_array().unwrap();
     assert_eq!(services[0]["service"], "app");
@@ -72,8 +87,14 @@ fn writes_contexts_and_lists_external_images_as_json() {
         String::from_utf8_lossy(&entries["Dockerfile"]),
         "FROM local/amd64-busybox\nRUN uname -m > /arch\n"
     );
-    assert!(!entries.contains_key("notes.md"), "the root .dockerignore applies");
-    assert!(!entries.keys().any(|k| k.starts_with(".balena")), "metadata stays out");
+    assert!(
+        !entries.contains_key("notes.md"),
+        "the root .dockerignore applies"
+    );
+    assert!(
+        !entries.keys().any(|k| k.starts_with(".balena")),
+        "metadata stays out"
+    );
 }
 
 #[test]
@@ -88,11 +109,21 @@ fn a_tar_on_stdin_gives_the_same_context_as_the_directory() {
     let from_stdin = tempfile::tempdir().unwrap();
     let ok = Command::cargo_bin("balena-compose")
         .unwrap()
-        .args(["resolve", dir.path().to_str().unwrap(), "--arch", "amd64", "-o"])
+        .args([
+            "resolve",
+            dir.path().to_str().unwrap(),
+            "--arch",
+            "amd64",
+            "-o",
+        ])
         .arg(&from_dir)
         .output()
         .unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("balena-compose"))
         .args(["resolve", "-", "--arch", "amd64", "-o"])
         .arg(from_stdin.path())
@@ -102,7 +133,11 @@ fn a_tar_on_stdin_gives_the_same_context_as_the_directory() {
         .unwrap();
     child.stdin.take().unwrap().write_all(&bytes).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let a = tar_entries(&from_dir.join("app.tar"));
     let b = tar_entries(&from_stdin.path().join("app.tar"));
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
@@ -119,7 +154,10 @@ fn unknown_arch_is_an_error_listing_the_valid_ones() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("\"mips\""), "{stderr}");
-    assert!(stderr.contains("amd64, aarch64, armv7hf, i386, rpi"), "{stderr}");
+    assert!(
+        stderr.contains("amd64, aarch64, armv7hf, i386, rpi"),
+        "{stderr}"
+    );
     assert!(!Path::new("/tmp/never-written").exists());
 }
 
@@ -136,15 +174,32 @@ fn emulated_context_builds_with_plain_docker_build() {
     let out_dir = dir.path().join("out");
     let out = Command::cargo_bin("balena-compose")
         .unwrap()
-        .args(["resolve", dir.path().to_str().unwrap(), "--arch", "aarch64", "--emulated", "-o"])
+        .args([
+            "resolve",
+            dir.path().to_str().unwrap(),
+            "--arch",
+            "aarch64",
+            "--emulated",
+            "-o",
+        ])
         .arg(&out_dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let entries = tar_entries(&out_dir.join("app.tar"));
-    assert!(entries.contains_key(".balena/qemu-aarch64-static"), "qemu is in the context");
+    assert!(
+        entries.contains_key(".balena/qemu-aarch64-static"),
+        "qemu is in the context"
+    );
     let dockerfile = String::from_utf8_lossy(&entries["Dockerfile"]).into_owned();
-    assert!(dockerfile.starts_with("FROM local/aarch64-busybox\n"), "{dockerfile}");
+    assert!(
+        dockerfile.starts_with("FROM local/aarch64-busybox\n"),
+        "{dockerfile}"
+    );
     assert!(dockerfile.contains("qemu-aarch64-static"), "{dockerfile}");
 
     let tag = format!("resolve-emulated-{}", std::process::id());
@@ -155,7 +210,11 @@ fn emulated_context_builds_with_plain_docker_build() {
         .stdin(std::fs::File::open(out_dir.join("app.tar")).unwrap())
         .output()
         .unwrap();
-    assert!(build.status.success(), "{}", String::from_utf8_lossy(&build.stderr));
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
     let run = std::process::Command::new("/usr/bin/docker")
         .env("DOCKER_HOST", &host)
         .args([
@@ -172,6 +231,10 @@ fn emulated_context_builds_with_plain_docker_build() {
         ])
         .output()
         .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "aarch64");
 }

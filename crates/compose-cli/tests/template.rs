@@ -22,7 +22,11 @@ fn renders_arch_device_service_and_extra_variables_to_stdout() {
         .args(["--service", "api", "--var", "MY_VAR=a=b"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
         "# %%KEPT%%\nFROM local/aarch64-busybox\nLABEL m=raspberrypi4-64 r=aarch64 s=api v=a=b\n"

@@ -12,7 +12,8 @@ pub const CONTRACT_TYPE: &str = "sw.container";
 pub fn parse_contract_file(bytes: &[u8]) -> Result<Value, Error> {
     let invalid = |message: &str| Error::ContractValidation(message.to_owned());
     let text = std::str::from_utf8(bytes).map_err(|_| invalid("contract.yml is not UTF-8"))?;
-    let value = crate::yaml::to_json(text).map_err(|e| Error::ContractValidation(format!("contract.yml: {e}")))?;
+    let value = crate::yaml::to_json(text)
+        .map_err(|e| Error::ContractValidation(format!("contract.yml: {e}")))?;
     let Value::Object(map) = &value else {
         return Err(invalid("Container contract must be an object"));
     };
@@ -22,7 +23,9 @@ pub fn parse_contract_file(bytes: &[u8]) -> Result<Value, Error> {
     match map.get("type") {
         None => return Err(invalid("Container contract must have a type field")),
         Some(t) if t.as_str() != Some(CONTRACT_TYPE) => {
-            return Err(invalid("Container contract must have a type of sw.container"));
+            return Err(invalid(
+                "Container contract must have a type of sw.container",
+            ));
         }
         Some(_) => {}
     }
@@ -46,11 +49,26 @@ mod tests {
     #[test]
     fn checks_in_the_reference_order() {
         assert_eq!(message(""), "Container contract must be an object");
-        assert_eq!(message("just a string"), "Container contract must be an object");
-        assert_eq!(message("type: sw.container\nslug: x\n"), "Container contract must have a name field");
-        assert_eq!(message("name: n\nslug: x\n"), "Container contract must have a type field");
-        assert_eq!(message("name: n\ntype: sw.os\nslug: x\n"), "Container contract must have a type of sw.container");
-        assert_eq!(message("name: n\ntype: sw.container\n"), "Container contract must have a slug field");
+        assert_eq!(
+            message("just a string"),
+            "Container contract must be an object"
+        );
+        assert_eq!(
+            message("type: sw.container\nslug: x\n"),
+            "Container contract must have a name field"
+        );
+        assert_eq!(
+            message("name: n\nslug: x\n"),
+            "Container contract must have a type field"
+        );
+        assert_eq!(
+            message("name: n\ntype: sw.os\nslug: x\n"),
+            "Container contract must have a type of sw.container"
+        );
+        assert_eq!(
+            message("name: n\ntype: sw.container\n"),
+            "Container contract must have a slug field"
+        );
         assert!(message("name: n\ntype: sw.container\nslug: s\nrequires: []\n").starts_with("ok "));
     }
 }

@@ -30,10 +30,9 @@ pub fn base_images(dockerfile: &str) -> Vec<String> {
         {
             stages.push(name.to_lowercase());
         }
-        let known_stage = stages
-            .iter()
-            .any(|s| s.eq_ignore_ascii_case(image));
-        if image.eq_ignore_ascii_case("scratch") || known_stage || images.iter().any(|i| i == image) {
+        let known_stage = stages.iter().any(|s| s.eq_ignore_ascii_case(image));
+        if image.eq_ignore_ascii_case("scratch") || known_stage || images.iter().any(|i| i == image)
+        {
             continue;
         }
         images.push(image.to_owned());
@@ -53,7 +52,13 @@ mod tests {
 
     #[test]
     fn a_stage_named_like_a_later_image_is_only_a_stage_after_it_is_defined() {
-        assert_eq!(base_images("FROM busybox AS build\nFROM build\n"), ["busybox"]);
-        assert_eq!(base_images("from build\nfrom busybox as build\n"), ["build", "busybox"]);
+        assert_eq!(
+            base_images("FROM busybox AS build\nFROM build\n"),
+            ["busybox"]
+        );
+        assert_eq!(
+            base_images("from build\nfrom busybox as build\n"),
+            ["build", "busybox"]
+        );
     }
 }

@@ -21,7 +21,9 @@ pub enum Error {
     #[error(transparent)]
     Compose(parse::Error),
     /// The project archive has neither a compose file nor a root Dockerfile.
-    #[error("the project has no docker-compose.yml (or compose.yaml), and no Dockerfile or Dockerfile.template at its root")]
+    #[error(
+        "the project has no docker-compose.yml (or compose.yaml), and no Dockerfile or Dockerfile.template at its root"
+    )]
     NoComposeFile,
     /// The project archive has several compose files.
     #[error("the project has several compose files ({}): keep one, or pick one with -f", files.join(", "))]
@@ -76,7 +78,9 @@ pub enum Error {
     #[error("{0}")]
     SecretsUnsupported(String),
     /// A build secret's source file is missing from `.balena/secrets/`.
-    #[error("build secret \"{source_name}\" not found: expected the file {dir}/secrets/{source_name}")]
+    #[error(
+        "build secret \"{source_name}\" not found: expected the file {dir}/secrets/{source_name}"
+    )]
     BuildSecretMissing {
         /// The secret's `source`.
         source_name: String,

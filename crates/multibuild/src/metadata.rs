@@ -102,7 +102,9 @@ impl BuildMetadata {
                     var_list(global, "build-variables.global").map_err(invalid)?;
             }
             if let Some(services) = vars.get("services") {
-                for (service, list) in object(services, "build-variables.services").map_err(invalid)? {
+                for (service, list) in
+                    object(services, "build-variables.services").map_err(invalid)?
+                {
                     let at = format!("build-variables.services.{service}");
                     metadata
                         .service_variables
@@ -117,7 +119,9 @@ impl BuildMetadata {
                     secret_list(global, "build-secrets.global").map_err(invalid)?;
             }
             if let Some(services) = secrets.get("services") {
-                for (service, list) in object(services, "build-secrets.services").map_err(invalid)? {
+                for (service, list) in
+                    object(services, "build-secrets.services").map_err(invalid)?
+                {
                     let at = format!("build-secrets.services.{service}");
                     metadata
                         .service_secrets
@@ -296,10 +300,14 @@ mod tests {
         assert_eq!(split_assignment("B=x=y"), Some(("B", "x=y")));
         assert_eq!(split_assignment("A="), None);
         assert_eq!(split_assignment("=1"), None);
-        let err = yml("build-variables:\n  global: [A=]\n").unwrap_err().to_string();
+        let err = yml("build-variables:\n  global: [A=]\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(".balena/balena.yml"), "{err}");
         assert!(err.contains("build-variables.global[0]"), "{err}");
-        let err = yml("build-variables:\n  global: {A: 1}\n").unwrap_err().to_string();
+        let err = yml("build-variables:\n  global: {A: 1}\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("build-variables.global.A"), "{err}");
     }
 
@@ -321,7 +329,9 @@ mod tests {
         assert_eq!(main.len(), 2);
         assert_eq!(main[0].source, "b");
         assert_eq!(m.secrets_for("other").len(), 1);
-        assert!(yml("build-secrets:\n  global:\n    - {source: ../etc/passwd, dest: x}\n").is_err());
+        assert!(
+            yml("build-secrets:\n  global:\n    - {source: ../etc/passwd, dest: x}\n").is_err()
+        );
     }
 
     #[test]
@@ -331,7 +341,10 @@ mod tests {
         })
         .unwrap_err()
         .to_string();
-        assert!(err.contains(".balena/balena.yml") && err.contains(".balena/resin.json"), "{err}");
+        assert!(
+            err.contains(".balena/balena.yml") && err.contains(".balena/resin.json"),
+            "{err}"
+        );
         let none = BuildMetadata::read(".balena", |_| None).unwrap();
         assert_eq!(none, BuildMetadata::default());
     }

@@ -68,7 +68,10 @@ mod tests {
     #[test]
     fn default_tag_only_when_missing() {
         assert_eq!(with_default_tag("alpine"), "alpine:latest");
-        assert_eq!(with_default_tag("localhost:5000/x"), "localhost:5000/x:latest");
+        assert_eq!(
+            with_default_tag("localhost:5000/x"),
+            "localhost:5000/x:latest"
+        );
         assert_eq!(with_default_tag("localhost:5000/x:1"), "localhost:5000/x:1");
         assert_eq!(with_default_tag("a/b@sha256:00"), "a/b@sha256:00");
     }

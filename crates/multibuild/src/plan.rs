@@ -179,7 +179,10 @@ pub fn plan(options: PlanOptions) -> Result<Plan, Error> {
 
     let metadata = match project.balena_config().map_err(Error::Project)? {
         Some(file) => {
-            let dir = project.metadata().map(|m| m.dir().to_owned()).unwrap_or_default();
+            let dir = project
+                .metadata()
+                .map(|m| m.dir().to_owned())
+                .unwrap_or_default();
             BuildMetadata::parse(&format!("{dir}/{}", file.name), &file.contents)?
         }
         None => BuildMetadata::default(),
@@ -319,7 +322,10 @@ fn project_registry_auth(project: &Project) -> Result<build::RegistryAuth, Error
     let Some((name, bytes)) = secrets else {
         return Ok(build::RegistryAuth::new());
     };
-    let dir = project.metadata().map(|m| m.dir().to_owned()).unwrap_or_default();
+    let dir = project
+        .metadata()
+        .map(|m| m.dir().to_owned())
+        .unwrap_or_default();
     let file = format!("{dir}/{name}");
     let invalid = |message: String| Error::RegistrySecrets {
         file: file.clone(),
@@ -354,9 +360,12 @@ impl Planner<'_> {
         let label_contract = parse::contract_for(name, service)
             .map(|c| serde_json::to_value(c).unwrap_or(serde_json::Value::Null));
         let Some(build) = &service.build else {
-            let image = service.image.as_deref().ok_or_else(|| Error::NoImageOrBuild {
-                service: name.to_owned(),
-            })?;
+            let image = service
+                .image
+                .as_deref()
+                .ok_or_else(|| Error::NoImageOrBuild {
+                    service: name.to_owned(),
+                })?;
             return Ok(TaskKind::Pull {
                 image: naming::with_default_tag(image),
             });
@@ -365,7 +374,8 @@ impl Planner<'_> {
             service: name.to_owned(),
             source: Box::new(source),
         };
-        let custom_dockerfile = (build.dockerfile != "Dockerfile").then(|| build.dockerfile.clone());
+        let custom_dockerfile =
+            (build.dockerfile != "Dockerfile").then(|| build.dockerfile.clone());
         let context = self
             .project
             .context_with(
@@ -431,7 +441,14 @@ impl Planner<'_> {
         build_args.extend(self.metadata.variables_for(name));
 
         let mut tags = vec![naming::image_name(self.project_name, name, self.tag)];
-        tags.extend(build.tags.iter().filter(|t| !tags.contains(t)).cloned().collect::<Vec<_>>());
+        tags.extend(
+            build
+                .tags
+                .iter()
+                .filter(|t| !tags.contains(t))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
 
         Ok(TaskKind::Build(Box::new(BuildTask {
             context_dir: build.context.clone(),
@@ -440,7 +457,11 @@ impl Planner<'_> {
             transposed,
             tags,
             build_args,
-            labels: build.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            labels: build
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             target: build.target.clone(),
             cache_from: build.cache_from.clone(),
             extra_hosts: build.extra_hosts.clone(),
@@ -463,6 +484,11 @@ impl ContextFiles for Files<'_> {
         self.0
             .read_file(path)
             .map_err(io::Error::other)?
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{path}: not in the context")))
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{path}: not in the context"),
+                )
+            })
     }
 }

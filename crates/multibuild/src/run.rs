@@ -121,6 +121,16 @@ impl ServiceOutcome {
         self.error.is_none()
     }
 
+    /// A service not built because its image is already there.
+    pub fn skipped(service: &str, image: &str) -> Self {
+        ServiceOutcome {
+            image: Some(image.to_owned()),
+            log: "Build skipped; image for service already exists.".to_owned(),
+            error: None,
+            ..Self::failed(service, &Error::Cancelled)
+        }
+    }
+
     fn failed(service: &str, error: &Error) -> Self {
         ServiceOutcome {
             service: service.to_owned(),
@@ -396,9 +406,7 @@ impl Worker<'_> {
                     .ok();
             manifests.push((reference.as_str(), manifest));
         }
-        match build::select_platform_handling(
-            manifests.iter().map(|(r, m)| (*r, m.as_ref())),
-        ) {
+        match build::select_platform_handling(manifests.iter().map(|(r, m)| (*r, m.as_ref()))) {
             build::PlatformSelection::Use => Some(platform),
             build::PlatformSelection::DoNotUse => None,
             build::PlatformSelection::Mixed { with, without } => {
@@ -428,7 +436,9 @@ fn filter_event(filter: &mut BuildOutput, event: build::BuildEvent) -> build::Bu
             total,
             instruction,
         } => {
-            let shown = filter.line(&format!("Step {index}/{total} : {instruction}")).into_owned();
+            let shown = filter
+                .line(&format!("Step {index}/{total} : {instruction}"))
+                .into_owned();
             let instruction = shown
                 .split_once(" : ")
                 .map_or(instruction, |(_, rest)| rest.to_owned());

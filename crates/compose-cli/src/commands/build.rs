@@ -25,7 +25,9 @@ use super::project::{self, ProjectArgs, TargetArgs};
 /// --json one JSON object per line (see the README for the schema). The exit status is 0
 /// only when every service succeeded.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  balena-compose build\n  balena-compose build ./myproject --arch aarch64 --emulated\n  balena-compose build --json --jobs 2 --registry-secrets secrets.yml")]
+#[command(
+    after_help = "Examples:\n  balena-compose build\n  balena-compose build ./myproject --arch aarch64 --emulated\n  balena-compose build --json --jobs 2 --registry-secrets secrets.yml"
+)]
 pub struct Args {
     #[command(flatten)]
     pub project: ProjectArgs,
@@ -110,12 +112,15 @@ pub async fn daemon_arch(docker: &Docker) -> anyhow::Result<Arch> {
         .await
         .context("asking the Docker daemon for its version")?;
     let arch = version.arch.unwrap_or_default();
-    Arch::from_docker(&arch)
-        .with_context(|| format!("the Docker daemon's architecture \"{arch}\" is not one balena knows"))
+    Arch::from_docker(&arch).with_context(|| {
+        format!("the Docker daemon's architecture \"{arch}\" is not one balena knows")
+    })
 }
 
 /// Plans and builds; shared with `deploy`. `arch`/`device_type` override the flags (deploy
-/// takes them from the fleet).
+/// takes them from the fleet). With `skip_existing`, services whose image is already on the
+/// daemon are not built again (deploy without `--build`); they get an outcome saying so.
+#[allow(clippy::too_many_arguments)]
 pub async fn build_project(
     docker: &Docker,
     project_args: &ProjectArgs,
@@ -123,12 +128,39 @@ pub async fn build_project(
     args: &BuildArgs,
     arch: Option<Arch>,
     template_vars: BTreeMap<String, String>,
+    skip_existing: bool,
     renderer: &mut Renderer,
 ) -> anyhow::Result<Finished> {
     let host = daemon_arch(docker).await?;
     let arch = arch.or(args.arch).unwrap_or(host);
     let emulation = project::emulation(arch, host, target, true)?;
-    let plan = project::plan(project_args, target, arch, emulation, args.tag.clone(), template_vars)?;
+    let mut plan = project::plan(
+        project_args,
+        target,
+        arch,
+        emulation,
+        args.tag.clone(),
+        template_vars,
+    )?;
+
+    let mut skipped = Vec::new();
+    if skip_existing {
+        let mut kept = Vec::new();
+        for task in std::mem::take(&mut plan.tasks) {
+            let image = match &task.kind {
+                Ok(multibuild::TaskKind::Build(b)) => b.tags.first().cloned(),
+                Ok(multibuild::TaskKind::Pull { image }) => Some(image.clone()),
+                Err(_) => None,
+            };
+            match image {
+                Some(image) if docker.inspect_image(&image).await.is_ok() => {
+                    skipped.push(multibuild::ServiceOutcome::skipped(&task.service, &image));
+                }
+                _ => kept.push(task),
+            }
+        }
+        plan.tasks = kept;
+    }
 
     let mut registry_auth = build::RegistryAuth::from_default_docker_config()?;
     if let Some(file) = &args.registry_secrets {
@@ -161,8 +193,9 @@ pub async fn build_project(
             cancel.cancel();
         }
     });
-    let (outcomes, ()) = tokio::join!(run, render);
+    let (mut outcomes, ()) = tokio::join!(run, render);
     watcher.abort();
+    outcomes.extend(skipped);
     Ok(Finished { plan, outcomes })
 }
 
@@ -177,13 +210,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         &args.build,
         None,
         BTreeMap::from([("BALENA_RELEASE_HASH".to_owned(), "unavailable".to_owned())]),
+        false,
         &mut renderer,
     )
     .await?;
     renderer.summary(&finished.outcomes, None);
-    Ok(if finished.outcomes.iter().all(multibuild::ServiceOutcome::ok) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(
+        if finished.outcomes.iter().all(multibuild::ServiceOutcome::ok) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
 }

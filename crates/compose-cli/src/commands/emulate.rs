@@ -24,7 +24,9 @@ use super::project;
 /// held in memory) to -o, or to standard output when that is not a terminal; plain
 /// `docker build - < out.tar` then builds it.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  balena-compose emulate ./app --arch aarch64 -o app-aarch64.tar\n  tar c -C app . | balena-compose emulate - --arch armv7hf --qemu ./qemu-arm-static | docker build -")]
+#[command(
+    after_help = "Examples:\n  balena-compose emulate ./app --arch aarch64 -o app-aarch64.tar\n  tar c -C app . | balena-compose emulate - --arch armv7hf --qemu ./qemu-arm-static | docker build -"
+)]
 pub struct Args {
     /// The build context: a directory, a `.tar` file, or `-` for a tar on standard input.
     #[arg(value_name = "CONTEXT", default_value = ".")]
@@ -76,15 +78,13 @@ fn emulate_context(args: &Args) -> anyhow::Result<()> {
     let context = project
         .context(".")
         .with_context(|| format!("reading the context {}", args.context.display()))?;
-    let source = context
-        .read_file(&args.dockerfile)?
-        .with_context(|| {
-            format!(
-                "the context {} has no Dockerfile \"{}\"",
-                args.context.display(),
-                args.dockerfile
-            )
-        })?;
+    let source = context.read_file(&args.dockerfile)?.with_context(|| {
+        format!(
+            "the context {} has no Dockerfile \"{}\"",
+            args.context.display(),
+            args.dockerfile
+        )
+    })?;
     let source = String::from_utf8(source)
         .with_context(|| format!("{} is not UTF-8 text", args.dockerfile))?;
     let transposed = emulate::transpose(&source, &options)
@@ -94,7 +94,10 @@ fn emulate_context(args: &Args) -> anyhow::Result<()> {
         Override::host_file(options.context_qemu_path.as_str(), host_qemu, 0o755),
     ];
     write_output(args.output.as_deref(), Stdout::NotTerminal, |out| {
-        context.write_tar(&overrides, out).map(drop).map_err(io::Error::other)
+        context
+            .write_tar(&overrides, out)
+            .map(drop)
+            .map_err(io::Error::other)
     })
 }
 
@@ -146,7 +149,8 @@ pub(crate) fn write_output(
             .with_context(|| format!("cannot write {}", path.display()))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         write(&mut out).with_context(|| format!("writing {}", path.display()))?;
-        out.flush().with_context(|| format!("writing {}", path.display()))?;
+        out.flush()
+            .with_context(|| format!("writing {}", path.display()))?;
         return Ok(());
     }
     let dir = match path.parent() {

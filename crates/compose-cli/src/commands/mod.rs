@@ -1,10 +1,11 @@
 //! The subcommands, one module each.
-pub mod config;
 pub mod build;
+pub mod config;
+pub mod deploy;
+pub mod emulate;
 pub mod progress;
 pub mod project;
 pub mod resolve;
-pub mod up;
 pub mod state;
-pub mod emulate;
 pub mod template;
+pub mod up;

@@ -12,6 +12,8 @@
 //! | `warning` | `service`, `message` |
 //! | `done` | `service`, `ok`, `image`, `id`, `size`, `seconds` |
 //! | `error` | `service`, `message` |
+//! | `info` | `message` (deploy) |
+//! | `push` | `location`, `status` (`pushed`/`retrying`/`failed`), `digest`, `size`, `error` (deploy) |
 //! | `summary` | `services`: `[{service, image, id, ok, error?}]` (and `release` for deploys), last |
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -69,11 +71,6 @@ impl Renderer {
         }
     }
 
-    /// Whether output is JSON.
-    pub fn json(&self) -> bool {
-        self.mode == OutputMode::Json
-    }
-
     /// A line of information (to stderr, or a JSON `info` event).
     pub fn info(&self, message: &str) {
         match self.mode {
@@ -93,7 +90,12 @@ impl Renderer {
 
     /// Called once the plan is known.
     pub fn begin(&mut self, plan: &multibuild::Plan) {
-        self.width = plan.tasks.iter().map(|t| t.service.len()).max().unwrap_or(0);
+        self.width = plan
+            .tasks
+            .iter()
+            .map(|t| t.service.len())
+            .max()
+            .unwrap_or(0);
         if self.mode != OutputMode::Json {
             self.println(&format!(
                 "Building {} for {}/{}",
@@ -153,6 +155,46 @@ impl Renderer {
         }
     }
 
+    /// A push event of a deploy.
+    pub fn push_event(&mut self, event: &release::PushEvent) {
+        use release::PushEvent as P;
+        let (location, text, value) = match event {
+            P::Pushed {
+                location,
+                digest,
+                size,
+            } => (
+                location,
+                format!("pushed {digest} ({})", human_size(*size)),
+                json!({"event": "push", "location": location, "status": "pushed", "digest": digest, "size": size}),
+            ),
+            P::Retrying {
+                location,
+                attempt,
+                max_attempts,
+                delay,
+                error,
+            } => (
+                location,
+                format!(
+                    "retrying after {:.1}s ({attempt} of {max_attempts}) due to: {error}",
+                    delay.as_secs_f64()
+                ),
+                json!({"event": "push", "location": location, "status": "retrying", "attempt": attempt, "error": error}),
+            ),
+            P::Failed { location, error } => (
+                location,
+                format!("push failed: {error}"),
+                json!({"event": "push", "location": location, "status": "failed", "error": error}),
+            ),
+            _ => return,
+        };
+        match self.mode {
+            OutputMode::Json => println!("{value}"),
+            _ => self.println(&format!("[push] {location}: {text}")),
+        }
+    }
+
     /// The last word: a table for people, a `summary` event for programs.
     pub fn summary(&mut self, outcomes: &[ServiceOutcome], release: Option<Value>) {
         if let Some(bars) = self.bars.take() {
@@ -184,7 +226,12 @@ impl Renderer {
             println!("{summary}");
             return;
         }
-        let width = outcomes.iter().map(|o| o.service.len()).max().unwrap_or(7).max(7);
+        let width = outcomes
+            .iter()
+            .map(|o| o.service.len())
+            .max()
+            .unwrap_or(7)
+            .max(7);
         let image_width = outcomes
             .iter()
             .map(|o| o.image.as_deref().map_or(1, str::len))
@@ -219,7 +266,11 @@ impl Renderer {
             }
         }
         if failed.is_empty() {
-            eprintln!("\nBuilt {} in {}", services(outcomes.len()), total(outcomes));
+            eprintln!(
+                "\nBuilt {} in {}",
+                services(outcomes.len()),
+                total(outcomes)
+            );
         } else {
             eprintln!("\n{} of {} failed", services(failed.len()), outcomes.len());
         }
@@ -235,7 +286,13 @@ fn services(n: usize) -> String {
 }
 
 fn total(outcomes: &[ServiceOutcome]) -> String {
-    seconds(outcomes.iter().map(|o| o.duration).max().unwrap_or_default())
+    seconds(
+        outcomes
+            .iter()
+            .map(|o| o.duration)
+            .max()
+            .unwrap_or_default(),
+    )
 }
 
 fn seconds(d: Duration) -> String {

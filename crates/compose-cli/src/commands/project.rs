@@ -150,7 +150,10 @@ mod tests {
 
     #[test]
     fn key_values_split_at_the_first_equals() {
-        assert_eq!(parse_key_value("A=b=c").unwrap(), ("A".into(), "b=c".into()));
+        assert_eq!(
+            parse_key_value("A=b=c").unwrap(),
+            ("A".into(), "b=c".into())
+        );
         assert_eq!(parse_key_value("A=").unwrap(), ("A".into(), String::new()));
         assert!(parse_key_value("=x").is_err());
         assert!(parse_key_value("novalue").is_err());

@@ -21,7 +21,9 @@ use super::project::{self, ProjectArgs, TargetArgs};
 /// Dockerfiles are rewritten to run their `RUN`s under qemu, and qemu is in each context, so
 /// `docker build` of the written tar works on a host without binfmt_misc.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  balena-compose resolve . --arch aarch64 --output-dir out/\n  tar c . | balena-compose resolve - --arch amd64 --output-dir out/ --json")]
+#[command(
+    after_help = "Examples:\n  balena-compose resolve . --arch aarch64 --output-dir out/\n  tar c . | balena-compose resolve - --arch amd64 --output-dir out/ --json"
+)]
 pub struct Args {
     #[command(flatten)]
     project: ProjectArgs,
@@ -61,7 +63,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let host = emulate::host_arch().unwrap_or(Arch::Amd64);
     let emulation = project::emulation(args.arch, host, &args.target, false)?;
     let vars = BTreeMap::from([("BALENA_RELEASE_HASH".to_owned(), "unavailable".to_owned())]);
-    let plan = project::plan(&args.project, &args.target, args.arch, emulation, None, vars)?;
+    let plan = project::plan(
+        &args.project,
+        &args.target,
+        args.arch,
+        emulation,
+        None,
+        vars,
+    )?;
     fs::create_dir_all(&args.output_dir)
         .with_context(|| format!("cannot create {}", args.output_dir.display()))?;
 

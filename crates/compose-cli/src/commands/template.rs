@@ -18,7 +18,9 @@ use super::project;
 /// Lines starting with `#` are copied as they are; a variable that is not defined is an
 /// error naming it and its line.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  balena-compose template app/Dockerfile.template --arch aarch64 --device-type raspberrypi4-64\n  balena-compose template - --arch amd64 --var BALENA_APP_NAME=myfleet < Dockerfile.template")]
+#[command(
+    after_help = "Examples:\n  balena-compose template app/Dockerfile.template --arch aarch64 --device-type raspberrypi4-64\n  balena-compose template - --arch amd64 --var BALENA_APP_NAME=myfleet < Dockerfile.template"
+)]
 pub struct Args {
     /// The template file, or `-` for standard input.
     #[arg(value_name = "FILE")]
@@ -48,10 +50,7 @@ pub struct Args {
 
 /// Runs the command.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let arch = args
-        .arch
-        .or_else(emulate::host_arch)
-        .unwrap_or(Arch::Amd64);
+    let arch = args.arch.or_else(emulate::host_arch).unwrap_or(Arch::Amd64);
     let mut params = match args.device_type {
         Some(device_type) => Params::new(arch, device_type),
         None => Params::for_arch(arch),

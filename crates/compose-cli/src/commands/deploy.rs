@@ -1,0 +1,304 @@
+//! `balena-compose deploy`: build what is missing, then push every image and record a
+//! release on the balena API — all or nothing.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use indexmap::IndexMap;
+use resolve::Arch;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::build::{BuildArgs, build_project, connect};
+use super::progress::{OutputMode, Renderer};
+use super::project::{ProjectArgs, TargetArgs};
+
+/// Build a project for a fleet, push its images and create a release.
+///
+/// The fleet's architecture and device type decide the build. Services whose image is
+/// already on the daemon are not rebuilt unless --build. The release is created only after
+/// every build succeeded; it ends `success` only when every image is pushed and recorded. Any
+/// failure after it exists (a push that fails its retries, the registry or API going away,
+/// Ctrl-C) ends with the release and its unfinished images marked `failed`, the local
+/// registry tags removed, and a non-zero exit.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  balena-compose deploy myorg/myfleet\n  balena-compose deploy myorg/myfleet ./project --build --release-tag version 1.2 --note 'first'\n\nThe API key comes from --api-key or BALENA_API_KEY and is never printed."
+)]
+pub struct Args {
+    /// The fleet: `org/name` slug (or numeric id).
+    #[arg(value_name = "FLEET")]
+    fleet: String,
+
+    #[command(flatten)]
+    project: ProjectArgs,
+
+    #[command(flatten)]
+    target: TargetArgs,
+
+    #[command(flatten)]
+    build: BuildArgs,
+
+    /// Rebuild every service, even those whose image already exists.
+    #[arg(long = "build")]
+    rebuild: bool,
+
+    /// Do not upload build logs to the image records.
+    #[arg(long)]
+    nologupload: bool,
+
+    /// A release tag `KEY VALUE`; repeatable.
+    #[arg(long = "release-tag", num_args = 2, value_names = ["KEY", "VALUE"])]
+    release_tags: Vec<String>,
+
+    /// Create a draft release (not final).
+    #[arg(long)]
+    draft: bool,
+
+    /// A note for the release, set after a successful deploy.
+    #[arg(long, value_name = "TEXT")]
+    note: Option<String>,
+
+    /// The balena API's base URL.
+    #[arg(
+        long,
+        env = "BALENA_API_URL",
+        value_name = "URL",
+        default_value = "https://api.balena-cloud.com"
+    )]
+    api_url: String,
+
+    /// The balena API key (sent as a bearer token, never printed).
+    #[arg(
+        long,
+        env = "BALENA_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    api_key: Option<String>,
+
+    /// Seconds each balena API request may take before it is retried.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    api_timeout: u64,
+}
+
+/// Runs the command.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let tags = release_tags(&args.release_tags)?;
+    let mut renderer = Renderer::new(OutputMode::detect(args.build.json));
+    let Some(key) = args.api_key.clone().filter(|k| !k.is_empty()) else {
+        bail!("no balena API key: pass --api-key or set BALENA_API_KEY");
+    };
+    let api = release::Api::new(&args.api_url, key)?
+        .with_timeout(std::time::Duration::from_secs(args.api_timeout));
+    // Checked before any build, so a wrong key costs nothing.
+    let user = api.whoami().await.context("checking the API key")?;
+    let fleet = api
+        .fleet(&args.fleet)
+        .await
+        .with_context(|| format!("looking up fleet {}", args.fleet))?;
+    let arch: Arch = fleet.arch.parse().map_err(|e| {
+        anyhow::anyhow!("fleet {} has architecture {}: {e}", fleet.slug, fleet.arch)
+    })?;
+    let mut target = args.target.clone();
+    target.device_type = Some(fleet.device_type.clone());
+    let contract = release_contract(&args.project)?;
+
+    let docker = connect(&args.build).await?;
+    renderer.info(&format!(
+        "Deploying to {} ({}/{})",
+        fleet.slug, arch, fleet.device_type
+    ));
+    let finished = build_project(
+        &docker,
+        &args.project,
+        &target,
+        &args.build,
+        Some(arch),
+        BTreeMap::new(),
+        !args.rebuild,
+        &mut renderer,
+    )
+    .await?;
+    if finished.outcomes.iter().any(|o| !o.ok()) {
+        renderer.summary(&finished.outcomes, None);
+        bail!("a build failed: no release was created");
+    }
+    if finished.plan.composition.services.len() > 1 && !fleet.supports_multicontainer {
+        bail!("fleet {} does not support multiple containers", fleet.slug);
+    }
+
+    let composition = finished.plan.composition.to_json();
+    let mut new =
+        release::NewRelease::new(user.id, fleet.id, composition, release::random_commit());
+    new.is_final = !args.draft;
+    if let Some(contract) = contract {
+        new.semver = contract
+            .get("version")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        new.contract = Some(contract);
+    }
+    let mut built = IndexMap::new();
+    for outcome in &finished.outcomes {
+        if let Some(spec) = new.services.iter_mut().find(|s| s.name == outcome.service) {
+            spec.contract = outcome.contract.clone();
+        }
+        built.insert(
+            outcome.service.clone(),
+            release::BuiltImage {
+                local_image: outcome.image.clone().unwrap_or_default(),
+                dockerfile: outcome.dockerfile.clone(),
+                build_log: (!args.nologupload).then(|| outcome.log.clone()),
+                project_type: Some(outcome.resolver.clone()).filter(|r| !r.is_empty()),
+                start_timestamp: None,
+                end_timestamp: Some(release::timestamp_now()),
+            },
+        );
+    }
+    renderer.info("Creating release...");
+    let created = api
+        .create_release(&new)
+        .await
+        .context("creating the release")?;
+    renderer.info(&format!(
+        "Pushing images of release {} to the registry...",
+        created.release.commit
+    ));
+
+    let cancel = CancellationToken::new();
+    let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let options = release::PushOptions {
+        cancel: cancel.clone(),
+        events: Some(events_tx),
+        ..release::PushOptions::default()
+    };
+    let watcher = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                cancel.cancel();
+            }
+        })
+    };
+    // `options` holds the event sender: it goes when the push is done, which ends `report`.
+    let push = async {
+        let result =
+            release::push_and_record(&api, &docker, &created, &built, None, &options).await;
+        drop(options);
+        result
+    };
+    let report = async {
+        while let Some(event) = events_rx.recv().await {
+            renderer.push_event(&event);
+        }
+    };
+    let (result, ()) = tokio::join!(push, report);
+    watcher.abort();
+
+    let release_json = |status: &str| json!({"id": created.release.id, "commit": created.release.commit, "status": status});
+    match result {
+        Ok(_) => {
+            for (key, value) in &tags {
+                api.set_release_tag(created.release.id, key, value)
+                    .await
+                    .with_context(|| format!("setting release tag {key}"))?;
+            }
+            if let Some(note) = &args.note {
+                api.set_note(created.release.id, note)
+                    .await
+                    .context("setting the note")?;
+            }
+            renderer.info(&format!(
+                "Deploy succeeded: release {}",
+                created.release.commit
+            ));
+            renderer.summary(&finished.outcomes, Some(release_json("success")));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(outcome) => {
+            renderer.summary(&finished.outcomes, Some(release_json("failed")));
+            let mut message = format!(
+                "deploy failed, release {} marked failed: {}",
+                created.release.commit, outcome.cause
+            );
+            if let Some(cleanup) = &outcome.cleanup {
+                message.push_str(&format!(
+                    " (and marking the release failed failed too: {cleanup})"
+                ));
+            }
+            Err(anyhow::anyhow!(message))
+        }
+    }
+}
+
+/// `--release-tag K V` pairs, checked before any work: empty keys and keys with whitespace
+/// are refused, as the balena CLI does.
+fn release_tags(flat: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    flat.chunks(2)
+        .map(|pair| {
+            let key = pair.first().cloned().unwrap_or_default();
+            if key.is_empty() || key.chars().any(char::is_whitespace) {
+                bail!(
+                    "invalid release tag key \"{key}\": it must be non-empty and without whitespace"
+                );
+            }
+            Ok((key, pair.get(1).cloned().unwrap_or_default()))
+        })
+        .collect()
+}
+
+/// The release contract: `balena.yml` at the project root (a directory project), which must
+/// be a `sw.application` or `sw.block` with a valid semver `version` if it has one.
+fn release_contract(project: &ProjectArgs) -> anyhow::Result<Option<Value>> {
+    if !project.project.is_dir() {
+        return Ok(None);
+    }
+    let path = project.project.join("balena.yml");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let value: Value = serde_saphyr::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("Error parsing file \"{}\":\n {e}", path.display()))?;
+    let kind = value
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !matches!(kind, "sw.application" | "sw.block") {
+        bail!(
+            "{}: the release contract must have type sw.application or sw.block",
+            path.display()
+        );
+    }
+    if let Some(version) = value.get("version") {
+        let valid = version
+            .as_str()
+            .is_some_and(|v| nodejs_semver::Version::parse(v).is_ok());
+        if !valid {
+            bail!(
+                "{}: version {version} is not a valid semver version",
+                path.display()
+            );
+        }
+    }
+    Ok(Some(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_tags_pair_up_and_bad_keys_are_refused() {
+        let flat = ["a", "1", "b", "2"].map(String::from);
+        assert_eq!(
+            release_tags(&flat).ok(),
+            Some(vec![("a".into(), "1".into()), ("b".into(), "2".into())])
+        );
+        assert!(release_tags(&["has space".into(), "x".into()]).is_err());
+        assert!(release_tags(&[String::new(), "x".into()]).is_err());
+    }
+}
