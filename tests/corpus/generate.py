@@ -310,7 +310,7 @@ def yaml_cases():
     case("yaml-crlf", c, "CRLF line ends are accepted", CONFIG, 0,
          files=compose("services:\r\n  a:\r\n    image: x\r\n"), stdout="image: x")
     case("yaml-unicode-service-name", c, "a non-ASCII service name", CONFIG, 1,
-         files=compose("services:\n  ü:\n    image: x\n"), stderr="ü", known_bug=NAME_BUG)
+         files=compose("services:\n  ü:\n    image: x\n"), stderr="ü")
     empties = [
         ("yaml-empty-file", ""),
         ("yaml-only-comment", "# nothing\n"),
@@ -389,9 +389,9 @@ def yaml_cases():
     case("yaml-numeric-service-name", c, "a numeric service name", CONFIG, 0,
          files=compose("services:\n  123:\n    image: x\n"), stdout='"123":')
     case("yaml-service-name-with-slash", c, "a service name with a slash", CONFIG, 1,
-         files=compose("services:\n  a/b:\n    image: x\n"), stderr="a/b", known_bug=NAME_BUG)
+         files=compose("services:\n  a/b:\n    image: x\n"), stderr="a/b")
     case("yaml-service-name-dotdot", c, "a service named ..", CONFIG, 1,
-         files=compose("services:\n  ..:\n    image: x\n"), stderr="..", known_bug=NAME_BUG)
+         files=compose("services:\n  ..:\n    image: x\n"), stderr="..")
     case("yaml-anchor-shared-by-150-services", c, "one anchor merged into 150 services is fine",
          ["config", "{project}", "--services"], 0, files=compose(
              "x-common: &common {image: alpine, restart: always}\nservices:\n"
@@ -470,7 +470,7 @@ def interpolation_cases():
     ]:
         case(name, c, "an env_file path the reference refuses", CONFIG, 1,
              files=compose(f"services:\n  a:\n    image: x\n    env_file: {path}\n", **{"a.env": "A=1\n"}),
-             stderr=fragment, stderr_not="root:", known_bug=env_file_bug)
+             stderr=fragment, stderr_not="root:")
 
 
 def forbidden_cases():
@@ -751,7 +751,7 @@ def directory_cases():
          stderr="compose")
     case("dir-service-named-dotdot-output", c, "a service named ../x must not write outside --output-dir",
          RESOLVE, 1, files={"docker-compose.yml": "services:\n  ../escape:\n    build: ./app\n",
-                            "app/Dockerfile": APP_DOCKERFILE}, stderr="../escape", known_bug=NAME_BUG)
+                            "app/Dockerfile": APP_DOCKERFILE}, stderr="../escape")
 
 
 def dockerfile_cases():
@@ -821,11 +821,7 @@ def target_cases():
                      ("newline", "rpi\nFROM evil")]:
         case(f"target-device-type-{name}", c, f"a device type {dt!r} that cannot be a slug",
              ["resolve", "{project}", "--arch", "amd64", "--device-type", dt, "-o", "{out}"], 2,
-             files=app(), stderr="device type",
-             known_bug="--device-type is not validated (crates/compose-cli/src/commands/project.rs "
-                       "TargetArgs::device_type has no value_parser): an empty, path-like or "
-                       "multi-line value is used as a Dockerfile.<type> suffix and substituted into "
-                       "%%BALENA_MACHINE_NAME%% (a newline injects Dockerfile instructions)")
+             files=app(), stderr="device type")
     case("target-device-type-unknown-ok", c, "an unknown but well-formed device type is used as a name",
          ["resolve", "{project}", "--arch", "amd64", "--device-type", "my-board", "-o", "{out}"], 0,
          files=app(), stdout="app.tar")
@@ -912,11 +908,7 @@ def registry_secrets_cases():
     case("regsec-flag-secret-not-echoed", c,
          "a malformed registry-secrets file: the error must not print the password",
          build, 1, files=app(**{"secrets.yml": "127.0.0.1:5001: {username: balena, password: s3cr3t-corpus-value, extra: [}\n"}),
-         stderr="secrets.yml", stderr_not="s3cr3t-corpus-value", needs_docker=True,
-         known_bug="a registry-secrets file that fails to parse is reported with a source snippet "
-                   "of the offending line, password included (serde_saphyr::from_str with default options, snippet on, in "
-                   "crates/build/src/auth.rs:132 RegistrySecrets::parse_yaml); the error must not quote "
-                   "the file's contents")
+         stderr="secrets.yml", stderr_not="s3cr3t-corpus-value", needs_docker=True)
 
 
 def cli_cases():

@@ -129,7 +129,9 @@ impl RegistrySecrets {
         let value: Value = if text.trim().is_empty() {
             Value::Null
         } else {
-            serde_saphyr::from_str(text).map_err(|e| e.to_string())?
+            // No source snippet: the text around a syntax error can be a password.
+            let options = serde_saphyr::options! { with_snippet: false };
+            serde_saphyr::from_str_with_options(text, options).map_err(|e| e.to_string())?
         };
         Self::validate(&value)
     }

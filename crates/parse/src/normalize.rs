@@ -444,6 +444,19 @@ fn service(
     let map = object(value, &empty)
         .map_err(|()| ctx.service_error(name, "", "a service must be a mapping"))?;
     let err = |field: &str, message: String| ctx.service_error(name, field, message);
+    // The compose schema's rule; it also keeps names safe as file names and image names.
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        || name == "."
+        || name == ".."
+    {
+        return Err(err(
+            "",
+            "invalid service name: it must match ^[a-zA-Z0-9._-]+$".to_owned(),
+        ));
+    }
     for key in map.keys() {
         let key = key.as_str();
         if SERVICE_DENY.contains(&key) {
@@ -745,6 +758,22 @@ fn read_env_files(
         let required = required.map_err(bad)?.unwrap_or(true);
         // Lexically, as compose does: `a/b/../x` needs no `a/b` directory.
         let full = clean_join(ctx.project_dir, &path);
+        // The reference's normalizeAndValidateFilePath, with its wording; beyond it, a path
+        // that climbs out later (`a/../../x`) is refused too: env files stay in the project.
+        // (`include` rebases relative paths to absolute ones inside the project: those pass.)
+        let inside = full.starts_with(clean_join(ctx.project_dir, "."));
+        let message = if Path::new(&path).is_absolute() && !inside {
+            Some(format!("Absolute filepath not allowed: {path}"))
+        } else if path.starts_with("..") || !inside {
+            Some(format!("Directory traversing not allowed : {path}"))
+        } else if path.contains('*') {
+            Some(format!("Wildcards not allowed : {path}"))
+        } else {
+            None
+        };
+        if let Some(message) = message {
+            return Err(ctx.service_error(name, "env_file", message));
+        }
         let text = match std::fs::read(&full) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => continue,

@@ -59,7 +59,7 @@ pub struct TargetArgs {
 
     /// The device type: its `Dockerfile.<device-type>` is preferred and it is
     /// `%%BALENA_MACHINE_NAME%%`. Default: a generic type for the architecture.
-    #[arg(short = 'd', long = "device-type", value_name = "TYPE")]
+    #[arg(short = 'd', long = "device-type", value_name = "TYPE", value_parser = parse_device_type)]
     pub device_type: Option<String>,
 }
 
@@ -70,6 +70,22 @@ pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
             Ok((k.to_owned(), v.to_owned()))
         }
         _ => Err(format!("expected KEY=VALUE, got \"{s}\"")),
+    }
+}
+
+/// A device type slug: it names `Dockerfile.<type>` and is substituted into Dockerfiles, so
+/// only slug characters (`raspberrypi3`, `intel-nuc`, `generic-aarch64`) are accepted.
+pub fn parse_device_type(s: &str) -> Result<String, String> {
+    let valid = s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
+    if valid {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "invalid device type \"{}\": a device type slug is lower-case letters, digits, '-', '_' and '.' (e.g. raspberrypi4-64, intel-nuc)",
+            s.escape_debug()
+        ))
     }
 }
 
