@@ -184,8 +184,13 @@ fn check(case: &Case, binary: &Path, docker_host: Option<&str>) -> Vec<String> {
     std::fs::create_dir_all(&cwd).unwrap();
     std::fs::create_dir_all(&home).unwrap();
     let mut project = root.join("project");
-    if case.dir.join("project").is_dir() {
-        copy_tree(&case.dir.join("project"), &project);
+    // git keeps no empty directories: a case whose project is empty, or made entirely by
+    // its setup at run time, has no `project/` in a fresh clone.
+    if !case.dir.join("project.tar").is_file() {
+        std::fs::create_dir_all(&project).unwrap();
+        if case.dir.join("project").is_dir() {
+            copy_tree(&case.dir.join("project"), &project);
+        }
         setup(case, &project);
     }
     if case.dir.join("project.tar").is_file() {
