@@ -126,13 +126,7 @@ impl RegistrySecrets {
 
     /// Parses and validates YAML text; the error is the bare message.
     pub fn parse_yaml(text: &str) -> std::result::Result<Self, String> {
-        let value: Value = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            // No source snippet: the text around a syntax error can be a password.
-            let options = serde_saphyr::options! { with_snippet: false };
-            serde_saphyr::from_str_with_options(text, options).map_err(|e| e.to_string())?
-        };
+        let value = parse::yaml_value(text)?;
         Self::validate(&value)
     }
 

@@ -12,7 +12,7 @@ pub const CONTRACT_TYPE: &str = "sw.container";
 pub fn parse_contract_file(bytes: &[u8]) -> Result<Value, Error> {
     let invalid = |message: &str| Error::ContractValidation(message.to_owned());
     let text = std::str::from_utf8(bytes).map_err(|_| invalid("contract.yml is not UTF-8"))?;
-    let value = crate::yaml::to_json(text)
+    let value = parse::yaml_value(text)
         .map_err(|e| Error::ContractValidation(format!("contract.yml: {e}")))?;
     let Value::Object(map) = &value else {
         return Err(invalid("Container contract must be an object"));

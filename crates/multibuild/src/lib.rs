@@ -45,7 +45,6 @@ pub mod metadata;
 pub mod naming;
 mod plan;
 mod run;
-mod yaml;
 
 pub use contract::{CONTRACT_TYPE, parse_contract_file};
 pub use dockerfile_from::base_images;

@@ -62,6 +62,17 @@ pub use load::{
 };
 pub use model::{Build, Composition, Ipam, IpamConfig, Network, Service, ServiceNetwork, Volume};
 
+/// Reads a YAML document that is not a compose file (`balena.yml`, `contract.yml`, registry
+/// secrets) into a JSON tree, with the YAML rules and limits compose files get (`no` stays a
+/// string, alias bombs fail fast) and no interpolation. An empty document is `Null`. The error
+/// names the line and column but quotes nothing of the text.
+///
+/// Every YAML read of balena-compose goes through this crate, so the YAML parser is swapped in
+/// one place.
+pub fn yaml_value(text: &str) -> Result<serde_json::Value, String> {
+    yaml::plain_document(text)
+}
+
 impl Composition {
     /// The composition as one JSON object (compose-spec key names, normalised shapes).
     pub fn to_json(&self) -> serde_json::Value {

@@ -43,20 +43,36 @@ fn budget() -> Budget {
     budget
 }
 
-fn options(properties: &HashMap<String, String>) -> Options {
+/// The YAML rules every document is read with: YAML 1.2 scalars, the budget, and no source
+/// snippet in errors (the text around an error can be a password).
+fn base_options() -> Options {
     let mut options = serde_saphyr::options! {
         budget: Some(budget()),
         strict_booleans: true,
         leading_zero_numbers_as_strings: true,
         underscored_numbers_as_strings: true,
         with_snippet: false,
-        property_syntax: PropertySyntax::DockerCompose,
     };
     options.alias_limits.max_total_replayed_events = 50_000;
     // Comments are never read; recording them only costs time.
     options.emit_comments = false;
     options.non_finite_float_policy = serde_saphyr::options::NonFiniteFloatPolicy::AsString;
+    options
+}
+
+fn options(properties: &HashMap<String, String>) -> Options {
+    let mut options = base_options();
+    options.property_syntax = PropertySyntax::DockerCompose;
     options.with_properties(properties.clone())
+}
+
+/// Reads a YAML document that is not a compose file (no interpolation) into a JSON tree.
+/// An empty document gives `Value::Null`.
+pub(crate) fn plain_document(text: &str) -> Result<Value, String> {
+    if text.trim().is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_saphyr::from_str_with_options::<Value>(text, base_options()).map_err(|e| e.to_string())
 }
 
 /// Parses one YAML document, interpolating `${VAR}` forms from `properties`.

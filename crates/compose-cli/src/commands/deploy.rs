@@ -261,7 +261,7 @@ fn release_contract(project: &ProjectArgs) -> anyhow::Result<Option<Value>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let value: Value = serde_saphyr::from_str(&text)
+    let value = parse::yaml_value(&text)
         .map_err(|e| anyhow::anyhow!("Error parsing file \"{}\":\n {e}", path.display()))?;
     let kind = value
         .get("type")
