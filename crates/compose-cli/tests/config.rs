@@ -140,3 +140,100 @@ fn ambiguous_project_is_an_error() {
         .stdout("")
         .stderr(predicate::str::contains("docker-compose.yml, compose.yml"));
 }
+
+/// What `config` prints is a compose file: fed back to `config -f`, it prints the same, in
+/// both formats (build + image prints `build.tags`; `$$` prints escaped).
+#[test]
+fn output_loads_back_to_the_same_composition() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("web")).unwrap();
+    std::fs::write(dir.path().join("web/Dockerfile"), "FROM x\n").unwrap();
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        "services:\n  web:\n    build: ./web\n    image: web:1\n    command: sh -c 'echo $$HOME'\n    \
+         environment: {A: \"$$B\", \"C$$\": x}\n    labels: [\"x=$${y}\"]\n    ports: [\"80:80\"]\n",
+    )
+    .unwrap();
+    for format in ["yaml", "json"] {
+        let first = config()
+            .args(["--format", format])
+            .arg(dir.path())
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let printed = dir.path().join(format!("printed.{format}"));
+        std::fs::write(&printed, &first).unwrap();
+        let second = config()
+            .args(["--format", format, "-f"])
+            .arg(&printed)
+            .arg(dir.path())
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        assert_eq!(
+            String::from_utf8_lossy(&second),
+            String::from_utf8_lossy(&first),
+            "{format}"
+        );
+        if format == "json" {
+            let json: serde_json::Value = serde_json::from_slice(&first).unwrap();
+            let web = &json["services"]["web"];
+            assert_eq!(web["build"]["tags"], serde_json::json!(["web:1"]));
+            assert_eq!(web["environment"]["A"], "$$B");
+            // Keys are not interpolated, so they are printed as they are.
+            assert_eq!(web["environment"]["C$$"], "x");
+            assert_eq!(
+                web["command"],
+                serde_json::json!(["sh", "-c", "echo $$HOME"])
+            );
+        }
+    }
+}
+
+#[test]
+fn a_read_error_names_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.yml");
+    let out = config()
+        .arg("-f")
+        .arg(&missing)
+        .assert()
+        .failure()
+        .get_output()
+        .stderr
+        .clone();
+    let stderr = String::from_utf8_lossy(&out);
+    assert!(
+        stderr.contains("nope.yml: No such file or directory"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("No such file").count(), 1, "{stderr}");
+    assert!(!stderr.contains("caused by"), "{stderr}");
+}
+
+#[test]
+fn profiles_select_services() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        "services:\n  app:\n    image: x\n  debug:\n    image: y\n    profiles: [debug, dev]\n",
+    )
+    .unwrap();
+    let services = |args: &[&str], env: Option<&str>| {
+        let mut cmd = config();
+        cmd.arg(dir.path()).arg("--services").args(args);
+        if let Some(profiles) = env {
+            cmd.env("COMPOSE_PROFILES", profiles);
+        }
+        String::from_utf8(cmd.assert().success().get_output().stdout.clone()).unwrap()
+    };
+    assert_eq!(services(&[], None), "app\n");
+    assert_eq!(services(&["--profile", "dev"], None), "app\ndebug\n");
+    assert_eq!(services(&[], Some("dev")), "app\ndebug\n");
+    // The flag wins over the variable, as in docker compose.
+    assert_eq!(services(&["--profile", "other"], Some("dev")), "app\n");
+}

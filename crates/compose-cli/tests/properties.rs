@@ -170,6 +170,8 @@ const SERVICE_FIELDS: &[&str] = &[
     "depends_on: [z]",
     "depends_on: {z: {condition: service_started}}",
     "x-note: hi",
+    "profiles: [p]",
+    "entrypoint: \"/bin/tini -- 'a b'\"",
 ];
 
 fn composition() -> impl Strategy<Value = String> {

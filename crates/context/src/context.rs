@@ -267,7 +267,7 @@ impl Context {
     }
 
     fn scope(&self) -> String {
-        format!("the build context \"{}\"", self.display_dir())
+        format!("the build context {:?}", self.display_dir())
     }
 
     fn display_dir(&self) -> &str {
@@ -308,7 +308,7 @@ impl Context {
     pub fn write_tar(&self, overrides: &[Override], out: impl Write) -> Result<u64> {
         let write_error = |source| Error::Write {
             context: self.display_dir().to_owned(),
-            source,
+            cause: source,
         };
         let mut changes: Vec<(String, &Change)> = Vec::with_capacity(overrides.len());
         for o in overrides {
@@ -408,7 +408,7 @@ impl<W: Write> TarWriter<W> {
     fn put_data(&mut self, path: &str, data: &Data, meta: Meta, ctx: &Context) -> Result<()> {
         let write_error = |source| Error::Write {
             context: ctx.display_dir().to_owned(),
-            source,
+            cause: source,
         };
         match data {
             Data::Bytes(bytes) => {
@@ -426,7 +426,7 @@ impl<W: Write> TarWriter<W> {
             Data::Host(host) => {
                 let read_error = |source| Error::Read {
                     path: host.display().to_string(),
-                    source,
+                    cause: source,
                 };
                 let file = File::open(host).map_err(read_error)?;
                 let size = file.metadata().map_err(read_error)?.len();
@@ -446,7 +446,7 @@ impl<W: Write> TarWriter<W> {
     fn put_entry(&mut self, file: ContextFile<'_>, ctx: &Context) -> Result<()> {
         let write_error = |source| Error::Write {
             context: ctx.display_dir().to_owned(),
-            source,
+            cause: source,
         };
         let entry = file.entry;
         let meta = Meta {
@@ -477,7 +477,7 @@ impl<W: Write> TarWriter<W> {
                     .map_err(|e| match e {
                         CopyError::Read(source) => Error::Read {
                             path: entry.path().to_owned(),
-                            source,
+                            cause: source,
                         },
                         CopyError::Write(source) => write_error(source),
                     })?;

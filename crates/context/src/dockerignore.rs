@@ -157,7 +157,7 @@ impl Dockerignore {
             Some(body) => (true, body),
             None => (false, cleaned.as_str()),
         };
-        let matcher = compile(body).map_err(|m| error(format!("pattern \"{body}\": {m}")))?;
+        let matcher = compile(body).map_err(|m| error(format!("pattern {body:?}: {m}")))?;
         self.exceptions |= exception;
         self.patterns.push(Pattern { exception, matcher });
         Ok(())

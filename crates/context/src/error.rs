@@ -9,7 +9,7 @@ use std::io;
 #[non_exhaustive]
 pub enum Error {
     /// A `.dockerignore` line that moby would reject too.
-    #[error("{file} line {line}: {message}")]
+    #[error("{} line {line}: {}", Printable(file), Printable(message))]
     Ignore {
         /// The ignore file, project-relative (or a caller-supplied label).
         file: String,
@@ -19,19 +19,22 @@ pub enum Error {
         message: String,
     },
     /// An entry path that is absolute or climbs out of the project root with `..`.
-    #[error("tar entry \"{path}\": path escapes the project root")]
+    #[error("tar entry {path:?}: path escapes the project root")]
     PathEscapes {
         /// The path as it appears in the archive.
         path: String,
     },
     /// An entry path that is not UTF-8 (build context paths are strings).
-    #[error("tar entry \"{path}\": path is not valid UTF-8")]
+    #[error("tar entry {path:?}: path is not valid UTF-8")]
     NonUtf8Path {
         /// The path, lossily decoded.
         path: String,
     },
     /// A symlink or hard link whose target lies outside the project or the build context.
-    #[error("tar entry \"{path}\": {kind} target \"{target}\" points outside {scope}")]
+    #[error(
+        "tar entry {path:?}: {kind} target {target:?} points outside {}",
+        Printable(scope)
+    )]
     LinkEscapes {
         /// The link's path.
         path: String,
@@ -42,10 +45,21 @@ pub enum Error {
         /// `the project` or `the build context "<dir>"`.
         scope: String,
     },
-    /// A hard link whose target is not a regular file that precedes it.
+    /// A symlink whose resolution passes through more links than the kernel follows: a
+    /// cycle (`a -> b`, `b -> a`) or a chain too long to lead anywhere.
     #[error(
-        "tar entry \"{path}\": hard link target \"{target}\" is not a regular file in the project"
+        "tar entry {path:?}: symlink target {target:?} leads into a loop of symlinks (more than {hops} links deep)"
     )]
+    SymlinkLoop {
+        /// The link's path.
+        path: String,
+        /// Its target as stored.
+        target: String,
+        /// The limit that was reached.
+        hops: u32,
+    },
+    /// A hard link whose target is not a regular file that precedes it.
+    #[error("tar entry {path:?}: hard link target {target:?} is not a regular file in the project")]
     BadHardLink {
         /// The link's path.
         path: String,
@@ -53,7 +67,7 @@ pub enum Error {
         target: String,
     },
     /// An entry below a symlink or a non-directory (`a -> /etc` then `a/passwd`).
-    #[error("tar entry \"{path}\": its parent \"{parent}\" is a {parent_kind}, not a directory")]
+    #[error("tar entry {path:?}: its parent {parent:?} is a {parent_kind}, not a directory")]
     BadParent {
         /// The entry's path.
         path: String,
@@ -64,7 +78,7 @@ pub enum Error {
     },
     /// An entry whose declared data runs past the end of the archive.
     #[error(
-        "tar entry \"{path}\": declares {size} bytes of data but the archive ends at byte {archive_len}"
+        "tar entry {path:?}: declares {size} bytes of data but the archive ends at byte {archive_len}"
     )]
     Truncated {
         /// The entry's path.
@@ -75,37 +89,40 @@ pub enum Error {
         archive_len: u64,
     },
     /// GNU sparse entries cannot be copied as a byte range.
-    #[error("tar entry \"{path}\": sparse files are not supported")]
+    #[error("tar entry {path:?}: sparse files are not supported")]
     Sparse {
         /// The entry's path.
         path: String,
     },
     /// The archive itself is malformed (bad checksum, truncated header, bad number field…).
-    #[error("malformed tar archive ({position}): {source}")]
+    #[error("malformed tar archive ({position}): {}", Printable(&cause.to_string()))]
     Tar {
         /// `at the first entry` or `after entry "<path>"`.
         position: String,
         /// The parser's error.
-        #[source]
-        source: io::Error,
+        // Shown in the message, so deliberately not a `#[source]`: the CLI prints an error's
+        // chain of causes, and the cause would appear twice.
+        cause: io::Error,
     },
     /// Reading a file or the archive failed.
-    #[error("reading {path}: {source}")]
+    #[error("reading {}: {cause}", Printable(path))]
     Read {
         /// What was being read.
         path: String,
         /// The I/O error.
-        #[source]
-        source: io::Error,
+        // Shown in the message, so deliberately not a `#[source]`: the CLI prints an error's
+        // chain of causes, and the cause would appear twice.
+        cause: io::Error,
     },
     /// Writing a context tar failed.
-    #[error("writing the tar of build context \"{context}\": {source}")]
+    #[error("writing the tar of build context {context:?}: {cause}")]
     Write {
         /// The context directory.
         context: String,
         /// The I/O error.
-        #[source]
-        source: io::Error,
+        // Shown in the message, so deliberately not a `#[source]`: the CLI prints an error's
+        // chain of causes, and the cause would appear twice.
+        cause: io::Error,
     },
     /// Both `.balena/` and `.resin/` are present.
     #[error("the project has both a .balena/ and a .resin/ metadata directory; keep only one")]
@@ -121,7 +138,10 @@ pub enum Error {
         second: String,
     },
     /// A file too large for [`crate::Project::read_file`].
-    #[error("{path}: {size} bytes is too large to read into memory (limit {limit})")]
+    #[error(
+        "{}: {size} bytes is too large to read into memory (limit {limit})",
+        Printable(path)
+    )]
     FileTooLarge {
         /// The file.
         path: String,
@@ -131,7 +151,7 @@ pub enum Error {
         limit: u64,
     },
     /// A build context directory that is absolute, escapes the project, or does not exist.
-    #[error("build context \"{dir}\": {reason}")]
+    #[error("build context {dir:?}: {reason}")]
     InvalidContext {
         /// The context as given.
         dir: String,
@@ -139,13 +159,31 @@ pub enum Error {
         reason: &'static str,
     },
     /// An [`crate::Override`] with an unusable path.
-    #[error("override \"{path}\": {reason}")]
+    #[error("override {path:?}: {reason}")]
     InvalidOverride {
         /// The override's path.
         path: String,
         /// Why it is rejected.
         reason: &'static str,
     },
+}
+
+/// Shows input-derived text (entry names, patterns, paths) with control characters escaped,
+/// so that a hostile name cannot write terminal escape sequences to the user's terminal.
+pub(crate) struct Printable<'a>(pub(crate) &'a str);
+
+impl std::fmt::Display for Printable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write;
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_debug())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The crate's result type.

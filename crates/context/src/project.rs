@@ -119,10 +119,10 @@ impl std::fmt::Display for Warning {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Warning::SkippedSpecial { path, kind } => {
-                write!(f, "\"{path}\": skipped {kind} entry")
+                write!(f, "{path:?}: skipped {kind} entry")
             }
             Warning::Duplicate { path } => {
-                write!(f, "\"{path}\": occurs more than once; the last one is used")
+                write!(f, "{path:?}: occurs more than once; the last one is used")
             }
         }
     }
@@ -213,7 +213,7 @@ impl Project {
     pub fn from_reader(mut reader: impl Read) -> Result<Self> {
         let spool_error = |source| Error::Read {
             path: "the project tar stream".to_owned(),
-            source,
+            cause: source,
         };
         let mut spool = tempfile::tempfile().map_err(spool_error)?;
         crate::copy::copy_all(&mut reader, &mut spool).map_err(spool_error)?;
@@ -231,7 +231,7 @@ impl Project {
             .metadata()
             .map_err(|source| Error::Read {
                 path: "the project tar".to_owned(),
-                source,
+                cause: source,
             })?
             .is_file();
         if !is_file {
@@ -239,7 +239,7 @@ impl Project {
         }
         file.rewind().map_err(|source| Error::Read {
             path: "the project tar".to_owned(),
-            source,
+            cause: source,
         })?;
         let (raw, warnings) = index_tar(&file)?;
         Self::finish(Source::Tar(file), raw, warnings)
@@ -366,11 +366,11 @@ impl Inner {
             .map_err(|e| match e {
                 CopyError::Read(source) => Error::Read {
                     path: entry.path.clone(),
-                    source,
+                    cause: source,
                 },
                 CopyError::Write(source) => Error::Read {
                     path: entry.path.clone(),
-                    source,
+                    cause: source,
                 },
             })?;
         Ok(out)
@@ -404,7 +404,7 @@ pub(crate) enum CopyError {
 fn read_error(path: &Path, source: io::Error) -> Error {
     Error::Read {
         path: path.display().to_string(),
-        source,
+        cause: source,
     }
 }
 
@@ -420,7 +420,7 @@ fn index_tar(file: &File) -> Result<(Vec<Entry>, Vec<Warning>)> {
         .metadata()
         .map_err(|source| Error::Read {
             path: "the project tar".to_owned(),
-            source,
+            cause: source,
         })?
         .len();
     let mut archive = tar::Archive::new(file);
@@ -431,17 +431,17 @@ fn index_tar(file: &File) -> Result<(Vec<Entry>, Vec<Warning>)> {
         if last.is_empty() {
             "at the first entry".to_owned()
         } else {
-            format!("after entry \"{last}\"")
+            format!("after entry {last:?}")
         }
     };
     let iter = archive.entries_with_seek().map_err(|source| Error::Tar {
         position: position(&last),
-        source,
+        cause: source,
     })?;
     for item in iter {
         let mut entry = item.map_err(|source| Error::Tar {
             position: position(&last),
-            source,
+            cause: source,
         })?;
         let raw_path = entry.path_bytes().into_owned();
         let Ok(raw_path) = String::from_utf8(raw_path) else {
@@ -451,8 +451,8 @@ fn index_tar(file: &File) -> Result<(Vec<Entry>, Vec<Warning>)> {
         };
         last.clone_from(&raw_path);
         let header_error = |source| Error::Tar {
-            position: format!("entry \"{raw_path}\""),
-            source,
+            position: format!("entry {raw_path:?}"),
+            cause: source,
         };
         let header = entry.header();
         let ty = header.entry_type();
@@ -512,15 +512,42 @@ fn index_tar(file: &File) -> Result<(Vec<Entry>, Vec<Warning>)> {
             }
             _ => None,
         };
-        // PAX may carry a precise mtime (uid/gid are already applied by the parser).
-        if let Ok(Some(pax)) = entry.pax_extensions() {
-            for ext in pax.flatten() {
-                if ext.key_bytes() == b"mtime" {
-                    let value = String::from_utf8_lossy(ext.value_bytes()).into_owned();
-                    if let Some(secs) = value.split('.').next().and_then(|s| s.parse().ok()) {
-                        mtime = secs;
-                    }
+        // PAX may carry a precise mtime (uid/gid/size/path are already applied by the
+        // parser). The parser skips records it cannot read and numbers it cannot parse,
+        // taking the entry at face value; GNU tar refuses such archives, and so do we.
+        let pax = entry.pax_extensions().map_err(header_error)?;
+        for ext in pax.into_iter().flatten() {
+            let ext = ext.map_err(|e| {
+                header_error(io::Error::new(
+                    e.kind(),
+                    format!("bad pax extended header record: {e}"),
+                ))
+            })?;
+            let key = String::from_utf8_lossy(ext.key_bytes());
+            let value = ext.value().ok();
+            let bad_value = || {
+                header_error(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "pax extended header record {key:?} has an invalid value {:?}",
+                        String::from_utf8_lossy(ext.value_bytes())
+                    ),
+                ))
+            };
+            match key.as_ref() {
+                "size" | "uid" | "gid" => {
+                    value
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .ok_or_else(bad_value)?;
                 }
+                "mtime" => {
+                    let secs = value.and_then(pax_seconds).ok_or_else(bad_value)?;
+                    mtime = secs;
+                }
+                "path" | "linkpath" => {
+                    value.ok_or_else(bad_value)?;
+                }
+                _ => {}
             }
         }
         let data_size = if matches!(kind, EntryKind::File) {
@@ -543,6 +570,18 @@ fn index_tar(file: &File) -> Result<(Vec<Entry>, Vec<Warning>)> {
     Ok((entries, warnings))
 }
 
+/// The whole seconds of a pax time (`1700000000.123456789`; negative times read as 0).
+fn pax_seconds(value: &str) -> Option<u64> {
+    let (secs, frac) = value.split_once('.').unwrap_or((value, ""));
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    match secs.strip_prefix('-') {
+        Some(negative) => negative.parse::<u64>().ok().map(|_| 0),
+        None => secs.parse().ok(),
+    }
+}
+
 /// A numeric header field; an empty one (all NUL or spaces) reads as 0, as Go's
 /// `archive/tar` (and so Docker) reads it.
 fn numeric<T: Default>(parsed: io::Result<T>, raw: &[u8]) -> io::Result<T> {
@@ -562,7 +601,7 @@ fn index_dir(root: &Path) -> Result<(Vec<Entry>, Vec<Warning>)> {
                 .map_or_else(|| root.display().to_string(), |p| p.display().to_string());
             Error::Read {
                 path,
-                source: e.into(),
+                cause: e.into(),
             }
         })?;
         let rel = item.path().strip_prefix(root).unwrap_or(item.path());
@@ -762,7 +801,7 @@ pub(crate) fn check_symlink(index: &Index<'_>, scope: &str, link: &Entry) -> Res
         kind: "symlink",
         target: target.to_owned(),
         scope: format!(
-            "the build context \"{}\"",
+            "the build context {:?}",
             if scope.is_empty() { "." } else { scope }
         ),
     };
@@ -778,8 +817,9 @@ pub(crate) fn check_symlink(index: &Index<'_>, scope: &str, link: &Entry) -> Res
         .collect();
     let mut pending: Vec<String> = Vec::new();
     push_components(&mut pending, target).map_err(|()| escape())?;
-    // Linux gives up after 40 links; so do we, and call it an escape.
-    let mut budget = 40;
+    // Linux gives up after 40 links (ELOOP); so do we, and say so: such a link leads
+    // nowhere, and a cycle may hide an escape the kernel would never reach.
+    let mut budget = MAX_SYMLINK_HOPS;
     while let Some(comp) = pending.pop() {
         match comp.as_str() {
             "" | "." => {}
@@ -797,7 +837,11 @@ pub(crate) fn check_symlink(index: &Index<'_>, scope: &str, link: &Entry) -> Res
                 {
                     budget -= 1;
                     if budget == 0 {
-                        return Err(escape());
+                        return Err(Error::SymlinkLoop {
+                            path: link.path.clone(),
+                            target: target.to_owned(),
+                            hops: MAX_SYMLINK_HOPS,
+                        });
                     }
                     stack.pop();
                     let next_target = next.link_target.as_deref().unwrap_or_default();
@@ -811,6 +855,9 @@ pub(crate) fn check_symlink(index: &Index<'_>, scope: &str, link: &Entry) -> Res
     }
     Ok(())
 }
+
+/// How many symlinks one resolution may pass through (Linux's `MAXSYMLINKS`).
+const MAX_SYMLINK_HOPS: u32 = 40;
 
 /// Queues a link target's components (reversed, for popping); absolute targets escape.
 fn push_components(pending: &mut Vec<String>, target: &str) -> std::result::Result<(), ()> {
@@ -858,9 +905,25 @@ mod tests {
     }
 
     #[test]
-    fn symlink_loop_is_refused() {
+    fn symlink_loop_is_refused_as_a_loop() {
         let entries = vec![link("a", "b"), link("b", "a")];
         let index = Index::new(&entries);
-        assert!(check_symlink(&index, "", &entries[0]).is_err());
+        let err = check_symlink(&index, "", &entries[0]).unwrap_err();
+        assert!(matches!(err, Error::SymlinkLoop { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "tar entry \"a\": symlink target \"b\" leads into a loop of symlinks \
+             (more than 40 links deep)"
+        );
+    }
+
+    #[test]
+    fn a_chain_of_40_links_is_fine() {
+        let mut entries: Vec<Entry> = (0..39)
+            .map(|i| link(&format!("l{i:02}"), &format!("l{:02}", i + 1)))
+            .collect();
+        entries.push(link("l39", "file"));
+        let index = Index::new(&entries);
+        assert!(check_symlink(&index, "", &entries[0]).is_ok());
     }
 }

@@ -326,3 +326,64 @@ fn empty_input_is_an_empty_project() {
     let out = write(&p.context(".").unwrap(), &[]);
     assert_eq!(out, vec![0; 1024]);
 }
+
+#[test]
+fn malformed_pax_records_are_refused_naming_the_entry() {
+    for records in [
+        &[("size", &b"99999999999999999999"[..])][..],
+        &[("mtime", b"yesterday")],
+        &[("uid", b"-1")],
+    ] {
+        let bytes = Tar::new()
+            .file("ok", b"1")
+            .pax(records)
+            .file("next", b"x")
+            .finish();
+        let err = open_err(&bytes);
+        let text = err.to_string();
+        assert!(matches!(err, Error::Tar { .. }), "{records:?}: {text}");
+        assert!(
+            text.starts_with("malformed tar archive (entry \"next\"): pax extended header record"),
+            "{text}"
+        );
+    }
+    // A record that is not `<length> <key>=<value>\n` at all.
+    let mut tar = Tar::new();
+    tar.file("ok", b"1");
+    let header = Tar::header(b"PaxHeader", tar::EntryType::XHeader, 10, b"");
+    tar.raw(&header, b"garbage!!\n").file("next", b"x");
+    let text = open_err(&tar.finish()).to_string();
+    assert!(text.contains("bad pax extended header record"), "{text}");
+    // A fractional mtime is fine.
+    let bytes = Tar::new()
+        .pax(&[("mtime", b"1700000000.25")])
+        .file("a", b"x")
+        .finish();
+    assert_eq!(
+        project(&bytes).unwrap().entry("a").unwrap().mtime(),
+        1_700_000_000
+    );
+}
+
+#[test]
+fn control_characters_in_names_are_escaped_in_errors() {
+    let name = "\u{1b}]2;pwned\u{7}/../../x";
+    let err = open_err(&Tar::new().file(name, b"x").finish());
+    let text = err.to_string();
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
+    assert_eq!(
+        text,
+        "tar entry \"\\u{1b}]2;pwned\\u{7}/../../x\": path escapes the project root"
+    );
+    let err = context::dockerignore::Dockerignore::parse(".dockerignore", b"\x1b[31m[\n")
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert!(
+        err.starts_with(".dockerignore line 1: pattern \"\\u{1b}[31m[\""),
+        "{err}"
+    );
+}

@@ -8,15 +8,16 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// A file could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause. Shown in the message, so deliberately not a `#[source]`: the CLI prints
+        /// an error's chain of causes, and the cause would appear twice.
+        cause: std::io::Error,
     },
     /// Bad YAML, a budget breach, or a failed `${VAR:?…}` interpolation.
-    #[error("{}:{line}:{column}: {message}", file.display())]
+    #[error("{}:{line}:{column}: {}", file.display(), Printable(message))]
     Yaml {
         /// The compose file.
         file: PathBuf,
@@ -28,7 +29,7 @@ pub enum Error {
         message: String,
     },
     /// A `.env` or `env_file` line that cannot be read.
-    #[error("{}:{line}: {message}", file.display())]
+    #[error("{}:{line}: {}", file.display(), Printable(message))]
     EnvFile {
         /// The env file.
         file: PathBuf,
@@ -38,7 +39,7 @@ pub enum Error {
         message: String,
     },
     /// A rule broken by one service (the reference's `ServiceError`).
-    #[error("{}: service \"{service}\": {message}", file.display())]
+    #[error("{}: service \"{}\": {}", file.display(), Printable(service), Printable(message))]
     Service {
         /// The (first) compose file.
         file: PathBuf,
@@ -51,7 +52,7 @@ pub enum Error {
     },
     /// A rule broken outside any service (the reference's `ValidationError`): top-level keys,
     /// networks, volumes.
-    #[error("{}: {message}", file.display())]
+    #[error("{}: {}", file.display(), Printable(message))]
     Validation {
         /// The (first) compose file.
         file: PathBuf,
@@ -102,5 +103,24 @@ impl Error {
             | Error::Validation { message, .. } => message.clone(),
             other => other.to_string(),
         }
+    }
+}
+
+/// Shows text taken from the input (service names, keys, values quoted in messages) with
+/// control characters escaped, so that a hostile compose file cannot write terminal escape
+/// sequences to the user's terminal.
+struct Printable<'a>(&'a str);
+
+impl std::fmt::Display for Printable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write;
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_debug())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
     }
 }

@@ -85,8 +85,34 @@ impl Composition {
         yaml::to_yaml(self).unwrap_or_default()
     }
 
+    /// The composition as a compose file in JSON: [`Self::to_json`] with every `$` in a string
+    /// value written `$$`, so that loading it back (which interpolates) gives the same composition.
+    /// This is what `balena-compose config --format json` prints.
+    pub fn to_compose_json(&self) -> serde_json::Value {
+        let mut value = self.to_json();
+        escape_dollars(&mut value);
+        value
+    }
+
+    /// The composition as a compose file in YAML, `$` escaped as for [`Self::to_compose_json`].
+    pub fn to_compose_yaml(&self) -> String {
+        yaml::to_yaml(&self.to_compose_json()).unwrap_or_default()
+    }
+
     /// Service names in order.
     pub fn service_names(&self) -> impl Iterator<Item = &str> {
         self.services.keys().map(String::as_str)
+    }
+}
+
+/// Writes every `$` of the tree's string values as `$$`, compose's escape. Keys are left as
+/// they are: compose interpolates values only.
+fn escape_dollars(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.contains('$') => *s = s.replace('$', "$$"),
+        Value::Array(items) => items.iter_mut().for_each(escape_dollars),
+        Value::Object(map) => map.values_mut().for_each(escape_dollars),
+        _ => {}
     }
 }

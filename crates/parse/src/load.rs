@@ -33,6 +33,10 @@ pub struct LoadOptions {
     /// The environment for interpolation; `None` reads the process environment. It wins over
     /// the `.env` file.
     pub environment: Option<HashMap<String, String>>,
+    /// Active profiles (`--profile`). Empty: `COMPOSE_PROFILES` (comma-separated) from the
+    /// environment or `.env`, as docker compose reads it. A service with `profiles` is kept only
+    /// when one of them is active (`*` activates all); a service without is always kept.
+    pub profiles: Vec<String>,
 }
 
 /// What [`discover`] found in a project directory.
@@ -54,7 +58,7 @@ pub fn discover(project_dir: &Path, explicit_files: &[PathBuf]) -> Result<Discov
             if !file.is_file() {
                 return Err(Error::Io {
                     path: file.clone(),
-                    source: std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
+                    cause: std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
                 });
             }
         }
@@ -128,17 +132,27 @@ pub fn default_composition(image: Option<&str>, dockerfile: Option<&str>) -> Com
 
 /// Loads, merges and normalises a project's compose files (discovering them when
 /// `options.files` is empty).
+///
+/// Without `options.files`, `COMPOSE_FILE` (from the environment or the project's `.env`, as
+/// docker compose reads it) names the files: separated by `COMPOSE_PATH_SEPARATOR`, else `:`,
+/// relative to the project directory.
 pub fn load(options: &LoadOptions) -> Result<Composition, Error> {
     let project_dir = project_dir(options);
-    let files = if options.files.is_empty() {
-        match discover(&project_dir, &[])? {
+    let env = environment(options, &project_dir)?;
+    let files = if !options.files.is_empty() {
+        options.files.clone()
+    } else if let Some(files) = compose_file_variable(&env, &project_dir) {
+        match discover(&project_dir, &files)? {
             Discovered::Compose(files) => files,
             Discovered::Dockerfile => return Ok(default_composition(None, None)),
         }
     } else {
-        options.files.clone()
+        match discover(&project_dir, &[])? {
+            Discovered::Compose(files) => files,
+            Discovered::Dockerfile => return Ok(default_composition(None, None)),
+        }
     };
-    let env = environment(options, &project_dir)?;
+    let profiles = active_profiles(options, &env);
     let mut merged = Value::Null;
     for file in &files {
         let text = read_text(file)?;
@@ -152,8 +166,45 @@ pub fn load(options: &LoadOptions) -> Result<Composition, Error> {
             file: first,
             project_dir: &project_dir,
             env: &env,
+            profiles: &profiles,
         },
     )
+}
+
+/// The files `COMPOSE_FILE` names, when it is set and not empty.
+fn compose_file_variable(
+    env: &HashMap<String, String>,
+    project_dir: &Path,
+) -> Option<Vec<PathBuf>> {
+    let value = env.get("COMPOSE_FILE").filter(|v| !v.trim().is_empty())?;
+    let separator = env
+        .get("COMPOSE_PATH_SEPARATOR")
+        .map(String::as_str)
+        .filter(|s| !s.is_empty())
+        .unwrap_or(":");
+    Some(
+        value
+            .split(separator)
+            .filter(|f| !f.is_empty())
+            .map(|f| project_dir.join(f))
+            .collect(),
+    )
+}
+
+/// `options.profiles`, else `COMPOSE_PROFILES`.
+fn active_profiles(options: &LoadOptions, env: &HashMap<String, String>) -> Vec<String> {
+    if !options.profiles.is_empty() {
+        return options.profiles.clone();
+    }
+    env.get("COMPOSE_PROFILES")
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Parses one compose document given as text. `options.files[0]` (if any) names it in errors;
@@ -166,6 +217,7 @@ pub fn parse_str(text: &str, options: &LoadOptions) -> Result<Composition, Error
         .cloned()
         .unwrap_or_else(|| project_dir.join("docker-compose.yml"));
     let env = environment(options, &project_dir)?;
+    let profiles = active_profiles(options, &env);
     let doc = document(text, &file, &env, 0)?;
     normalize(
         &doc,
@@ -173,6 +225,7 @@ pub fn parse_str(text: &str, options: &LoadOptions) -> Result<Composition, Error
             file: &file,
             project_dir: &project_dir,
             env: &env,
+            profiles: &profiles,
         },
     )
 }
@@ -189,9 +242,9 @@ fn project_dir(options: &LoadOptions) -> PathBuf {
 }
 
 fn read_text(path: &Path) -> Result<String, Error> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+    let bytes = std::fs::read(path).map_err(|cause| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     String::from_utf8(bytes).map_err(|_| Error::Yaml {
         file: path.to_path_buf(),

@@ -24,6 +24,8 @@ pub(crate) struct Context<'a> {
     pub project_dir: &'a Path,
     /// Process environment plus `.env`.
     pub env: &'a HashMap<String, String>,
+    /// Active profiles (`*` activates every one).
+    pub profiles: &'a [String],
 }
 
 impl Context<'_> {
@@ -229,11 +231,42 @@ pub(crate) fn normalize(root: &Value, ctx: &Context<'_>) -> Result<Composition, 
             .insert(name.clone(), volume(&name, value, ctx)?);
     }
     for (name, value) in mapping_or_empty(root.get("services"), "services", ctx)? {
+        if !enabled(&name, value, ctx)? {
+            // As docker compose: a service of inactive profiles is left out, unchecked.
+            continue;
+        }
         let service = service(&name, value, ctx, &composition.volumes)?;
         composition.services.insert(name, service);
     }
     cross_check(&mut composition, ctx)?;
     Ok(composition)
+}
+
+/// Whether a service is enabled: it has no `profiles`, or one of them is active.
+fn enabled(name: &str, value: &Value, ctx: &Context<'_>) -> Result<bool, Error> {
+    let Some(profiles) = value.get("profiles") else {
+        return Ok(true);
+    };
+    let profiles = ctx.field(name, "profiles", string_list(profiles))?;
+    if let Some(bad) = profiles.iter().find(|p| !valid_profile(p)) {
+        return Err(ctx.service_error(
+            name,
+            "profiles",
+            format!("invalid profile name {bad:?}: it must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"),
+        ));
+    }
+    Ok(profiles.is_empty()
+        || ctx
+            .profiles
+            .iter()
+            .any(|active| active == "*" || profiles.contains(active)))
+}
+
+/// The compose-spec pattern for profile names.
+fn valid_profile(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 fn mapping_or_empty<'v>(
@@ -569,13 +602,36 @@ fn service(
     for (key, value) in map {
         if SERVICE_PASSTHROUGH.contains(&key.as_str()) || key.starts_with("x-") {
             passthrough(name, key, value, ctx)?;
-            if !(key == "entrypoint" && value.is_null()) {
-                svc.other.insert(key.clone(), value.clone());
+            match (key.as_str(), value) {
+                ("entrypoint", Value::Null) => {}
+                // compose reads a string command as its words; so does the engine's API.
+                ("command" | "entrypoint", Value::String(text)) => {
+                    let words = ctx.field(name, key, crate::values::shell_words(text))?;
+                    svc.other.insert(
+                        key.clone(),
+                        Value::Array(words.into_iter().map(Value::String).collect()),
+                    );
+                }
+                _ => {
+                    svc.other.insert(key.clone(), value.clone());
+                }
             }
         }
     }
-    if let (Some(image), Some(build)) = (&svc.image, &mut svc.build) {
-        build.tags.push(image.clone());
+    if let Some(build) = &mut svc.build {
+        // Given tags are accepted only when they are what this adds (the service's image),
+        // i.e. when the file is this crate's own output; anything else is the reference's
+        // refusal.
+        let given = std::mem::take(&mut build.tags);
+        if given.iter().any(|t| Some(t) != svc.image.as_ref()) {
+            return Err(err(
+                "build",
+                "service.build.tags is not allowed".to_string(),
+            ));
+        }
+        if let Some(image) = &svc.image {
+            build.tags.push(image.clone());
+        }
     }
     Ok(svc)
 }
@@ -613,10 +669,12 @@ fn build(name: &str, value: &Value, ctx: &Context<'_>) -> Result<Build, Error> {
     }
     for key in map.keys() {
         let key = key.as_str();
-        if BUILD_DENY.contains(&key) {
+        // `tags` naming only the service's image is what normalisation itself produces
+        // (image + build); the service checks that, so printed output loads back.
+        if BUILD_DENY.contains(&key) && key != "tags" {
             return Err(err("build", format!("service.build.{key} is not allowed")));
         }
-        if !(BUILD_KEYS.contains(&key) || key.starts_with("x-")) {
+        if !(BUILD_KEYS.contains(&key) || key == "tags" || key.starts_with("x-")) {
             return Err(err("build", format!("unknown key \"build.{key}\"")));
         }
     }
@@ -660,6 +718,10 @@ fn build(name: &str, value: &Value, ctx: &Context<'_>) -> Result<Build, Error> {
     }
     if let Some(shm) = map.get("shm_size") {
         build.shm_size = ctx.field(name, "build.shm_size", scalar(shm))?;
+    }
+    if let Some(tags) = map.get("tags") {
+        build.tags = string_list(tags)
+            .map_err(|_| err("build", "service.build.tags is not allowed".to_string()))?;
     }
     Ok(build)
 }
@@ -777,7 +839,7 @@ fn read_env_files(
         let text = match std::fs::read(&full) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => continue,
-            Err(source) => return Err(Error::Io { path: full, source }),
+            Err(cause) => return Err(Error::Io { path: full, cause }),
         };
         let parsed = dotenv::parse(&text, ctx.env).map_err(|e| Error::EnvFile {
             file: full.clone(),

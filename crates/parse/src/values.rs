@@ -31,6 +31,61 @@ pub(crate) fn string_list(value: &Value) -> Result<Vec<String>, String> {
     }
 }
 
+/// Splits a string `command` or `entrypoint` into words as compose does (compose-go's
+/// `ShellCommand`, read with go-shellwords' defaults): blanks separate words, `'…'` is
+/// literal, `"…"` groups, and a backslash outside single quotes escapes the next character.
+/// Nothing is expanded. Where compose silently stops at an unquoted `;`, `&`, `|`, `<` or
+/// `>` (dropping the rest of the command), this is an error, since no shell runs the words.
+pub(crate) fn shell_words(text: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let (mut single, mut double, mut escaped) = (false, false, false);
+    for c in text.chars() {
+        if escaped {
+            word.push(c);
+            escaped = false;
+            in_word = true;
+            continue;
+        }
+        match c {
+            '\\' if single => word.push(c),
+            '\\' => escaped = true,
+            '\'' if !double => {
+                single = !single;
+                in_word = true;
+            }
+            '"' if !single => {
+                double = !double;
+                in_word = true;
+            }
+            ' ' | '\t' | '\r' | '\n' if !single && !double => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            ';' | '&' | '|' | '<' | '>' if !single && !double => {
+                return Err(format!(
+                    "has the shell operator \"{c}\" outside quotes, which compose does not run \
+                     through a shell: write it as a list, e.g. [\"sh\", \"-c\", \"...\"]"
+                ));
+            }
+            _ => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if single || double || escaped {
+        return Err("is not a valid command line: an unterminated quote or escape".to_string());
+    }
+    if in_word {
+        words.push(word);
+    }
+    Ok(words)
+}
+
 /// A mapping `{K: V}` or a list `["K=V", "K"]`; a missing value is `None`.
 pub(crate) fn key_values(value: &Value) -> Result<IndexMap<String, Option<String>>, String> {
     let mut out = IndexMap::new();
@@ -137,6 +192,26 @@ pub(crate) fn split_volume_spec(spec: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::shell_words;
+
+    #[test]
+    fn shell_words_as_compose_splits_them() {
+        assert_eq!(shell_words("npm start").unwrap(), ["npm", "start"]);
+        assert_eq!(
+            shell_words(r#"sh -c 'echo "$HOME" && ls'"#).unwrap(),
+            ["sh", "-c", r#"echo "$HOME" && ls"#]
+        );
+        assert_eq!(
+            shell_words(r#"a "b c" d\ e '' "#).unwrap(),
+            ["a", "b c", "d e", ""]
+        );
+        assert_eq!(shell_words("  ").unwrap(), Vec::<String>::new());
+        assert!(shell_words("a 'b").is_err());
+        assert!(shell_words("a \\").is_err());
+        assert!(shell_words("a && b").unwrap_err().contains("\"&\""));
+        assert!(shell_words("a > log").is_err());
+    }
+
     use super::*;
     use serde_json::json;
 

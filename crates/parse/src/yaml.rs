@@ -25,6 +25,12 @@ pub(crate) struct YamlError {
     pub message: String,
 }
 
+/// How many events aliases may replay in one document, all aliases together: the budget on
+/// the *expanded* size that stops alias bombs (a billion laughs needs 10^9). An `x-common`
+/// anchor of 40 events shared by 1,000 services costs 40,000; a 1 MB compose file of
+/// anchors replayed flat stays well below.
+const MAX_REPLAYED_EVENTS: usize = 500_000;
+
 /// Limits sized for compose files: generous for real projects (a few thousand lines), small
 /// enough that alias bombs and deep nesting fail in milliseconds.
 fn budget() -> Budget {
@@ -40,6 +46,10 @@ fn budget() -> Budget {
     budget.max_nodes = 500_000;
     budget.max_total_scalar_bytes = 16 * 1024 * 1024;
     budget.max_merge_keys = 10_000;
+    // The parser's default also refuses more than 10 aliases per anchor (past 100 aliases),
+    // which refuses an anchor shared by 101 services. Expansion is bounded by
+    // MAX_REPLAYED_EVENTS instead, which is what an alias bomb actually breaches.
+    budget.enforce_alias_anchor_ratio = false;
     budget
 }
 
@@ -53,7 +63,7 @@ fn base_options() -> Options {
         underscored_numbers_as_strings: true,
         with_snippet: false,
     };
-    options.alias_limits.max_total_replayed_events = 50_000;
+    options.alias_limits.max_total_replayed_events = MAX_REPLAYED_EVENTS;
     // Comments are never read; recording them only costs time.
     options.emit_comments = false;
     options.non_finite_float_policy = serde_saphyr::options::NonFiniteFloatPolicy::AsString;
@@ -72,7 +82,14 @@ pub(crate) fn plain_document(text: &str) -> Result<Value, String> {
     if text.trim().is_empty() {
         return Ok(Value::Null);
     }
-    serde_saphyr::from_str_with_options::<Value>(text, base_options()).map_err(|e| e.to_string())
+    serde_saphyr::from_str_with_options::<Value>(text, base_options()).map_err(|e| {
+        let (line, column) = position(&e);
+        match budget_message(&e) {
+            Some(message) if line > 0 => format!("line {line} column {column}: {message}"),
+            Some(message) => message,
+            None => e.to_string(),
+        }
+    })
 }
 
 /// Parses one YAML document, interpolating `${VAR}` forms from `properties`.
@@ -86,16 +103,80 @@ pub(crate) fn parse_document(
         return Ok(Value::Null);
     }
     serde_saphyr::from_str_with_options::<Value>(text, options(properties)).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((0, 0));
+        let (line, column) = position(&e);
         YamlError {
             line,
             column,
-            message: strip_position(&e.to_string()),
+            message: message(&e),
         }
     })
+}
+
+fn position(e: &serde_saphyr::Error) -> (u64, u64) {
+    e.location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0))
+}
+
+/// The parser's message, without its position (ours is reported separately) and with a
+/// sentence instead of the parser's `Debug` dump for a breached limit.
+fn message(e: &serde_saphyr::Error) -> String {
+    budget_message(e).unwrap_or_else(|| strip_position(&e.to_string()))
+}
+
+/// Plain words for the limits that stop hostile documents.
+fn budget_message(mut e: &serde_saphyr::Error) -> Option<String> {
+    use serde_saphyr::Error as E;
+    use serde_saphyr::budget::BudgetBreach as B;
+    while let E::AliasError { error, .. } | E::WithSnippet { error, .. } = e {
+        e = error;
+    }
+    let limit = budget();
+    let text = match e {
+        E::AliasReplayLimitExceeded { .. } | E::AliasReplayCounterOverflow { .. } => format!(
+            "aliases expand to more than {MAX_REPLAYED_EVENTS} YAML nodes in total \
+             (an alias bomb?); expand fewer or smaller anchors"
+        ),
+        E::AliasExpansionLimitExceeded { expansions, .. } => {
+            format!("an anchor is expanded more than {expansions} times")
+        }
+        E::AliasReplayStackDepthExceeded { max_depth, .. } => {
+            format!("aliases nest more than {max_depth} levels deep")
+        }
+        E::Budget { breach, .. } => match breach {
+            B::Events { .. } => format!("more than {} YAML events", limit.max_events),
+            B::Aliases { .. } => format!("more than {} aliases", limit.max_aliases),
+            B::Anchors { .. } => format!("more than {} anchors", limit.max_anchors),
+            B::Depth { .. } => format!("nested more than {} levels deep", limit.max_depth),
+            B::Documents { .. } => "more than one YAML document (---)".to_string(),
+            B::Nodes { .. } => format!("more than {} YAML nodes", limit.max_nodes),
+            B::ScalarBytes { .. } => format!(
+                "more than {} bytes of scalar values",
+                limit.max_total_scalar_bytes
+            ),
+            B::MergeKeys { .. } => format!("more than {} merge keys (<<)", limit.max_merge_keys),
+            B::InputBytes { .. } => format!(
+                "the file is larger than {} bytes",
+                limit.max_reader_input_bytes.unwrap_or_default()
+            ),
+            B::SequenceUnbalanced => "unbalanced YAML structure".to_string(),
+            B::RecordedAnchorEvents { .. } => format!(
+                "anchors hold more than {} YAML events once their aliases are expanded \
+                 (an alias bomb?)",
+                limit.max_recorded_anchor_events
+            ),
+            B::RecordedAnchorBytes { .. } => format!(
+                "anchors hold more than {} bytes once their aliases are expanded (an alias bomb?)",
+                limit.max_recorded_anchor_bytes
+            ),
+            B::PropertyExpansionDepth { .. } | B::PropertyInterpolationWork { .. } => {
+                "variable interpolation nests too deeply or does too much work".to_string()
+            }
+            _ => "a YAML size limit was exceeded".to_string(),
+        },
+        _ => return None,
+    };
+    Some(format!("document too large or too deep: {text}"))
 }
 
 /// The parser appends or prepends its own position; ours is reported separately.
@@ -168,6 +249,34 @@ mod tests {
         let err = parse_document(&text, &env(&[])).unwrap_err();
         let took = start.elapsed();
         assert!(took < std::time::Duration::from_secs(2), "{took:?} {err:?}");
+    }
+
+    #[test]
+    fn alias_bomb_message_is_plain_words() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let p = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let err = parse_document(&text, &env(&[])).unwrap_err();
+        assert!(err.message.contains("(an alias bomb?)"), "{err:?}");
+        assert!(!err.message.contains('{'), "a Debug dump: {err:?}");
+        assert!(err.line > 0, "{err:?}");
+    }
+
+    #[test]
+    fn an_anchor_shared_by_many_services_loads() {
+        let mut text = String::from(
+            "x-common: &common\n  restart: always\n  labels: {a: b, c: d}\n  environment: [A=1, B=2]\nservices:\n",
+        );
+        for i in 0..600 {
+            text.push_str(&format!("  s{i}:\n    <<: *common\n    image: x\n"));
+        }
+        let v = parse_document(&text, &env(&[])).unwrap();
+        assert_eq!(v["services"]["s599"]["restart"], "always");
+        assert_eq!(v["services"]["s0"]["labels"]["c"], "d");
     }
 
     #[test]

@@ -154,7 +154,8 @@ fn several_files_merge() {
         common::map(&[("A", "1"), ("B", "3"), ("DEBUG", "1")])
     );
     assert_eq!(s1.ports, ["80:80", "81:81"]);
-    assert_eq!(s1.other["command"], "c");
+    // compose reads a string command as its words.
+    assert_eq!(s1.other["command"], serde_json::json!(["c"]));
     assert_eq!(s1.build.as_ref().unwrap().context, "s1");
     assert_eq!(c.service_names().collect::<Vec<_>>(), ["s1", "s2"]);
 }

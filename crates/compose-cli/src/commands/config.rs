@@ -44,6 +44,11 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Format::Yaml)]
     pub format: Format,
 
+    /// Enable a profile (repeatable; `*` enables all). Without it, COMPOSE_PROFILES
+    /// (comma-separated) is read. Services with `profiles` are left out unless one is enabled.
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
+
     /// Print only the service names, one a line.
     #[arg(long)]
     pub services: bool,
@@ -56,6 +61,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         files: args.files,
         env_file: args.env_file,
         environment: None,
+        profiles: args.profiles,
     };
     let composition = parse::load(&options)?;
     let mut text = if args.services {
@@ -65,8 +71,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             .collect::<String>()
     } else {
         match args.format {
-            Format::Json => format!("{}\n", composition.to_json()),
-            Format::Yaml => composition.to_yaml(),
+            // `$` printed as `$$`: the output is a compose file that loads back the same.
+            Format::Json => format!("{}\n", composition.to_compose_json()),
+            Format::Yaml => composition.to_compose_yaml(),
         }
     };
     if !text.is_empty() && !text.ends_with('\n') {
