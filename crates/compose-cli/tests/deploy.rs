@@ -2,32 +2,19 @@
 //! real one cannot be reached from here), the daemon and registry are real.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::Path;
-use std::process::Output;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
 
-use balena_api_fake::{FakeApi, FakeConfig};
+use balena_api_fake::{FakeApi, FakeConfig, Fault, FaultKind, FaultPhase};
 use serde_json::Value;
+use support::{ThrottledProxy, balena_compose, docker_cli, wait_until, write};
 
-fn docker_host() -> String {
-    std::env::var("DOCKER_HOST").expect(
-        "DOCKER_HOST is not set: run the suite through scripts/test (it starts the private daemon)",
-    )
-}
-
-fn write(root: &Path, path: &str, contents: &str) {
-    let path = root.join(path);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, contents).unwrap();
-}
-
-async fn deploy(api: &FakeApi, key: &str, args: &[&str]) -> Output {
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("balena-compose"));
-    cmd.env("DOCKER_HOST", docker_host())
-        .env(
-            "DOCKER_CONFIG",
-            std::env::temp_dir().join("balena-compose-tests-no-docker-config"),
-        )
-        .env("BALENA_API_KEY", key)
+fn deploy_command(api: &FakeApi, key: &str, args: &[&str]) -> std::process::Command {
+    let mut cmd = balena_compose();
+    cmd.env("BALENA_API_KEY", key)
         .args([
             "deploy",
             "gh_tester/testfleet",
@@ -36,16 +23,28 @@ async fn deploy(api: &FakeApi, key: &str, args: &[&str]) -> Output {
             "--json",
         ])
         .args(args);
+    cmd
+}
+
+async fn deploy(api: &FakeApi, key: &str, args: &[&str]) -> Output {
+    let mut cmd = deploy_command(api, key, args);
     tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap()
 }
 
 fn json_lines(output: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
+    support::json_lines(&output.stdout)
+}
+
+/// Removes the images `project` builds as `name` (the build does not clean up after itself).
+fn remove_images(name: &str) {
+    let _ = docker_cli(&[
+        "image",
+        "rm",
+        &format!("{name}_web"),
+        &format!("{name}_worker"),
+    ]);
 }
 
 fn project(root: &Path, fail: bool) {
@@ -147,6 +146,7 @@ async fn three_services_are_pushed_and_recorded_as_one_successful_release() {
         tags.iter()
             .any(|t| t["tag_key"] == "version" && t["value"] == "1.0")
     );
+    remove_images(&name);
 }
 
 /// A minimal HTTP GET to the local registry that returns `Docker-Content-Digest`.
@@ -206,6 +206,7 @@ async fn a_build_failure_creates_no_release() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no release was created"));
     assert!(api.records("release").is_empty());
+    remove_images(&name);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -232,4 +233,258 @@ async fn a_registry_that_is_gone_ends_with_a_failed_release() {
         json_lines(&out).last().unwrap()["release"]["status"],
         "failed"
     );
+    remove_images(&name);
+}
+
+/// The HTTP status of a `HEAD` of the manifest `repository:latest` on the local registry.
+fn manifest_status(repository: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(support::REGISTRY).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "HEAD /v2/{repository}/manifests/latest HTTP/1.0\r\nHost: {}\r\nAccept: application/vnd.docker.distribution.manifest.v2+json\r\n\r\n",
+        support::REGISTRY
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The statuses the fake answered to the requests matching, in order.
+fn statuses(api: &FakeApi, method: &str, path_prefix: &str) -> Vec<u16> {
+    api.requests_matching(method, path_prefix)
+        .iter()
+        .map(|r| r.status)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_500s_are_retried_and_make_exactly_one_successful_release() {
+    let api = FakeApi::start(FakeConfig::default()).await.unwrap();
+    // The release is created but the answer is lost: the retry must find it, not make another.
+    api.fail_next_after_apply("POST", "/v7/release", 1, 500);
+    api.fail_next("PATCH", "/v7/image(", 1, 500);
+    api.fail_next("PATCH", "/v7/release(", 1, 500);
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), false);
+    let key = api.api_key().to_owned();
+    let name = format!("deploy500{}", std::process::id());
+    let out = deploy(&api, &key, &[dir.path().to_str().unwrap(), "-p", &name]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let retries = json_lines(&out)
+        .into_iter()
+        .filter(|e| {
+            e["event"] == "info"
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("Attempting retry 1 of 6"))
+        })
+        .count();
+    // The two PATCHes are retried and told; the POST is not repeated at all: the release it
+    // made is looked up and reused.
+    assert_eq!(retries, 2, "each retry is told once");
+    assert!(!statuses(&api, "GET", "/v7/release").is_empty());
+
+    let releases = api.records("release");
+    assert_eq!(releases.len(), 1, "one release only: {releases:?}");
+    assert_eq!(releases[0]["status"], "success");
+    assert_eq!(api.records("image").len(), 3, "one image per service");
+    assert!(
+        api.records("image")
+            .iter()
+            .all(|i| i["status"] == "success")
+    );
+    assert_eq!(statuses(&api, "POST", "/v7/release")[0], 500);
+    let image_patches = statuses(&api, "PATCH", "/v7/image(");
+    assert_eq!(image_patches.first(), Some(&500), "{image_patches:?}");
+    assert!(
+        image_patches[1..].iter().all(|s| *s == 200),
+        "{image_patches:?}"
+    );
+    assert_eq!(statuses(&api, "PATCH", "/v7/release("), [500, 200]);
+    assert_eq!(
+        json_lines(&out).last().unwrap()["release"]["status"],
+        "success"
+    );
+    remove_images(&name);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_that_hangs_times_out_and_the_release_ends_failed() {
+    let api = FakeApi::start(FakeConfig::default()).await.unwrap();
+    // The first image update and its one retry get no answer; later requests are answered,
+    // so the release can still be marked failed.
+    api.inject(Fault {
+        method: "PATCH".to_owned(),
+        path_prefix: "/v7/image(".to_owned(),
+        times: 2,
+        kind: FaultKind::Hang(Duration::from_secs(120)),
+        phase: FaultPhase::BeforeApply,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), false);
+    let key = api.api_key().to_owned();
+    let name = format!("deployhang{}", std::process::id());
+    let started = Instant::now();
+    let out = deploy(
+        &api,
+        &key,
+        &[
+            dir.path().to_str().unwrap(),
+            "-p",
+            &name,
+            "--api-timeout",
+            "1",
+            "--api-retries",
+            "1",
+        ],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no response within 1s") && stderr.contains("marked failed"),
+        "{stderr}"
+    );
+    // Builds are cached by the other tests' runs or quick; the point is no 120 s hang.
+    assert!(
+        started.elapsed() < Duration::from_secs(100),
+        "{:?}",
+        started.elapsed()
+    );
+    let releases = api.records("release");
+    assert_eq!(releases.len(), 1);
+    assert_eq!(releases[0]["status"], "failed");
+    assert!(
+        api.records("image").iter().any(|i| i["status"] == "failed"),
+        "the image whose update timed out is not marked failed"
+    );
+    assert_eq!(
+        json_lines(&out).last().unwrap()["release"]["status"],
+        "failed"
+    );
+    remove_images(&name);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_mid_push_fails_the_release_and_removes_the_tags() {
+    // A registry at 256 kB/s per connection: the 8 MB layer takes half a minute to push.
+    let proxy = ThrottledProxy::start(256 * 1024);
+    let config = FakeConfig {
+        registry_host: proxy.host(),
+        ..FakeConfig::default()
+    };
+    let api = FakeApi::start(config).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let nonce = std::process::id();
+    write(
+        dir.path(),
+        "docker-compose.yml",
+        "services:\n  big:\n    build: ./big\n  small:\n    build: ./small\n",
+    );
+    write(
+        dir.path(),
+        "big/Dockerfile",
+        &format!(
+            "FROM local/amd64-busybox\nRUN echo {nonce} > /n && head -c 8000000 /dev/urandom > /blob\n"
+        ),
+    );
+    write(
+        dir.path(),
+        "small/Dockerfile",
+        &format!("FROM local/amd64-busybox\nRUN echo {nonce} > /small\n"),
+    );
+    let key = api.api_key().to_owned();
+    let name = format!("deployint{nonce}");
+    let mut child = deploy_command(
+        &api,
+        &key,
+        &[dir.path().to_str().unwrap(), "-p", &name, "--build"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+
+    let pushing = tokio::task::block_in_place(|| {
+        wait_until(Duration::from_secs(180), || proxy.carried() > 512 * 1024)
+    });
+    assert!(pushing, "the push never started");
+    let killed = std::process::Command::new("/bin/kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let interrupted = Instant::now();
+    let exited = tokio::task::block_in_place(|| {
+        wait_until(Duration::from_secs(30), || {
+            child.try_wait().unwrap().is_some()
+        })
+    });
+    if !exited {
+        let _ = child.kill();
+    }
+    let took = interrupted.elapsed();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(exited, "deploy still ran 30 s after Ctrl-C: {stderr}");
+    // Stopping the pushes and marking the release failed is quick (about 0.1 s here).
+    assert!(took < Duration::from_secs(10), "took {took:?}: {stderr}");
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("interrupted") && stderr.contains("marked failed"),
+        "{stderr}"
+    );
+
+    let releases = api.records("release");
+    assert_eq!(releases.len(), 1);
+    assert_eq!(releases[0]["status"], "failed", "{releases:?}");
+    let images = api.records("image");
+    let big = images
+        .iter()
+        .find(|i| {
+            let service = i["is_a_build_of__service"]
+                .as_u64()
+                .or_else(|| i["is_a_build_of__service"]["__id"].as_u64());
+            api.records("service")
+                .iter()
+                .any(|s| s["id"].as_u64() == service && s["service_name"] == "big")
+        })
+        .expect("no image record for service big");
+    assert_eq!(big["status"], "failed", "{big}");
+    assert!(
+        images.iter().all(|i| i["status"] != "running"),
+        "an image was left running: {images:?}"
+    );
+
+    // The pushes stopped with the process, the daemon's included: once the proxy lets what is
+    // still buffered through at full speed, a push that went on would finish within seconds and
+    // write its manifest (checked below) ...
+    proxy.set_rate(0);
+    std::thread::sleep(Duration::from_secs(5));
+    // ... the local registry tags are gone, and no manifest was written.
+    for image in &images {
+        let location = image["is_stored_at__image_location"].as_str().unwrap();
+        let tagged = docker_cli(&["image", "inspect", &format!("{location}:latest")]);
+        assert!(!tagged.status.success(), "{location} is still tagged");
+        let (_, repository) = location.split_once('/').unwrap();
+        if image["status"] != "success" {
+            assert_eq!(manifest_status(repository), 404, "{location}");
+        }
+    }
+    let _ = docker_cli(&[
+        "image",
+        "rm",
+        &format!("{name}_big"),
+        &format!("{name}_small"),
+    ]);
 }

@@ -2,7 +2,8 @@
 //! * a Docker daemon that dies (SIGKILL) or is stopped (SIGTERM) mid-build — a private dockerd
 //!   of this test's own, never the shared one;
 //! * a registry that refuses connections, or drops them mid-push (a TCP proxy in front of
-//!   127.0.0.1:5000), through `release::push_images` (the CLI has no `deploy` yet).
+//!   127.0.0.1:5000), through `release::push_images` (the deploy-level faults — API errors,
+//!   hangs, Ctrl-C — are in `deploy.rs`; an interrupted `up` is in `up.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 use std::io::{Read, Write};
@@ -14,16 +15,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use support::{docker_host, image_with_fresh_layer, wait_until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const DOCKER: &str = "/usr/bin/docker";
+mod support;
 
-fn docker_host() -> String {
-    std::env::var("DOCKER_HOST").expect(
-        "DOCKER_HOST is not set: run `eval \"$(scripts/docker-env up)\"` first (the fault tests need the private daemon and registry)",
-    )
-}
+const DOCKER: &str = "/usr/bin/docker";
 
 /// `docker` (Debian's 20.10 client) against `host`, with a throwaway config directory.
 fn docker_cli(host: &str, config: &Path, args: &[&str]) -> Output {
@@ -43,18 +41,6 @@ fn unix_get(socket: &Path, path: &str) -> Option<String> {
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     Some(response)
-}
-
-/// Polls `ready` every 100 ms until it holds or `limit` passes.
-fn wait_until(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if ready() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
 }
 
 /// A dockerd of this test's own, with the flags `scripts/docker-env` uses, under a temp dir.
@@ -368,31 +354,6 @@ async fn dropping_proxy(limit: u64) -> (u16, Arc<AtomicU64>) {
     (port, cuts)
 }
 
-/// A local image with a fresh 2 MB layer of random bytes, so the push has to upload it.
-fn image_with_fresh_layer(host: &str, config: &Path, name: &str) {
-    let mut child = Command::new(DOCKER)
-        .env("DOCKER_HOST", host)
-        .env("DOCKER_CONFIG", config)
-        .args(["build", "-q", "-t", name, "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"FROM local/amd64-busybox\nRUN head -c 2000000 /dev/urandom > /blob\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "docker build: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// The HTTP status of the registry's manifest for `repository:tag` on 127.0.0.1:5000.
 async fn manifest_status(repository: &str, tag: &str) -> u16 {
     let mut stream = TcpStream::connect("127.0.0.1:5000").await.unwrap();
@@ -450,7 +411,7 @@ async fn a_registry_that_refuses_connections_fails_the_push_after_its_retries() 
     let scratch = tempfile::tempdir().unwrap();
     let config = scratch.path().join("docker-config");
     let local = format!("fault-refused-{}:latest", std::process::id());
-    image_with_fresh_layer(&host, &config, &local);
+    image_with_fresh_layer(&local, 2_000_000);
     // A port nobody listens on.
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -512,7 +473,7 @@ async fn a_registry_dropping_connections_mid_push_fails_bounded_and_leaves_no_ma
     let config = scratch.path().join("docker-config");
     let id = std::process::id();
     let local = format!("fault-dropped-{id}:latest");
-    image_with_fresh_layer(&host, &config, &local);
+    image_with_fresh_layer(&local, 2_000_000);
     let (port, cuts) = dropping_proxy(256 * 1024).await;
     let repository = format!("fault/dropped-{id}");
     let location = format!("127.0.0.1:{port}/{repository}");

@@ -3,7 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use assert_cmd::Command;
 use bollard::Docker;
@@ -11,14 +12,14 @@ use bollard::query_parameters::{
     ListContainersOptions, ListNetworksOptions, ListVolumesOptions, RemoveContainerOptions,
 };
 use serde_json::{Value, json};
+use support::{
+    REGISTRY, ThrottledProxy, balena_compose, docker_cli, docker_host, docker_ok,
+    image_with_fresh_layer, wait_until, write,
+};
+
+mod support;
 
 const BASE: &str = "local/amd64-busybox:latest";
-
-fn docker_host() -> String {
-    std::env::var("DOCKER_HOST").expect(
-        "DOCKER_HOST is not set: run `eval \"$(scripts/docker-env up)\"` before these tests",
-    )
-}
 
 fn unique_id() -> u64 {
     let nanos = SystemTime::now()
@@ -60,6 +61,49 @@ impl Guard {
         let path = self.dir.path().join(name);
         std::fs::write(&path, serde_json::to_vec(value).unwrap()).unwrap();
         path.display().to_string()
+    }
+
+    /// `balena-compose ARGS` as a plain process, for tests that signal it.
+    fn process(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = balena_compose();
+        cmd.args(args)
+            .arg("--lock-dir")
+            .arg(self.dir.path().join("locks"))
+            .arg("--state-dir")
+            .arg(self.dir.path().join("state"));
+        cmd
+    }
+
+    /// The container of `service`: its ID and state (`running`, `exited`, …).
+    fn container(&self, service: &str) -> Option<(String, String)> {
+        let out = docker_ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=io.balena.app-id={}", self.app_id),
+            "--filter",
+            &format!("label=io.balena.service-name={service}"),
+            "--format",
+            "{{.ID}} {{.State}}",
+        ]);
+        let mut lines = out.lines();
+        let line = lines.next()?;
+        assert!(
+            lines.next().is_none(),
+            "two containers for {service}: {out}"
+        );
+        let (id, state) = line.split_once(' ')?;
+        Some((id.to_owned(), state.to_owned()))
+    }
+
+    /// `balena-compose state --json` of this app.
+    fn state(&self) -> Value {
+        let app = self.app_id.to_string();
+        let out = self
+            .cmd(&["state", "-a", &app, "--json"])
+            .assert()
+            .success();
+        last_json(&out.get_output().stdout)
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
@@ -324,4 +368,210 @@ fn help_describes_the_commands() {
         .assert()
         .success();
     assert!(String::from_utf8_lossy(&out.get_output().stdout).contains("labels"));
+}
+
+/// Runs `cmd` to its end (bounded), failing the test on a non-zero exit; its stdout.
+fn run_ok(mut cmd: std::process::Command, what: &str) -> Vec<u8> {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out.stdout
+}
+
+#[test]
+fn a_built_and_pushed_project_runs_with_up_target() {
+    let g = Guard::new();
+    let project = tempfile::tempdir().unwrap();
+    let nonce = g.app_id;
+    write(
+        project.path(),
+        "docker-compose.yml",
+        "services:\n  main:\n    build: ./main\n",
+    );
+    write(
+        project.path(),
+        "main/Dockerfile",
+        &format!(
+            "FROM local/amd64-busybox\nRUN mkdir /www && echo hello-{nonce} > /www/index.html\nCMD [\"sh\", \"-c\", \"cat /www/index.html; exec httpd -f -p 8080 -h /www\"]\n"
+        ),
+    );
+    let dir = project.path().to_str().unwrap();
+    let name = format!("roundtrip{nonce}");
+
+    // 1. build.
+    let mut build = balena_compose();
+    build.args(["build", dir, "-p", &name, "--arch", "amd64"]);
+    run_ok(build, "balena-compose build");
+
+    // 2. push: `deploy` reuses the built image and pushes it to the local registry.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let api = rt
+        .block_on(balena_api_fake::FakeApi::start(Default::default()))
+        .unwrap();
+    let mut deploy = balena_compose();
+    deploy
+        .env("BALENA_API_KEY", api.api_key())
+        .args(["deploy", "gh_tester/testfleet", dir, "-p", &name])
+        .args(["--api-url", api.url(), "--json"]);
+    let events = support::json_lines(&run_ok(deploy, "balena-compose deploy"));
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["event"] == "start" && e["action"] == "build"),
+        "deploy rebuilt what build had built: {events:?}"
+    );
+    let images = api.records("image");
+    assert_eq!(images.len(), 1, "{images:?}");
+    let location = images[0]["is_stored_at__image_location"].as_str().unwrap();
+    let digest = images[0]["content_hash"].as_str().unwrap();
+    let reference = format!("{location}@{digest}");
+    // Only the registry has it now: `up` has to pull.
+    docker_ok(&["image", "rm", &format!("{name}_main")]);
+
+    // 3. up --target a file that names the pushed image.
+    let services = json!({"main": {"id": 1, "image": reference,
+        "labels": {"com.example.round-trip": "yes"}, "composition": {}}});
+    let target = g.write("target.json", &g.document("built1", services));
+    let out = g
+        .cmd(&["up", "--target", &target, "--json"])
+        .assert()
+        .success();
+    let state = last_json(&out.get_output().stdout);
+    assert_eq!(state["state"]["commit"], "built1", "{state}");
+    assert_eq!(
+        state["state"]["services"]["main"]["status"], "Running",
+        "{state}"
+    );
+
+    let (id, running) = g.container("main").expect("no container for main");
+    assert_eq!(running, "running");
+    let labels = docker_ok(&["inspect", "--format", "{{json .Config.Labels}}", &id]);
+    let labels: Value = serde_json::from_str(&labels).unwrap();
+    assert_eq!(labels["com.example.round-trip"], "yes", "{labels}");
+    assert_eq!(labels["io.balena.app-id"], g.app_id.to_string(), "{labels}");
+    let expected = format!("hello-{nonce}");
+    assert!(
+        wait_until(Duration::from_secs(10), || docker_ok(&["logs", &id])
+            .contains(&expected)),
+        "the built command did not run"
+    );
+    let served = || {
+        let out = docker_cli(&["exec", &id, "wget", "-qO-", "http://127.0.0.1:8080/"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || served() == expected),
+        "httpd does not serve the built file: {:?}",
+        served()
+    );
+
+    // 4. removal.
+    let empty = g.write(
+        "empty.json",
+        &json!({"device-uuid-1": {"name": "dev", "config": {}, "apps": {}}}),
+    );
+    let app = g.app_id.to_string();
+    g.cmd(&["up", "-a", &app, "--target", &empty, "--json"])
+        .assert()
+        .success();
+    assert_eq!(g.container("main"), None, "the app was not removed");
+    let _ = docker_cli(&["image", "rm", &reference]);
+}
+
+#[test]
+fn an_update_killed_mid_download_leaves_the_release_running_and_converges_on_retry() {
+    let g = Guard::new();
+    // An image with a 24 MB layer, only in the registry, reached through a 512 kB/s proxy.
+    let repository = format!("up-interrupt-{}", g.app_id);
+    let pushed = format!("{REGISTRY}/{repository}:latest");
+    image_with_fresh_layer(&pushed, 24_000_000);
+    docker_ok(&["push", &pushed]);
+    docker_ok(&["image", "rm", &pushed]);
+    let proxy = ThrottledProxy::start(512 * 1024);
+    let slow = format!("{}/{repository}:latest", proxy.host());
+
+    let box_service = |image: &str, command: &str| {
+        json!({"id": 2, "image": image, "composition": {"command": ["sh", "-c", command],
+            "volumes": ["data:/data"], "stop_grace_period": "1s"}})
+    };
+    let web =
+        json!({"id": 1, "image": BASE, "composition": {"command": ["httpd", "-f", "-p", "8080"]}});
+    let v1 =
+        json!({"web": web, "box": box_service(BASE, "echo v1-data > /data/keep; exec sleep 3600")});
+    let v1 = g.write("v1.json", &g.document("rel1", v1));
+    g.cmd(&["up", "--target", &v1, "--json"]).assert().success();
+    let web1 = g.container("web").expect("web is not there");
+    let box1 = g.container("box").expect("box is not there");
+    assert_eq!(box1.1, "running");
+
+    let v2 = json!({"web": web, "box": box_service(&slow, "exec sleep 3600")});
+    let v2 = g.write("v2.json", &g.document("rel2", v2));
+    let mut child = g
+        .process(&["up", "--target", &v2, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(120), || proxy.carried() > 2_000_000),
+        "the download never started"
+    );
+    // Mid-download, the running release is as it was (download-then-kill) ...
+    assert_eq!(g.container("box").as_ref(), Some(&box1));
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let progress = String::from_utf8_lossy(&out.stdout);
+    assert!(progress.contains("fetchProgress"), "{progress}");
+
+    // ... and stays so once the update is killed: same containers, running, same release.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(g.container("box").as_ref(), Some(&box1));
+    assert_eq!(g.container("web").as_ref(), Some(&web1));
+    assert_eq!(g.state()["state"]["commit"], "rel1");
+    assert!(
+        !docker_cli(&["image", "inspect", &slow]).status.success(),
+        "the interrupted pull left a complete image"
+    );
+
+    // `up` again, at full speed, converges to the target with the volume's data intact.
+    proxy.set_rate(0);
+    let started = Instant::now();
+    let out = g
+        .cmd(&["up", "--target", &v2, "--json"])
+        .timeout(Duration::from_secs(180))
+        .assert()
+        .success();
+    let state = last_json(&out.get_output().stdout);
+    assert_eq!(state["state"]["commit"], "rel2", "{state}");
+    assert_eq!(
+        state["state"]["services"]["box"]["status"], "Running",
+        "{state}"
+    );
+    // The layer came over a fresh connection at full speed (about 3.5 s here).
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    let box2 = g.container("box").expect("box is not there");
+    assert_ne!(box2.0, box1.0, "box was not recreated on its new image");
+    assert_eq!(box2.1, "running");
+    assert_eq!(
+        docker_ok(&["exec", &box2.0, "cat", "/data/keep"]),
+        "v1-data",
+        "the volume's data was lost"
+    );
+    assert_eq!(
+        docker_ok(&["inspect", "--format", "{{.Image}}", &box2.0]),
+        docker_ok(&["image", "inspect", "--format", "{{.Id}}", &slow]),
+        "box does not run the new image"
+    );
+
+    drop(g);
+    let _ = docker_cli(&["image", "rm", &slow]);
 }

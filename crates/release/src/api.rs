@@ -32,7 +32,11 @@ pub struct Api {
     key: Secret,
     timeout: Duration,
     retry: RetryPolicy,
+    on_retry: Option<RetryNotice>,
 }
+
+/// Told about every retry of a request, with a line for people (the balena CLI's wording).
+pub type RetryNotice = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 
 impl fmt::Debug for Api {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -118,6 +122,7 @@ impl Api {
             key,
             timeout: DEFAULT_TIMEOUT,
             retry: RetryPolicy::API,
+            on_retry: None,
         })
     }
 
@@ -130,6 +135,13 @@ impl Api {
     /// Sets how transient failures are retried.
     pub fn with_retry(mut self, retry: RetryPolicy) -> Api {
         self.retry = retry;
+        self
+    }
+
+    /// Calls `notice` before every retry (the library itself prints nothing; the CLI shows
+    /// it, as the balena CLI does).
+    pub fn with_retry_notice(mut self, notice: RetryNotice) -> Api {
+        self.on_retry = Some(notice);
         self
     }
 
@@ -195,12 +207,16 @@ impl Api {
 
     async fn pause(&self, error: &ApiError, attempt: u32) {
         let delay = self.retry.delay(attempt);
-        tracing::debug!(
+        let line = format!(
             "API call failed ({error}). Attempting retry {} of {} in {:.1} seconds",
             attempt,
             self.retry.max_attempts.saturating_sub(1),
             delay.as_secs_f64()
         );
+        tracing::debug!("{line}");
+        if let Some(notice) = &self.on_retry {
+            notice(&line);
+        }
         tokio::time::sleep(delay).await;
     }
 

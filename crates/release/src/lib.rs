@@ -44,7 +44,7 @@ mod retry;
 mod secret;
 mod time;
 
-pub use api::{Api, DEFAULT_TIMEOUT};
+pub use api::{Api, DEFAULT_TIMEOUT, RetryNotice};
 pub use deploy::{BuiltImage, DeployOutcome, push_and_record};
 pub use error::{ApiError, PushError};
 pub use models::{

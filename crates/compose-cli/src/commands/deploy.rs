@@ -79,8 +79,23 @@ pub struct Args {
     api_key: Option<String>,
 
     /// Seconds each balena API request may take before it is retried.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    #[arg(
+        long,
+        env = "BALENA_API_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 30
+    )]
     api_timeout: u64,
+
+    /// How often a balena API request that failed transiently (5xx, timeout, dropped
+    /// connection) is retried, with exponential backoff from 1 s.
+    #[arg(
+        long,
+        env = "BALENA_API_RETRIES",
+        value_name = "N",
+        default_value_t = release::RetryPolicy::API.max_attempts - 1
+    )]
+    api_retries: u32,
 }
 
 /// Runs the command.
@@ -91,7 +106,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         bail!("no balena API key: pass --api-key or set BALENA_API_KEY");
     };
     let api = release::Api::new(&args.api_url, key)?
-        .with_timeout(std::time::Duration::from_secs(args.api_timeout));
+        .with_timeout(std::time::Duration::from_secs(args.api_timeout.max(1)))
+        .with_retry(release::RetryPolicy {
+            max_attempts: args.api_retries.saturating_add(1),
+            ..release::RetryPolicy::API
+        })
+        .with_retry_notice(std::sync::Arc::new(renderer.info_printer()));
     // Checked before any build, so a wrong key costs nothing.
     let user = api.whoami().await.context("checking the API key")?;
     let fleet = api
@@ -157,6 +177,17 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             },
         );
     }
+    // Ctrl-C from here on is caught: once the release exists it must end `failed`, not stay
+    // `running`; an interrupt while it is being created cancels the push right after.
+    let cancel = CancellationToken::new();
+    let watcher = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                cancel.cancel();
+            }
+        })
+    };
     renderer.info("Creating release...");
     let created = api
         .create_release(&new)
@@ -167,20 +198,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         created.release.commit
     ));
 
-    let cancel = CancellationToken::new();
+    renderer.begin_push(created.images.len());
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
     let options = release::PushOptions {
         cancel: cancel.clone(),
         events: Some(events_tx),
         ..release::PushOptions::default()
-    };
-    let watcher = {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                cancel.cancel();
-            }
-        })
     };
     // `options` holds the event sender: it goes when the push is done, which ends `report`.
     let push = async {
@@ -219,10 +242,17 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Err(outcome) => {
             renderer.summary(&finished.outcomes, Some(release_json("failed")));
-            let mut message = format!(
-                "deploy failed, release {} marked failed: {}",
-                created.release.commit, outcome.cause
-            );
+            let mut message = if cancel.is_cancelled() {
+                format!(
+                    "deploy interrupted (Ctrl-C), release {} marked failed: {}",
+                    created.release.commit, outcome.cause
+                )
+            } else {
+                format!(
+                    "deploy failed, release {} marked failed: {}",
+                    created.release.commit, outcome.cause
+                )
+            };
             if let Some(cleanup) = &outcome.cleanup {
                 message.push_str(&format!(
                     " (and marking the release failed failed too: {cleanup})"

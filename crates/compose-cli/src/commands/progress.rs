@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use multibuild::{Action, Event, ServiceOutcome};
@@ -56,7 +56,42 @@ pub struct Renderer {
     bars: Option<MultiProgress>,
     lines: HashMap<String, ProgressBar>,
     width: usize,
+    push: PushProgress,
 }
+
+/// The aggregate of a deploy's concurrent pushes: one bar on a terminal, a line every
+/// [`PLAIN_PUSH_INTERVAL`] otherwise.
+#[derive(Debug, Default)]
+struct PushProgress {
+    /// Bytes sent and to send, by location.
+    bytes: HashMap<String, (u64, u64)>,
+    images: usize,
+    pushed: usize,
+    bar: Option<ProgressBar>,
+    last_line: Option<Instant>,
+}
+
+impl PushProgress {
+    fn totals(&self) -> (u64, u64) {
+        self.bytes
+            .values()
+            .fold((0, 0), |(c, t), (current, total)| (c + current, t + total))
+    }
+
+    fn text(&self) -> String {
+        let (current, total) = self.totals();
+        format!(
+            "{} of {} sent, {} of {} images pushed",
+            human_size(current),
+            human_size(total),
+            self.pushed,
+            self.images
+        )
+    }
+}
+
+/// How often plain output tells the push's progress.
+const PLAIN_PUSH_INTERVAL: Duration = Duration::from_secs(5);
 
 impl Renderer {
     /// A renderer for `mode`.
@@ -68,6 +103,7 @@ impl Renderer {
             bars,
             lines: HashMap::new(),
             width: 0,
+            push: PushProgress::default(),
         }
     }
 
@@ -76,6 +112,19 @@ impl Renderer {
         match self.mode {
             OutputMode::Json => println!("{}", json!({"event": "info", "message": message})),
             _ => self.println(message),
+        }
+    }
+
+    /// Prints `info` lines like [`Renderer::info`] from anywhere (another task, a callback),
+    /// without borrowing the renderer.
+    pub fn info_printer(&self) -> impl Fn(&str) + Send + Sync + 'static {
+        let (mode, bars) = (self.mode, self.bars.clone());
+        move |message: &str| match (mode, &bars) {
+            (OutputMode::Json, _) => println!("{}", json!({"event": "info", "message": message})),
+            (_, Some(bars)) => {
+                let _ = bars.println(message);
+            }
+            (_, None) => eprintln!("{message}"),
         }
     }
 
@@ -155,9 +204,79 @@ impl Renderer {
         }
     }
 
+    /// Called once before a deploy's pushes start: `images` pushes run at once.
+    pub fn begin_push(&mut self, images: usize) {
+        self.push = PushProgress {
+            images,
+            last_line: Some(Instant::now()),
+            ..PushProgress::default()
+        };
+        if let Some(bars) = &self.bars {
+            let style = ProgressStyle::with_template(
+                "{spinner} pushing [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            let bar = bars.add(ProgressBar::new(0));
+            bar.set_style(style);
+            bar.set_message(format!("0/{images} images"));
+            bar.enable_steady_tick(Duration::from_millis(120));
+            self.push.bar = Some(bar);
+        }
+    }
+
+    /// Folds a push event into the aggregate, and shows it as the mode wants.
+    fn push_progress(&mut self, event: &release::PushEvent) {
+        use release::PushEvent as P;
+        match event {
+            P::Progress {
+                location,
+                current,
+                total,
+            } => {
+                // Never backwards: a retried push starts its count again.
+                let entry = self.push.bytes.entry(location.clone()).or_default();
+                *entry = (entry.0.max(*current), entry.1.max(*total));
+            }
+            P::Pushed { location, size, .. } => {
+                self.push.pushed += 1;
+                // Layers already in the registry send nothing: count the image as done.
+                let entry = self.push.bytes.entry(location.clone()).or_default();
+                if entry.1 == 0 {
+                    *entry = (*size, *size);
+                } else {
+                    entry.0 = entry.1;
+                }
+            }
+            _ => return,
+        }
+        match self.mode {
+            OutputMode::Terminal => {
+                if let Some(bar) = &self.push.bar {
+                    let (current, total) = self.push.totals();
+                    bar.set_length(total);
+                    bar.set_position(current);
+                    bar.set_message(format!("{}/{} images", self.push.pushed, self.push.images));
+                }
+            }
+            OutputMode::Plain => {
+                let due = self
+                    .push
+                    .last_line
+                    .is_none_or(|t| t.elapsed() >= PLAIN_PUSH_INTERVAL);
+                if due {
+                    self.push.last_line = Some(Instant::now());
+                    eprintln!("[push] {}", self.push.text());
+                }
+            }
+            OutputMode::Json => {}
+        }
+    }
+
     /// A push event of a deploy.
     pub fn push_event(&mut self, event: &release::PushEvent) {
         use release::PushEvent as P;
+        self.push_progress(event);
         let (location, text, value) = match event {
             P::Pushed {
                 location,
@@ -200,6 +319,9 @@ impl Renderer {
         if let Some(bars) = self.bars.take() {
             for bar in self.lines.values() {
                 bar.finish();
+            }
+            if let Some(bar) = self.push.bar.take() {
+                bar.finish_and_clear();
             }
             let _ = bars.clear();
         }
@@ -417,6 +539,33 @@ fn event_json(event: &Event) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_progress_sums_the_concurrent_pushes() {
+        use release::PushEvent as P;
+        let mut renderer = Renderer::new(OutputMode::Json);
+        renderer.begin_push(3);
+        let progress = |location: &str, current, total| P::Progress {
+            location: location.to_owned(),
+            current,
+            total,
+        };
+        renderer.push_event(&progress("a", 500_000, 1_000_000));
+        renderer.push_event(&progress("b", 0, 2_000_000));
+        renderer.push_event(&progress("a", 1_000_000, 1_000_000));
+        assert_eq!(renderer.push.totals(), (1_000_000, 3_000_000));
+        // An image whose layers were all in the registry already counts in full.
+        renderer.push_event(&P::Pushed {
+            location: "c".to_owned(),
+            digest: "sha256:c".to_owned(),
+            size: 4_000_000,
+        });
+        assert_eq!(renderer.push.totals(), (5_000_000, 7_000_000));
+        assert_eq!(
+            renderer.push.text(),
+            "5.0 MB of 7.0 MB sent, 1 of 3 images pushed"
+        );
+    }
 
     #[test]
     fn sizes_read_like_the_balena_cli() {

@@ -1,0 +1,213 @@
+//! Helpers shared by the CLI's test files (`mod support;` in each). Not every file uses every
+//! helper, hence the `dead_code` allowance.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The Docker CLI (Debian's client), for setting up and inspecting what the tests need.
+pub const DOCKER: &str = "/usr/bin/docker";
+
+/// The local registry of `scripts/docker-env`.
+pub const REGISTRY: &str = "127.0.0.1:5000";
+
+/// The private daemon of `scripts/docker-env`.
+pub fn docker_host() -> String {
+    std::env::var("DOCKER_HOST").expect(
+        "DOCKER_HOST is not set: run `eval \"$(scripts/docker-env up)\"` (or scripts/test) first",
+    )
+}
+
+/// A Docker config directory with no credentials, so nothing of the user's leaks in.
+pub fn no_docker_config() -> PathBuf {
+    std::env::temp_dir().join("balena-compose-tests-no-docker-config")
+}
+
+/// Writes `contents` to `root/path`, creating the directories.
+pub fn write(root: &Path, path: &str, contents: &str) {
+    let path = root.join(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, contents).unwrap();
+}
+
+/// Every stdout line as JSON; a line that is not JSON fails the test.
+pub fn json_lines(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// The `balena-compose` binary with the private daemon and no Docker config.
+pub fn balena_compose() -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("balena-compose"));
+    cmd.env("DOCKER_HOST", docker_host())
+        .env("DOCKER_CONFIG", no_docker_config());
+    cmd
+}
+
+/// `docker ARGS` against the private daemon.
+pub fn docker_cli(args: &[&str]) -> Output {
+    Command::new(DOCKER)
+        .env("DOCKER_HOST", docker_host())
+        .env("DOCKER_CONFIG", no_docker_config())
+        .args(args)
+        .output()
+        .expect("cannot run /usr/bin/docker")
+}
+
+/// `docker ARGS` that must succeed; its trimmed stdout.
+pub fn docker_ok(args: &[&str]) -> String {
+    let out = docker_cli(args);
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Polls `ready` every 100 ms until it holds or `limit` passes.
+pub fn wait_until(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if ready() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// Builds `name` from local/amd64-busybox with a fresh layer of `bytes` random bytes, so a
+/// push or pull of it has that much to move.
+pub fn image_with_fresh_layer(name: &str, bytes: u64) {
+    let mut child = Command::new(DOCKER)
+        .env("DOCKER_HOST", docker_host())
+        .env("DOCKER_CONFIG", no_docker_config())
+        .args(["build", "-q", "-t", name, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let dockerfile =
+        format!("FROM local/amd64-busybox\nRUN head -c {bytes} /dev/urandom > /blob\n");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(dockerfile.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "docker build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A TCP proxy to the local registry whose every connection moves at most `rate` bytes per
+/// second each way (0: unlimited, changeable while it runs), counting what it carried.
+/// Threads rather than tasks, so that sync and async tests can both use it.
+pub struct ThrottledProxy {
+    port: u16,
+    rate: Arc<AtomicU64>,
+    carried: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl ThrottledProxy {
+    /// Starts a proxy to [`REGISTRY`] at `rate` bytes per second per connection and direction.
+    pub fn start(rate: u64) -> ThrottledProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let proxy = ThrottledProxy {
+            port,
+            rate: Arc::new(AtomicU64::new(rate)),
+            carried: Arc::new(AtomicU64::new(0)),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        let (rate, carried, stop) = (
+            Arc::clone(&proxy.rate),
+            Arc::clone(&proxy.carried),
+            Arc::clone(&proxy.stop),
+        );
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(client) = client else { continue };
+                let Ok(upstream) = TcpStream::connect(REGISTRY) else {
+                    continue;
+                };
+                for (from, to) in [
+                    (client.try_clone().unwrap(), upstream.try_clone().unwrap()),
+                    (upstream, client),
+                ] {
+                    let (rate, carried, stop) =
+                        (Arc::clone(&rate), Arc::clone(&carried), Arc::clone(&stop));
+                    std::thread::spawn(move || pipe(from, to, &rate, &carried, &stop));
+                }
+            }
+        });
+        proxy
+    }
+
+    /// `127.0.0.1:PORT`, a registry host the daemon treats as insecure (loopback).
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Bytes carried so far, both directions.
+    pub fn carried(&self) -> u64 {
+        self.carried.load(Ordering::Relaxed)
+    }
+
+    /// Changes the rate of every connection, open ones included (0: unlimited).
+    pub fn set_rate(&self, rate: u64) {
+        self.rate.store(rate, Ordering::Relaxed);
+    }
+}
+
+impl Drop for ThrottledProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wakes the accepting thread so that it sees `stop`.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn pipe(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    rate: &AtomicU64,
+    carried: &AtomicU64,
+    stop: &AtomicBool,
+) {
+    let mut buf = vec![0u8; 8 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if stop.load(Ordering::Relaxed) || to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        carried.fetch_add(n as u64, Ordering::Relaxed);
+        let rate = rate.load(Ordering::Relaxed);
+        if rate > 0 {
+            std::thread::sleep(Duration::from_secs_f64(n as f64 / rate as f64));
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+    let _ = from.shutdown(Shutdown::Read);
+}
