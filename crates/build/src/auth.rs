@@ -388,6 +388,15 @@ impl RegistryAuth {
             .map(|credential| credential.to_docker(&key))
     }
 
+    /// The credentials for a registry host as BuildKit's session asks for it
+    /// (`127.0.0.1:5001`, `registry-1.docker.io` for Docker Hub).
+    pub(crate) fn for_registry(&self, host: &str) -> Option<DockerCredentials> {
+        let key = normalise_registry_key(host)?;
+        self.entries
+            .get(&key)
+            .map(|credential| credential.to_docker(&key))
+    }
+
     /// Every registry's credentials, for a build's `X-Registry-Config`.
     pub fn as_build_config(&self) -> HashMap<String, DockerCredentials> {
         self.entries

@@ -107,6 +107,16 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// A BuildKit session (for build secrets) could not be opened or served.
+    #[error("{reason}")]
+    Session {
+        /// What went wrong; never a secret's contents.
+        reason: String,
+    },
+    /// The build needs something this daemon cannot do (BuildKit secret mounts on an old
+    /// daemon, say); nothing was built.
+    #[error("{0}")]
+    Unsupported(String),
     /// Any other Docker Engine API failure.
     #[error("{action}: {source}")]
     Docker {

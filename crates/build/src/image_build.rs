@@ -1,8 +1,11 @@
-//! Building one context with the classic builder.
+//! Building one context: with the classic builder through bollard, or — for build secrets —
+//! with BuildKit (`version=2`) on a connection of our own, with a session serving the secrets,
+//! or with balenaEngine's build volumes.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
+use base64::Engine as _;
 use bollard::Docker;
 use bollard::models::BuildInfo;
 use bollard::query_parameters::{BuildImageOptionsBuilder, TagImageOptionsBuilder};
@@ -11,14 +14,17 @@ use indexmap::IndexMap;
 use tokio::sync::mpsc;
 
 use crate::auth::RegistryAuth;
-use crate::connect::REPEATED_VALUE_SEPARATOR;
+use crate::connect::{REPEATED_VALUE_SEPARATOR, to_base64url};
 use crate::context::{ContextBody, ProducerOutcome};
 use crate::error::{Error, Result};
 use crate::events::{
     BuildEvent, FromTag, LineBuffer, emit, extract_from_tag, extract_layer, parse_step,
 };
 use crate::pull::classify_pull_error;
+use crate::raw::{self, Endpoint};
 use crate::reference::ImageReference;
+use crate::session::{BuildSecrets, Session, SessionServices};
+use crate::trace::{Redactor, StreamMessage, Trace};
 
 /// How many output lines of the failing step a [`Error::BuildFailed`] keeps.
 pub const FAILURE_OUTPUT_LINES: usize = 20;
@@ -54,6 +60,30 @@ pub struct BuildOptions {
     pub registry_auth: RegistryAuth,
     /// Give up (and fail with [`Error::Timeout`]) after this long; no limit when `None`.
     pub timeout: Option<Duration>,
+    /// Which builder runs the build.
+    pub builder: Builder,
+    /// Secrets for `RUN --mount=type=secret,id=<id>`, served over a BuildKit session; only
+    /// with [`Builder::BuildKit`].
+    pub secrets: BuildSecrets,
+    /// balenaEngine build volumes (`host-dir:container-dir[:ro]`), for the classic builder.
+    /// Only balenaEngine honours them; plain Docker accepts and ignores them, so never set
+    /// them for a daemon [`crate::DaemonInfo::balena_engine`] did not confirm.
+    pub volumes: Vec<String>,
+    /// The daemon's address for the connections BuildKit and volumes builds open themselves
+    /// (the one given to [`crate::connect`]); `None`: `DOCKER_HOST`, else the default socket.
+    pub docker_host: Option<String>,
+}
+
+/// The builder of a build.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Builder {
+    /// The classic builder (`version=1`): what the reference uses.
+    #[default]
+    Classic,
+    /// BuildKit (`version=2`), with a session for [`BuildOptions::secrets`] and registry
+    /// credentials. `RUN` steps need [`BuildOptions::network_mode`] `host` or `none` on a
+    /// daemon without a `bridge` network; when it is `None`, `host` is used there.
+    BuildKit,
 }
 
 /// A successful build.
@@ -87,7 +117,20 @@ pub async fn build_image(
     options: &BuildOptions,
     events: &mpsc::Sender<BuildEvent>,
 ) -> Result<Built> {
-    let run = run_build(docker, context, options, events);
+    if options.builder == Builder::Classic && !options.secrets.is_empty() {
+        return Err(Error::Unsupported(
+            "build secrets need the BuildKit builder".to_owned(),
+        ));
+    }
+    let run = async {
+        match options.builder {
+            Builder::BuildKit => run_raw_build(docker, context, options, events).await,
+            Builder::Classic if !options.volumes.is_empty() => {
+                run_raw_build(docker, context, options, events).await
+            }
+            Builder::Classic => run_build(docker, context, options, events).await,
+        }
+    };
     let built = match options.timeout {
         Some(limit) => tokio::time::timeout(limit, run)
             .await
@@ -167,6 +210,270 @@ async fn run_build(
         return Err(Error::Context(e));
     }
     state.finish(docker, options).await
+}
+
+/// A build on a connection of our own: BuildKit (with a session) or the classic builder with
+/// balenaEngine volumes, neither of which bollard 0.21.1 can send or parse.
+async fn run_raw_build(
+    docker: &Docker,
+    context: ContextBody,
+    options: &BuildOptions,
+    events: &mpsc::Sender<BuildEvent>,
+) -> Result<Built> {
+    let host = crate::connect::docker_host(options.docker_host.as_deref());
+    let endpoint = Endpoint::parse(&host)?;
+    let version = docker.client_version();
+    let version = format!("{}.{}", version.major_version, version.minor_version);
+    let buildkit = options.builder == Builder::BuildKit;
+    let action = || format!("building {}", describe_tags(&options.tags));
+
+    // The session must exist before the build names it; it lives until this function returns.
+    let session = if buildkit {
+        let services = SessionServices {
+            secrets: options.secrets.clone(),
+            registry_auth: options.registry_auth.clone(),
+        };
+        Some(Session::start(&endpoint, &version, services).await?)
+    } else {
+        None
+    };
+    let network_mode = match (&options.network_mode, buildkit) {
+        (Some(mode), _) => Some(mode.clone()),
+        // BuildKit's default network is `bridge`; a daemon started with `--bridge=none` has
+        // none, and every RUN would fail with "network bridge not found".
+        (None, true)
+            if docker
+                .inspect_network(
+                    "bridge",
+                    None::<bollard::query_parameters::InspectNetworkOptions>,
+                )
+                .await
+                .is_err() =>
+        {
+            Some("host".to_owned())
+        }
+        (None, _) => None,
+    };
+
+    let mut query: Vec<(&str, String)> = Vec::new();
+    query.push((
+        "dockerfile",
+        options
+            .dockerfile
+            .clone()
+            .unwrap_or_else(|| "Dockerfile".to_owned()),
+    ));
+    for tag in &options.tags {
+        query.push(("t", tag.clone()));
+    }
+    let json = |value: serde_json::Value| value.to_string();
+    query.push(("buildargs", json(serde_json::json!(options.build_args))));
+    query.push(("labels", json(serde_json::json!(options.labels))));
+    query.push(("rm", "1".to_owned()));
+    query.push(("forcerm", "1".to_owned()));
+    if options.nocache {
+        query.push(("nocache", "1".to_owned()));
+    }
+    if options.pull {
+        query.push(("pull", "1".to_owned()));
+    }
+    if let Some(platform) = &options.platform {
+        query.push(("platform", platform.clone()));
+    }
+    if let Some(target) = &options.target {
+        query.push(("target", target.clone()));
+    }
+    if !options.cache_from.is_empty() {
+        query.push(("cachefrom", json(serde_json::json!(options.cache_from))));
+    }
+    for host in &options.extra_hosts {
+        query.push(("extrahosts", compose_host_to_docker(host)));
+    }
+    if let Some(mode) = network_mode {
+        query.push(("networkmode", mode));
+    }
+    if !options.volumes.is_empty() {
+        query.push(("volumes", json(serde_json::json!(options.volumes))));
+    }
+    if let Some(session) = &session {
+        query.push(("version", "2".to_owned()));
+        query.push(("session", session.id().to_owned()));
+    }
+    let credentials =
+        serde_json::to_string(&options.registry_auth.as_build_config()).map_err(|e| {
+            Error::Session {
+                reason: format!("encoding registry credentials: {e}"),
+            }
+        })?;
+    let (chunks, producer) = context.into_stream();
+    let request = http::Request::post(format!("/v{version}/build?{}", raw::query_encode(&query)))
+        .header(http::header::HOST, "docker")
+        .header(http::header::CONTENT_TYPE, "application/x-tar")
+        .header(
+            "X-Registry-Config",
+            to_base64url(&base64::engine::general_purpose::STANDARD.encode(credentials)),
+        )
+        .body(raw::stream_body(chunks))
+        .map_err(|e| Error::Session {
+            reason: format!("{}: {e}", action()),
+        })?;
+    let response = match raw::send(&endpoint, request, false).await {
+        Ok(response) => response,
+        Err(e) => {
+            if let Some(e) = producer.take_error() {
+                return Err(Error::Context(e));
+            }
+            return Err(Error::Unreachable {
+                host,
+                reason: e.to_string(),
+            });
+        }
+    };
+    if !response.status().is_success() {
+        let status = response.status();
+        let body = raw::read_body(response).await.unwrap_or_default();
+        let message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_owned());
+        if let Some(e) = producer.take_error() {
+            return Err(Error::Context(e));
+        }
+        return Err(Error::BuildFailed {
+            message: format!("{message} (HTTP {status})"),
+            step: None,
+            output: Vec::new(),
+            layers: Vec::new(),
+        });
+    }
+
+    let mut body = response.into_body();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut trace = Trace::new(Redactor::new(options.secrets.values()));
+    let mut classic = BuildState::default();
+    let mut classic_error = None;
+    let mut transport_error = None;
+    loop {
+        let frame = match http_body_util::BodyExt::frame(&mut body).await {
+            None => break,
+            Some(Ok(frame)) => frame,
+            Some(Err(e)) => {
+                transport_error = Some(e.to_string());
+                break;
+            }
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        pending.extend_from_slice(&data);
+        while let Some(newline) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=newline).collect();
+            let line = line.trim_ascii();
+            if line.is_empty() {
+                continue;
+            }
+            if buildkit {
+                if let Ok(message) = serde_json::from_slice::<StreamMessage>(line) {
+                    trace.handle(message, events).await;
+                }
+            } else {
+                handle_classic_line(line, &mut classic, &mut classic_error, events).await;
+            }
+        }
+    }
+    drop(session);
+    if let Some(e) = producer.take_error() {
+        return Err(Error::Context(e));
+    }
+    if !buildkit {
+        classic.flush(events).await;
+        return match (classic_error, transport_error) {
+            (Some(message), _) => {
+                classic
+                    .fail(
+                        docker,
+                        bollard::errors::Error::DockerStreamError { error: message },
+                        &producer,
+                        events,
+                        options,
+                    )
+                    .await
+            }
+            (None, Some(reason)) if classic.announced_id().is_none() => {
+                Err(Error::Unreachable { host, reason })
+            }
+            (None, _) => classic.finish(docker, options).await,
+        };
+    }
+    if let Some(message) = trace.error.clone() {
+        emit(
+            events,
+            BuildEvent::Error {
+                message: message.clone(),
+            },
+        )
+        .await;
+        let (step, output) = trace.failure();
+        return Err(Error::BuildFailed {
+            message,
+            step,
+            output,
+            layers: Vec::new(),
+        });
+    }
+    if let Some(reason) = transport_error {
+        return Err(Error::Unreachable { host, reason });
+    }
+    let announced = trace
+        .image_id
+        .clone()
+        .or_else(|| options.tags.first().cloned())
+        .ok_or_else(|| Error::BuildFailed {
+            message: "the daemon finished the build without reporting an image id".into(),
+            step: None,
+            output: Vec::new(),
+            layers: Vec::new(),
+        })?;
+    let inspect = docker
+        .inspect_image(&announced)
+        .await
+        .map_err(|e| Error::docker(format!("inspecting built image {announced}"), e))?;
+    let digest = inspect
+        .repo_digests
+        .unwrap_or_default()
+        .into_iter()
+        .find_map(|d| d.split_once('@').map(|(_, digest)| digest.to_owned()));
+    Ok(Built {
+        image_id: inspect.id.unwrap_or(announced),
+        digest,
+        layers: Vec::new(),
+        from_tags: trace.from_tags,
+        tags: options.tags.clone(),
+    })
+}
+
+/// One JSON line of a classic build's stream, as bollard would have parsed it.
+async fn handle_classic_line(
+    line: &[u8],
+    state: &mut BuildState,
+    error: &mut Option<String>,
+    events: &mpsc::Sender<BuildEvent>,
+) {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(line) else {
+        return;
+    };
+    let message = value
+        .get("errorDetail")
+        .and_then(|d| d.get("message"))
+        .or_else(|| value.get("error"))
+        .and_then(|m| m.as_str());
+    if let Some(message) = message {
+        error.get_or_insert_with(|| message.to_owned());
+        return;
+    }
+    if let Ok(info) = serde_json::from_value::<BuildInfo>(value) {
+        state.handle(info, events).await;
+    }
 }
 
 /// compose-go writes `host=ip`; the daemon wants `host:ip`. Only the first `=` is a separator.

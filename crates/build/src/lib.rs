@@ -5,6 +5,10 @@
 //!   default socket).
 //! * [`build_image`] streams a [`ContextBody`] to the classic builder and reports
 //!   [`BuildEvent`]s, one per complete output line.
+//! * With [`Builder::BuildKit`], [`build_image`] builds on BuildKit instead and serves
+//!   [`BuildSecrets`] (for `RUN --mount=type=secret`) and registry credentials over a session
+//!   of its own (`POST /session`, upgraded to h2c, we the gRPC server); [`daemon_info`] says
+//!   whether the daemon can.
 //! * [`pull_image`] pulls with a platform and credentials.
 //! * [`RegistryAuth`] holds credentials from balena registry secrets and the Docker config;
 //!   [`platforms_of`] / [`inspect_manifest`] read a manifest for platform selection.
@@ -32,25 +36,32 @@
 mod auth;
 mod connect;
 mod context;
+mod daemon;
 mod error;
 mod events;
 mod image_build;
 mod platform;
 mod pull;
+mod raw;
 mod reference;
+mod session;
+mod trace;
 
 pub use auth::{RegistryAuth, RegistryCredential, RegistrySecrets, normalise_registry_key};
 pub use bollard::Docker;
 pub use bollard::auth::DockerCredentials;
 pub use connect::{CONNECT_TIMEOUT, DEFAULT_DOCKER_HOST, REQUEST_TIMEOUT, connect, docker_host};
 pub use context::ContextBody;
+pub use daemon::{DaemonInfo, MIN_BUILDKIT_SECRETS_API, daemon_info};
 pub use error::{Error, Result};
 pub use events::{BuildEvent, FromTag, extract_from_tag, extract_layer, parse_step, strip_ansi};
-pub use image_build::{BuildOptions, Built, FAILURE_OUTPUT_LINES, build_image, tag_image};
+pub use image_build::{BuildOptions, Builder, Built, FAILURE_OUTPUT_LINES, build_image, tag_image};
 pub use platform::{
     MEDIATYPE_MANIFEST_LIST_V2, MEDIATYPE_MANIFEST_V1, MEDIATYPE_MANIFEST_V2,
     MEDIATYPE_OCI_IMAGE_INDEX_V1, ManifestInfo, Platform, PlatformSelection, inspect_manifest,
     mixed_platform_warning, platforms_of, select_platform_handling,
 };
 pub use pull::{Pulled, pull_image};
+pub use raw::Endpoint;
 pub use reference::{DOCKER_HUB_ALIASES, DOCKER_HUB_AUTH_KEY, DOCKER_HUB_HOST, ImageReference};
+pub use session::{BuildSecrets, MAX_SECRET_SIZE};

@@ -11,6 +11,8 @@
 //!   error"; [`BuildOutput`] recognises that and explains the two ways out.
 //!
 //! [`filter_line`] shows the builder's `Step N/M : RUN` lines as the user wrote them.
+//! [`add_secret_mounts`] (not about emulation, but the same lexer) gives every `RUN` a
+//! BuildKit secret mount, for build secrets.
 //!
 //! ```
 //! use emulate::{BuildOutput, TransposeOptions, transpose};
@@ -53,7 +55,7 @@ pub use host::{
 pub use output::{
     BuildOutput, filter_error_message, filter_line, foreign_exec_error, is_exec_format_error,
 };
-pub use transpose::transpose;
+pub use transpose::{add_secret_mounts, transpose};
 
 /// How [`transpose`] rewrites a Dockerfile.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,6 +7,11 @@
 //! pulls every service on a daemon, concurrently, reporting typed [`Event`]s and one
 //! [`ServiceOutcome`] per service.
 //!
+//! Build secrets (`build-secrets` in `balena.yml`) are read into each [`BuildTask`]'s
+//! `secrets` at plan time, with a BuildKit-mounted copy of its Dockerfile; [`run()`] asks the
+//! daemon once what it can do (BuildKit secret mounts, or balenaEngine build volumes) and
+//! fails the services with secrets before they start when it can do neither.
+//!
 //! ```
 //! use multibuild::{PlanOptions, ProjectSource, TaskKind};
 //!

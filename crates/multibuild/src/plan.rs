@@ -133,6 +133,12 @@ pub struct BuildTask {
     pub extra_hosts: Vec<String>,
     /// The service's container contract, from its labels or a `contract.yml`.
     pub contract: Option<serde_json::Value>,
+    /// The service's build secrets (`build-secrets` in `balena.yml`), by `dest`: readable at
+    /// `/run/secrets/<dest>` by every `RUN`. `Debug` shows only the names.
+    pub secrets: build::BuildSecrets,
+    /// With secrets: `dockerfile` with a BuildKit secret mount for each of them added to every
+    /// `RUN` (see [`emulate::add_secret_mounts`]); what a BuildKit build sends instead.
+    pub mounted_dockerfile: Option<String>,
     context: context::Context,
     overrides: Vec<Override>,
 }
@@ -148,8 +154,20 @@ impl BuildTask {
 
     /// A producer for [`build::ContextBody::from_producer`].
     pub fn context_body(&self) -> build::ContextBody {
+        self.context_body_with(None)
+    }
+
+    /// The context with `dockerfile` (when given) in place of [`BuildTask::dockerfile`].
+    pub fn context_body_with(&self, dockerfile: Option<&str>) -> build::ContextBody {
         let context = self.context.clone();
-        let overrides = self.overrides.clone();
+        let mut overrides = self.overrides.clone();
+        if let Some(dockerfile) = dockerfile {
+            // The last override of a path wins.
+            overrides.push(Override::file(
+                self.resolved.dockerfile_path.clone(),
+                dockerfile.as_bytes().to_vec(),
+            ));
+        }
         build::ContextBody::from_producer(move |out| {
             context
                 .write_tar(&overrides, out)
@@ -269,6 +287,7 @@ fn load_composition(
         files: compose_files.to_vec(),
         env_file: env_file.map(Path::to_path_buf),
         environment: None,
+        profiles: Vec::new(),
     };
     if project_dir.is_some() || !compose_files.is_empty() {
         return parse::load(&options).map_err(Error::Compose);
@@ -412,6 +431,16 @@ impl Planner<'_> {
             resolved.dockerfile_path.clone(),
             dockerfile.clone().into_bytes(),
         ));
+        let secrets = self.secrets(name).map_err(in_service)?;
+        let mounted_dockerfile = if secrets.is_empty() {
+            None
+        } else {
+            let ids: Vec<&str> = secrets.ids().collect();
+            Some(
+                emulate::add_secret_mounts(&dockerfile, &ids)
+                    .map_err(|e| in_service(Error::Emulate(e)))?,
+            )
+        };
 
         let file_contract = context
             .read_file("contract.yml")
@@ -466,9 +495,51 @@ impl Planner<'_> {
             cache_from: build.cache_from.clone(),
             extra_hosts: build.extra_hosts.clone(),
             contract,
+            secrets,
+            mounted_dockerfile,
             context,
             overrides,
         })))
+    }
+
+    /// The service's build secrets, read from the metadata directory's `secrets/`.
+    fn secrets(&self, service: &str) -> Result<build::BuildSecrets, Error> {
+        let mut secrets = build::BuildSecrets::new();
+        let dir = self
+            .project
+            .metadata()
+            .map_or_else(|| ".balena".to_owned(), |m| m.dir().to_owned());
+        for spec in self.metadata.secrets_for(service) {
+            let missing = || Error::BuildSecretMissing {
+                source_name: spec.source.clone(),
+                dir: dir.clone(),
+            };
+            let contents = self
+                .project
+                .read_metadata_file(&format!("secrets/{}", spec.source))
+                .map_err(Error::Project)?
+                .ok_or_else(missing)?;
+            // The name goes into `RUN --mount=type=secret,id=<dest>,target=…`, a CSV field
+            // inside a shell-like word: keep to characters that need no quoting there.
+            let plain = |c: char| c.is_ascii_alphanumeric() || "._-+@/".contains(c);
+            if !spec.dest.chars().all(plain) {
+                return Err(Error::SecretsUnsupported(format!(
+                    "build secret dest \"{}\" ({dir}/secrets/{}): only letters, digits and . _ - + @ / are supported in a dest",
+                    spec.dest, spec.source
+                )));
+            }
+            if contents.len() > build::MAX_SECRET_SIZE {
+                return Err(Error::SecretsUnsupported(format!(
+                    "build secret \"{}\" ({dir}/secrets/{}) is {} bytes; BuildKit takes at most {} bytes",
+                    spec.dest,
+                    spec.source,
+                    contents.len(),
+                    build::MAX_SECRET_SIZE
+                )));
+            }
+            secrets.insert(spec.dest.clone(), contents);
+        }
+        Ok(secrets)
     }
 }
 
@@ -490,5 +561,94 @@ impl ContextFiles for Files<'_> {
                     format!("{path}: not in the context"),
                 )
             })
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn plan_dir(files: &[(&str, &str)]) -> Plan {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, contents) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, contents).unwrap();
+        }
+        plan(PlanOptions {
+            source: ProjectSource::Dir(dir.path().to_owned()),
+            compose_files: vec![],
+            env_file: None,
+            project_name: Some("p".into()),
+            arch: Arch::Amd64,
+            device_type: None,
+            emulation: Emulation::Native,
+            tag: None,
+            build_args: BTreeMap::new(),
+            template_vars: BTreeMap::new(),
+            multi_dockerignore: false,
+        })
+        .unwrap()
+    }
+
+    const YML: &str = "build-secrets:\n  global:\n    - {source: t.txt, dest: token}\n  services:\n    main:\n      - {source: k.txt, dest: deep/key}\n";
+
+    #[test]
+    fn secrets_are_read_per_service_and_mounted_on_every_run() {
+        let plan = plan_dir(&[
+            ("Dockerfile", "FROM a\nRUN x\nCOPY y z\nRUN w\n"),
+            (".balena/balena.yml", YML),
+            (".balena/secrets/t.txt", "tok-value"),
+            (".balena/secrets/k.txt", "key-value"),
+        ]);
+        let Ok(TaskKind::Build(task)) = &plan.tasks[0].kind else {
+            panic!("{:?}", plan.tasks[0].kind)
+        };
+        let ids: Vec<&str> = task.secrets.ids().collect();
+        assert_eq!(ids, ["deep/key", "token"]);
+        let mounts = "--mount=type=secret,id=deep/key,target=/run/secrets/deep/key --mount=type=secret,id=token,target=/run/secrets/token";
+        assert_eq!(
+            task.mounted_dockerfile.as_deref(),
+            Some(format!("FROM a\nRUN {mounts} x\nCOPY y z\nRUN {mounts} w\n").as_str())
+        );
+        assert_eq!(task.dockerfile, "FROM a\nRUN x\nCOPY y z\nRUN w\n");
+        let shown = format!("{plan:?}");
+        assert!(!shown.contains("tok-value") && !shown.contains("key-value"));
+    }
+
+    #[test]
+    fn a_missing_secret_file_fails_the_service_naming_it() {
+        let plan = plan_dir(&[
+            ("Dockerfile", "FROM a\n"),
+            (".balena/balena.yml", YML),
+            (".balena/secrets/t.txt", "tok-value"),
+        ]);
+        let error = plan.tasks[0].kind.as_ref().unwrap_err().to_string();
+        assert!(error.contains(".balena/secrets/k.txt"), "{error}");
+    }
+
+    #[test]
+    fn a_dest_that_cannot_be_a_mount_id_is_refused() {
+        let plan = plan_dir(&[
+            ("Dockerfile", "FROM a\n"),
+            (
+                ".balena/balena.yml",
+                "build-secrets:\n  global:\n    - {source: t.txt, dest: 'a,b'}\n",
+            ),
+            (".balena/secrets/t.txt", "tok-value"),
+        ]);
+        let error = plan.tasks[0].kind.as_ref().unwrap_err().to_string();
+        assert!(error.contains("\"a,b\""), "{error}");
+    }
+
+    #[test]
+    fn services_without_secrets_have_none() {
+        let plan = plan_dir(&[("Dockerfile", "FROM a\nRUN x\n")]);
+        let Ok(TaskKind::Build(task)) = &plan.tasks[0].kind else {
+            panic!()
+        };
+        assert!(task.secrets.is_empty());
+        assert_eq!(task.mounted_dockerfile, None);
     }
 }

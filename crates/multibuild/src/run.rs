@@ -36,6 +36,58 @@ pub struct RunOptions {
     pub timeout: Option<Duration>,
     /// Cancelled by the caller (Ctrl-C): every task stops.
     pub cancel: CancellationToken,
+    /// The daemon's address as given to [`build::connect`] (`None`: `DOCKER_HOST`, else the
+    /// default socket); builds with secrets open connections of their own to it.
+    pub docker_host: Option<String>,
+}
+
+/// How the builds with build secrets get them (decided once per run, before any build).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SecretsMode {
+    /// No service has secrets.
+    Unused,
+    /// BuildKit secret mounts, served over a session (Docker 20.10 and later).
+    BuildKit,
+    /// balenaEngine's build volumes, as the reference: the secrets in a private directory on
+    /// this machine mounted at `/run/secrets` (only for a daemon on a local socket).
+    Volumes,
+    /// Neither: why, for each service with secrets.
+    Unsupported(String),
+}
+
+async fn secrets_mode(docker: &Docker, plan: &Plan, options: &RunOptions) -> SecretsMode {
+    let any = plan
+        .tasks
+        .iter()
+        .any(|t| matches!(&t.kind, Ok(TaskKind::Build(task)) if !task.secrets.is_empty()));
+    if !any {
+        return SecretsMode::Unused;
+    }
+    let unsupported = |why: String| {
+        SecretsMode::Unsupported(format!(
+            "this service has build secrets (build-secrets in balena.yml), and {why}; it was not built"
+        ))
+    };
+    let info = match build::daemon_info(docker).await {
+        Ok(info) => info,
+        Err(e) => {
+            return unsupported(format!(
+                "the Docker daemon did not say whether it can serve them: {e}"
+            ));
+        }
+    };
+    let host = build::docker_host(options.docker_host.as_deref());
+    let local = matches!(build::Endpoint::parse(&host), Ok(build::Endpoint::Unix(_)));
+    if info.balena_engine && local {
+        return SecretsMode::Volumes;
+    }
+    match info.buildkit_secrets() {
+        Ok(()) => SecretsMode::BuildKit,
+        Err(why) if info.balena_engine => unsupported(format!(
+            "{why}; balenaEngine's build volumes would do, but only for a daemon on this machine (a unix socket), not {host}"
+        )),
+        Err(why) => unsupported(why),
+    }
 }
 
 /// What a task does.
@@ -165,12 +217,15 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(options.jobs.max(1)));
     let cancel = options.cancel.child_token();
 
-    let secrets_error = plan.metadata.has_secrets().then(|| {
-        Error::SecretsUnsupported(
-            "this project has build secrets (build-secrets in balena.yml), which need balenaEngine build volumes or a BuildKit session; balena-compose cannot serve either yet, so the build stops before it starts rather than build without them".to_owned(),
-        )
-    });
+    // Decided before any build starts: a daemon that can serve no secrets fails those
+    // services up front rather than build them without.
+    let secrets_mode = secrets_mode(docker, plan, options).await;
+    let secrets_error = match &secrets_mode {
+        SecretsMode::Unsupported(why) => Some(Error::SecretsUnsupported(why.clone())),
+        _ => None,
+    };
 
+    let secrets_mode = &secrets_mode;
     let tasks = plan.tasks.iter().map(|task| {
         let slots = slots.clone();
         let auth = auth.clone();
@@ -180,7 +235,7 @@ pub async fn run(
         async move {
             let outcome = match (&task.kind, secrets_error) {
                 (Err(error), _) => ServiceOutcome::failed(&task.service, error),
-                (Ok(TaskKind::Build(_)), Some(error)) => {
+                (Ok(TaskKind::Build(build)), Some(error)) if !build.secrets.is_empty() => {
                     ServiceOutcome::failed(&task.service, error)
                 }
                 (Ok(kind), _) => {
@@ -194,6 +249,7 @@ pub async fn run(
                         auth: &auth,
                         service: &task.service,
                         events: &events,
+                        secrets_mode,
                     };
                     tokio::select! {
                         outcome = work.run(kind) => outcome,
@@ -218,6 +274,7 @@ struct Worker<'a> {
     auth: &'a build::RegistryAuth,
     service: &'a str,
     events: &'a mpsc::Sender<Event>,
+    secrets_mode: &'a SecretsMode,
 }
 
 impl Worker<'_> {
@@ -302,10 +359,20 @@ impl Worker<'_> {
             },
         })
         .await;
-        let platform = self.build_platform(task).await;
+        let with_secrets = !task.secrets.is_empty();
+        let buildkit = with_secrets && *self.secrets_mode == SecretsMode::BuildKit;
+        let platform = if buildkit && self.foreign() {
+            // BuildKit looks a base image up for the build's platform only: without it, a
+            // local single-arch base of the target arch is ignored and pulled from Docker Hub.
+            Some(self.plan.arch.docker_platform().to_owned())
+        } else {
+            self.build_platform(task).await
+        };
         let mut cache_from = task.cache_from.clone();
         cache_from.extend(self.options.cache_from.iter().cloned());
-        let options = build::BuildOptions {
+        // Kept alive until the build ends: the balenaEngine volume's directory.
+        let mut volume_dir = None;
+        let mut options = build::BuildOptions {
             dockerfile: Some(task.resolved.dockerfile_path.clone()),
             tags: task.tags.clone(),
             build_args: task.build_args.clone(),
@@ -319,7 +386,42 @@ impl Worker<'_> {
             network_mode: None,
             registry_auth: self.auth.clone(),
             timeout: self.options.timeout,
+            docker_host: self.options.docker_host.clone(),
+            ..build::BuildOptions::default()
         };
+        let mut sent_dockerfile = task.dockerfile.clone();
+        let mut added_flags = Vec::new();
+        if buildkit {
+            options.builder = build::Builder::BuildKit;
+            options.secrets = task.secrets.clone();
+            if let Some(mounted) = &task.mounted_dockerfile {
+                sent_dockerfile = mounted.clone();
+            }
+            added_flags = task
+                .secrets
+                .ids()
+                .map(|id| format!("--mount=type=secret,id={id},target=/run/secrets/{id} "))
+                .collect();
+        } else if with_secrets && *self.secrets_mode == SecretsMode::Volumes {
+            match write_secrets_dir(&task.secrets) {
+                Ok(dir) => {
+                    options
+                        .volumes
+                        .push(format!("{}:/run/secrets:ro", dir.path().display()));
+                    volume_dir = Some(dir);
+                }
+                Err(e) => {
+                    let mut outcome = ServiceOutcome::failed(
+                        self.service,
+                        &Error::SecretsUnsupported(format!(
+                            "writing the build secrets for balenaEngine's build volume: {e}"
+                        )),
+                    );
+                    outcome.error = outcome.error.map(|e| task.secrets.redact(e));
+                    return outcome;
+                }
+            }
+        }
         let mut filter = match &self.plan.emulation {
             Emulation::Rewrite { options, .. } if task.transposed => {
                 Some(BuildOutput::new(self.plan.arch, options.clone()))
@@ -327,7 +429,7 @@ impl Worker<'_> {
             _ => None,
         };
         let (tx, mut rx) = mpsc::channel(256);
-        let body = task.context_body();
+        let body = task.context_body_with(Some(sent_dockerfile.as_str()));
         let docker = self.docker;
         let build = async move {
             let result = build::build_image(docker, body, &options, &tx).await;
@@ -337,6 +439,9 @@ impl Worker<'_> {
         let mut log = String::new();
         let forward = async {
             while let Some(mut event) = rx.recv().await {
+                if with_secrets {
+                    event = hide_secrets(event, &task.secrets, &added_flags);
+                }
                 if let Some(filter) = filter.as_mut() {
                     event = filter_event(filter, event);
                 }
@@ -357,10 +462,11 @@ impl Worker<'_> {
             }
         };
         let (result, ()) = tokio::join!(build, forward);
+        drop(volume_dir);
         let mut outcome = ServiceOutcome {
             image: task.tags.first().cloned(),
             resolver: task.resolved.resolver.name().to_owned(),
-            dockerfile: Some(task.dockerfile.clone()),
+            dockerfile: Some(sent_dockerfile),
             contract: task.contract.clone(),
             log,
             ..ServiceOutcome::failed(self.service, &Error::Cancelled)
@@ -371,14 +477,28 @@ impl Worker<'_> {
                 outcome.size = self.image_size(&built.image_id).await;
                 outcome.image_id = Some(built.image_id);
             }
-            Err(e) => {
+            Err(mut e) => {
+                // The failing step as the user wrote it, without the mounts we added.
+                if let build::Error::BuildFailed {
+                    step: Some(step), ..
+                } = &mut e
+                {
+                    for flag in &added_flags {
+                        *step = step.replace(flag.as_str(), "");
+                    }
+                }
                 let explained = match (&filter, &e) {
                     (Some(filter), build::Error::BuildFailed { message, .. }) => {
                         filter.explain_failure(message).map(|e| e.to_string())
                     }
                     _ => None,
                 };
-                outcome.error = Some(explained.unwrap_or_else(|| e.to_string()));
+                let text = explained.unwrap_or_else(|| e.to_string());
+                outcome.error = Some(if with_secrets {
+                    task.secrets.redact(text)
+                } else {
+                    text
+                });
             }
         }
         outcome
@@ -450,6 +570,55 @@ fn filter_event(filter: &mut BuildOutput, event: build::BuildEvent) -> build::Bu
         }
         other => other,
     }
+}
+
+/// An event of a build with secrets: a printed secret redacted, and the secret mounts we
+/// added to each `RUN` not shown (the user did not write them).
+fn hide_secrets(
+    event: build::BuildEvent,
+    secrets: &build::BuildSecrets,
+    added_flags: &[String],
+) -> build::BuildEvent {
+    match event {
+        build::BuildEvent::Output { line } => build::BuildEvent::Output {
+            line: secrets.redact(line),
+        },
+        build::BuildEvent::Error { message } => build::BuildEvent::Error {
+            message: secrets.redact(message),
+        },
+        build::BuildEvent::Step {
+            index,
+            total,
+            instruction,
+        } => {
+            let mut shown = instruction;
+            for flag in added_flags {
+                shown = shown.replace(flag.as_str(), "");
+            }
+            build::BuildEvent::Step {
+                index,
+                total,
+                instruction: secrets.redact(shown),
+            }
+        }
+        other => other,
+    }
+}
+
+/// The secrets as files in a new private directory (mode 0700), for a balenaEngine build
+/// volume; removed when the returned value is dropped.
+fn write_secrets_dir(secrets: &build::BuildSecrets) -> std::io::Result<tempfile::TempDir> {
+    let dir = tempfile::Builder::new()
+        .prefix("balena-compose-secrets-")
+        .tempdir()?;
+    for (dest, contents) in secrets.iter() {
+        let path = dir.path().join(dest);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, contents)?;
+    }
+    Ok(dir)
 }
 
 fn append_log(log: &mut String, line: &str) {

@@ -178,6 +178,7 @@ pub async fn build_project(
         host_arch: host,
         timeout: args.timeout.map(Duration::from_secs),
         cancel: cancel.clone(),
+        docker_host: args.docker_host.clone(),
     };
     renderer.begin(&plan);
     let (tx, mut rx) = mpsc::channel(1024);
