@@ -95,6 +95,69 @@ fn writes_contexts_and_lists_external_images_as_json() {
         !entries.keys().any(|k| k.starts_with(".balena")),
         "metadata stays out"
     );
+    let written = std::fs::metadata(out_dir.join("app.tar")).unwrap();
+    assert_eq!(
+        services[0]["size"],
+        written.len(),
+        "the size reported is the tar's"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        written.permissions().mode() & 0o777,
+        0o644,
+        "an ordinary file, not the temporary file's 0600"
+    );
+}
+
+#[test]
+fn dry_run_streams_every_context_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    sample(dir.path());
+    let resolve = |extra: &[&str]| {
+        let out = Command::cargo_bin("balena-compose")
+            .unwrap()
+            .current_dir(dir.path())
+            .args(["resolve", ".", "--arch", "amd64", "--json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let before: Vec<_> = walkdir::WalkDir::new(dir.path())
+        .into_iter()
+        .map(|e| e.unwrap().path().to_owned())
+        .collect();
+    let dry = resolve(&["--dry-run"]);
+    let after: Vec<_> = walkdir::WalkDir::new(dir.path())
+        .into_iter()
+        .map(|e| e.unwrap().path().to_owned())
+        .collect();
+    assert_eq!(before, after, "--dry-run writes nothing");
+    assert!(dry["services"][0].get("context").is_none());
+
+    let written = resolve(&["-o", "out"]);
+    let tar_len = std::fs::metadata(dir.path().join("out/app.tar"))
+        .unwrap()
+        .len();
+    assert!(tar_len > 1024);
+    assert_eq!(dry["services"][0]["size"], tar_len);
+    assert_eq!(written["services"][0]["size"], tar_len);
+    assert_eq!(dry["services"][0]["resolver"], "Dockerfile.template");
+
+    // Neither an output directory nor --dry-run: a usage error, nothing done.
+    let out = Command::cargo_bin("balena-compose")
+        .unwrap()
+        .current_dir(dir.path())
+        .args(["resolve", ".", "--arch", "amd64"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--output-dir"));
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! builds under qemu on any daemon, without binfmt_misc.
 
 use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,6 +12,7 @@ use context::{Override, Project};
 use emulate::TransposeOptions;
 use resolve::Arch;
 
+use super::output::{Stdout, write_output};
 use super::project;
 
 /// Write a build context with its Dockerfile rewritten to run every `RUN` under qemu, and
@@ -99,6 +100,7 @@ fn emulate_context(args: &Args) -> anyhow::Result<()> {
             .map(drop)
             .map_err(io::Error::other)
     })
+    .map(drop)
 }
 
 /// Opens a context or project: `-` is standard input (read in place when it is a file).
@@ -111,61 +113,4 @@ pub(crate) fn open_project(path: &Path) -> anyhow::Result<Project> {
         return Project::from_tar_file(File::from(stdin)).context("reading standard input");
     }
     Project::open(path).with_context(|| format!("reading {}", path.display()))
-}
-
-/// Whether standard output may be a terminal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Stdout {
-    /// Text: a terminal is fine.
-    Any,
-    /// Binary (a tar): refuse a terminal.
-    NotTerminal,
-}
-
-/// Writes a command's output to `path`: `None` or `-` is standard output, a device or fifo (`/dev/null`) is written in place, and a
-/// regular file is written through a temporary file beside it, so a failure never leaves a
-/// truncated file.
-pub(crate) fn write_output(
-    path: Option<&Path>,
-    stdout_kind: Stdout,
-    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-) -> anyhow::Result<()> {
-    let path = path.filter(|p| *p != Path::new("-"));
-    let Some(path) = path else {
-        let stdout = io::stdout();
-        if stdout_kind == Stdout::NotTerminal && stdout.is_terminal() {
-            bail!("refusing to write a tar to a terminal: redirect standard output or use -o FILE");
-        }
-        let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
-        write(&mut out).context("writing standard output")?;
-        out.flush().context("writing standard output")?;
-        return Ok(());
-    };
-    let special = std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
-    if special {
-        let file = File::options()
-            .write(true)
-            .open(path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
-        write(&mut out).with_context(|| format!("writing {}", path.display()))?;
-        out.flush()
-            .with_context(|| format!("writing {}", path.display()))?;
-        return Ok(());
-    }
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let file = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    write(&mut out).with_context(|| format!("writing {}", path.display()))?;
-    let file = out
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
 }

@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use resolve::Arch;
 
+use super::output::{Stdout, count_output, write_output};
 use super::project::{self, ProjectArgs, TargetArgs};
 
 /// Write each service's resolved build context to `<output-dir>/<service>.tar`.
@@ -22,7 +22,7 @@ use super::project::{self, ProjectArgs, TargetArgs};
 /// `docker build` of the written tar works on a host without binfmt_misc.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  balena-compose resolve . --arch aarch64 --output-dir out/\n  tar c . | balena-compose resolve - --arch amd64 --output-dir out/ --json"
+    after_help = "Examples:\n  balena-compose resolve . --arch aarch64 --output-dir out/\n  tar c . | balena-compose resolve - --arch amd64 --output-dir out/ --json\n  balena-compose resolve . --arch armv7hf --dry-run"
 )]
 pub struct Args {
     #[command(flatten)]
@@ -36,8 +36,18 @@ pub struct Args {
     arch: Arch,
 
     /// Where to write `<service>.tar` files (created if missing).
-    #[arg(short = 'o', long, value_name = "DIR")]
-    output_dir: PathBuf,
+    #[arg(
+        short = 'o',
+        long,
+        value_name = "DIR",
+        required_unless_present = "dry_run"
+    )]
+    output_dir: Option<PathBuf>,
+
+    /// Cut, resolve and stream every context as `--output-dir` would, but write nothing: check
+    /// that the project resolves and see how big each context is.
+    #[arg(long, conflicts_with = "output_dir")]
+    dry_run: bool,
 
     /// Print one JSON object instead of a table.
     #[arg(long)]
@@ -53,6 +63,9 @@ struct ResolvedService {
     dockerfile: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     context: Option<String>,
+    /// The context tar's size in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     image: Option<String>,
 }
@@ -71,8 +84,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         None,
         vars,
     )?;
-    fs::create_dir_all(&args.output_dir)
-        .with_context(|| format!("cannot create {}", args.output_dir.display()))?;
+    if let Some(dir) = &args.output_dir {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
 
     let mut services = Vec::new();
     for task in &plan.tasks {
@@ -83,16 +97,32 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 resolver: None,
                 dockerfile: None,
                 context: None,
+                size: None,
                 image: Some(image.clone()),
             },
             multibuild::TaskKind::Build(build) => {
-                let path = args.output_dir.join(format!("{}.tar", task.service));
-                write_atomically(&path, |out| build.write_context(out))?;
+                let (context, size) = match &args.output_dir {
+                    Some(dir) => {
+                        let path = dir.join(format!("{}.tar", task.service));
+                        let size = write_output(Some(&path), Stdout::NotTerminal, |out| {
+                            build.write_context(out)
+                        })?;
+                        (Some(path.display().to_string()), size)
+                    }
+                    None => {
+                        let size =
+                            count_output(|out| build.write_context(out)).with_context(|| {
+                                format!("service \"{}\": cannot stream its context", task.service)
+                            })?;
+                        (None, size)
+                    }
+                };
                 ResolvedService {
                     service: task.service.clone(),
                     resolver: Some(build.resolved.resolver.name().to_owned()),
                     dockerfile: Some(build.resolved.dockerfile_path.clone()),
-                    context: Some(path.display().to_string()),
+                    context,
+                    size: Some(size),
                     image: None,
                 }
             }
@@ -105,11 +135,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         for s in &services {
             match (&s.resolver, &s.image) {
                 (Some(resolver), _) => println!(
-                    "{}: {} → {} in {}",
+                    "{}: {} → {} in {} ({})",
                     s.service,
                     resolver,
                     s.dockerfile.as_deref().unwrap_or(""),
-                    s.context.as_deref().unwrap_or("")
+                    s.context.as_deref().unwrap_or("a context not written"),
+                    human_size(s.size.unwrap_or(0)),
                 ),
                 (None, Some(image)) => println!("{}: external image {image}", s.service),
                 (None, None) => {}
@@ -119,29 +150,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes `path` through a temporary file in the same directory, so a failure never leaves
-/// a truncated tar behind.
-fn write_atomically(
-    path: &Path,
-    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let file = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
-    let mut out = BufWriter::new(file);
-    write(&mut out).with_context(|| format!("writing {}", path.display()))?;
-    let file = out
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .with_context(|| format!("writing {}", path.display()))?;
-    // A temporary file is private (0600); the result is an ordinary file.
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .with_context(|| format!("writing {}", path.display()))?;
+/// `1536` → `1.5 KiB`: context sizes as people read them.
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
     }
-    file.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    #[allow(clippy::cast_precision_loss)] // a display value: three significant digits suffice
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }

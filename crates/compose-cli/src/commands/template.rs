@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use resolve::{Arch, Params};
 
-use super::emulate::{Stdout, write_output};
+use super::output::{Stdout, write_output};
 use super::project;
 
 /// Render a Dockerfile template for a target, with the variables `build` gives it.
