@@ -10,7 +10,9 @@ use std::io::Read;
 use std::process::Command;
 
 use build::{BuildEvent, BuildOptions, BuildSecrets, Builder, Error};
-use common::{collector, context, docker, docker_host, remove_image, unique};
+use common::{
+    build_collecting, collector, context, docker, docker_host, remove_image, steps, unique,
+};
 
 const DOCKER: &str = "/usr/bin/docker";
 
@@ -103,17 +105,9 @@ async fn a_secret_is_readable_by_run_and_in_no_layer_history_or_event() {
         ..BuildOptions::default()
     };
     let dockerfile = "FROM local/amd64-busybox\nRUN --mount=type=secret,id=token,target=/run/secrets/token cat /run/secrets/token | sha256sum > /hash && echo hashed\nRUN test ! -e /run/secrets/token && echo gone\n";
-    let (tx, events) = collector();
-    let built = build::build_image(
-        &docker,
-        context(&[("Dockerfile", dockerfile)]),
-        &options,
-        &tx,
-    )
-    .await
-    .unwrap();
-    drop(tx);
-    let events = events.await.unwrap();
+    let (built, events) =
+        build_collecting(&docker, context(&[("Dockerfile", dockerfile)]), &options).await;
+    let built = built.unwrap();
 
     // The RUN read the secret: the hash of exactly its contents is in the image.
     let files = layer_files(&format!("{name}:latest"));
@@ -142,17 +136,7 @@ async fn a_secret_is_readable_by_run_and_in_no_layer_history_or_event() {
     assert!(!format!("{events:?}").contains(&value));
     assert!(!format!("{options:?}").contains(&value));
 
-    let steps: Vec<(u32, u32, String)> = events
-        .iter()
-        .filter_map(|e| match e {
-            BuildEvent::Step {
-                index,
-                total,
-                instruction,
-            } => Some((*index, *total, instruction.clone())),
-            _ => None,
-        })
-        .collect();
+    let steps: Vec<(u32, u32, String)> = steps(&events);
     assert_eq!(steps.len(), 3, "{events:#?}");
     assert_eq!(steps[0].0, 1);
     assert!(steps[0].2.starts_with("FROM "), "{steps:?}");
@@ -183,17 +167,9 @@ async fn a_printed_secret_is_redacted_and_a_failing_step_is_named() {
         ..BuildOptions::default()
     };
     let dockerfile = "FROM local/amd64-busybox\nRUN --mount=type=secret,id=token cat /run/secrets/token; echo; echo about to fail; exit 3\n";
-    let (tx, events) = collector();
-    let err = build::build_image(
-        &docker,
-        context(&[("Dockerfile", dockerfile)]),
-        &options,
-        &tx,
-    )
-    .await
-    .unwrap_err();
-    drop(tx);
-    let events = events.await.unwrap();
+    let (err, events) =
+        build_collecting(&docker, context(&[("Dockerfile", dockerfile)]), &options).await;
+    let err = err.unwrap_err();
     match &err {
         Error::BuildFailed {
             message,
@@ -225,15 +201,9 @@ async fn a_missing_secret_fails_the_run_that_needs_it() {
         ..BuildOptions::default()
     };
     let dockerfile = "FROM local/amd64-busybox\nRUN --mount=type=secret,id=token,required=true cat /run/secrets/token\n";
-    let (tx, _events) = collector();
-    let err = build::build_image(
-        &docker,
-        context(&[("Dockerfile", dockerfile)]),
-        &options,
-        &tx,
-    )
-    .await
-    .unwrap_err();
+    let (err, _) =
+        build_collecting(&docker, context(&[("Dockerfile", dockerfile)]), &options).await;
+    let err = err.unwrap_err();
     assert!(
         err.to_string().contains("token"),
         "the error names the secret: {err}"
@@ -247,15 +217,13 @@ async fn secrets_without_buildkit_are_refused_before_the_build() {
         secrets: secrets("token", "x"),
         ..BuildOptions::default()
     };
-    let (tx, _events) = collector();
-    let err = build::build_image(
+    let (err, _) = build_collecting(
         &docker,
         context(&[("Dockerfile", "FROM local/amd64-busybox\n")]),
         &options,
-        &tx,
     )
-    .await
-    .unwrap_err();
+    .await;
+    let err = err.unwrap_err();
     assert!(matches!(err, Error::Unsupported(_)), "{err:?}");
 }
 
@@ -280,15 +248,9 @@ async fn a_private_base_image_gets_its_credentials_from_the_session() {
         nocache: true,
         ..BuildOptions::default()
     };
-    let (tx, _events) = collector();
-    let err = build::build_image(
-        &docker,
-        context(&[("Dockerfile", dockerfile)]),
-        &options,
-        &tx,
-    )
-    .await
-    .unwrap_err();
+    let (err, _) =
+        build_collecting(&docker, context(&[("Dockerfile", dockerfile)]), &options).await;
+    let err = err.unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains("401") || text.to_lowercase().contains("unauthorized"),
@@ -303,16 +265,8 @@ async fn a_private_base_image_gets_its_credentials_from_the_session() {
     options.registry_auth = auth;
     let name = unique("bk-private");
     options.tags = vec![name.clone()];
-    let (tx, events) = collector();
-    let result = build::build_image(
-        &docker,
-        context(&[("Dockerfile", dockerfile)]),
-        &options,
-        &tx,
-    )
-    .await;
-    drop(tx);
-    let events = events.await.unwrap();
+    let (result, events) =
+        build_collecting(&docker, context(&[("Dockerfile", dockerfile)]), &options).await;
     result.unwrap();
     assert!(!format!("{events:?}").contains("balena-test-password"));
     remove_image(&docker, &name).await;
@@ -331,20 +285,16 @@ async fn the_volumes_path_builds_and_fails_like_the_classic_one() {
         docker_host: Some(docker_host()),
         ..BuildOptions::default()
     };
-    let (tx, events) = collector();
-    let built = build::build_image(
+    let (built, events) = build_collecting(
         &docker,
         context(&[(
             "Dockerfile",
             "FROM local/amd64-busybox\nRUN echo through the volumes path\n",
         )]),
         &options,
-        &tx,
     )
-    .await
-    .unwrap();
-    drop(tx);
-    let events = events.await.unwrap();
+    .await;
+    let built = built.unwrap();
     assert!(
         events.iter().any(|e| matches!(e, BuildEvent::Step { index: 2, total: 2, instruction } if instruction == "RUN echo through the volumes path")),
         "{events:#?}"

@@ -10,7 +10,7 @@ use build::{
     BuildEvent, BuildOptions, ContextBody, Error, MEDIATYPE_MANIFEST_LIST_V2, RegistryAuth,
     RegistryCredential,
 };
-use common::{collector, context, docker, remove_image, unique};
+use common::{build_collecting, collector, context, docker, remove_image, steps, unique};
 
 const MULTI: &str = "127.0.0.1:5000/local/busybox-multi:latest";
 const PRIVATE: &str = "127.0.0.1:5001/private/amd64-busybox";
@@ -24,32 +24,18 @@ async fn builds_tags_and_reports_events_in_order() {
         ..BuildOptions::default()
     };
     let dockerfile = "FROM local/amd64-busybox\nCOPY hello.txt /hello.txt\nRUN cat /hello.txt\n";
-    let (tx, events) = collector();
-    let built = build::build_image(
+    let (built, events) = build_collecting(
         &docker,
         context(&[
             ("Dockerfile", dockerfile),
             ("hello.txt", "hello from the context\n"),
         ]),
         &options,
-        &tx,
     )
-    .await
-    .unwrap();
-    drop(tx);
-    let events = events.await.unwrap();
+    .await;
+    let built = built.unwrap();
 
-    let steps: Vec<(u32, u32, String)> = events
-        .iter()
-        .filter_map(|e| match e {
-            BuildEvent::Step {
-                index,
-                total,
-                instruction,
-            } => Some((*index, *total, instruction.clone())),
-            _ => None,
-        })
-        .collect();
+    let steps: Vec<(u32, u32, String)> = steps(&events);
     assert_eq!(
         steps,
         vec![
@@ -112,17 +98,9 @@ async fn build_args_labels_target_and_extra_hosts_reach_the_image() {
     let dockerfile = "FROM local/amd64-busybox AS first\nARG GREETING\nLABEL greeting=$GREETING\n\
         RUN grep -q 'h-one' /etc/hosts && grep -q '10.4.5.6.*h-two' /etc/hosts\n\
         FROM local/amd64-busybox AS second\nRUN exit 9\n";
-    let (tx, events) = collector();
-    let built = build::build_image(
-        &docker,
-        context(&[("Dockerfile", dockerfile)]),
-        &options,
-        &tx,
-    )
-    .await
-    .unwrap();
-    drop(tx);
-    events.await.unwrap();
+    let (built, _) =
+        build_collecting(&docker, context(&[("Dockerfile", dockerfile)]), &options).await;
+    let built = built.unwrap();
     let labels = docker
         .inspect_image(&built.image_id)
         .await
@@ -143,17 +121,13 @@ async fn build_args_labels_target_and_extra_hosts_reach_the_image() {
 async fn failing_run_names_the_step_and_its_output() {
     let docker = docker().await;
     let dockerfile = "FROM local/amd64-busybox\nRUN echo about to fail && exit 3\n";
-    let (tx, events) = collector();
-    let err = build::build_image(
+    let (err, events) = build_collecting(
         &docker,
         context(&[("Dockerfile", dockerfile)]),
         &BuildOptions::default(),
-        &tx,
     )
-    .await
-    .unwrap_err();
-    drop(tx);
-    let events = events.await.unwrap();
+    .await;
+    let err = err.unwrap_err();
     match &err {
         Error::BuildFailed {
             message,
@@ -188,15 +162,13 @@ async fn failing_run_names_the_step_and_its_output() {
 #[tokio::test]
 async fn missing_dockerfile_is_a_build_failure() {
     let docker = docker().await;
-    let (tx, _events) = collector();
-    let err = build::build_image(
+    let (err, _) = build_collecting(
         &docker,
         context(&[("other", "x")]),
         &BuildOptions::default(),
-        &tx,
     )
-    .await
-    .unwrap_err();
+    .await;
+    let err = err.unwrap_err();
     assert!(
         matches!(err, Error::BuildFailed { step: None, .. }),
         "{err:?}"
@@ -458,15 +430,9 @@ async fn build_with_platform_uses_that_variant_of_a_multi_arch_base() {
     };
     // No RUN: without binfmt_misc an arm64 RUN cannot execute on this machine.
     let dockerfile = format!("FROM {MULTI}\nLABEL built-for=arm64\n");
-    let (tx, _events) = collector();
-    let built = build::build_image(
-        &docker,
-        context(&[("Dockerfile", &dockerfile)]),
-        &options,
-        &tx,
-    )
-    .await
-    .unwrap();
+    let (built, _) =
+        build_collecting(&docker, context(&[("Dockerfile", &dockerfile)]), &options).await;
+    let built = built.unwrap();
     let inspect = docker.inspect_image(&built.image_id).await.unwrap();
     assert_eq!(inspect.architecture.as_deref(), Some("arm64"));
     remove_image(&docker, &name).await;

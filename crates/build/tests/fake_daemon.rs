@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use build::{BuildEvent, BuildOptions, Error};
-use common::{collector, context};
+use common::{build_collecting, context};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
@@ -98,16 +98,12 @@ async fn build_against(script: Script) -> (Result<build::Built, Error>, Vec<Buil
     let docker = build::connect(Some(&format!("unix://{}", socket.display())))
         .await
         .unwrap();
-    let (tx, events) = collector();
-    let result = build::build_image(
+    build_collecting(
         &docker,
         context(&[("Dockerfile", "FROM scratch\n")]),
         &BuildOptions::default(),
-        &tx,
     )
-    .await;
-    drop(tx);
-    (result, events.await.unwrap())
+    .await
 }
 
 fn stream_message(text: &str) -> String {

@@ -7,7 +7,7 @@ mod common;
 use std::io::Read;
 
 use build::{BuildOptions, ContextBody};
-use common::{append, collector, docker, remove_image, unique};
+use common::{append, build_collecting, docker, remove_image, unique};
 
 const BIG: u64 = 64 * 1024 * 1024;
 
@@ -40,12 +40,8 @@ async fn a_64_mib_context_streams_without_buffering() {
         tags: vec![name.clone()],
         ..BuildOptions::default()
     };
-    let (tx, events) = collector();
-    let built = build::build_image(&docker, body, &options, &tx)
-        .await
-        .unwrap();
-    drop(tx);
-    events.await.unwrap();
+    let (built, _) = build_collecting(&docker, body, &options).await;
+    let built = built.unwrap();
     let after = peak_rss_kib();
     eprintln!(
         "VmHWM before {before} KiB, after {after} KiB, growth {} KiB",

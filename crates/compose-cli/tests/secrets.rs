@@ -6,17 +6,14 @@
 //! places either.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const PASSWORD: &str = "balena-test-password";
-const DOCKER: &str = "/usr/bin/docker";
+use support::{docker_host, write};
 
-fn docker_host() -> String {
-    std::env::var("DOCKER_HOST").expect(
-        "DOCKER_HOST is not set: run `eval \"$(scripts/docker-env up)\"` first (this test needs the private daemon and registries)",
-    )
-}
+const PASSWORD: &str = "balena-test-password";
 
 /// The forms a leaked password could take: plain, and inside base64 basic-auth or
 /// `X-Registry-Auth` JSON (standard or URL-safe alphabet, any of the three alignments).
@@ -66,18 +63,23 @@ fn assert_no_password(what: &str, haystack: &[u8]) {
 }
 
 fn docker(args: &[&str], config: &Path) -> Output {
-    let out = Command::new(DOCKER)
-        .env("DOCKER_HOST", docker_host())
-        .env("DOCKER_CONFIG", config)
-        .args(args)
-        .output()
-        .unwrap();
+    let out = docker_with_config(args, config);
     assert!(
         out.status.success(),
         "docker {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// `docker ARGS` against the private daemon with the Docker config directory `config`.
+fn docker_with_config(args: &[&str], config: &Path) -> Output {
+    Command::new(support::DOCKER)
+        .env("DOCKER_HOST", docker_host())
+        .env("DOCKER_CONFIG", config)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -100,17 +102,17 @@ fn daemon_log() -> Option<PathBuf> {
     log.is_file().then_some(log)
 }
 
+/// `balena-compose build` of `root` for amd64 (with `--pull`), or as `extra` says, with
+/// nothing of the user's environment but `HOME`.
 fn build(root: &Path, home: &Path, project: &str, extra: &[&str]) -> Output {
+    let target: &[&str] = if extra.contains(&"--arch") {
+        &[]
+    } else {
+        &["--arch", "amd64", "--pull"]
+    };
     Command::new(assert_cmd::cargo::cargo_bin("balena-compose"))
-        .args([
-            "build",
-            root.to_str().unwrap(),
-            "-p",
-            project,
-            "--arch",
-            "amd64",
-            "--pull",
-        ])
+        .args(["build", root.to_str().unwrap(), "-p", project])
+        .args(target)
         .args(extra)
         .env_clear()
         .env("HOME", home)
@@ -126,16 +128,15 @@ fn a_build_with_registry_secrets_leaks_the_password_nowhere() {
     let root = scratch.path().join("project");
     let home = scratch.path().join("home");
     let config = scratch.path().join("docker-config");
-    std::fs::create_dir_all(root.join(".balena")).unwrap();
     std::fs::create_dir_all(&home).unwrap();
     // The whole context goes into the image, so a secrets file sent in the context would show.
-    std::fs::write(
-        root.join("Dockerfile"),
+    write(
+        &root,
+        "Dockerfile",
         "FROM 127.0.0.1:5001/private/amd64-busybox\nCOPY . /ctx/\nARG A=1\nRUN echo built > /built && env > /env\n",
-    )
-    .unwrap();
+    );
     let secrets = format!("'127.0.0.1:5001':\n  username: balena\n  password: {PASSWORD}\n");
-    std::fs::write(root.join(".balena/registry-secrets.yml"), &secrets).unwrap();
+    write(&root, ".balena/registry-secrets.yml", &secrets);
     let flag_file = scratch.path().join("secrets.yml");
     std::fs::write(&flag_file, &secrets).unwrap();
     let log_before = daemon_log().map(|l| std::fs::metadata(l).unwrap().len());
@@ -193,11 +194,7 @@ fn a_build_with_registry_secrets_leaks_the_password_nowhere() {
             &std::fs::read(&file).unwrap(),
         );
     }
-    let _ = Command::new(DOCKER)
-        .env("DOCKER_HOST", docker_host())
-        .env("DOCKER_CONFIG", &config)
-        .args(["image", "rm", "-f", &image])
-        .output();
+    let _ = docker_with_config(&["image", "rm", "-f", &image], &config);
 }
 
 #[test]
@@ -298,35 +295,33 @@ fn build_secrets_reach_every_run_and_leak_nowhere() {
     let root = scratch.path().join("project");
     let home = scratch.path().join("home");
     let config = scratch.path().join("docker-config");
-    std::fs::create_dir_all(root.join(".balena/secrets")).unwrap();
-    std::fs::create_dir_all(root.join("worker")).unwrap();
     std::fs::create_dir_all(&home).unwrap();
-    std::fs::write(
-        root.join("docker-compose.yml"),
+    write(
+        &root,
+        "docker-compose.yml",
         "services:\n  main:\n    build: .\n  worker:\n    build: ./worker\n",
-    )
-    .unwrap();
+    );
     // `COPY . /ctx/` would put `.balena/secrets/` into a layer if the context carried it.
-    std::fs::write(
-        root.join("Dockerfile"),
+    write(
+        &root,
+        "Dockerfile",
         "FROM 127.0.0.1:5000/local/amd64-busybox\nCOPY . /ctx/\nRUN sha256sum /run/secrets/token > /hash\nRUN sha256sum /run/secrets/deep/key > /hash2 && echo read-both\n",
-    )
-    .unwrap();
-    std::fs::write(
-        root.join("worker/Dockerfile"),
+    );
+    write(
+        &root,
+        "worker/Dockerfile",
         "FROM 127.0.0.1:5000/local/amd64-busybox\nRUN sha256sum /run/secrets/token > /hash && echo worker-read\n",
-    )
-    .unwrap();
-    std::fs::write(
-        root.join(".balena/balena.yml"),
+    );
+    write(
+        &root,
+        ".balena/balena.yml",
         "build-secrets:\n  global:\n    - source: token.txt\n      dest: token\n  services:\n    main:\n      - source: key.txt\n        dest: deep/key\n",
-    )
-    .unwrap();
+    );
     let pid = std::process::id();
     let token = format!("tok3n-{pid}-global-build-secret");
     let key = format!("k3y-{pid}-service-build-secret\nsecond line of it\n");
-    std::fs::write(root.join(".balena/secrets/token.txt"), &token).unwrap();
-    std::fs::write(root.join(".balena/secrets/key.txt"), &key).unwrap();
+    write(&root, ".balena/secrets/token.txt", &token);
+    write(&root, ".balena/secrets/key.txt", &key);
     let needles = [
         token.as_str(),
         key.lines().next().unwrap(),
@@ -419,11 +414,10 @@ fn build_secrets_reach_every_run_and_leak_nowhere() {
         assert_absent("the daemon's log", &text[start..], &needles);
     }
     for service in ["main", "worker"] {
-        let _ = Command::new(DOCKER)
-            .env("DOCKER_HOST", docker_host())
-            .env("DOCKER_CONFIG", &config)
-            .args(["image", "rm", "-f", &format!("{project}_{service}")])
-            .output();
+        let _ = docker_with_config(
+            &["image", "rm", "-f", &format!("{project}_{service}")],
+            &config,
+        );
     }
 }
 
@@ -435,40 +429,27 @@ fn an_emulated_aarch64_build_reads_its_build_secret() {
     let root = scratch.path().join("project");
     let home = scratch.path().join("home");
     let config = scratch.path().join("docker-config");
-    std::fs::create_dir_all(root.join(".balena/secrets")).unwrap();
     std::fs::create_dir_all(&home).unwrap();
-    std::fs::write(
-        root.join("Dockerfile"),
+    write(
+        &root,
+        "Dockerfile",
         "FROM local/aarch64-busybox\nSHELL [\"/bin/ash\", \"-c\"]\nRUN sha256sum /run/secrets/token > /hash\n",
-    )
-    .unwrap();
-    std::fs::write(
-        root.join(".balena/balena.yml"),
+    );
+    write(
+        &root,
+        ".balena/balena.yml",
         "build-secrets:\n  global:\n    - source: token.txt\n      dest: token\n",
-    )
-    .unwrap();
+    );
     let token = format!("arm-tok3n-{}-secret", std::process::id());
-    std::fs::write(root.join(".balena/secrets/token.txt"), &token).unwrap();
+    write(&root, ".balena/secrets/token.txt", &token);
     let project = format!("armsecret{}", std::process::id());
-    let out = Command::new(assert_cmd::cargo::cargo_bin("balena-compose"))
-        .args([
-            "build",
-            root.to_str().unwrap(),
-            "-p",
-            &project,
-            "--arch",
-            "aarch64",
-            "--emulated",
-            // Secrets are not in the build cache's key: an earlier run's layer saw an
-            // earlier value.
-            "--nocache",
-        ])
-        .env_clear()
-        .env("HOME", &home)
-        .env("PATH", "/usr/bin:/bin")
-        .env("DOCKER_HOST", docker_host())
-        .output()
-        .unwrap();
+    // Secrets are not in the build cache's key: an earlier run's layer saw an earlier value.
+    let out = build(
+        &root,
+        &home,
+        &project,
+        &["--arch", "aarch64", "--emulated", "--nocache"],
+    );
     let all = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -489,11 +470,7 @@ fn an_emulated_aarch64_build_reads_its_build_secret() {
         &docker(&["save", &image], &config).stdout,
         &[&token],
     );
-    let _ = Command::new(DOCKER)
-        .env("DOCKER_HOST", docker_host())
-        .env("DOCKER_CONFIG", &config)
-        .args(["image", "rm", "-f", &image])
-        .output();
+    let _ = docker_with_config(&["image", "rm", "-f", &image], &config);
 }
 
 /// A secret whose file is missing fails that service before its build starts, naming the
@@ -503,18 +480,17 @@ fn a_missing_build_secret_file_fails_before_the_build() {
     let scratch = tempfile::tempdir().unwrap();
     let root = scratch.path().join("project");
     let home = scratch.path().join("home");
-    std::fs::create_dir_all(root.join(".balena/secrets")).unwrap();
     std::fs::create_dir_all(&home).unwrap();
-    std::fs::write(
-        root.join("Dockerfile"),
+    write(
+        &root,
+        "Dockerfile",
         "FROM local/amd64-busybox\nRUN cat /run/secrets/token\n",
-    )
-    .unwrap();
-    std::fs::write(
-        root.join(".balena/balena.yml"),
+    );
+    write(
+        &root,
+        ".balena/balena.yml",
         "build-secrets:\n  global:\n    - source: absent.txt\n      dest: token\n",
-    )
-    .unwrap();
+    );
     let project = format!("missingsecret{}", std::process::id());
     let out = build(&root, &home, &project, &["--json"]);
     let all = format!(

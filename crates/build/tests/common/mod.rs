@@ -84,3 +84,30 @@ pub async fn remove_image(docker: &Docker, name: &str) {
         .build();
     let _ = docker.remove_image(name, Some(options), None).await;
 }
+
+/// Builds `context` and returns the outcome with every event the build sent.
+pub async fn build_collecting(
+    docker: &Docker,
+    context: ContextBody,
+    options: &build::BuildOptions,
+) -> (build::Result<build::Built>, Vec<BuildEvent>) {
+    let (tx, events) = collector();
+    let outcome = build::build_image(docker, context, options, &tx).await;
+    drop(tx);
+    (outcome, events.await.unwrap())
+}
+
+/// The `Step` events as `(index, total, instruction)`.
+pub fn steps(events: &[BuildEvent]) -> Vec<(u32, u32, String)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            BuildEvent::Step {
+                index,
+                total,
+                instruction,
+            } => Some((*index, *total, instruction.clone())),
+            _ => None,
+        })
+        .collect()
+}
