@@ -718,10 +718,12 @@ def directory_cases():
          stderr="points outside the build context")
     case("dir-dangling-symlink-kept", c, "a dangling relative symlink inside the context", RESOLVE, 0,
          files=app(), setup={"symlinks": [["app/dangling", "nothere"]]}, stdout="app.tar")
-    case("dir-symlink-loop", c, "a symlink loop inside the context is refused as a loop, naming the link",
-         RESOLVE, 1,
+    case("dir-symlink-loop", c,
+         "a symlink loop inside the context is harmless (following it fails with ELOOP, never "
+         "outside the context): sent as the links it is, as docker build does",
+         RESOLVE, 0,
          files=app(), setup={"symlinks": [["app/loop1", "loop2"], ["app/loop2", "loop1"]]},
-         stderr="tar entry \"app/loop1\": symlink target \"loop2\" leads into a loop of symlinks")
+         stdout="app.tar")
     case("dir-not-a-project", c, "a project path that does not exist",
          ["resolve", "{tmp}/nope", "--arch", "amd64", "-o", "{out}"], 1, files={},
          stderr="nope")

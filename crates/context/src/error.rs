@@ -45,19 +45,6 @@ pub enum Error {
         /// `the project` or `the build context "<dir>"`.
         scope: String,
     },
-    /// A symlink whose resolution passes through more links than the kernel follows: a
-    /// cycle (`a -> b`, `b -> a`) or a chain too long to lead anywhere.
-    #[error(
-        "tar entry {path:?}: symlink target {target:?} leads into a loop of symlinks (more than {hops} links deep)"
-    )]
-    SymlinkLoop {
-        /// The link's path.
-        path: String,
-        /// Its target as stored.
-        target: String,
-        /// The limit that was reached.
-        hops: u32,
-    },
     /// A hard link whose target is not a regular file that precedes it.
     #[error("tar entry {path:?}: hard link target {target:?} is not a regular file in the project")]
     BadHardLink {
