@@ -66,10 +66,16 @@ pub(crate) fn write_output(
 }
 
 /// Counts what `write` produces without keeping it: what `resolve --dry-run` reports.
+/// No buffer in front of the sink: it would only copy every byte once more.
 pub(crate) fn count_output(
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> io::Result<u64> {
-    write_counted(io::sink(), write).map(|(_, written)| written)
+    let mut out = Counting {
+        inner: io::sink(),
+        written: 0,
+    };
+    write(&mut out)?;
+    Ok(out.written)
 }
 
 /// Runs `write` into a 1 MiB buffer over `inner`, flushes, and gives `inner` back with the
