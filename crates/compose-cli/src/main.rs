@@ -60,10 +60,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // Commands that only read files and print need no worker threads; starting them is a
+    // good part of such a command's time.
+    let mut builder = match cli.command {
+        Command::Config(_) | Command::Template(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return report(&anyhow::Error::new(e).context("cannot start the async runtime")),
     };

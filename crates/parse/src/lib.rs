@@ -82,7 +82,7 @@ impl Composition {
 
     /// The composition as a YAML document.
     pub fn to_yaml(&self) -> String {
-        yaml::to_yaml(self).unwrap_or_default()
+        yaml::to_yaml(&self.to_json())
     }
 
     /// The composition as a compose file in JSON: [`Self::to_json`] with every `$` in a string
@@ -96,7 +96,7 @@ impl Composition {
 
     /// The composition as a compose file in YAML, `$` escaped as for [`Self::to_compose_json`].
     pub fn to_compose_yaml(&self) -> String {
-        yaml::to_yaml(&self.to_compose_json()).unwrap_or_default()
+        yaml::to_yaml(&self.to_compose_json())
     }
 
     /// Service names in order.

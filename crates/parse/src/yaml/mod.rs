@@ -4,12 +4,14 @@
 //! applied by the parser (so interpolation errors point at the scalar at fault), merge keys
 //! expanded, and YAML 1.2 scalar rules (`no` stays a string, `0755` stays a string).
 
+mod emit;
+mod fast;
+
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use regex::Regex;
 
-use serde::Serialize;
 use serde_json::Value;
 use serde_saphyr::options::PropertySyntax;
 use serde_saphyr::{Budget, Options};
@@ -82,6 +84,9 @@ pub(crate) fn plain_document(text: &str) -> Result<Value, String> {
     if text.trim().is_empty() {
         return Ok(Value::Null);
     }
+    if let Some(value) = fast::document(text, fast::Dollars::Literal) {
+        return Ok(value);
+    }
     serde_saphyr::from_str_with_options::<Value>(text, base_options()).map_err(|e| {
         let (line, column) = position(&e);
         match budget_message(&e) {
@@ -102,6 +107,14 @@ pub(crate) fn parse_document(
     if text.trim().is_empty() {
         return Ok(Value::Null);
     }
+    if let Some(value) = fast::document(text, fast::Dollars::Interpolate(properties)) {
+        return Ok(value);
+    }
+    full_document(text, properties)
+}
+
+/// Reads a document with the full YAML parser (and its interpolation and budget).
+fn full_document(text: &str, properties: &HashMap<String, String>) -> Result<Value, YamlError> {
     serde_saphyr::from_str_with_options::<Value>(text, options(properties)).map_err(|e| {
         let (line, column) = position(&e);
         YamlError {
@@ -192,9 +205,9 @@ fn strip_position(message: &str) -> String {
     text
 }
 
-/// Renders `value` as a YAML document.
-pub(crate) fn to_yaml<T: Serialize>(value: &T) -> Result<String, String> {
-    serde_saphyr::to_string(value).map_err(|e| e.to_string())
+/// Renders `value` as a block-style YAML document.
+pub(crate) fn to_yaml(value: &Value) -> String {
+    emit::document(value)
 }
 
 #[cfg(test)]
