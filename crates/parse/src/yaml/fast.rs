@@ -530,11 +530,8 @@ impl Flow<'_> {
         }
         match self.peek()? {
             b'[' => {
-                self.pos += 1;
                 let mut items = Vec::new();
-                self.skip_spaces();
-                if self.peek() == Some(b']') {
-                    self.pos += 1;
+                if self.open_empty(b']') {
                     return Some(Value::Array(items));
                 }
                 loop {
@@ -545,11 +542,8 @@ impl Flow<'_> {
                 }
             }
             b'{' => {
-                self.pos += 1;
                 let mut map = Map::new();
-                self.skip_spaces();
-                if self.peek() == Some(b'}') {
-                    self.pos += 1;
+                if self.open_empty(b'}') {
                     return Some(Value::Object(map));
                 }
                 loop {
@@ -599,6 +593,18 @@ impl Flow<'_> {
                 plain_scalar(scalar)
             }
         }
+    }
+
+    /// Steps over an opening bracket; whether `close` follows at once (an empty collection,
+    /// then stepped over too).
+    fn open_empty(&mut self, close: u8) -> bool {
+        self.pos += 1;
+        self.skip_spaces();
+        let empty = self.peek() == Some(close);
+        if empty {
+            self.pos += 1;
+        }
+        empty
     }
 
     /// After an item: `Some(true)` at the closing bracket, `Some(false)` after a comma

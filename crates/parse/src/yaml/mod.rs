@@ -249,15 +249,21 @@ mod tests {
         assert!(!err.message.contains("line 2"), "{err:?}");
     }
 
-    #[test]
-    fn alias_bomb_fails_fast() {
+    /// `levels` anchors, each a list of ten aliases of the one before: 10^levels nodes.
+    fn alias_bomb(levels: usize) -> String {
         let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
-        for i in 1..12 {
+        for i in 1..levels {
             let p = i - 1;
             text.push_str(&format!(
                 "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
             ));
         }
+        text
+    }
+
+    #[test]
+    fn alias_bomb_fails_fast() {
+        let text = alias_bomb(12);
         let start = std::time::Instant::now();
         let err = parse_document(&text, &env(&[])).unwrap_err();
         let took = start.elapsed();
@@ -266,13 +272,7 @@ mod tests {
 
     #[test]
     fn alias_bomb_message_is_plain_words() {
-        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
-        for i in 1..9 {
-            let p = i - 1;
-            text.push_str(&format!(
-                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
-            ));
-        }
+        let text = alias_bomb(9);
         let err = parse_document(&text, &env(&[])).unwrap_err();
         assert!(err.message.contains("(an alias bomb?)"), "{err:?}");
         assert!(!err.message.contains('{'), "a Debug dump: {err:?}");
