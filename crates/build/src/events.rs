@@ -47,6 +47,23 @@ pub enum BuildEvent {
     },
 }
 
+impl BuildEvent {
+    /// The daemon's progress message for one layer (or for the whole pull, without an id).
+    pub(crate) fn progress(
+        id: Option<String>,
+        status: String,
+        detail: Option<bollard::models::ProgressDetail>,
+    ) -> Self {
+        let detail = detail.unwrap_or_default();
+        BuildEvent::Progress {
+            id,
+            status,
+            current: detail.current.and_then(|v| u64::try_from(v).ok()),
+            total: detail.total.and_then(|v| u64::try_from(v).ok()),
+        }
+    }
+}
+
 /// Sends an event; a receiver that went away is not our failure.
 pub(crate) async fn emit(events: &mpsc::Sender<BuildEvent>, event: BuildEvent) {
     let _ = events.send(event).await;

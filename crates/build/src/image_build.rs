@@ -504,13 +504,7 @@ impl BuildState {
             }
         }
         if let Some(status) = info.status {
-            let progress = info.progress_detail.unwrap_or_default();
-            let event = BuildEvent::Progress {
-                id: info.id,
-                status,
-                current: progress.current.and_then(|v| u64::try_from(v).ok()),
-                total: progress.total.and_then(|v| u64::try_from(v).ok()),
-            };
+            let event = BuildEvent::progress(info.id, status, info.progress_detail);
             emit(events, event).await;
         }
         if let Some(id) = info.aux.and_then(|aux| aux.id) {

@@ -389,31 +389,19 @@ impl Composer {
         let mutex = app_mutex(&target.id.to_string());
         let _guard = mutex.lock().await;
         let skipped = self.check_contracts(release)?;
-        self.set_status("Updating");
-        let mut held = None;
         let goal = Goal::Update {
             target,
             commit,
             release,
             skipped: &skipped,
         };
-        let result = self
-            .converge(
-                &goal,
-                &mut held,
-                opts.force,
-                opts.cancel.unwrap_or_default(),
-            )
-            .await;
-        if let Some(h) = held.take() {
-            self.locks.release(target.id, h);
-        }
-        self.set_status("Idle");
-        if let Ok(mut p) = self.emitter.progress.lock() {
-            p.clear();
-        }
-        result?;
-        self.state().await
+        self.reach(
+            target.id,
+            &goal,
+            opts.force,
+            opts.cancel.unwrap_or_default(),
+        )
+        .await
     }
 
     /// Removes the app: its containers, networks and (unless kept) volumes.
@@ -423,22 +411,33 @@ impl Composer {
         let app_id = current.app_id;
         let mutex = app_mutex(&app_id.to_string());
         let _guard = mutex.lock().await;
+        let goal = Goal::Remove {
+            keep_volumes: opts.keep_volumes,
+        };
+        self.reach(app_id, &goal, opts.force, opts.cancel.unwrap_or_default())
+            .await
+    }
+
+    /// Converges on `goal` (the caller holds the app's mutex) and returns the state reached:
+    /// status `Updating` meanwhile, and any update lock taken on the way released at the
+    /// end, whatever the outcome.
+    async fn reach(
+        &self,
+        app_id: u64,
+        goal: &Goal<'_>,
+        force: bool,
+        cancel: CancellationToken,
+    ) -> Result<CurrentState> {
         self.set_status("Updating");
         let mut held = None;
-        let keep = opts.keep_volumes;
-        let goal = Goal::Remove { keep_volumes: keep };
-        let result = self
-            .converge(
-                &goal,
-                &mut held,
-                opts.force,
-                opts.cancel.unwrap_or_default(),
-            )
-            .await;
+        let result = self.converge(goal, &mut held, force, cancel).await;
         if let Some(h) = held.take() {
             self.locks.release(app_id, h);
         }
         self.set_status("Idle");
+        if let Ok(mut p) = self.emitter.progress.lock() {
+            p.clear();
+        }
         result?;
         self.state().await
     }

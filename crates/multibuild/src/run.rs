@@ -178,12 +178,19 @@ impl ServiceOutcome {
         ServiceOutcome {
             image: Some(image.to_owned()),
             log: "Build skipped; image for service already exists.".to_owned(),
-            error: None,
-            ..Self::failed(service, &Error::Cancelled)
+            ..Self::new(service)
         }
     }
 
     fn failed(service: &str, error: &Error) -> Self {
+        ServiceOutcome {
+            error: Some(error.to_string()),
+            ..Self::new(service)
+        }
+    }
+
+    /// A service's outcome before anything is known: no image, no error.
+    fn new(service: &str) -> Self {
         ServiceOutcome {
             service: service.to_owned(),
             image: None,
@@ -195,7 +202,7 @@ impl ServiceOutcome {
             contract: None,
             log: String::new(),
             duration: Duration::ZERO,
-            error: Some(error.to_string()),
+            error: None,
         }
     }
 }
@@ -335,9 +342,8 @@ impl Worker<'_> {
             image: Some(image.to_owned()),
             external: true,
             resolver: "external service".to_owned(),
-            ..ServiceOutcome::failed(self.service, &Error::Cancelled)
+            ..ServiceOutcome::new(self.service)
         };
-        outcome.error = None;
         match result {
             Ok(pulled) => {
                 outcome.image = Some(pulled.reference.clone());
@@ -469,9 +475,8 @@ impl Worker<'_> {
             dockerfile: Some(sent_dockerfile),
             contract: task.contract.clone(),
             log,
-            ..ServiceOutcome::failed(self.service, &Error::Cancelled)
+            ..ServiceOutcome::new(self.service)
         };
-        outcome.error = None;
         match result {
             Ok(built) => {
                 outcome.size = self.image_size(&built.image_id).await;
