@@ -6,8 +6,8 @@
 //! collections and comments. This module reads exactly that part, straight into the JSON
 //! tree, in one pass over the lines.
 //!
-//! Compose interpolation is done the way the full parser does it: a block scalar value with a
-//! `$` in it is a string, its `$$`, `$NAME`, `${NAME}`, `${NAME:-default}` and
+//! Compose interpolation is done the way the full parser does it: a scalar value (outside a
+//! flow collection) with a `$` in it is a string, its `$$`, `$NAME`, `${NAME}`, `${NAME:-default}` and
 //! `${NAME-default}` replaced (an unset variable without a default is empty).
 //!
 //! It never decides anything the full parser might decide differently: whenever it meets
@@ -15,9 +15,8 @@
 //! scalar, any other interpolation form (`${NAME:?error}` among them), a tab, a carriage
 //! return, non-ASCII text, a duplicate key, a scalar that could be a number in some YAML
 //! dialect, anything odd at all — it returns `None` and the full parser reads the document
-//! from the start. So it has no errors of its
-//! own: every error, with its position, comes from the full parser. The tests compare both
-//! readers on generated documents.
+//! from the start. So it has no errors of its own: every error, with its position, comes
+//! from the full parser. The tests compare both readers on generated documents.
 
 use std::collections::HashMap;
 
