@@ -122,13 +122,37 @@ fn build(root: &Path, home: &Path, project: &str, extra: &[&str]) -> Output {
         .unwrap()
 }
 
+/// A test's own directories: the project, a `$HOME` and a docker client config, all in one
+/// temporary directory that lives as long as `dir`.
+struct Scratch {
+    dir: tempfile::TempDir,
+    root: PathBuf,
+    home: PathBuf,
+    config: PathBuf,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        Scratch {
+            root: dir.path().join("project"),
+            config: dir.path().join("docker-config"),
+            home,
+            dir,
+        }
+    }
+}
+
 #[test]
 fn a_build_with_registry_secrets_leaks_the_password_nowhere() {
-    let scratch = tempfile::tempdir().unwrap();
-    let root = scratch.path().join("project");
-    let home = scratch.path().join("home");
-    let config = scratch.path().join("docker-config");
-    std::fs::create_dir_all(&home).unwrap();
+    let Scratch {
+        dir: scratch,
+        root,
+        home,
+        config,
+    } = Scratch::new();
     // The whole context goes into the image, so a secrets file sent in the context would show.
     write(
         &root,
@@ -291,11 +315,12 @@ fn assert_absent(what: &str, haystack: &[u8], secrets: &[&str]) {
 /// metadata directory is kept out of every context).
 #[test]
 fn build_secrets_reach_every_run_and_leak_nowhere() {
-    let scratch = tempfile::tempdir().unwrap();
-    let root = scratch.path().join("project");
-    let home = scratch.path().join("home");
-    let config = scratch.path().join("docker-config");
-    std::fs::create_dir_all(&home).unwrap();
+    let Scratch {
+        dir: _scratch,
+        root,
+        home,
+        config,
+    } = Scratch::new();
     write(
         &root,
         "docker-compose.yml",
@@ -425,11 +450,12 @@ fn build_secrets_reach_every_run_and_leak_nowhere() {
 /// platform) reads its secret too.
 #[test]
 fn an_emulated_aarch64_build_reads_its_build_secret() {
-    let scratch = tempfile::tempdir().unwrap();
-    let root = scratch.path().join("project");
-    let home = scratch.path().join("home");
-    let config = scratch.path().join("docker-config");
-    std::fs::create_dir_all(&home).unwrap();
+    let Scratch {
+        dir: _scratch,
+        root,
+        home,
+        config,
+    } = Scratch::new();
     write(
         &root,
         "Dockerfile",
@@ -477,10 +503,12 @@ fn an_emulated_aarch64_build_reads_its_build_secret() {
 /// file.
 #[test]
 fn a_missing_build_secret_file_fails_before_the_build() {
-    let scratch = tempfile::tempdir().unwrap();
-    let root = scratch.path().join("project");
-    let home = scratch.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
+    let Scratch {
+        dir: _scratch,
+        root,
+        home,
+        ..
+    } = Scratch::new();
     write(
         &root,
         "Dockerfile",
