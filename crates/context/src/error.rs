@@ -75,11 +75,18 @@ pub enum Error {
         /// The archive's length.
         archive_len: u64,
     },
-    /// GNU sparse entries cannot be copied as a byte range.
-    #[error("tar entry {path:?}: sparse files are not supported")]
-    Sparse {
-        /// The entry's path.
-        path: String,
+    /// A path or link name, or another pax record, over its limit
+    /// ([`crate::MAX_NAME_LEN`], [`crate::MAX_PAX_RECORD_LEN`]).
+    #[error("tar entry {entry:?}: {what} is {len} bytes long, over the limit of {limit}")]
+    NameTooLong {
+        /// The entry's path, cut to its first bytes (with `…`) if it is the long one.
+        entry: String,
+        /// `pax record "path"`, `GNU long name`, …
+        what: String,
+        /// The value's length.
+        len: u64,
+        /// The limit.
+        limit: u64,
     },
     /// The archive itself is malformed (bad checksum, truncated header, bad number field…).
     #[error("malformed tar archive ({position}): {}", Printable(&cause.to_string()))]

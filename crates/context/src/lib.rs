@@ -54,15 +54,20 @@
 //! assert_eq!(paths, ["Dockerfile", "Dockerfile.template", "server.js"]);
 //! ```
 
+mod archive;
 mod context;
 mod copy;
 pub mod dockerignore;
 mod error;
 mod path;
+mod pax;
 mod project;
+mod sparse;
 
 pub use context::{Context, ContextFile, ContextOptions, IgnoreMode, Override};
 pub use error::{Error, Result};
+pub use pax::{MAX_NAME_LEN, MAX_PAX_RECORD_LEN};
+pub use sparse::MAX_SPARSE_CHUNKS;
 pub use project::{
     CONFIG_FILE_NAMES, ConfigFile, Entry, EntryKind, MAX_READ_SIZE, Metadata, Project, Warning,
 };

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::path::{self as p, Refusal};
+use crate::sparse::SparseMap;
 
 /// The largest file [`Project::read_file`] and friends will load into memory.
 pub const MAX_READ_SIZE: u64 = 64 * 1024 * 1024;
@@ -56,6 +57,8 @@ pub struct Entry {
     gid: u64,
     mtime: u64,
     link_target: Option<String>,
+    /// A sparse file's chunks (its data then lies in pieces from `offset` on).
+    sparse: Option<SparseMap>,
 }
 
 impl Entry {
@@ -384,7 +387,10 @@ impl Inner {
         buf: &mut [u8],
     ) -> std::result::Result<(), CopyError> {
         match &self.source {
-            Source::Tar(file) => crate::copy::copy_range(file, entry.offset, entry.size, out, buf),
+            Source::Tar(file) => match &entry.sparse {
+                Some(map) => crate::sparse::copy(file, map, entry.size, out, buf),
+                None => crate::copy::copy_range(file, entry.offset, entry.size, out, buf),
+            },
             Source::Dir(root) => {
                 // A hard link's data lives at its target; in a directory there are none.
                 let file = File::open(root.join(&entry.path)).map_err(CopyError::Read)?;
@@ -414,7 +420,7 @@ fn refused(path: &str) -> Error {
     }
 }
 
-/// One pass over the archive, reading headers only (data is skipped by seeking).
+/// One pass over the archive, reading headers only (data is skipped).
 fn index_tar(file: &File) -> Result<(Vec<Entry>, Vec<Warning>)> {
     let archive_len = file
         .metadata()
@@ -423,163 +429,108 @@ fn index_tar(file: &File) -> Result<(Vec<Entry>, Vec<Warning>)> {
             cause: source,
         })?
         .len();
-    let mut archive = tar::Archive::new(file);
+    let mut walker = crate::archive::Walker::new(file, archive_len);
     let mut entries = Vec::new();
     let mut warnings = Vec::new();
-    let mut last = String::new();
-    let position = |last: &str| {
-        if last.is_empty() {
-            "at the first entry".to_owned()
-        } else {
-            format!("after entry {last:?}")
+    while let Some(raw) = walker.next_entry()? {
+        if let Some(entry) = index_tar_entry(raw, archive_len, &mut warnings)? {
+            entries.push(entry);
         }
-    };
-    let iter = archive.entries_with_seek().map_err(|source| Error::Tar {
-        position: position(&last),
-        cause: source,
-    })?;
-    for item in iter {
-        let mut entry = item.map_err(|source| Error::Tar {
-            position: position(&last),
-            cause: source,
-        })?;
-        let raw_path = entry.path_bytes().into_owned();
-        let Ok(raw_path) = String::from_utf8(raw_path) else {
-            return Err(Error::NonUtf8Path {
-                path: String::from_utf8_lossy(&entry.path_bytes()).into_owned(),
-            });
-        };
-        last.clone_from(&raw_path);
-        let header_error = |source| Error::Tar {
-            position: format!("entry {raw_path:?}"),
-            cause: source,
-        };
-        let header = entry.header();
-        let ty = header.entry_type();
-        let size = entry.size();
-        let offset = entry.raw_file_position();
-        if offset.checked_add(size).is_none_or(|end| end > archive_len) {
-            return Err(Error::Truncated {
-                path: raw_path,
-                size,
-                archive_len,
-            });
-        }
-        let kind = match ty {
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                // Pre-POSIX tars mark directories with a trailing slash only.
-                if raw_path.ends_with('/') && size == 0 {
-                    EntryKind::Directory
-                } else {
-                    EntryKind::File
-                }
-            }
-            tar::EntryType::Directory => EntryKind::Directory,
-            tar::EntryType::Symlink => EntryKind::Symlink,
-            tar::EntryType::Link => EntryKind::HardLink,
-            tar::EntryType::GNUSparse => return Err(Error::Sparse { path: raw_path }),
-            tar::EntryType::XGlobalHeader => continue,
-            other => {
-                let kind = match other {
-                    tar::EntryType::Char => "character device".to_owned(),
-                    tar::EntryType::Block => "block device".to_owned(),
-                    tar::EntryType::Fifo => "fifo".to_owned(),
-                    other => format!("type {:?}", other.as_byte() as char),
-                };
-                warnings.push(Warning::SkippedSpecial {
-                    path: raw_path,
-                    kind,
-                });
-                continue;
-            }
-        };
-        let Some(path) = p::normalize(&raw_path).map_err(|Refusal::Escapes| refused(&raw_path))?
-        else {
-            // The root directory itself (`./`) carries nothing a context needs.
-            continue;
-        };
-        let old = header.as_old();
-        let mode = numeric(header.mode(), &old.mode).map_err(header_error)? & 0o7777;
-        let uid = numeric(header.uid(), &old.uid).map_err(header_error)?;
-        let gid = numeric(header.gid(), &old.gid).map_err(header_error)?;
-        let mut mtime = numeric(header.mtime(), &old.mtime).map_err(header_error)?;
-        let link_target = match kind {
-            EntryKind::Symlink | EntryKind::HardLink => {
-                let bytes = entry.link_name_bytes().unwrap_or_default().into_owned();
-                Some(String::from_utf8(bytes).map_err(|_| Error::NonUtf8Path {
-                    path: raw_path.clone(),
-                })?)
-            }
-            _ => None,
-        };
-        // PAX may carry a precise mtime (uid/gid/size/path are already applied by the
-        // parser). The parser skips records it cannot read and numbers it cannot parse,
-        // taking the entry at face value; GNU tar refuses such archives, and so do we.
-        let pax = entry.pax_extensions().map_err(header_error)?;
-        for ext in pax.into_iter().flatten() {
-            let ext = ext.map_err(|e| {
-                header_error(io::Error::new(
-                    e.kind(),
-                    format!("bad pax extended header record: {e}"),
-                ))
-            })?;
-            let key = String::from_utf8_lossy(ext.key_bytes());
-            let value = ext.value().ok();
-            let bad_value = || {
-                header_error(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "pax extended header record {key:?} has an invalid value {:?}",
-                        String::from_utf8_lossy(ext.value_bytes())
-                    ),
-                ))
-            };
-            match key.as_ref() {
-                "size" | "uid" | "gid" => {
-                    value
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .ok_or_else(bad_value)?;
-                }
-                "mtime" => {
-                    let secs = value.and_then(pax_seconds).ok_or_else(bad_value)?;
-                    mtime = secs;
-                }
-                "path" | "linkpath" => {
-                    value.ok_or_else(bad_value)?;
-                }
-                _ => {}
-            }
-        }
-        let data_size = if matches!(kind, EntryKind::File) {
-            size
-        } else {
-            0
-        };
-        entries.push(Entry {
-            path,
-            kind,
-            size: data_size,
-            offset,
-            mode,
-            uid,
-            gid,
-            mtime,
-            link_target,
-        });
     }
     Ok((entries, warnings))
 }
 
-/// The whole seconds of a pax time (`1700000000.123456789`; negative times read as 0).
-fn pax_seconds(value: &str) -> Option<u64> {
-    let (secs, frac) = value.split_once('.').unwrap_or((value, ""));
-    if !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+/// One entry of [`index_tar`]; `None` for what is skipped.
+fn index_tar_entry(
+    raw: crate::archive::RawEntry,
+    archive_len: u64,
+    warnings: &mut Vec<Warning>,
+) -> Result<Option<Entry>> {
+    let raw_path = String::from_utf8(raw.path).map_err(|e| Error::NonUtf8Path {
+        path: String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })?;
+    let header_error = |source| Error::Tar {
+        position: format!("entry {raw_path:?}"),
+        cause: source,
+    };
+    let header = &raw.header;
+    if raw
+        .data_at
+        .checked_add(raw.stored)
+        .is_none_or(|end| end > archive_len)
+    {
+        return Err(Error::Truncated {
+            path: raw_path,
+            size: raw.stored,
+            archive_len,
+        });
     }
-    match secs.strip_prefix('-') {
-        Some(negative) => negative.parse::<u64>().ok().map(|_| 0),
-        None => secs.parse().ok(),
-    }
+    let kind = match header.entry_type() {
+        tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+            // Pre-POSIX tars mark directories with a trailing slash only.
+            if raw_path.ends_with('/') && raw.size == 0 {
+                EntryKind::Directory
+            } else {
+                EntryKind::File
+            }
+        }
+        tar::EntryType::Directory => EntryKind::Directory,
+        tar::EntryType::Symlink => EntryKind::Symlink,
+        tar::EntryType::Link => EntryKind::HardLink,
+        other => {
+            let kind = match other {
+                tar::EntryType::Char => "character device".to_owned(),
+                tar::EntryType::Block => "block device".to_owned(),
+                tar::EntryType::Fifo => "fifo".to_owned(),
+                other => format!("type {:?}", other.as_byte() as char),
+            };
+            warnings.push(Warning::SkippedSpecial {
+                path: raw_path,
+                kind,
+            });
+            return Ok(None);
+        }
+    };
+    let Some(path) = p::normalize(&raw_path).map_err(|Refusal::Escapes| refused(&raw_path))?
+    else {
+        // The root directory itself (`./`) carries nothing a context needs.
+        return Ok(None);
+    };
+    let old = header.as_old();
+    let mode = numeric(header.mode(), &old.mode).map_err(header_error)? & 0o7777;
+    let uid = match raw.uid {
+        Some(uid) => uid,
+        None => numeric(header.uid(), &old.uid).map_err(header_error)?,
+    };
+    let gid = match raw.gid {
+        Some(gid) => gid,
+        None => numeric(header.gid(), &old.gid).map_err(header_error)?,
+    };
+    let mtime = match raw.mtime {
+        Some(mtime) => mtime,
+        None => numeric(header.mtime(), &old.mtime).map_err(header_error)?,
+    };
+    let link_target = match kind {
+        EntryKind::Symlink | EntryKind::HardLink => {
+            Some(String::from_utf8(raw.link).map_err(|_| Error::NonUtf8Path {
+                path: raw_path.clone(),
+            })?)
+        }
+        _ => None,
+    };
+    let is_file = matches!(kind, EntryKind::File);
+    Ok(Some(Entry {
+        path,
+        kind,
+        size: if is_file { raw.size } else { 0 },
+        offset: raw.data_at,
+        mode,
+        uid,
+        gid,
+        mtime,
+        link_target,
+        sparse: raw.sparse.filter(|_| is_file),
+    }))
 }
 
 /// A numeric header field; an empty one (all NUL or spaces) reads as 0, as Go's
@@ -648,6 +599,7 @@ fn index_dir(root: &Path) -> Result<(Vec<Entry>, Vec<Warning>)> {
             gid: u64::from(meta.gid()),
             mtime: u64::try_from(meta.mtime()).unwrap_or(0),
             link_target,
+            sparse: None,
         });
     }
     Ok((entries, warnings))
@@ -760,14 +712,15 @@ fn resolve_hard_links(entries: &mut [Entry]) -> Result<()> {
                 .get(&target)
                 .filter(|t| t.kind == EntryKind::File)
                 .ok_or_else(bad)?;
-            resolved.push((i, target.clone(), data.offset, data.size));
+            resolved.push((i, target.clone(), data.offset, data.size, data.sparse.clone()));
         }
     }
-    for (i, target, offset, size) in resolved {
+    for (i, target, offset, size, sparse) in resolved {
         if let Some(entry) = entries.get_mut(i) {
             entry.link_target = Some(target);
             entry.offset = offset;
             entry.size = size;
+            entry.sparse = sparse;
         }
     }
     Ok(())
@@ -883,6 +836,7 @@ mod tests {
             gid: 0,
             mtime: 0,
             link_target: Some(target.to_owned()),
+            sparse: None,
         }
     }
 
