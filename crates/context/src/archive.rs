@@ -208,9 +208,12 @@ impl<'a> Walker<'a> {
         reader.take(size.min(limit)).read_to_end(&mut name)?;
         if size > limit {
             name.truncate(96);
+            // The length of the name itself, without the NUL that usually ends it.
+            let mut last = [0];
+            self.file.read_exact_at(&mut last, data_at + size - 1)?;
             pending.oversized.get_or_insert(Oversized {
                 what: what.to_owned(),
-                len: size,
+                len: if last[0] == 0 { size - 1 } else { size },
                 prefix: name.clone(),
                 limit: MAX_NAME_LEN,
             });
@@ -258,7 +261,6 @@ impl<'a> Walker<'a> {
         };
         let values = PaxValues::parse(&pax).map_err(entry_error)?;
         let stored = values.size.unwrap_or(header_size);
-        self.last = Some(shown.clone());
         let mut entry = RawEntry {
             path,
             link,
@@ -271,7 +273,14 @@ impl<'a> Walker<'a> {
             sparse: None,
             header,
         };
-        self.read_sparse(&mut entry, &pax).map_err(entry_error)?;
+        if let Err(cause) = self.read_sparse(&mut entry, &pax) {
+            // Named by the real name when the sparse records gave it.
+            return Err(Error::Tar {
+                position: format!("entry {:?}", String::from_utf8_lossy(&entry.path)),
+                cause,
+            });
+        }
+        self.last = Some(String::from_utf8_lossy(&entry.path).into_owned());
         self.next = round_up(entry.data_at, entry.stored).map_err(entry_error)?;
         Ok(entry)
     }

@@ -387,3 +387,160 @@ fn control_characters_in_names_are_escaped_in_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn names_over_the_limit_are_refused_and_quoted_cut() {
+    let long = "n".repeat(5000);
+    let fits = "f".repeat(4000);
+    // At the limit (and a GNU long name with its NUL) is fine.
+    let mut t = Tar::new();
+    t.pax(&[("path", fits.as_bytes())]).file("x", b"1");
+    t.raw(
+        &Tar::header(b"././@LongLink", tar::EntryType::GNULongName, 4097, b""),
+        format!("{}\0", "g".repeat(4096)).as_bytes(),
+    )
+    .file("y", b"2");
+    let p = project(&t.finish()).unwrap();
+    assert!(p.entry(&fits).is_some() && p.entry(&"g".repeat(4096)).is_some());
+    let gnu_long = |ty, name: &str| {
+        let mut t = Tar::new();
+        let data = format!("{name}\0");
+        t.raw(
+            &Tar::header(b"././@LongLink", ty, data.len() as u64, b""),
+            data.as_bytes(),
+        );
+        t
+    };
+    let cases = [
+        (
+            Tar::new().pax(&[("path", long.as_bytes())]).file("x", b"1").finish(),
+            "pax record \"path\"",
+        ),
+        (
+            gnu_long(tar::EntryType::GNULongName, &long).file("x", b"1").finish(),
+            "GNU long name",
+        ),
+        (
+            Tar::new()
+                .pax(&[("linkpath", long.as_bytes())])
+                .symlink("link", "x")
+                .finish(),
+            "pax record \"linkpath\"",
+        ),
+        (
+            gnu_long(tar::EntryType::GNULongLink, &long)
+                .symlink("link", "x")
+                .finish(),
+            "GNU long link name",
+        ),
+    ];
+    for (bytes, what) in cases {
+        let err = open_err(&bytes);
+        let text = err.to_string();
+        assert!(matches!(err, Error::NameTooLong { .. }), "{text}");
+        assert!(
+            text.contains(&format!("{what} is 5000 bytes long, over the limit of 4096")),
+            "{text}"
+        );
+        // The entry is named; a long name only by its start.
+        assert!(text.len() < 300, "{text}");
+        assert!(text.contains("nnnn…") || text.contains("\"link\""), "{text}");
+    }
+    // Any other record is capped too (at 1 MiB), naming the entry.
+    let comment = vec![b'c'; (context::MAX_PAX_RECORD_LEN + 1) as usize];
+    let err = open_err(&Tar::new().pax(&[("comment", &comment)]).file("x", b"1").finish());
+    assert!(err.to_string().starts_with("tar entry \"x\": pax record \"comment\""), "{err}");
+}
+
+/// A file of `size` bytes, zeros but for `chunks` of data.
+fn sparse_source(dir: &std::path::Path, size: u64, chunks: &[(u64, &[u8])]) -> Vec<u8> {
+    let mut bytes = vec![0; usize::try_from(size).unwrap()];
+    for (at, data) in chunks {
+        let at = usize::try_from(*at).unwrap();
+        bytes[at..at + data.len()].copy_from_slice(data);
+    }
+    let file = std::fs::File::create(dir.join("sparse")).unwrap();
+    file.set_len(size).unwrap();
+    for (at, data) in chunks {
+        std::os::unix::fs::FileExt::write_all_at(&file, data, *at).unwrap();
+    }
+    bytes
+}
+
+/// GNU tar's own sparse archives, in each of its formats.
+fn gnu_tar_sparse(dir: &std::path::Path, format: &[&str]) -> Vec<u8> {
+    let archive = dir.join("out.tar");
+    let status = std::process::Command::new("tar")
+        .args(["--sparse", "-cf"])
+        .arg(&archive)
+        .args(format)
+        .args(["-C"])
+        .arg(dir)
+        .arg("sparse")
+        .status()
+        .expect("GNU tar runs");
+    assert!(status.success());
+    std::fs::read(archive).unwrap()
+}
+
+const SPARSE_FORMATS: [&[&str]; 4] = [
+    &["--format=gnu"],
+    &["--format=posix", "--sparse-version=0.0"],
+    &["--format=posix", "--sparse-version=0.1"],
+    &["--format=posix", "--sparse-version=1.0"],
+];
+
+#[test]
+fn sparse_files_of_every_format_are_expanded() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = 3 << 20;
+    let chunks: [(u64, &[u8]); 3] = [(0, b"head"), (1 << 20, b"middle"), (size - 5, b"tail!")];
+    let expected = sparse_source(dir.path(), size, &chunks);
+    for format in SPARSE_FORMATS {
+        let bytes = gnu_tar_sparse(dir.path(), format);
+        assert!(bytes.len() < 100_000, "{format:?}: not stored sparse");
+        let p = project(&bytes).unwrap();
+        let paths: Vec<&str> = p.entries().iter().map(|e| e.path()).collect();
+        assert_eq!(paths, ["sparse"], "{format:?}");
+        assert_eq!(p.entry("sparse").unwrap().size(), size, "{format:?}");
+        let out = read_tar(&write(&p.context(".").unwrap(), &[]));
+        assert_eq!(out.len(), 1, "{format:?}");
+        assert!(out[0].data == expected, "{format:?}: different bytes");
+    }
+}
+
+#[test]
+fn sparse_maps_that_do_not_add_up_are_refused() {
+    // 1.0: the map in the data claims more data than is stored.
+    let map = b"1\n0\n600\n";
+    let mut data = map.to_vec();
+    data.resize(512, 0);
+    data.extend_from_slice(&[7; 512]);
+    let h = Tar::header(b"GNUSparseFile.1/f", tar::EntryType::Regular, 1024, b"");
+    let mut t = Tar::new();
+    t.pax(&[
+        ("GNU.sparse.major", b"1"),
+        ("GNU.sparse.minor", b"0"),
+        ("GNU.sparse.name", b"f"),
+        ("GNU.sparse.realsize", b"4096"),
+    ]);
+    let err = open_err(&t.raw(&h, &data).finish());
+    assert!(
+        err.to_string()
+            .contains("entry \"f\"): sparse map describes 600 bytes of data but the entry stores 512"),
+        "{err}"
+    );
+    // An unknown version is refused, not read as a plain file under the real name.
+    let mut t = Tar::new();
+    t.pax(&[
+        ("GNU.sparse.major", b"2"),
+        ("GNU.sparse.minor", b"0"),
+        ("GNU.sparse.name", b"f"),
+    ]);
+    let h = Tar::header(b"GNUSparseFile.1/f", tar::EntryType::Regular, 0, b"");
+    let err = open_err(&t.raw(&h, b"").finish());
+    assert!(
+        err.to_string().contains("GNU sparse format 2.0 is not supported"),
+        "{err}"
+    );
+}
