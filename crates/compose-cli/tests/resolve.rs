@@ -207,6 +207,94 @@ fn a_tar_on_stdin_gives_the_same_context_as_the_directory() {
     assert_eq!(a["Dockerfile"], b["Dockerfile"]);
 }
 
+/// Runs `resolve` on a project tar; returns the exit status and stderr.
+fn resolve_tar(tar: &Path, extra: &[&str]) -> (bool, String) {
+    let out = Command::cargo_bin("balena-compose")
+        .unwrap()
+        .arg("resolve")
+        .arg(tar)
+        .args(["--arch", "amd64"])
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_huge_pax_path_is_refused_naming_the_entry_cut_short() {
+    // 50 MiB of name: once held several times over (1.37 GB of memory for 300 MiB); now
+    // refused from a prefix of it, the message quoting only that prefix.
+    let dir = tempfile::tempdir().unwrap();
+    sample(dir.path());
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.append_dir_all(".", dir.path()).unwrap();
+    let name = vec![b'n'; 50 << 20];
+    tar.append_pax_extensions([("path", &name[..])]).unwrap();
+    let mut header = tar::Header::new_ustar();
+    header.set_size(1);
+    header.set_cksum();
+    tar.append_data(&mut header, "placeholder", &b"x"[..])
+        .unwrap();
+    let archive = dir.path().join("project.tar");
+    std::fs::write(&archive, tar.into_inner().unwrap()).unwrap();
+    let (ok, stderr) = resolve_tar(&archive, &["--dry-run"]);
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("pax record \"path\" is 52428800 bytes long, over the limit of 4096"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("\"nnnnnnnn") && stderr.contains("n…\""), "{stderr}");
+    assert!(stderr.len() < 400, "{} bytes of error", stderr.len());
+}
+
+#[test]
+fn sparse_files_resolve_to_their_real_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("project");
+    sample(&project);
+    // 2 MiB, holes but for three runs of data: GNU tar stores only those runs.
+    let size = 2 << 20;
+    let mut expected = vec![0; size];
+    let file = std::fs::File::create(project.join("app/sparse")).unwrap();
+    file.set_len(size as u64).unwrap();
+    for (at, data) in [(0, &b"start"[..]), (1 << 20, b"middle"), (size - 3, b"end")] {
+        expected[at..at + data.len()].copy_from_slice(data);
+        std::os::unix::fs::FileExt::write_all_at(&file, data, at as u64).unwrap();
+    }
+    for format in [
+        &["--format=gnu"][..],
+        &["--format=posix", "--sparse-version=0.0"],
+        &["--format=posix", "--sparse-version=0.1"],
+        &["--format=posix", "--sparse-version=1.0"],
+    ] {
+        let archive = dir.path().join("project.tar");
+        let made = std::process::Command::new("tar")
+            .args(["--sparse", "-cf"])
+            .arg(&archive)
+            .args(format)
+            .arg("-C")
+            .arg(&project)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let out = dir.path().join("out");
+        let _ = std::fs::remove_dir_all(&out);
+        let (ok, stderr) = resolve_tar(&archive, &["-o", out.to_str().unwrap()]);
+        assert!(ok, "{format:?}: {stderr}");
+        let entries = tar_entries(&out.join("app.tar"));
+        assert!(
+            entries.keys().all(|k| !k.contains("GNUSparseFile")),
+            "{format:?}: {:?}",
+            entries.keys()
+        );
+        assert!(entries["sparse"] == expected, "{format:?}: different bytes");
+    }
+}
+
 #[test]
 fn unknown_arch_is_an_error_listing_the_valid_ones() {
     let out = Command::cargo_bin("balena-compose")
