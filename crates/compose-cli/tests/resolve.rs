@@ -296,6 +296,43 @@ fn sparse_files_resolve_to_their_real_bytes() {
 }
 
 #[test]
+fn a_gzip_compressed_tar_is_read_as_a_file_and_on_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("project");
+    sample(&project);
+    let archive = dir.path().join("project.tar.gz");
+    let made = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&project)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let from_dir = dir.path().join("from-dir");
+    let from_file = dir.path().join("from-file");
+    let from_stdin = dir.path().join("from-stdin");
+    let (ok, stderr) = resolve_tar(&project, &["-o", from_dir.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let (ok, stderr) = resolve_tar(&archive, &["-o", from_file.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let out = Command::cargo_bin("balena-compose")
+        .unwrap()
+        .args(["resolve", "-", "--arch", "amd64", "-o"])
+        .arg(&from_stdin)
+        .pipe_stdin(&archive)
+        .unwrap()
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected = tar_entries(&from_dir.join("app.tar"));
+    assert!(expected.contains_key("Dockerfile"));
+    assert_eq!(tar_entries(&from_file.join("app.tar")), expected);
+    assert_eq!(tar_entries(&from_stdin.join("app.tar")), expected);
+}
+
+#[test]
 fn unknown_arch_is_an_error_listing_the_valid_ones() {
     let out = Command::cargo_bin("balena-compose")
         .unwrap()

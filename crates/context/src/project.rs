@@ -25,6 +25,9 @@ pub const CONFIG_FILE_NAMES: [&str; 6] = [
     "resin.json",
 ];
 
+/// The first bytes of a gzip stream (RFC 1952).
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
 const METADATA_DIRS: [&str; 2] = [".balena", ".resin"];
 
 /// The one metadata file the reference leaves in the build context: balena's
@@ -213,37 +216,54 @@ impl Project {
     }
 
     /// Spools a tar stream (stdin, a pipe) to an anonymous temporary file, then indexes it.
+    /// A gzip-compressed stream (a `.tar.gz`) is decompressed while it is spooled.
     pub fn from_reader(mut reader: impl Read) -> Result<Self> {
-        let spool_error = |source| Error::Read {
+        let mut head = [0; 2];
+        let read = read_head(&mut reader, &mut head).map_err(|cause| Error::Read {
             path: "the project tar stream".to_owned(),
+            cause,
+        })?;
+        let whole = head.get(..read).unwrap_or_default().chain(reader);
+        if head == GZIP_MAGIC {
+            // Only once: a tar inside the gzip that looks like gzip again is read as a tar.
+            Self::spool(flate2::read::MultiGzDecoder::new(whole), "the gzip-compressed project tar")
+        } else {
+            Self::spool(whole, "the project tar stream")
+        }
+    }
+
+    fn spool(mut reader: impl Read, what: &str) -> Result<Self> {
+        let spool_error = |source| Error::Read {
+            path: what.to_owned(),
             cause: source,
         };
         let mut spool = tempfile::tempfile().map_err(spool_error)?;
         crate::copy::copy_all(&mut reader, &mut spool).map_err(spool_error)?;
-        spool.rewind().map_err(spool_error)?;
-        Self::from_tar_file(spool)
+        let (raw, warnings) = index_tar(&spool)?;
+        Self::finish(Source::Tar(spool), raw, warnings)
     }
 
     /// Indexes an open tar: a regular file in place (from its start, whatever its
-    /// position), anything else (a pipe, a socket) by spooling it first like
-    /// [`Self::from_reader`]. For stdin, pass
+    /// position), anything else (a pipe, a socket) or a gzip-compressed tar by spooling it
+    /// first like [`Self::from_reader`]. For stdin, pass
     /// `File::from(std::io::stdin().as_fd().try_clone_to_owned()?)`: `< project.tar`
     /// then costs no copy.
     pub fn from_tar_file(mut file: File) -> Result<Self> {
-        let is_file = file
-            .metadata()
-            .map_err(|source| Error::Read {
-                path: "the project tar".to_owned(),
-                cause: source,
-            })?
-            .is_file();
+        let read_error = |source| Error::Read {
+            path: "the project tar".to_owned(),
+            cause: source,
+        };
+        let is_file = file.metadata().map_err(read_error)?.is_file();
         if !is_file {
             return Self::from_reader(file);
         }
-        file.rewind().map_err(|source| Error::Read {
-            path: "the project tar".to_owned(),
-            cause: source,
-        })?;
+        file.rewind().map_err(read_error)?;
+        let mut head = [0; 2];
+        read_head(&mut file, &mut head).map_err(read_error)?;
+        file.rewind().map_err(read_error)?;
+        if head == GZIP_MAGIC {
+            return Self::from_reader(file);
+        }
         let (raw, warnings) = index_tar(&file)?;
         Self::finish(Source::Tar(file), raw, warnings)
     }
@@ -405,6 +425,21 @@ impl Inner {
 pub(crate) enum CopyError {
     Read(io::Error),
     Write(io::Error),
+}
+
+/// Reads up to `head.len()` bytes (fewer only at the end of the stream); a pipe may hand
+/// them over one at a time.
+fn read_head(reader: &mut impl Read, head: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < head.len() {
+        match reader.read(&mut head[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 fn read_error(path: &Path, source: io::Error) -> Error {

@@ -409,3 +409,31 @@ fn a_tar_file_is_indexed_in_place_and_a_pipe_is_spooled() {
         write(&piped.context("svc1").unwrap(), &[])
     );
 }
+
+#[test]
+fn a_gzip_compressed_tar_is_read_from_a_file_and_a_stream() {
+    use std::io::Write;
+    let plain = sample();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&plain).unwrap();
+    let compressed = gz.finish().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("project.tar.gz");
+    std::fs::write(&path, &compressed).unwrap();
+    let from_plain = write(&project(&plain).unwrap().context("svc1").unwrap(), &[]);
+    for p in [
+        Project::open(&path).unwrap(),
+        Project::from_reader(&compressed[..]).unwrap(),
+    ] {
+        assert_eq!(write(&p.context("svc1").unwrap(), &[]), from_plain);
+    }
+    // A damaged gzip stream says it is gzip.
+    let mut damaged = compressed.clone();
+    damaged.truncate(compressed.len() / 2);
+    let err = Project::from_reader(&damaged[..]).unwrap_err().to_string();
+    assert!(err.starts_with("reading the gzip-compressed project tar: "), "{err}");
+    // A one-byte file is a malformed tar, not a failed read.
+    std::fs::write(&path, [0x1f]).unwrap();
+    let err = Project::open(&path).unwrap_err();
+    assert!(matches!(err, Error::Tar { .. }), "{err}");
+}
