@@ -105,7 +105,8 @@ impl RegistrySecrets {
             Some("yml" | "yaml") => true,
             _ => return Err(fail("Filename must end with .json, .yml or .yaml".into())),
         };
-        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        let bytes = parse::read_project_file(path).map_err(|e| fail(e.to_string()))?;
+        let text = String::from_utf8(bytes).map_err(|_| fail("not UTF-8".into()))?;
         let parsed = if yaml {
             Self::parse_yaml(&text)
         } else {

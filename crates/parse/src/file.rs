@@ -132,7 +132,10 @@ mod tests {
         let file = File::create(&path).unwrap();
         // Sparse: nothing of it is written to disk.
         file.set_len(MAX_FILE_SIZE).unwrap();
-        assert_eq!(read_project_file(&path).unwrap().len() as u64, MAX_FILE_SIZE);
+        assert_eq!(
+            read_project_file(&path).unwrap().len() as u64,
+            MAX_FILE_SIZE
+        );
         file.set_len(MAX_FILE_SIZE + 1).unwrap();
         let err = read_project_file(&path).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::FileTooLarge);

@@ -424,7 +424,8 @@ fn resolve_extends(
                 base,
                 siblings,
                 file,
-                env, project_dir,
+                env,
+                project_dir,
                 depth + 1,
             )?
         }
@@ -455,7 +456,8 @@ fn resolve_extends(
                 base,
                 &services,
                 &path,
-                env, project_dir,
+                env,
+                project_dir,
                 depth + 1,
             )?;
             rebase_service(&mut base, path.parent().unwrap_or(Path::new("")));
