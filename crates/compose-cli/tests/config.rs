@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
@@ -245,26 +245,51 @@ fn profiles_select_services() {
 }
 
 /// Runs the binary with `args` under a 1 GiB address-space limit (`ulimit -v`), so a read that
-/// does not stop at the cap aborts instead of eating the machine; also how long it took.
+/// does not stop at the cap aborts instead of eating the machine, and kills it after 20 s (a
+/// FIFO opened for a blocking read waits for ever); also how long it took.
 fn bounded(args: &[&str], stdin: Option<&[u8]>) -> (Output, Duration) {
-    let mut command = std::process::Command::new("sh");
-    command
+    let mut child = std::process::Command::new("sh")
         .args(["-c", "ulimit -v 1048576 && exec \"$0\" \"$@\""])
         .arg(assert_cmd::cargo::cargo_bin("balena-compose"))
         .args(args)
         .env_clear()
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let start = Instant::now();
-    let mut child = command.spawn().unwrap();
     let mut input = child.stdin.take().unwrap();
-    if let Some(bytes) = stdin {
-        input.write_all(bytes).unwrap();
-    }
+    // The binary may refuse before it reads all of standard input.
+    let _ = input.write_all(stdin.unwrap_or_default());
     drop(input);
-    let out = child.wait_with_output().unwrap();
-    (out, start.elapsed())
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let elapsed = start.elapsed();
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    let output = Output {
+        status,
+        stdout,
+        stderr,
+    };
+    (output, elapsed)
 }
 
 /// Asserts a clean refusal: exit 1, nothing on stdout, `fragment` on stderr, within seconds.
