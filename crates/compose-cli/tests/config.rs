@@ -24,17 +24,15 @@ fn config() -> Command {
     cmd
 }
 
+/// What a successful `config --format json` prints.
+fn json_of(config: &mut Command) -> serde_json::Value {
+    let out = config.args(["--format", "json"]).assert().success();
+    serde_json::from_slice(&out.get_output().stdout).unwrap()
+}
+
 #[test]
 fn json_output_matches_the_reference_shapes() {
-    let out = config()
-        .args(["--format", "json", "-f"])
-        .arg(fixture("reference/default.yml"))
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let json = json_of(config().args(["-f"]).arg(fixture("reference/default.yml")));
     assert_eq!(
         json["services"]["s3"]["ports"],
         serde_json::json!(["1000", "1001:1002", "1003:1004/udp"])
@@ -442,15 +440,7 @@ fn extends_and_include_may_not_name_a_file_outside_the_project() {
             project.join("sub/compose.yml").display()
         ),
     );
-    let out = config()
-        .arg(&project)
-        .args(["--format", "json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let json = json_of(config().arg(&project));
     assert_eq!(json["services"]["a"]["image"], "base", "{json}");
     assert_eq!(json["services"]["b"]["image"], "base", "{json}");
     assert_eq!(json["services"]["b"]["environment"]["B"], "1", "{json}");
