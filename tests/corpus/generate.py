@@ -989,13 +989,44 @@ def config_cases():
          stderr="service.build.tags is not allowed")
 
 
+def project_file_cases():
+    """Files a compose file names (`extends`, `include`): regular, under the cap, inside the
+    project, for directory and tar projects; and the service name length limit."""
+    extends = "services:\n  app:\n    build: ./app\n    extends: {file: %s, service: s}\n"
+    include = "include: [%s]\nservices:\n  app:\n    build: ./app\n"
+    # Climbs from any directory to `/`, and a tar's compose file resolves against a scratch one.
+    climb = "../" * 32 + "etc/passwd"
+    for kind, template in (("extends", extends), ("include", include)):
+        case(f"file-{kind}-dev-zero", "directory", f"{kind} naming /dev/zero through a link",
+             CONFIG, 1, files=app(**{"docker-compose.yml": template % "base.yml"}),
+             setup={"symlinks": [["base.yml", "/dev/zero"]]},
+             stderr="base.yml: is a character device, not a regular file")
+        case(f"file-{kind}-directory", "directory", f"{kind} naming a directory", CONFIG, 1,
+             files=app(**{"docker-compose.yml": template % "base", "base/x": "x"}),
+             stderr="base: is a directory, not a file")
+        for where, path, message in (("absolute", "/etc/passwd", "Absolute filepath not allowed: /etc/passwd"),
+                                     ("traversal", climb, "Directory traversing not allowed : " + climb)):
+            text = template % path
+            case(f"file-{kind}-{where}", "directory", f"{kind} naming a host file ({where})", CONFIG, 1,
+                 files=app(**{"docker-compose.yml": text}), stderr=message, stderr_not="root:")
+            case(f"tar-{kind}-{where}", "tar", f"a tar project's {kind} naming a host file ({where})",
+                 RESOLVE, 1, tar=tar_of(entry("docker-compose.yml", text), entry("app/Dockerfile", APP_DOCKERFILE)),
+                 stderr=message, stderr_not="root:")
+    case("file-service-name-256", "yaml", "a service name longer than an image name may be", CONFIG, 1,
+         files=compose("services:\n  %s:\n    image: x\n" % ("s" * 256)),
+         stderr="it is 256 characters long, the limit is 255")
+    case("file-service-name-200k", "yaml", "a 200,000-character service name", CONFIG, 1,
+         files={}, setup=gen("docker-compose.yml", "services:\n  ", "s", 200_000, ":\n    image: x\n"),
+         stderr="it is 200000 characters long, the limit is 255")
+
+
 def main():
     if os.path.isdir(CASES):
         shutil.rmtree(CASES)
     os.makedirs(CASES)
     for group in (yaml_cases, interpolation_cases, forbidden_cases, tar_cases, directory_cases,
                   dockerfile_cases, target_cases, balena_yml_cases, registry_secrets_cases,
-                  cli_cases):
+                  cli_cases, project_file_cases):
         group()
     seed_fuzzers()
     print(f"{len(_names)} cases in {CASES}")

@@ -105,7 +105,8 @@ impl RegistrySecrets {
             Some("yml" | "yaml") => true,
             _ => return Err(fail("Filename must end with .json, .yml or .yaml".into())),
         };
-        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        let bytes = parse::read_project_file(path).map_err(|e| fail(e.to_string()))?;
+        let text = String::from_utf8(bytes).map_err(|_| fail("not UTF-8".into()))?;
         let parsed = if yaml {
             Self::parse_yaml(&text)
         } else {
@@ -632,6 +633,32 @@ mod tests {
         assert_eq!(
             err,
             "Error validating registry secrets file \"/x/secrets.txt\":\nFilename must end with .json, .yml or .yaml"
+        );
+    }
+
+    #[test]
+    fn from_file_reads_only_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("secrets.yml");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // In a thread: a plain read of a FIFO waits for a writer for ever.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || tx.send(RegistrySecrets::from_file(&path).map(drop)));
+        let err = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("still reading the FIFO after 10 s")
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "Error validating registry secrets file \"{}\":\nis a FIFO, not a regular file",
+                fifo.display()
+            )
         );
     }
 }

@@ -1,10 +1,16 @@
 //! `balena-compose config`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use predicates::prelude::*;
+use support::write;
 
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -18,17 +24,15 @@ fn config() -> Command {
     cmd
 }
 
+/// What a successful `config --format json` prints.
+fn json_of(config: &mut Command) -> serde_json::Value {
+    let out = config.args(["--format", "json"]).assert().success();
+    serde_json::from_slice(&out.get_output().stdout).unwrap()
+}
+
 #[test]
 fn json_output_matches_the_reference_shapes() {
-    let out = config()
-        .args(["--format", "json", "-f"])
-        .arg(fixture("reference/default.yml"))
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let json = json_of(config().args(["-f"]).arg(fixture("reference/default.yml")));
     assert_eq!(
         json["services"]["s3"]["ports"],
         serde_json::json!(["1000", "1001:1002", "1003:1004/udp"])
@@ -236,4 +240,245 @@ fn profiles_select_services() {
     assert_eq!(services(&[], Some("dev")), "app\ndebug\n");
     // The flag wins over the variable, as in docker compose.
     assert_eq!(services(&["--profile", "other"], Some("dev")), "app\n");
+}
+
+/// Runs the binary with `args` under a 1 GiB address-space limit (`ulimit -v`), so a read that
+/// does not stop at the cap aborts instead of eating the machine, and kills it after 20 s (a
+/// FIFO opened for a blocking read waits for ever); also how long it took.
+fn bounded(args: &[&str], stdin: Option<&[u8]>) -> (Output, Duration) {
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "ulimit -v 1048576 && exec \"$0\" \"$@\""])
+        .arg(assert_cmd::cargo::cargo_bin("balena-compose"))
+        .args(args)
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let mut input = child.stdin.take().unwrap();
+    // The binary may refuse before it reads all of standard input.
+    let _ = input.write_all(stdin.unwrap_or_default());
+    drop(input);
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let elapsed = start.elapsed();
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    let output = Output {
+        status,
+        stdout,
+        stderr,
+    };
+    (output, elapsed)
+}
+
+/// Asserts a clean refusal: exit 1, nothing on stdout, `fragment` on stderr, within seconds.
+fn assert_refused((out, elapsed): (Output, Duration), fragment: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(stderr.contains(fragment), "{fragment:?} not in {stderr}");
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+}
+
+fn mkfifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+}
+
+#[test]
+fn a_named_file_must_be_a_regular_file_under_the_cap() {
+    let extends = "services:\n  a:\n    extends: {file: base.yml, service: s}\n";
+    let include = "include: [base.yml]\nservices:\n  a:\n    image: x\n";
+    let env_file = "services:\n  a:\n    image: x\n    env_file: base.yml\n";
+    type Make = fn(&Path);
+    let cases: [(&str, Make, &str); 4] = [
+        (
+            extends,
+            |p| std::os::unix::fs::symlink("/dev/zero", p).unwrap(),
+            "is a character device, not a regular file",
+        ),
+        (include, mkfifo, "is a FIFO, not a regular file"),
+        (
+            env_file,
+            |p| std::fs::create_dir(p).unwrap(),
+            "is a directory, not a file",
+        ),
+        (
+            extends,
+            // Sparse: one byte over the cap costs no disk.
+            |p| {
+                let file = std::fs::File::create(p).unwrap();
+                file.set_len(parse::MAX_FILE_SIZE + 1).unwrap();
+            },
+            "is larger than 64 MiB, the limit for a file a project names",
+        ),
+    ];
+    for (compose, make, reason) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "docker-compose.yml", compose);
+        let base = dir.path().join("base.yml");
+        make(&base);
+        let project = dir.path().to_str().unwrap();
+        let expected = format!("{}: {reason}", base.display());
+        assert_refused(bounded(&["config", project], None), &expected);
+    }
+    // The compose file and the interpolation file themselves.
+    assert_refused(
+        bounded(&["config", "-f", "/dev/zero"], None),
+        "/dev/zero: is a character device, not a regular file",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "docker-compose.yml",
+        "services:\n  a:\n    image: x\n",
+    );
+    let fifo = dir.path().join("vars.env");
+    mkfifo(&fifo);
+    let project = dir.path().to_str().unwrap();
+    assert_refused(
+        bounded(
+            &["config", project, "--env-file", fifo.to_str().unwrap()],
+            None,
+        ),
+        &format!("{}: is a FIFO, not a regular file", fifo.display()),
+    );
+}
+
+/// A tar of the directory.
+fn tar_of(dir: &Path) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.append_dir_all(".", dir).unwrap();
+    tar.into_inner().unwrap()
+}
+
+#[test]
+fn extends_and_include_may_not_name_a_file_outside_the_project() {
+    // A host file whose service would leak `image: host-secret` into the composition.
+    let root = tempfile::tempdir().unwrap();
+    write(
+        root.path(),
+        "host.yml",
+        "services:\n  s:\n    image: host-secret\n",
+    );
+    let absolute = root.path().join("host.yml").display().to_string();
+    // From anywhere (a tar's scratch directory too), this climbs to `/` and down again.
+    let climbing = format!("{}{}", "../".repeat(32), absolute.trim_start_matches('/'));
+    let cases = [
+        (
+            format!("services:\n  a:\n    extends: {{file: {absolute}, service: s}}\n"),
+            format!("service \"a\": extends.file: Absolute filepath not allowed: {absolute}"),
+        ),
+        (
+            format!("services:\n  a:\n    extends: {{file: {climbing}, service: s}}\n"),
+            format!("service \"a\": extends.file: Directory traversing not allowed : {climbing}"),
+        ),
+        (
+            format!("include: [{absolute}]\nservices:\n  a:\n    build: ./app\n"),
+            format!("docker-compose.yml: include: Absolute filepath not allowed: {absolute}"),
+        ),
+        (
+            format!("include: [{climbing}]\nservices:\n  a:\n    build: ./app\n"),
+            format!("docker-compose.yml: include: Directory traversing not allowed : {climbing}"),
+        ),
+    ];
+    let resolve = ["resolve", "--arch", "amd64", "--dry-run"];
+    for (i, (compose, expected)) in cases.iter().enumerate() {
+        let project = root.path().join(format!("project{i}"));
+        write(&project, "docker-compose.yml", compose);
+        write(&project, "app/Dockerfile", "FROM scratch\n");
+        let dir = project.to_str().unwrap();
+        assert_refused(bounded(&["config", dir], None), expected);
+        assert_refused(bounded(&[&resolve[..], &[dir]].concat(), None), expected);
+        let tar = root.path().join(format!("project{i}.tar"));
+        std::fs::write(&tar, tar_of(&project)).unwrap();
+        let tar = tar.to_str().unwrap();
+        assert_refused(bounded(&[&resolve[..], &[tar]].concat(), None), expected);
+        let stdin = tar_of(&project);
+        let from_stdin = bounded(&[&resolve[..], &["-"]].concat(), Some(&stdin));
+        assert_refused(from_stdin, expected);
+    }
+    // `../` that stays inside is fine, as is an absolute path into the project.
+    let project = root.path().join("inside");
+    write(&project, "base.yml", "services:\n  s:\n    image: base\n");
+    write(
+        &project,
+        "sub/compose.yml",
+        "services:\n  b:\n    extends: {file: ../base.yml, service: s}\n    environment: [B=1]\n",
+    );
+    write(
+        &project,
+        "docker-compose.yml",
+        &format!(
+            "include: [{}]\nservices:\n  a:\n    extends: {{file: sub/../base.yml, service: s}}\n",
+            project.join("sub/compose.yml").display()
+        ),
+    );
+    let json = json_of(config().arg(&project));
+    assert_eq!(json["services"]["a"]["image"], "base", "{json}");
+    assert_eq!(json["services"]["b"]["image"], "base", "{json}");
+    assert_eq!(json["services"]["b"]["environment"]["B"], "1", "{json}");
+}
+
+#[test]
+fn a_service_name_longer_than_an_image_name_can_be_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let longest = "s".repeat(255);
+    write(
+        dir.path(),
+        "docker-compose.yml",
+        &format!("services:\n  {longest}:\n    image: x\n"),
+    );
+    config()
+        .arg(dir.path())
+        .arg("--services")
+        .assert()
+        .success()
+        .stdout(format!("{longest}\n"));
+    for length in [256, 200_000] {
+        let name = "s".repeat(length);
+        write(
+            dir.path(),
+            "docker-compose.yml",
+            &format!("services:\n  {name}:\n    image: x\n"),
+        );
+        let (out, elapsed) = bounded(&["config", dir.path().to_str().unwrap()], None);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_refused(
+            (out, elapsed),
+            &format!("invalid service name: it is {length} characters long, the limit is 255"),
+        );
+        // Named by its start, not written out whole.
+        assert!(
+            stderr.contains(&format!("service \"{}…\"", &name[..32])),
+            "{stderr}"
+        );
+        assert!(stderr.len() < 1000, "{} bytes of stderr", stderr.len());
+    }
 }

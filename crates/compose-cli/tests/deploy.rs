@@ -190,6 +190,54 @@ async fn a_wrong_key_fails_before_any_build() {
     assert!(api.records("release").is_empty());
 }
 
+/// `balena.yml` is read as every file a project names: a FIFO there fails at once (a plain
+/// read would wait for a writer for ever), before any build or release.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_balena_yml_that_is_not_a_regular_file_fails_before_any_build() {
+    let api = FakeApi::start(FakeConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), false);
+    let fifo = dir.path().join("balena.yml");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let key = api.api_key().to_owned();
+    let mut cmd = deploy_command(&api, &key, &[dir.path().to_str().unwrap()]);
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Blocking waits off the runtime, which serves the fake API meanwhile.
+    let (done, out) = tokio::task::spawn_blocking(move || {
+        let done = wait_until(Duration::from_secs(20), || {
+            child.try_wait().unwrap().is_some()
+        });
+        if !done {
+            child.kill().unwrap();
+        }
+        (done, child.wait_with_output().unwrap())
+    })
+    .await
+    .unwrap();
+    assert!(done, "deploy still waiting on the FIFO after 20 s");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}: is a FIFO, not a regular file",
+            fifo.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!json_lines(&out).iter().any(|e| e["event"] == "start"));
+    assert!(api.records("release").is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_build_failure_creates_no_release() {
     let api = FakeApi::start(FakeConfig::default()).await.unwrap();

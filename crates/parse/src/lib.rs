@@ -46,6 +46,7 @@
 mod contract;
 mod dotenv;
 mod error;
+mod file;
 mod load;
 mod merge;
 mod model;
@@ -57,6 +58,7 @@ pub use contract::{
     Contract, ContractRef, ImageDescriptor, ImageSource, Requirement, contract_for,
 };
 pub use error::Error;
+pub use file::{MAX_FILE_SIZE, read_project_file};
 pub use load::{
     COMPOSE_FILE_NAMES, Discovered, LoadOptions, default_composition, discover, load, parse_str,
 };

@@ -7,6 +7,7 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 use crate::error::Error;
+use crate::file::{path_in_project, read_project_file};
 use crate::merge::{merge_documents, merge_service};
 use crate::model::{Build, Composition, Service, Volume};
 use crate::normalize::{Context, normalize};
@@ -156,7 +157,7 @@ pub fn load(options: &LoadOptions) -> Result<Composition, Error> {
     let mut merged = Value::Null;
     for file in &files {
         let text = read_text(file)?;
-        let doc = document(&text, file, &env, 0)?;
+        let doc = document(&text, file, &env, &project_dir, 0)?;
         merge_documents(&mut merged, doc);
     }
     let first = files.first().ok_or(Error::NoFiles)?;
@@ -218,7 +219,7 @@ pub fn parse_str(text: &str, options: &LoadOptions) -> Result<Composition, Error
         .unwrap_or_else(|| project_dir.join("docker-compose.yml"));
     let env = environment(options, &project_dir)?;
     let profiles = active_profiles(options, &env);
-    let doc = document(text, &file, &env, 0)?;
+    let doc = document(text, &file, &env, &project_dir, 0)?;
     normalize(
         &doc,
         &Context {
@@ -242,7 +243,7 @@ fn project_dir(options: &LoadOptions) -> PathBuf {
 }
 
 fn read_text(path: &Path) -> Result<String, Error> {
-    let bytes = std::fs::read(path).map_err(|cause| Error::Io {
+    let bytes = read_project_file(path).map_err(|cause| Error::Io {
         path: path.to_path_buf(),
         cause,
     })?;
@@ -288,11 +289,13 @@ fn environment(
 /// Nesting limit for `extends` and `include` chains (cycles end here too).
 const MAX_NESTING: usize = 16;
 
-/// One file's interpolated tree with its `include`s merged in and `extends` resolved.
+/// One file's interpolated tree with its `include`s merged in and `extends` resolved. The
+/// files `include` and `extends` name must be inside `project_dir`.
 fn document(
     text: &str,
     file: &Path,
     env: &HashMap<String, String>,
+    project_dir: &Path,
     depth: usize,
 ) -> Result<Value, Error> {
     let mut doc = yaml::parse_document(text, env).map_err(|e| Error::Yaml {
@@ -317,7 +320,8 @@ fn document(
         if let Some(services) = services.filter(|_| any_extends).cloned() {
             let mut resolved = Map::new();
             for (name, service) in &services {
-                let service = resolve_extends(name, service, &services, file, env, depth)?;
+                let service =
+                    resolve_extends(name, service, &services, file, env, project_dir, depth)?;
                 resolved.insert(name.clone(), service);
             }
             map.insert("services".into(), Value::Object(resolved));
@@ -336,9 +340,10 @@ fn document(
                     .map_err(|e| validation(format!("include {e}")))?;
                 let mut included = Value::Null;
                 for path in paths {
-                    let path = file_dir.join(path);
+                    let path = path_in_project(project_dir, file_dir, &path)
+                        .map_err(|m| validation(format!("include: {m}")))?;
                     let text = read_text(&path)?;
-                    let mut sub = document(&text, &path, env, depth + 1)?;
+                    let mut sub = document(&text, &path, env, project_dir, depth + 1)?;
                     rebase_services(&mut sub, path.parent().unwrap_or(Path::new("")));
                     merge_documents(&mut included, sub);
                 }
@@ -384,6 +389,7 @@ fn resolve_extends(
     siblings: &Map<String, Value>,
     file: &Path,
     env: &HashMap<String, String>,
+    project_dir: &Path,
     depth: usize,
 ) -> Result<Value, Error> {
     let service_error = |message: String| Error::Service {
@@ -413,10 +419,20 @@ fn resolve_extends(
             let base = siblings.get(&base_name).ok_or_else(|| {
                 service_error(format!("cannot extend service \"{base_name}\": not found"))
             })?;
-            resolve_extends(&base_name, base, siblings, file, env, depth + 1)?
+            resolve_extends(
+                &base_name,
+                base,
+                siblings,
+                file,
+                env,
+                project_dir,
+                depth + 1,
+            )?
         }
         Some(other) => {
-            let path = file.parent().unwrap_or(Path::new("")).join(other);
+            let file_dir = file.parent().unwrap_or(Path::new(""));
+            let path = path_in_project(project_dir, file_dir, &other)
+                .map_err(|m| service_error(format!("extends.file: {m}")))?;
             let text = read_text(&path)?;
             let doc = yaml::parse_document(&text, env).map_err(|e| Error::Yaml {
                 file: path.clone(),
@@ -435,7 +451,15 @@ fn resolve_extends(
                     path.display()
                 ))
             })?;
-            let mut base = resolve_extends(&base_name, base, &services, &path, env, depth + 1)?;
+            let mut base = resolve_extends(
+                &base_name,
+                base,
+                &services,
+                &path,
+                env,
+                project_dir,
+                depth + 1,
+            )?;
             rebase_service(&mut base, path.parent().unwrap_or(Path::new("")));
             base
         }

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use crate::contract::validate_labels;
 use crate::dotenv;
 use crate::error::Error;
+use crate::file::{path_in_project, read_project_file};
 use crate::model::{
     Build, Composition, Ipam, IpamConfig, Network, Service, ServiceNetwork, Volume,
 };
@@ -50,6 +51,12 @@ impl Context<'_> {
         }
     }
 }
+
+/// The longest service name. A service's image is named `<project>_<service>`, and Docker's
+/// reference grammar (distribution's `reference.NameTotalLengthMax`) caps a repository name at
+/// 255 characters, so a longer service name can never make a valid image name; the
+/// supervisor also stores service names as 255-character `ShortString`s.
+const MAX_SERVICE_NAME_LEN: usize = 255;
 
 /// Service fields balena refuses.
 const SERVICE_DENY: &[&str] = &[
@@ -490,6 +497,19 @@ fn service(
             "invalid service name: it must match ^[a-zA-Z0-9._-]+$".to_owned(),
         ));
     }
+    if name.len() > MAX_SERVICE_NAME_LEN {
+        // Named by its start: the whole name can be hundreds of kilobytes. It is ASCII here,
+        // so any byte index is a character boundary.
+        let start = name.get(..32).unwrap_or(name);
+        return Err(ctx.service_error(
+            &format!("{start}…"),
+            "",
+            format!(
+                "invalid service name: it is {} characters long, the limit is {MAX_SERVICE_NAME_LEN}",
+                name.len()
+            ),
+        ));
+    }
     for key in map.keys() {
         let key = key.as_str();
         if SERVICE_DENY.contains(&key) {
@@ -760,7 +780,7 @@ pub(crate) fn relative_to(base: &Path, path: &str) -> String {
 }
 
 /// `base/path` with `.` and `..` resolved lexically (`path` may be absolute).
-fn clean_join(base: &Path, path: &str) -> PathBuf {
+pub(crate) fn clean_join(base: &Path, path: &str) -> PathBuf {
     let joined = base.join(path);
     let mut out = PathBuf::new();
     if joined.is_absolute() {
@@ -818,25 +838,22 @@ fn read_env_files(
             .map_err(bad)?
             .ok_or_else(|| bad("entry without path".into()))?;
         let required = required.map_err(bad)?.unwrap_or(true);
-        // Lexically, as compose does: `a/b/../x` needs no `a/b` directory.
-        let full = clean_join(ctx.project_dir, &path);
-        // The reference's normalizeAndValidateFilePath, with its wording; beyond it, a path
-        // that climbs out later (`a/../../x`) is refused too: env files stay in the project.
-        // (`include` rebases relative paths to absolute ones inside the project: those pass.)
-        let inside = full.starts_with(clean_join(ctx.project_dir, "."));
-        let message = if Path::new(&path).is_absolute() && !inside {
-            Some(format!("Absolute filepath not allowed: {path}"))
-        } else if path.starts_with("..") || !inside {
-            Some(format!("Directory traversing not allowed : {path}"))
-        } else if path.contains('*') {
-            Some(format!("Wildcards not allowed : {path}"))
-        } else {
-            None
-        };
-        if let Some(message) = message {
-            return Err(ctx.service_error(name, "env_file", message));
-        }
-        let text = match std::fs::read(&full) {
+        // Lexically, as compose does: `a/b/../x` needs no `a/b` directory. Beyond the
+        // reference, a path that climbs out later (`a/../../x`) is refused too. (`include`
+        // rebases relative paths to absolute ones inside the project: those pass.)
+        let full = path_in_project(ctx.project_dir, ctx.project_dir, &path)
+            .and_then(|full| {
+                // The reference's normalizeAndValidateFilePath refuses these even inside.
+                if path.starts_with("..") {
+                    Err(format!("Directory traversing not allowed : {path}"))
+                } else if path.contains('*') {
+                    Err(format!("Wildcards not allowed : {path}"))
+                } else {
+                    Ok(full)
+                }
+            })
+            .map_err(|message| ctx.service_error(name, "env_file", message))?;
+        let text = match read_project_file(&full) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => continue,
             Err(cause) => return Err(Error::Io { path: full, cause }),

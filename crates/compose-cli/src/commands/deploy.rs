@@ -286,11 +286,13 @@ fn release_contract(project: &ProjectArgs) -> anyhow::Result<Option<Value>> {
         return Ok(None);
     }
     let path = project.project.join("balena.yml");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
+    let bytes = match parse::read_project_file(&path) {
+        Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        Err(e) => return Err(anyhow::anyhow!("{}: {e}", path.display())),
     };
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("Error parsing file \"{}\": not UTF-8", path.display()))?;
     let value = parse::yaml_value(&text)
         .map_err(|e| anyhow::anyhow!("Error parsing file \"{}\":\n {e}", path.display()))?;
     let kind = value
