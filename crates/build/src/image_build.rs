@@ -24,7 +24,8 @@ use crate::pull::classify_pull_error;
 use crate::raw::{self, Endpoint};
 use crate::reference::ImageReference;
 use crate::session::{BuildSecrets, Session, SessionServices};
-use crate::trace::{Redactor, StreamMessage, Trace};
+use crate::redact::Redactor;
+use crate::trace::{StreamMessage, Trace};
 
 /// How many output lines of the failing step a [`Error::BuildFailed`] keeps.
 pub const FAILURE_OUTPUT_LINES: usize = 20;

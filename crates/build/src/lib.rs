@@ -43,6 +43,7 @@ mod image_build;
 mod platform;
 mod pull;
 mod raw;
+mod redact;
 mod reference;
 mod session;
 mod trace;
@@ -63,5 +64,6 @@ pub use platform::{
 };
 pub use pull::{Pulled, pull_image};
 pub use raw::Endpoint;
+pub use redact::{MIN_FRAGMENT, REDACTED, Redactor};
 pub use reference::{DOCKER_HUB_ALIASES, DOCKER_HUB_AUTH_KEY, DOCKER_HUB_HOST, ImageReference};
 pub use session::{BuildSecrets, MAX_SECRET_SIZE};

@@ -76,10 +76,16 @@ impl BuildSecrets {
         self.by_id.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
     }
 
-    /// `text` with every line of every secret (of 4 characters or more) replaced by
-    /// `[secret]`, for output a `RUN` printed.
+    /// The redactor of these secrets, for output a `RUN` printed: build it once per build,
+    /// not per line (it holds every window of every secret).
+    pub fn redactor(&self) -> crate::Redactor {
+        crate::Redactor::new(self.values())
+    }
+
+    /// `text` with every piece of a secret hidden (see [`crate::Redactor`]), for a one-off text
+    /// such as an error.
     pub fn redact(&self, text: String) -> String {
-        crate::trace::Redactor::new(self.values()).apply(text)
+        self.redactor().apply(text)
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<&[u8]> {

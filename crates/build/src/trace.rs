@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::events::{BuildEvent, FromTag, LineBuffer, emit, extract_from_tag};
 use crate::image_build::FAILURE_OUTPUT_LINES;
+use crate::redact::Redactor;
 
 /// `moby.buildkit.v1.StatusResponse` (only the fields we read; prost skips the others).
 #[derive(Clone, PartialEq, Message)]
@@ -125,45 +126,6 @@ impl VertexState {
             self.tail.pop_front();
         }
         self.tail.push_back(line.to_owned());
-    }
-}
-
-/// Replaces secret values in text we show, in case a `RUN` prints one.
-#[derive(Debug, Default)]
-pub(crate) struct Redactor {
-    needles: Vec<String>,
-}
-
-/// What a secret looks like in output.
-pub(crate) const REDACTED: &str = "[secret]";
-
-impl Redactor {
-    /// Every line of every secret that is long enough not to match by accident.
-    pub(crate) fn new<'a>(secrets: impl Iterator<Item = &'a [u8]>) -> Self {
-        let mut needles: Vec<String> = secrets
-            .flat_map(|s| {
-                String::from_utf8_lossy(s)
-                    .lines()
-                    .map(|l| l.trim().to_owned())
-                    .collect::<Vec<_>>()
-            })
-            .filter(|l| l.len() >= 4)
-            .collect();
-        // Longest first, so a line that contains a shorter one is hidden whole.
-        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
-        needles.dedup();
-        Redactor { needles }
-    }
-
-    pub(crate) fn apply(&self, text: String) -> String {
-        if !self.needles.iter().any(|n| text.contains(n.as_str())) {
-            return text;
-        }
-        let mut out = text;
-        for needle in &self.needles {
-            out = out.replace(needle.as_str(), REDACTED);
-        }
-        out
     }
 }
 

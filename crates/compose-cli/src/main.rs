@@ -2,13 +2,16 @@
 //!
 //! This is the only crate that prints. Every subcommand lives in `commands/<name>.rs` as an
 //! `Args` struct (clap) and an `async fn run(args) -> anyhow::Result<ExitCode>`; errors come
-//! back here and are reported once, as `error: …` with their chain of causes, exit code 1.
+//! back here and are reported once, as `error: …` with their chain of causes, exit code 1 —
+//! or 128 + the signal's number when SIGINT, SIGTERM or SIGHUP interrupted the command
+//! (see `signals`).
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 mod commands;
+mod signals;
 
 /// Build, deploy and run multi-service compose projects for fleets of edge devices.
 ///
@@ -47,8 +50,9 @@ enum Command {
     /// state endpoint (`<apiEndpoint>/device/v3/<uuid>/state`, using config.json's `uuid`,
     /// `deviceApiKey` and `apiEndpoint`). An app named with `-a` that is not in the target is
     /// removed. Exits 0 once the engine runs the target, 3 when update locks are held (retry
-    /// later, or use --force), 130 when interrupted; an interrupted update leaves the running
-    /// release untouched and `up` can simply be run again.
+    /// later, or use --force), 130/143/129 when SIGINT/SIGTERM/SIGHUP interrupts it; an
+    /// interrupted update leaves the running release untouched and `up` can simply be run
+    /// again.
     Up(commands::up::Args),
     /// Print the current state of an app on this device's engine.
     ///
@@ -71,6 +75,14 @@ fn main() -> ExitCode {
         Err(e) => return report(&anyhow::Error::new(e).context("cannot start the async runtime")),
     };
     let outcome: anyhow::Result<ExitCode> = runtime.block_on(async move {
+        if matches!(
+            cli.command,
+            Command::Build(_) | Command::Deploy(_) | Command::Up(_)
+        ) {
+            signals::install().map_err(|e| {
+                anyhow::Error::new(e).context("cannot listen for SIGINT, SIGTERM and SIGHUP")
+            })?;
+        }
         match cli.command {
             // One arm per subcommand: `Command::X(args) => commands::x::run(args).await,`
             Command::Config(args) => commands::config::run(args).await,
@@ -83,9 +95,14 @@ fn main() -> ExitCode {
             Command::State(args) => commands::state::run(args).await,
         }
     });
-    match outcome {
+    let code = match outcome {
         Ok(code) => code,
         Err(e) => report(&e),
+    };
+    // An interrupted command has cleaned up; its exit status says which signal stopped it.
+    match signals::received().and_then(|signo| u8::try_from(128 + signo).ok()) {
+        Some(interrupted) => ExitCode::from(interrupted),
+        None => code,
     }
 }
 

@@ -2,6 +2,8 @@
 //! registries of `scripts/docker-env`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::Path;
 use std::process::Output;
 
@@ -419,4 +421,74 @@ fn a_daemon_that_is_not_there_is_a_clear_error() {
         "{stderr}"
     );
     assert!(stderr.contains("/nonexistent/docker.sock"), "{stderr}");
+}
+
+/// SIGTERM (`timeout`, CI cancellation) stops a build the way Ctrl-C does: every service is
+/// cancelled, the summary says so, and the exit status is 143.
+#[test]
+fn sigterm_cancels_the_build_and_exits_143() {
+    use std::io::BufRead as _;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let nonce = std::process::id();
+    write(
+        dir.path(),
+        "docker-compose.yml",
+        "services:\n  slow:\n    build: ./slow\n",
+    );
+    write(
+        dir.path(),
+        "slow/Dockerfile",
+        &format!("FROM local/amd64-busybox\nRUN echo {nonce} && sleep 300\n"),
+    );
+    let project = format!("buildterm{nonce}");
+    let mut child = support::balena_compose()
+        .args(["build", dir.path().to_str().unwrap(), "-p", &project, "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let lines = Arc::clone(&lines);
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                lines.lock().unwrap().push(line.unwrap());
+            }
+        })
+    };
+    let running = support::wait_until(Duration::from_secs(120), || {
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(&nonce.to_string()))
+    });
+    assert!(running, "the RUN never started: {:?}", lines.lock().unwrap());
+    let killed = std::process::Command::new("/bin/kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let signalled = Instant::now();
+    let exited = support::wait_until(Duration::from_secs(30), || {
+        child.try_wait().unwrap().is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    reader.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(exited, "build still ran 30 s after SIGTERM: {stderr}");
+    assert!(signalled.elapsed() < Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    let lines = lines.lock().unwrap();
+    let summary: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert_eq!(summary["event"], "summary", "{lines:?}");
+    assert_eq!(summary["services"][0]["ok"], false, "{summary}");
+    assert_eq!(summary["services"][0]["error"], "cancelled", "{summary}");
 }

@@ -425,6 +425,24 @@ async fn an_api_that_hangs_times_out_and_the_release_ends_failed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_mid_push_fails_the_release_and_removes_the_tags() {
+    interrupted_mid_push("INT", 130).await;
+}
+
+/// What `timeout` and CI cancellation send.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_mid_push_fails_the_release_and_removes_the_tags() {
+    interrupted_mid_push("TERM", 143).await;
+}
+
+/// What closing the terminal sends.
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_mid_push_fails_the_release_and_removes_the_tags() {
+    interrupted_mid_push("HUP", 129).await;
+}
+
+/// A deploy that gets `signal` while pushing ends with its release and unfinished images
+/// `failed`, no registry tag left and exit status `code`.
+async fn interrupted_mid_push(signal: &str, code: i32) {
     // A registry at 256 kB/s per connection: the 8 MB layer takes half a minute to push.
     let proxy = ThrottledProxy::start(256 * 1024);
     let config = FakeConfig {
@@ -433,7 +451,8 @@ async fn ctrl_c_mid_push_fails_the_release_and_removes_the_tags() {
     };
     let api = FakeApi::start(config).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let nonce = std::process::id();
+    // Per signal: each test pushes its own 8 MB layer (an identical one would be mounted).
+    let nonce = format!("{}{}", std::process::id(), signal.to_lowercase());
     write(
         dir.path(),
         "docker-compose.yml",
@@ -468,7 +487,7 @@ async fn ctrl_c_mid_push_fails_the_release_and_removes_the_tags() {
     });
     assert!(pushing, "the push never started");
     let killed = std::process::Command::new("/bin/kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
@@ -484,12 +503,12 @@ async fn ctrl_c_mid_push_fails_the_release_and_removes_the_tags() {
     let took = interrupted.elapsed();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(exited, "deploy still ran 30 s after Ctrl-C: {stderr}");
+    assert!(exited, "deploy still ran 30 s after SIG{signal}: {stderr}");
     // Stopping the pushes and marking the release failed is quick (about 0.1 s here).
     assert!(took < Duration::from_secs(10), "took {took:?}: {stderr}");
-    assert!(!out.status.success(), "{stderr}");
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
     assert!(
-        stderr.contains("interrupted") && stderr.contains("marked failed"),
+        stderr.contains(&format!("interrupted (SIG{signal})")) && stderr.contains("marked failed"),
         "{stderr}"
     );
 

@@ -443,10 +443,12 @@ impl Worker<'_> {
             result
         };
         let mut log = String::new();
+        // One redactor for the whole build: every event, and so the log, goes through it.
+        let redactor = task.secrets.redactor();
         let forward = async {
             while let Some(mut event) = rx.recv().await {
                 if with_secrets {
-                    event = hide_secrets(event, &task.secrets, &added_flags);
+                    event = hide_secrets(event, &redactor, &added_flags);
                 }
                 if let Some(filter) = filter.as_mut() {
                     event = filter_event(filter, event);
@@ -500,7 +502,7 @@ impl Worker<'_> {
                 };
                 let text = explained.unwrap_or_else(|| e.to_string());
                 outcome.error = Some(if with_secrets {
-                    task.secrets.redact(text)
+                    redactor.apply(text)
                 } else {
                     text
                 });
@@ -581,15 +583,15 @@ fn filter_event(filter: &mut BuildOutput, event: build::BuildEvent) -> build::Bu
 /// added to each `RUN` not shown (the user did not write them).
 fn hide_secrets(
     event: build::BuildEvent,
-    secrets: &build::BuildSecrets,
+    redactor: &build::Redactor,
     added_flags: &[String],
 ) -> build::BuildEvent {
     match event {
         build::BuildEvent::Output { line } => build::BuildEvent::Output {
-            line: secrets.redact(line),
+            line: redactor.apply(line),
         },
         build::BuildEvent::Error { message } => build::BuildEvent::Error {
-            message: secrets.redact(message),
+            message: redactor.apply(message),
         },
         build::BuildEvent::Step {
             index,
@@ -603,7 +605,7 @@ fn hide_secrets(
             build::BuildEvent::Step {
                 index,
                 total,
-                instruction: secrets.redact(shown),
+                instruction: redactor.apply(shown),
             }
         }
         other => other,

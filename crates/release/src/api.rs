@@ -373,7 +373,9 @@ impl Api {
     /// `running`.
     ///
     /// # Errors
-    /// [`ApiError::MissingRecord`] when the user or fleet does not exist, and any API error.
+    /// [`ApiError::MissingRecord`] when the user or fleet does not exist,
+    /// [`ApiError::IncompleteRelease`] when the release was created but not all of its
+    /// images, and any API error.
     pub async fn create_release(&self, new: &NewRelease) -> Result<CreatedRelease, ApiError> {
         let (user, fleet) = tokio::try_join!(
             self.require("user", new.user),
@@ -426,13 +428,13 @@ impl Api {
         };
         if let Some(error) = first_error {
             let message = format!("Creating the release failed: {error}");
-            if let Err(cleanup) = self.fail_all(&created, &[], &message).await {
-                tracing::warn!(
-                    "could not mark release {} failed: {cleanup}",
-                    created.release.id
-                );
-            }
-            return Err(error);
+            let cleanup = self.fail_all(&created, &[], &message).await.err();
+            return Err(ApiError::IncompleteRelease {
+                commit: created.release.commit,
+                id: created.release.id,
+                source: Box::new(error),
+                cleanup: cleanup.map(Box::new),
+            });
         }
         Ok(created)
     }
@@ -730,11 +732,13 @@ impl Api {
     }
 
     /// Marks every image of `created` that is not in `finished` as `failed` with `message`,
-    /// then the release `failed`. Every update is tried even when one fails; the first error
-    /// is returned. Use it on any error or interruption after the release exists.
+    /// then the release `failed`. Every update is tried even when one fails. Use it on any
+    /// error or interruption after the release exists.
     ///
     /// # Errors
-    /// The first API error.
+    /// The error of marking the release `failed`: it was left `running`. An image that could
+    /// not be marked is no error once its release is `failed` (the release decides what
+    /// devices run), so it is only logged.
     pub async fn fail_all(
         &self,
         created: &CreatedRelease,
@@ -756,10 +760,11 @@ impl Api {
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
-        let release = self
-            .update_release(created.release.id, &ReleaseUpdate::finished(Status::Failed))
-            .await;
-        results.into_iter().chain([release]).collect()
+        for error in results.into_iter().filter_map(Result::err) {
+            tracing::debug!("could not mark an image of a failed release failed: {error}");
+        }
+        self.update_release(created.release.id, &ReleaseUpdate::finished(Status::Failed))
+            .await
     }
 }
 

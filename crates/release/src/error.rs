@@ -124,6 +124,23 @@ pub enum ApiError {
         /// The service name.
         service: String,
     },
+    /// The release record was created but one of its services or images was not: the
+    /// release exists, marked `failed` unless `cleanup` says why it was left `running`.
+    #[error(
+        "release {commit} (id {id}) was created, but not all of its images; {}",
+        left_as(cleanup.as_deref())
+    )]
+    IncompleteRelease {
+        /// The release's commit.
+        commit: String,
+        /// The release's id.
+        id: u64,
+        /// Why an image could not be created.
+        #[source]
+        source: Box<ApiError>,
+        /// Why the release could not be marked `failed`, if it could not.
+        cleanup: Option<Box<ApiError>>,
+    },
     /// A release tag key that the API would reject.
     #[error("invalid release tag key {key:?}: a key must be non-empty and contain no whitespace")]
     InvalidTagKey {
@@ -173,6 +190,14 @@ impl ApiError {
                 message,
             },
         }
+    }
+}
+
+/// What became of a release after a failure: `marked failed`, or left `running` and why.
+pub fn left_as(cleanup: Option<&ApiError>) -> String {
+    match cleanup {
+        None => "it was marked failed".to_owned(),
+        Some(e) => format!("it was left `running`: marking it failed failed too: {e}"),
     }
 }
 

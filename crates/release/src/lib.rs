@@ -46,7 +46,7 @@ mod time;
 
 pub use api::{Api, DEFAULT_TIMEOUT, RetryNotice};
 pub use deploy::{BuiltImage, DeployOutcome, push_and_record};
-pub use error::{ApiError, PushError};
+pub use error::{ApiError, PushError, left_as};
 pub use models::{
     BUILD_LOG_CAP, CreatedRelease, ERROR_MESSAGE_CAP, Fleet, Image, ImageUpdate, NewRelease,
     Release, ReleaseUpdate, ServiceSpec, Status, User,

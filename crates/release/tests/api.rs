@@ -568,3 +568,56 @@ async fn a_release_whose_creation_fails_midway_is_left_failed_not_running() {
     assert_eq!(err.to_string(), "Could not find user with id: 99");
     assert_eq!(fake.records("release").len(), 1);
 }
+
+/// The API fails once the release record exists: the error names the release and its id, and
+/// says whether it was marked failed or left `running` (and why).
+#[tokio::test]
+async fn a_release_created_without_its_images_is_named_with_what_became_of_it() {
+    let always = |fake: &FakeApi, method: &str, prefix: &str| {
+        fake.inject(Fault {
+            method: method.into(),
+            path_prefix: prefix.into(),
+            times: 1000,
+            kind: FaultKind::Status(500),
+            phase: FaultPhase::BeforeApply,
+        });
+    };
+    let (fake, api) = fake().await;
+    always(&fake, "POST", "/v7/image");
+    let err = api
+        .create_release(&NewRelease::new(7, 1001, composition(), "c1"))
+        .await
+        .unwrap_err();
+    let release = &fake.records("release")[0];
+    assert_eq!(release["status"], "failed");
+    let id = release["id"].as_u64().unwrap();
+    assert!(
+        matches!(&err, ApiError::IncompleteRelease { id: i, cleanup: None, .. } if *i == id),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!("release c1 (id {id}) was created, but not all of its images; it was marked failed")
+    );
+    // The cause is the error's source, not repeated in its message.
+    let source = std::error::Error::source(&err).unwrap().to_string();
+    assert!(source.contains("POST /v7/image") && source.contains("(500)"), "{source}");
+
+    let (fake, api) = fake().await;
+    always(&fake, "POST", "/v7/image");
+    always(&fake, "PATCH", "/v7/release(");
+    let err = api
+        .create_release(&NewRelease::new(7, 1001, composition(), "c2"))
+        .await
+        .unwrap_err();
+    let release = &fake.records("release")[0];
+    assert_eq!(release["status"], "running");
+    let id = release["id"].as_u64().unwrap();
+    let message = err.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "release c2 (id {id}) was created, but not all of its images; it was left `running`: marking it failed failed too: PATCH /v7/release({id})"
+        )),
+        "{message}"
+    );
+}

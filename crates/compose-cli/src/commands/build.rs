@@ -9,7 +9,6 @@ use anyhow::Context as _;
 use bollard::Docker;
 use resolve::Arch;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use super::progress::{OutputMode, Renderer};
 use super::project::{self, ProjectArgs, TargetArgs};
@@ -167,7 +166,9 @@ pub async fn build_project(
         let secrets = build::RegistrySecrets::from_file(file)?;
         registry_auth.merge(&build::RegistryAuth::from_registry_secrets(&secrets));
     }
-    let cancel = CancellationToken::new();
+    // A signal cancels every task; the run then ends on its own with each service's outcome.
+    let interrupt = crate::signals::arm();
+    let cancel = interrupt.token();
     let options = multibuild::RunOptions {
         jobs: usize::from(args.jobs),
         fail_fast: args.fail_fast,
@@ -188,14 +189,8 @@ pub async fn build_project(
             renderer.event(&event);
         }
     };
-    // Ctrl-C cancels every task; the run then ends on its own with each service's outcome.
-    let watcher = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            cancel.cancel();
-        }
-    });
     let (mut outcomes, ()) = tokio::join!(run, render);
-    watcher.abort();
+    drop(interrupt);
     outcomes.extend(skipped);
     Ok(Finished { plan, outcomes })
 }

@@ -8,7 +8,6 @@ use anyhow::{Context as _, bail};
 use indexmap::IndexMap;
 use resolve::Arch;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 use super::build::{BuildArgs, build_project, connect};
 use super::progress::{OutputMode, Renderer};
@@ -20,7 +19,7 @@ use super::project::{ProjectArgs, TargetArgs};
 /// already on the daemon are not rebuilt unless --build. The release is created only after
 /// every build succeeded; it ends `success` only when every image is pushed and recorded. Any
 /// failure after it exists (a push that fails its retries, the registry or API going away,
-/// Ctrl-C) ends with the release and its unfinished images marked `failed`, the local
+/// SIGINT/SIGTERM/SIGHUP) ends with the release and its unfinished images marked `failed`, the local
 /// registry tags removed, and a non-zero exit.
 #[derive(Debug, clap::Args)]
 #[command(
@@ -177,17 +176,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             },
         );
     }
-    // Ctrl-C from here on is caught: once the release exists it must end `failed`, not stay
+    // A signal from here on is caught: once the release exists it must end `failed`, not stay
     // `running`; an interrupt while it is being created cancels the push right after.
-    let cancel = CancellationToken::new();
-    let watcher = {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                cancel.cancel();
-            }
-        })
-    };
+    let interrupt = crate::signals::arm();
+    let cancel = interrupt.token();
     renderer.info("Creating release...");
     let created = api
         .create_release(&new)
@@ -218,7 +210,6 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let (result, ()) = tokio::join!(push, report);
-    watcher.abort();
 
     let release_json = |status: &str| json!({"id": created.release.id, "commit": created.release.commit, "status": status});
     match result {
@@ -241,24 +232,23 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(outcome) => {
-            renderer.summary(&finished.outcomes, Some(release_json("failed")));
-            let mut message = if cancel.is_cancelled() {
-                format!(
-                    "deploy interrupted (Ctrl-C), release {} marked failed: {}",
-                    created.release.commit, outcome.cause
-                )
+            let status = if outcome.cleanup.is_some() {
+                "running"
             } else {
-                format!(
-                    "deploy failed, release {} marked failed: {}",
-                    created.release.commit, outcome.cause
-                )
+                "failed"
             };
-            if let Some(cleanup) = &outcome.cleanup {
-                message.push_str(&format!(
-                    " (and marking the release failed failed too: {cleanup})"
-                ));
-            }
-            Err(anyhow::anyhow!(message))
+            renderer.summary(&finished.outcomes, Some(release_json(status)));
+            let what = match crate::signals::received_name() {
+                Some(signal) if cancel.is_cancelled() => format!("deploy interrupted ({signal})"),
+                _ => "deploy failed".to_owned(),
+            };
+            Err(anyhow::anyhow!(
+                "{what}: {}; release {} (id {}): {}",
+                outcome.cause,
+                created.release.commit,
+                created.release.id,
+                release::left_as(outcome.cleanup.as_ref())
+            ))
         }
     }
 }

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use composer::target::{DeviceConfig, TargetApp, TargetState, fetch_target_state};
 use composer::{AppId, Composer, DeviceFacts, Event, Options, RemoveOptions, UpdateOptions};
-use tokio_util::sync::CancellationToken;
 
 /// Exit code when a user's update lock blocks the update.
 pub const EXIT_LOCKED: u8 = 3;
@@ -171,13 +170,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let printer = tokio::spawn(print_events(rx, args.json));
-    let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_signal.cancel();
-        }
-    });
+    let interrupt = crate::signals::arm();
+    let cancel = interrupt.token();
     let result = match app {
         Some((_, app)) => {
             let Some((commit, _)) = app.release() else {
