@@ -45,7 +45,10 @@ impl Interruption {
                 None => "",
             };
             let status = status_phrase(&s.status);
-            services.insert(s.name.clone(), format!("{status} {age}release {}", s.commit));
+            services.insert(
+                s.name.clone(),
+                format!("{status} {age}release {}", s.commit),
+            );
         }
         Self {
             app,

@@ -648,12 +648,20 @@ impl Composer {
     /// volume would never count as the app's.
     async fn refuse_foreign(&self, current: &AppState, target: &AppState) -> Result<()> {
         for n in &target.networks {
-            if !current.networks.iter().any(|c| c.docker_name == n.docker_name) {
+            if !current
+                .networks
+                .iter()
+                .any(|c| c.docker_name == n.docker_name)
+            {
                 engine::refuse_foreign_network(&self.docker, &n.docker_name).await?;
             }
         }
         for v in &target.volumes {
-            if !current.volumes.iter().any(|c| c.docker_name == v.docker_name) {
+            if !current
+                .volumes
+                .iter()
+                .any(|c| c.docker_name == v.docker_name)
+            {
                 engine::refuse_foreign_volume(&self.docker, &v.docker_name).await?;
             }
         }

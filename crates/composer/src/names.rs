@@ -75,7 +75,9 @@ mod tests {
             assert!(!is_compose_name(bad), "{bad:?}");
             let err = path_component("7", "service", bad).unwrap_err().to_string();
             assert!(
-                err.contains("app 7") && err.contains("service") && err.contains("^[a-zA-Z0-9._-]+$"),
+                err.contains("app 7")
+                    && err.contains("service")
+                    && err.contains("^[a-zA-Z0-9._-]+$"),
                 "{err}"
             );
         }
