@@ -575,3 +575,341 @@ fn an_update_killed_mid_download_leaves_the_release_running_and_converges_on_ret
     drop(g);
     let _ = docker_cli(&["image", "rm", &slow]);
 }
+
+/// Two services whose `sleep` (PID 1, deaf to SIGTERM) takes `grace` to stop: a kill step
+/// lasts that long.
+fn sleepers(mode: &str, grace: &str) -> Value {
+    let svc = |id: u64, volumes: Value| {
+        json!({"id": id, "image": BASE, "environment": {"MODE": mode},
+            "composition": {"command": ["sleep", "3600"], "volumes": volumes, "stop_grace_period": grace}})
+    };
+    json!({"web": svc(1, json!([])), "box": svc(2, json!(["data:/data"]))})
+}
+
+/// `up --target TARGET --json ARGS` in the background, its stdout collected as it comes.
+struct Background {
+    child: std::process::Child,
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Background {
+    fn up(g: &Guard, target: &str, args: &[&str]) -> Self {
+        let mut child = g
+            .process(&["up", "--target", target, "--json"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let pipe = child.stdout.take().unwrap();
+        let sink = stdout.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        Self { child, stdout }
+    }
+
+    /// Waits until a step with `action` started.
+    fn wait_for_step(&self, action: &str) {
+        let needle = format!(r#""event":"stepStarted","action":"{action}""#);
+        assert!(
+            wait_until(Duration::from_secs(60), || self
+                .stdout
+                .lock()
+                .unwrap()
+                .contains(&needle)),
+            "no {action} step started: {}",
+            self.stdout.lock().unwrap()
+        );
+    }
+}
+
+#[test]
+fn two_concurrent_ups_on_one_app_leave_it_running() {
+    let g = Guard::new();
+    let v0 = g.write("v0.json", &g.document("rel0", sleepers("m0", "1s")));
+    g.cmd(&["up", "--target", &v0]).assert().success();
+    let mut waited = false;
+    for round in 1..=3 {
+        let commit = format!("rel{round}");
+        let doc = g.document(&commit, sleepers(&format!("m{round}"), "1s"));
+        let target = g.write(&format!("v{round}.json"), &doc);
+        let spawn = || {
+            g.process(&["up", "--target", &target])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (first, second) = (spawn(), spawn());
+        for out in [
+            first.wait_with_output().unwrap(),
+            second.wait_with_output().unwrap(),
+        ] {
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "round {round}: {}\n{stdout}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            waited |= stdout.contains("another balena-compose up is applying to this engine (pid");
+        }
+        for service in ["web", "box"] {
+            let (_, state) = g
+                .container(service)
+                .unwrap_or_else(|| panic!("round {round}: {service} has no container"));
+            assert_eq!(state, "running", "round {round}: {service}");
+        }
+        assert_eq!(g.state()["state"]["commit"], commit.as_str());
+    }
+    assert!(waited, "no run ever waited for the other");
+}
+
+#[test]
+fn no_wait_fails_fast_while_an_up_applies_and_a_killed_holder_frees_the_engine() {
+    let g = Guard::new();
+    let v1 = g.write("v1.json", &g.document("rel1", sleepers("a", "6s")));
+    g.cmd(&["up", "--target", &v1]).assert().success();
+    let v2 = g.write("v2.json", &g.document("rel2", sleepers("b", "6s")));
+    let mut holder = Background::up(&g, &v2, &[]);
+    holder.wait_for_step("kill");
+
+    let started = Instant::now();
+    let out = g
+        .cmd(&["up", "--target", &v2, "--no-wait"])
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .code(3);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "--no-wait waited"
+    );
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    let expected = format!(
+        "another balena-compose up is applying to this engine (pid {})",
+        holder.child.id()
+    );
+    assert!(
+        err.contains(&expected) && err.contains("--no-wait"),
+        "{err}"
+    );
+
+    // The holder dies mid-apply without a chance to clean up: the next `up` does not wait.
+    holder.child.kill().unwrap();
+    holder.child.wait().unwrap();
+    let out = g
+        .cmd(&["up", "--target", &v2, "--json"])
+        .timeout(Duration::from_secs(120))
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(!stdout.contains("waitingForEngine"), "{stdout}");
+    let state = last_json(&out.get_output().stdout);
+    assert_eq!(state["state"]["commit"], "rel2", "{state}");
+    for service in ["web", "box"] {
+        assert_eq!(
+            state["state"]["services"][service]["status"], "Running",
+            "{state}"
+        );
+    }
+}
+
+/// The `names: phrase` groups of an interrupt report, by service name.
+fn reported_services(report: &str) -> HashMap<String, String> {
+    let start = report.find("updated (").expect("no service list") + "updated (".len();
+    let end = start
+        + report[start..]
+            .find("); run")
+            .expect("no end of service list");
+    let mut out = HashMap::new();
+    for group in report[start..end].split("; ") {
+        let (names, phrase) = group.split_once(": ").unwrap();
+        for name in names.split(", ") {
+            out.insert(name.to_owned(), phrase.to_owned());
+        }
+    }
+    out
+}
+
+#[test]
+fn an_interrupt_during_the_kill_phase_reports_what_the_app_is_left_with() {
+    let g = Guard::new();
+    let v1 = g.write("v1.json", &g.document("rel1", sleepers("a", "3s")));
+    g.cmd(&["up", "--target", &v1]).assert().success();
+    let v2 = g.write("v2.json", &g.document("rel2", sleepers("b", "3s")));
+    let running = Background::up(&g, &v2, &[]);
+    running.wait_for_step("kill");
+    let pid = running.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = running.child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        err.contains("interrupted after") && err.contains("kill") && !err.contains("untouched"),
+        "{err}"
+    );
+    // The report matches the engine: a service it calls container-less has no container,
+    // and one it calls running on the old release is running.
+    let reported = reported_services(&err);
+    for service in ["web", "box"] {
+        let phrase = reported.get(service).unwrap_or_else(|| panic!("{err}"));
+        match g.container(service) {
+            None => assert_eq!(phrase, "no container", "{service}: {err}"),
+            Some((_, state)) => {
+                let shown = if state == "running" {
+                    "running"
+                } else {
+                    "stopped"
+                };
+                assert!(phrase.starts_with(shown), "{service} is {state}: {err}");
+            }
+        }
+    }
+    assert!(
+        reported.values().any(|p| p == "no container"),
+        "nothing was stopped: {err}"
+    );
+
+    let out = g.cmd(&["up", "--target", &v2, "--json"]).assert().success();
+    let state = last_json(&out.get_output().stdout);
+    assert_eq!(state["state"]["commit"], "rel2", "{state}");
+    assert_eq!(
+        state["state"]["services"]["box"]["status"], "Running",
+        "{state}"
+    );
+}
+
+#[test]
+fn a_foreign_network_or_volume_with_the_apps_name_fails_up_at_once() {
+    let g = Guard::new();
+    let target = g.write("t.json", &g.document("rel1", sleepers("a", "1s")));
+    let nothing_created = |what: &str| {
+        assert_eq!(g.container("web"), None, "{what}");
+        assert_eq!(g.container("box"), None, "{what}");
+    };
+
+    let network = format!("{}_default", g.uuid);
+    docker_ok(&["network", "create", &network]);
+    let started = Instant::now();
+    let out = g.cmd(&["up", "--target", &target]).assert().failure();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        err.contains(&format!(
+            "network {network} exists but was not created by balena-compose"
+        )),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let named = docker_ok(&[
+        "network",
+        "ls",
+        "--filter",
+        &format!("name={network}"),
+        "--format",
+        "{{.Name}}",
+    ]);
+    assert_eq!(
+        named.lines().filter(|n| *n == network).count(),
+        1,
+        "a duplicate network"
+    );
+    nothing_created("foreign network");
+    docker_ok(&["network", "rm", &network]);
+
+    let volume = format!("{}_data", g.app_id);
+    docker_ok(&["volume", "create", "--label", "owner=someone", &volume]);
+    let started = Instant::now();
+    let out = g.cmd(&["up", "--target", &target]).assert().failure();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        err.contains(&format!(
+            "volume {volume} exists but was not created by balena-compose"
+        )),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let labels = docker_ok(&["volume", "inspect", "--format", "{{json .Labels}}", &volume]);
+    assert_eq!(
+        labels, r#"{"owner":"someone"}"#,
+        "the foreign volume was touched"
+    );
+    nothing_created("foreign volume");
+    docker_ok(&["volume", "rm", &volume]);
+
+    // Without them, the same target applies.
+    g.cmd(&["up", "--target", &target]).assert().success();
+}
+
+#[test]
+fn names_in_a_target_that_are_not_compose_names_are_refused_before_anything_is_touched() {
+    let g = Guard::new();
+    let v1 = g.write("v1.json", &g.document("rel1", sleepers("a", "1s")));
+    g.cmd(&["up", "--target", &v1]).assert().success();
+    let web = g.container("web").expect("web is not there");
+    // What `--lock-dir DIR/locks` + `<appId>/../../victim` would reach, with a "lock" inside
+    // that `--force` would delete.
+    let victim = g.dir.path().join("victim");
+    std::fs::create_dir_all(victim.join("updates.lock")).unwrap();
+    std::fs::write(victim.join("updates.lock/precious.txt"), "keep").unwrap();
+
+    let bad = "../../victim";
+    let mut services = sleepers("b", "1s");
+    services[bad] = json!({"id": 3, "image": BASE, "composition": {"command": ["sleep", "3600"]}});
+    let mut doc = g.document("rel2", services);
+    let target = g.write("bad-service.json", &doc);
+    let out = g
+        .cmd(&["up", "--target", &target, "--force"])
+        .assert()
+        .failure();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        err.contains(&format!("invalid service name {bad:?}")),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(victim.join("updates.lock/precious.txt")).unwrap(),
+        "keep"
+    );
+    let stray: Vec<_> = std::fs::read_dir(g.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        stray
+            .iter()
+            .all(|n| ["locks", "state", "victim"].contains(&n.as_str()) || n.ends_with(".json")),
+        "{stray:?}"
+    );
+    assert_eq!(g.container("web"), Some(web.clone()), "web was touched");
+
+    // Networks and volumes are checked the same way.
+    let release = &mut doc["device-uuid-1"]["apps"][g.uuid.as_str()]["releases"]["rel2"];
+    release["services"].as_object_mut().unwrap().remove(bad);
+    for (kind, key) in [("network", "networks"), ("volume", "volumes")] {
+        let mut doc = doc.clone();
+        let release = &mut doc["device-uuid-1"]["apps"][g.uuid.as_str()]["releases"]["rel2"];
+        release[key]["a/b"] = json!({});
+        let target = g.write(&format!("bad-{kind}.json"), &doc);
+        let out = g.cmd(&["up", "--target", &target]).assert().failure();
+        let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+        assert!(
+            err.contains(&format!(r#"invalid {kind} name "a/b""#)),
+            "{err}"
+        );
+        assert_eq!(
+            g.container("web"),
+            Some(web.clone()),
+            "{kind}: web was touched"
+        );
+    }
+}

@@ -79,12 +79,9 @@ impl AppContext<'_> {
     pub fn volume_name(&self, name: &str) -> String {
         format!("{}_{name}", self.app_id)
     }
-    /// The host directory of a service's locks.
-    pub fn lock_dir(&self, service: &str) -> std::path::PathBuf {
-        self.options
-            .lock_root
-            .join(self.app_id.to_string())
-            .join(service)
+    /// The host directory of a service's locks (inside the lock root by construction).
+    pub fn lock_dir(&self, service: &str) -> Result<std::path::PathBuf> {
+        crate::lock::service_dir(&self.options.lock_root, self.app_id, service)
     }
 }
 
@@ -231,7 +228,7 @@ pub(crate) fn target_service(
     } else if comp.get("volumes").is_some() {
         return Err(err("volumes", "expected a list".to_owned()));
     }
-    let lock_dir = app.lock_dir(name);
+    let lock_dir = app.lock_dir(name)?;
     let lock_dir = lock_dir.display();
     volumes.push(format!("{lock_dir}:/tmp/resin"));
     volumes.push(format!("{lock_dir}:/tmp/balena"));

@@ -415,6 +415,45 @@ pub(crate) async fn handover(
     kill(docker, current).await
 }
 
+/// Fails with [`Error::ForeignResource`] when a network named exactly `name` exists without
+/// the composer's label. (The engine's name filter matches substrings, hence the exact check.)
+pub(crate) async fn refuse_foreign_network(docker: &Docker, name: &str) -> Result<()> {
+    let list = docker
+        .list_networks(Some(ListNetworksOptions {
+            filters: Some(HashMap::from([("name".to_owned(), vec![name.to_owned()])])),
+        }))
+        .await
+        .map_err(engine(format!("looking for network {name}")))?;
+    let foreign = list.iter().any(|n| {
+        n.name.as_deref() == Some(name)
+            && !n
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key(labels::SUPERVISED))
+    });
+    if foreign {
+        return Err(Error::ForeignResource {
+            kind: "network",
+            name: name.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Fails with [`Error::ForeignResource`] when a volume named `name` exists without the
+/// composer's label.
+pub(crate) async fn refuse_foreign_volume(docker: &Docker, name: &str) -> Result<()> {
+    match docker.inspect_volume(name).await {
+        Ok(v) if !v.labels.contains_key(labels::SUPERVISED) => Err(Error::ForeignResource {
+            kind: "volume",
+            name: name.to_owned(),
+        }),
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(engine(format!("inspecting volume {name}"))(e)),
+    }
+}
+
 /// Creates a network of the app.
 pub(crate) async fn create_network(docker: &Docker, n: &Network) -> Result<()> {
     let mut net_labels: HashMap<String, String> = n.config.labels.clone().into_iter().collect();

@@ -50,6 +50,41 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// A name in the target state (app, release, service, network, volume) is not a compose
+    /// name; nothing was touched.
+    #[error("app {app}: invalid {kind} name {name:?}: names must match {rule}", rule = crate::names::NAME_RULE)]
+    InvalidName {
+        /// The app (uuid or id).
+        app: String,
+        /// What the name names: `service`, `network`, …
+        kind: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// An engine object has the name the app needs but was not created by the composer.
+    #[error(
+        "{kind} {name} exists but was not created by balena-compose (it lacks the {label} label); \
+         remove or rename it: the app needs that name",
+        label = crate::model::labels::SUPERVISED
+    )]
+    ForeignResource {
+        /// `network` or `volume`.
+        kind: &'static str,
+        /// The engine name.
+        name: String,
+    },
+    /// Another apply holds the engine's apply lock and the caller chose not to wait.
+    #[error(
+        "another balena-compose up is applying to this engine{}; not waiting (--no-wait)",
+        holder.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    EngineBusy {
+        /// The process holding the lock, when it recorded itself.
+        holder: Option<u32>,
+    },
+    /// The update was interrupted; the report says what was done and what state the app is in.
+    #[error("{0}")]
+    Interrupted(Box<crate::interrupt::Interruption>),
     /// A required service's contract is not met by the device.
     #[error("service {service}: the device does not meet the requirement {requirement}: {reason}")]
     Contract {

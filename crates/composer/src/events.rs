@@ -10,6 +10,12 @@ use tokio::sync::mpsc::UnboundedSender;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "camelCase")]
 pub enum Event {
+    /// Another apply holds the engine's apply lock; this one waits for it.
+    #[serde(rename_all = "camelCase")]
+    WaitingForEngine {
+        /// The holder's process id, when known.
+        pid: Option<u32>,
+    },
     /// A step began.
     #[serde(rename_all = "camelCase")]
     StepStarted {

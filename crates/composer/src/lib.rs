@@ -33,8 +33,10 @@ mod engine;
 mod error;
 mod events;
 mod fetch;
+mod interrupt;
 pub mod lock;
 pub mod model;
+mod names;
 mod options;
 pub mod planner;
 pub mod target;
@@ -58,12 +60,14 @@ pub use engine::AppRef;
 pub use error::{Error, Result};
 pub use events::Event;
 pub use fetch::{EngineKind, detect_engine};
+pub use interrupt::Interruption;
+pub use names::{NAME_RULE, is_compose_name};
 pub use options::{COMPATIBLE_SUPERVISOR_VERSION, DeltaOptions, DeviceFacts, Options};
 
 use crate::config::AppContext;
 use crate::error::{engine as engine_err, is_not_found};
 use crate::events::Emitter;
-use crate::lock::{HeldLock, Locks};
+use crate::lock::{ApplyLock, ApplyLockAttempt, HeldLock, Locks};
 use crate::model::{AppState, Network, NetworkConfig, ServiceStatus, Volume, VolumeConfig, labels};
 use crate::planner::{PlanContext, Step, UnusedImage};
 use crate::target::{TargetApp, TargetRelease};
@@ -101,6 +105,9 @@ pub struct UpdateOptions {
     pub force: bool,
     /// Cancels the update between steps and during fetches.
     pub cancel: Option<CancellationToken>,
+    /// Fail with [`Error::EngineBusy`] instead of waiting while another apply holds the
+    /// engine's [`ApplyLock`].
+    pub no_wait: bool,
 }
 
 /// Options of an app removal.
@@ -112,6 +119,9 @@ pub struct RemoveOptions {
     pub keep_volumes: bool,
     /// Cancels the removal between steps.
     pub cancel: Option<CancellationToken>,
+    /// Fail with [`Error::EngineBusy`] instead of waiting while another apply holds the
+    /// engine's [`ApplyLock`].
+    pub no_wait: bool,
 }
 
 /// The reported state of the app.
@@ -373,6 +383,7 @@ impl Composer {
         target: &TargetApp,
         opts: UpdateOptions,
     ) -> Result<CurrentState> {
+        target.check_names()?;
         let release = target
             .releases
             .get(commit)
@@ -386,6 +397,8 @@ impl Composer {
                 app.uuid = Some(target.uuid.clone());
             }
         }
+        let cancel = opts.cancel.unwrap_or_default();
+        let _engine = self.apply_lock(opts.no_wait, &cancel).await?;
         let mutex = app_mutex(&target.id.to_string());
         let _guard = mutex.lock().await;
         let skipped = self.check_contracts(release)?;
@@ -395,17 +408,13 @@ impl Composer {
             release,
             skipped: &skipped,
         };
-        self.reach(
-            target.id,
-            &goal,
-            opts.force,
-            opts.cancel.unwrap_or_default(),
-        )
-        .await
+        self.reach(target.id, &goal, opts.force, cancel).await
     }
 
     /// Removes the app: its containers, networks and (unless kept) volumes.
     pub async fn remove(&self, opts: RemoveOptions) -> Result<CurrentState> {
+        let cancel = opts.cancel.unwrap_or_default();
+        let _engine = self.apply_lock(opts.no_wait, &cancel).await?;
         let app = self.app_ref();
         let current = engine::read_app(&self.docker, &app).await?;
         let app_id = current.app_id;
@@ -414,8 +423,31 @@ impl Composer {
         let goal = Goal::Remove {
             keep_volumes: opts.keep_volumes,
         };
-        self.reach(app_id, &goal, opts.force, opts.cancel.unwrap_or_default())
-            .await
+        self.reach(app_id, &goal, opts.force, cancel).await
+    }
+
+    /// Takes the engine's apply lock (one apply per engine, across processes), waiting for
+    /// it unless `no_wait`; announces the wait once with [`Event::WaitingForEngine`].
+    async fn apply_lock(&self, no_wait: bool, cancel: &CancellationToken) -> Result<ApplyLock> {
+        let mut announced = false;
+        loop {
+            let holder = match ApplyLock::try_take(&self.options.state_dir)? {
+                ApplyLockAttempt::Taken(lock) => return Ok(lock),
+                ApplyLockAttempt::Busy { holder } => holder,
+            };
+            if no_wait {
+                return Err(Error::EngineBusy { holder });
+            }
+            if !announced {
+                self.emitter.emit(Event::WaitingForEngine { pid: holder });
+                announced = true;
+            }
+            // Polling rather than a blocking `lock()`: a blocked thread cannot be cancelled.
+            tokio::select! {
+                () = cancel.cancelled() => return Err(Error::Cancelled),
+                () = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+            }
+        }
     }
 
     /// Converges on `goal` (the caller holds the app's mutex) and returns the state reached:
@@ -430,7 +462,10 @@ impl Composer {
     ) -> Result<CurrentState> {
         self.set_status("Updating");
         let mut held = None;
-        let result = self.converge(goal, &mut held, force, cancel).await;
+        let mut changes = Vec::new();
+        let result = self
+            .converge(goal, &mut held, force, cancel, &mut changes)
+            .await;
         if let Some(h) = held.take() {
             self.locks.release(app_id, h);
         }
@@ -438,8 +473,48 @@ impl Composer {
         if let Ok(mut p) = self.emitter.progress.lock() {
             p.clear();
         }
-        result?;
+        match result {
+            Err(Error::Cancelled) => Err(self.interruption(goal, changes).await),
+            other => other,
+        }?;
         self.state().await
+    }
+
+    /// The report of an interrupt after `changes`, from the app's state read back now.
+    async fn interruption(&self, goal: &Goal<'_>, changes: Vec<String>) -> Error {
+        let app_ref = self.app_ref();
+        let (app, commit, services) = match goal {
+            Goal::Update {
+                target,
+                commit,
+                release,
+                skipped,
+            } => (
+                Some(target.name.clone()).filter(|n| !n.is_empty()),
+                Some(*commit),
+                release
+                    .services
+                    .keys()
+                    .filter(|s| !skipped.contains(*s))
+                    .cloned()
+                    .collect(),
+            ),
+            Goal::Remove { .. } => (None, None, Vec::new()),
+        };
+        let app = app
+            .or_else(|| app_ref.id.map(|i| i.to_string()))
+            .or_else(|| app_ref.uuid.clone())
+            .unwrap_or_default();
+        let report = match engine::read_app(&self.docker, &app_ref).await {
+            Ok(current) => Interruption::new(app, changes, &current, commit, &services),
+            Err(e) => Interruption {
+                app,
+                changes,
+                services: BTreeMap::new(),
+                unknown: Some(e.to_string()),
+            },
+        };
+        Error::Interrupted(Box::new(report))
     }
 
     /// Plans and applies batches until the planner has nothing left.
@@ -449,6 +524,7 @@ impl Composer {
         held: &mut Option<HeldLock>,
         force: bool,
         cancel: CancellationToken,
+        changes: &mut Vec<String>,
     ) -> Result<()> {
         let kind = self.engine_kind().await?;
         let mut last = String::new();
@@ -508,12 +584,27 @@ impl Composer {
                 .iter()
                 .filter_map(|s| Some((s.name.clone(), s.container_id.clone()?)))
                 .collect();
+            let others: Vec<Step> = others.into_iter().filter(|s| *s != Step::Noop).collect();
             let runs = others
                 .iter()
-                .filter(|s| **s != Step::Noop)
                 .map(|s| self.execute(s, &current, &container_ids, kind, &cancel));
-            for r in futures::future::join_all(runs).await {
-                r?;
+            // Every step of the batch runs to its end (an interrupt waits for the steps in
+            // flight); the ones that changed the engine are recorded for the report.
+            let results = futures::future::join_all(runs).await;
+            let mut first_error = None;
+            for (step, r) in others.iter().zip(results) {
+                match r {
+                    Ok(()) if !matches!(step, Step::Fetch { .. }) => {
+                        changes.push(format!("{} {}", step.action(), step.subject()));
+                    }
+                    Ok(()) => {}
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            if let Some(e) = first_error {
+                return Err(e);
             }
         }
         Err(Error::NotConverging {
@@ -540,6 +631,7 @@ impl Composer {
                 for message in warnings {
                     self.emitter.emit(Event::Warning { message });
                 }
+                self.refuse_foreign(current, &target_state).await?;
                 ctx.available_images = available;
                 ctx.unused_images = self.unused_images(current, Some(&target_state)).await?;
                 Ok(planner::plan(current, &target_state, &ctx))
@@ -549,6 +641,31 @@ impl Composer {
                 Ok(planner::plan_removal(current, &ctx, *keep_volumes))
             }
         }
+    }
+
+    /// Fails on a network or volume the target needs that exists under its engine name
+    /// without the composer's label: creating the network would duplicate the name, and the
+    /// volume would never count as the app's.
+    async fn refuse_foreign(&self, current: &AppState, target: &AppState) -> Result<()> {
+        for n in &target.networks {
+            if !current
+                .networks
+                .iter()
+                .any(|c| c.docker_name == n.docker_name)
+            {
+                engine::refuse_foreign_network(&self.docker, &n.docker_name).await?;
+            }
+        }
+        for v in &target.volumes {
+            if !current
+                .volumes
+                .iter()
+                .any(|c| c.docker_name == v.docker_name)
+            {
+                engine::refuse_foreign_volume(&self.docker, &v.docker_name).await?;
+            }
+        }
+        Ok(())
     }
 
     fn started(&self, step: &Step) {
@@ -651,7 +768,7 @@ impl Composer {
                     d,
                     target,
                     container_id.as_deref(),
-                    &lock_dir(&target.name),
+                    &lock_dir(&target.name)?,
                     device,
                     container_ids,
                 )
@@ -665,7 +782,7 @@ impl Composer {
                     d,
                     c,
                     target,
-                    &lock_dir(&target.name),
+                    &lock_dir(&target.name)?,
                     device,
                     container_ids,
                     cancel,

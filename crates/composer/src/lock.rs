@@ -3,13 +3,16 @@
 //! the container) holding `updates.lock` and the legacy `resin-updates.lock`. Files owned by
 //! the lock uid (65534) are ours; any other file is a user lock that blocks updates unless
 //! forced.
+//!
+//! [`ApplyLock`] is a different lock: the composer's own, one apply per engine at a time.
 
-use std::fs::{self, OpenOptions};
-use std::io::ErrorKind;
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::names;
 
 /// The lockfile names in each service's lock directory.
 pub const LOCK_FILES: [&str; 2] = ["updates.lock", "resin-updates.lock"];
@@ -50,9 +53,9 @@ impl Locks {
         }
     }
 
-    /// The lock directory of a service.
-    pub fn service_dir(&self, app_id: u64, service: &str) -> PathBuf {
-        self.root.join(app_id.to_string()).join(service)
+    /// The lock directory of a service; see [`service_dir`].
+    pub fn service_dir(&self, app_id: u64, service: &str) -> Result<PathBuf> {
+        service_dir(&self.root, app_id, service)
     }
 
     /// Takes the locks of every service named, all or nothing. With `force`, user lockfiles
@@ -76,7 +79,7 @@ impl Locks {
         force: bool,
         held: &mut HeldLock,
     ) -> Result<()> {
-        let dir = self.service_dir(app_id, service);
+        let dir = self.service_dir(app_id, service)?;
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         for name in LOCK_FILES {
             let path = dir.join(name);
@@ -152,7 +155,7 @@ impl Locks {
     /// Whether any lockfile (ours or a user's) exists for the app's services.
     pub fn user_locked(&self, app_id: u64, services: &[String]) -> Option<(String, PathBuf)> {
         services.iter().find_map(|s| {
-            let dir = self.service_dir(app_id, s);
+            let dir = self.service_dir(app_id, s).ok()?;
             LOCK_FILES.iter().map(|n| dir.join(n)).find_map(|p| {
                 fs::symlink_metadata(&p)
                     .ok()
@@ -160,6 +163,74 @@ impl Locks {
                     .map(|_| (s.clone(), p))
             })
         })
+    }
+}
+
+/// `<root>/<appId>/<service>`: the lock directory of a service. The service name must be one
+/// normal path component (a compose name), so the directory is inside `root` by construction
+/// whatever the name; any other name is an error.
+pub fn service_dir(root: &Path, app_id: u64, service: &str) -> Result<PathBuf> {
+    let app = app_id.to_string();
+    let component = names::path_component(&app, "service", service)?;
+    Ok(root.join(app).join(component))
+}
+
+/// The engine's apply lock: one update or removal at a time per engine, across processes.
+/// An OS advisory lock (`flock`, through [`File::try_lock`]) on `<state_dir>/apply.lock`; the
+/// kernel drops it when the holder's file closes, also when the holder dies, so a lock of a
+/// killed process is free for the next one and there is no stale-lock cleanup. The file is
+/// never deleted (deleting a flock file lets two processes lock two different files); it
+/// holds the holder's pid, for the message of those who wait.
+#[derive(Debug)]
+pub struct ApplyLock {
+    _file: File,
+}
+
+/// The outcome of [`ApplyLock::try_take`].
+#[derive(Debug)]
+pub enum ApplyLockAttempt {
+    /// The lock is ours until the value is dropped.
+    Taken(ApplyLock),
+    /// Someone else holds it.
+    Busy {
+        /// The holder's pid, when it recorded one.
+        holder: Option<u32>,
+    },
+}
+
+impl ApplyLock {
+    /// The lock file in `state_dir`.
+    pub fn path(state_dir: &Path) -> PathBuf {
+        state_dir.join("apply.lock")
+    }
+
+    /// Takes the lock if it is free; never waits.
+    pub fn try_take(state_dir: &Path) -> Result<ApplyLockAttempt> {
+        fs::create_dir_all(state_dir).map_err(io_err(state_dir))?;
+        let path = Self::path(state_dir);
+        // No truncation on open: the file may be the holder's, with its pid in it.
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let holder = file
+                    .read_to_string(&mut text)
+                    .ok()
+                    .and_then(|_| text.trim().parse().ok());
+                return Ok(ApplyLockAttempt::Busy { holder });
+            }
+            Err(TryLockError::Error(e)) => return Err(io_err(&path)(e)),
+        }
+        file.set_len(0).map_err(io_err(&path))?;
+        write!(file, "{}", std::process::id()).map_err(io_err(&path))?;
+        Ok(ApplyLockAttempt::Taken(ApplyLock { _file: file }))
     }
 }
 
@@ -192,6 +263,38 @@ mod tests {
     }
 
     #[test]
+    fn the_apply_lock_is_exclusive_and_names_its_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let ApplyLockAttempt::Taken(held) = ApplyLock::try_take(dir.path()).unwrap() else {
+            panic!("a fresh lock is busy");
+        };
+        match ApplyLock::try_take(dir.path()).unwrap() {
+            ApplyLockAttempt::Busy { holder } => assert_eq!(holder, Some(std::process::id())),
+            ApplyLockAttempt::Taken(_) => panic!("the lock was taken twice"),
+        }
+        drop(held);
+        assert!(matches!(
+            ApplyLock::try_take(dir.path()).unwrap(),
+            ApplyLockAttempt::Taken(_)
+        ));
+    }
+
+    #[test]
+    fn lock_directories_stay_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = locks(dir.path());
+        assert_eq!(
+            l.service_dir(5, "web").unwrap(),
+            dir.path().join("5").join("web")
+        );
+        for bad in ["../../victim", "..", "a/b", "/etc", ""] {
+            let err = l.take(5, &[bad.to_owned()], true).unwrap_err();
+            assert!(matches!(err, Error::InvalidName { .. }), "{bad}: {err}");
+        }
+        assert!(!dir.path().join("victim").exists());
+    }
+
+    #[test]
     fn takes_and_releases_all_services() {
         let dir = tempfile::tempdir().unwrap();
         let l = locks(dir.path());
@@ -209,7 +312,7 @@ mod tests {
     fn user_lock_blocks_and_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
         let l = locks(dir.path());
-        let b = l.service_dir(1, "b");
+        let b = l.service_dir(1, "b").unwrap();
         fs::create_dir_all(&b).unwrap();
         fs::write(b.join("updates.lock"), "").unwrap();
         if current_uid() == 65534 {
@@ -224,7 +327,7 @@ mod tests {
             err.to_string().contains("Lockfile exists")
                 || err.to_string().contains("lockfile exists")
         );
-        assert!(!l.service_dir(1, "a").join("updates.lock").exists());
+        assert!(!l.service_dir(1, "a").unwrap().join("updates.lock").exists());
         assert!(
             b.join("updates.lock").exists(),
             "the user's lock is untouched"
@@ -235,7 +338,7 @@ mod tests {
     fn force_replaces_user_locks() {
         let dir = tempfile::tempdir().unwrap();
         let l = locks(dir.path());
-        let a = l.service_dir(1, "a");
+        let a = l.service_dir(1, "a").unwrap();
         fs::create_dir_all(&a).unwrap();
         fs::write(a.join("updates.lock"), "user").unwrap();
         let held = l.take(1, &["a".into()], true).unwrap();

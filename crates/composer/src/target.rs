@@ -7,6 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::names;
 
 /// A device's target state: its apps, keyed by app uuid.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -170,6 +171,34 @@ impl TargetApp {
     /// The release that applies (the first one) and its commit.
     pub fn release(&self) -> Option<(&str, &TargetRelease)> {
         self.releases.iter().next().map(|(c, r)| (c.as_str(), r))
+    }
+
+    /// Checks every name the app gives (its uuid, its releases and their services, networks
+    /// and volumes) with [`crate::names::is_compose_name`]; the first bad one is the error.
+    /// The display name is not checked: it names nothing on the host or in the engine.
+    pub fn check_names(&self) -> Result<()> {
+        let app = if self.uuid.is_empty() {
+            self.id.to_string()
+        } else {
+            self.uuid.clone()
+        };
+        if !self.uuid.is_empty() {
+            names::check(&app, "app", &self.uuid)?;
+        }
+        for (commit, release) in &self.releases {
+            names::check(&app, "release", commit)?;
+            let named = [
+                ("service", release.services.keys().collect::<Vec<_>>()),
+                ("network", release.networks.keys().collect()),
+                ("volume", release.volumes.keys().collect()),
+            ];
+            for (kind, list) in named {
+                for name in list {
+                    names::check(&app, kind, name)?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 

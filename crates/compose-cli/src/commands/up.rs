@@ -7,7 +7,8 @@ use anyhow::{Context, bail};
 use composer::target::{DeviceConfig, TargetApp, TargetState, fetch_target_state};
 use composer::{AppId, Composer, DeviceFacts, Event, Options, RemoveOptions, UpdateOptions};
 
-/// Exit code when a user's update lock blocks the update.
+/// Exit code when a user's update lock blocks the update, or another apply holds the engine
+/// and `--no-wait` is given.
 pub const EXIT_LOCKED: u8 = 3;
 /// Exit code when the update was interrupted (Ctrl-C).
 pub const EXIT_CANCELLED: u8 = 130;
@@ -28,6 +29,9 @@ pub struct Args {
     /// Take update locks even when the app's services hold them.
     #[arg(long)]
     pub force: bool,
+    /// Fail at once when another `up` is applying to this engine, instead of waiting for it.
+    #[arg(long = "no-wait")]
+    pub no_wait: bool,
     /// Print progress and the final state as JSON lines.
     #[arg(long)]
     pub json: bool,
@@ -190,6 +194,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     UpdateOptions {
                         force: args.force,
                         cancel: Some(cancel),
+                        no_wait: args.no_wait,
                     },
                 )
                 .await
@@ -205,6 +210,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     force: args.force,
                     keep_volumes: false,
                     cancel: Some(cancel),
+                    no_wait: args.no_wait,
                 })
                 .await
         }
@@ -220,10 +226,17 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             report_line(&format!("{e}; retry later, or use --force"));
             Ok(ExitCode::from(EXIT_LOCKED))
         }
+        Err(e @ composer::Error::EngineBusy { .. }) => {
+            report_line(&e.to_string());
+            Ok(ExitCode::from(EXIT_LOCKED))
+        }
+        Err(composer::Error::Interrupted(report)) => {
+            report_line(&report.to_string());
+            Ok(ExitCode::from(EXIT_CANCELLED))
+        }
         Err(composer::Error::Cancelled) => {
-            report_line(
-                "interrupted: the running release is untouched; run `up` again to continue",
-            );
+            // Only while waiting for the engine: no step had started.
+            report_line("interrupted before the update started: nothing was changed");
             Ok(ExitCode::from(EXIT_CANCELLED))
         }
         Err(e) => Err(e.into()),
@@ -278,6 +291,13 @@ async fn print_events(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, json:
                 println!("{:>15} {service}: {reason}", "skipped")
             }
             Event::Warning { message } => println!("{:>15} {message}", "warning"),
+            Event::WaitingForEngine { pid } => {
+                let holder = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+                println!(
+                    "{:>15} another balena-compose up is applying to this engine{holder}; waiting…",
+                    "waiting"
+                );
+            }
             _ => {}
         }
     }
