@@ -480,6 +480,18 @@ fn service(
     ctx: &Context<'_>,
     volumes: &IndexMap<String, Volume>,
 ) -> Result<Service, Error> {
+    let length = name.chars().count();
+    if length > MAX_SERVICE_NAME_LEN {
+        // Named by its start: the whole name can be hundreds of kilobytes.
+        let start: String = name.chars().take(32).collect();
+        return Err(ctx.service_error(
+            &format!("{start}…"),
+            "",
+            format!(
+                "invalid service name: it is {length} characters long, the limit is {MAX_SERVICE_NAME_LEN}"
+            ),
+        ));
+    }
     let empty = Map::new();
     let map = object(value, &empty)
         .map_err(|()| ctx.service_error(name, "", "a service must be a mapping"))?;
@@ -495,19 +507,6 @@ fn service(
         return Err(err(
             "",
             "invalid service name: it must match ^[a-zA-Z0-9._-]+$".to_owned(),
-        ));
-    }
-    if name.len() > MAX_SERVICE_NAME_LEN {
-        // Named by its start: the whole name can be hundreds of kilobytes. It is ASCII here,
-        // so any byte index is a character boundary.
-        let start = name.get(..32).unwrap_or(name);
-        return Err(ctx.service_error(
-            &format!("{start}…"),
-            "",
-            format!(
-                "invalid service name: it is {} characters long, the limit is {MAX_SERVICE_NAME_LEN}",
-                name.len()
-            ),
         ));
     }
     for key in map.keys() {
