@@ -297,13 +297,14 @@ impl<'a> Walker<'a> {
                 .transpose()?
                 .unwrap_or_default();
             (map, real_size)
-        } else if let Some(found) = sparse::pax_sparse(&pax.sparse)? {
-            if let Some(name) = found.name {
-                if name.len() as u64 > MAX_NAME_LEN {
-                    return Err(invalid("GNU.sparse.name is too long"));
-                }
-                entry.path = name;
+        } else if let Some(found) = {
+            // The real name replaces `GNUSparseFile.NNN/name` (capped like `path`), also
+            // for the errors about the map.
+            if let Some(name) = sparse::real_name(&pax.sparse) {
+                entry.path = name.as_bytes().to_vec();
             }
+            sparse::pax_sparse(&pax.sparse)?
+        } {
             let map = match found.format {
                 PaxSparse::InRecords(map) => map,
                 PaxSparse::InData => {

@@ -39,8 +39,6 @@ pub(crate) enum PaxSparse {
 #[derive(Debug)]
 pub(crate) struct PaxSparseFile {
     pub(crate) format: PaxSparse,
-    /// The real name (`GNU.sparse.name`), which replaces the `GNUSparseFile.NNN/` name.
-    pub(crate) name: Option<Vec<u8>>,
     /// The expanded size.
     pub(crate) real_size: u64,
 }
@@ -61,13 +59,7 @@ pub(crate) fn pax_sparse(records: &[(String, String)]) -> io::Result<Option<PaxS
     if records.is_empty() {
         return Ok(None);
     }
-    let get = |key: &str| {
-        records
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |key: &str| record(records, key);
     let version = (get("major"), get("minor"));
     let format = match version {
         (Some("1"), Some("0")) => PaxSparse::InData,
@@ -90,16 +82,26 @@ pub(crate) fn pax_sparse(records: &[(String, String)]) -> io::Result<Option<PaxS
         .or_else(|| get("size"))
         .ok_or_else(|| invalid("GNU sparse records without the file's real size"))
         .and_then(|v| number(size_key, v))?;
-    Ok(Some(PaxSparseFile {
-        format,
-        name: get("name").map(|n| n.as_bytes().to_vec()),
-        real_size,
-    }))
+    Ok(Some(PaxSparseFile { format, real_size }))
+}
+
+/// The real name of a PAX sparse file (`GNU.sparse.name`).
+pub(crate) fn real_name(records: &[(String, String)]) -> Option<&str> {
+    record(records, "name")
+}
+
+/// A record's value (the last one if repeated).
+fn record<'a>(records: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    records
+        .iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// The 0.1 `map` record or the 0.0 `offset`/`numbytes` pairs.
 fn records_map(records: &[(String, String)]) -> io::Result<Vec<(u64, u64)>> {
-    if let Some((_, map)) = records.iter().rev().find(|(k, _)| k == "map") {
+    if let Some(map) = record(records, "map") {
         let numbers = map
             .split(',')
             .filter(|n| !map.is_empty() || !n.is_empty())
@@ -305,7 +307,7 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(v01.format, PaxSparse::InRecords(vec![(10, 5), (100, 0)]));
-        assert_eq!(v01.name.as_deref(), Some(&b"a/b"[..]));
+        assert_eq!(real_name(&records(&[("name", "a/b")])), Some("a/b"));
         let v10 = pax_sparse(&records(&[("major", "1"), ("minor", "0"), ("realsize", "7")]))
             .unwrap()
             .unwrap();
