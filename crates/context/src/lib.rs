@@ -67,7 +67,7 @@ mod sparse;
 pub use context::{Context, ContextFile, ContextOptions, IgnoreMode, Override};
 pub use error::{Error, Result};
 pub use pax::{MAX_NAME_LEN, MAX_PAX_RECORD_LEN};
-pub use sparse::MAX_SPARSE_CHUNKS;
 pub use project::{
     CONFIG_FILE_NAMES, ConfigFile, Entry, EntryKind, MAX_READ_SIZE, Metadata, Project, Warning,
 };
+pub use sparse::MAX_SPARSE_CHUNKS;

@@ -413,11 +413,16 @@ fn names_over_the_limit_are_refused_and_quoted_cut() {
     };
     let cases = [
         (
-            Tar::new().pax(&[("path", long.as_bytes())]).file("x", b"1").finish(),
+            Tar::new()
+                .pax(&[("path", long.as_bytes())])
+                .file("x", b"1")
+                .finish(),
             "pax record \"path\"",
         ),
         (
-            gnu_long(tar::EntryType::GNULongName, &long).file("x", b"1").finish(),
+            gnu_long(tar::EntryType::GNULongName, &long)
+                .file("x", b"1")
+                .finish(),
             "GNU long name",
         ),
         (
@@ -439,17 +444,31 @@ fn names_over_the_limit_are_refused_and_quoted_cut() {
         let text = err.to_string();
         assert!(matches!(err, Error::NameTooLong { .. }), "{text}");
         assert!(
-            text.contains(&format!("{what} is 5000 bytes long, over the limit of 4096")),
+            text.contains(&format!(
+                "{what} is 5000 bytes long, over the limit of 4096"
+            )),
             "{text}"
         );
         // The entry is named; a long name only by its start.
         assert!(text.len() < 300, "{text}");
-        assert!(text.contains("nnnn…") || text.contains("\"link\""), "{text}");
+        assert!(
+            text.contains("nnnn…") || text.contains("\"link\""),
+            "{text}"
+        );
     }
     // Any other record is capped too (at 1 MiB), naming the entry.
     let comment = vec![b'c'; (context::MAX_PAX_RECORD_LEN + 1) as usize];
-    let err = open_err(&Tar::new().pax(&[("comment", &comment)]).file("x", b"1").finish());
-    assert!(err.to_string().starts_with("tar entry \"x\": pax record \"comment\""), "{err}");
+    let err = open_err(
+        &Tar::new()
+            .pax(&[("comment", &comment)])
+            .file("x", b"1")
+            .finish(),
+    );
+    assert!(
+        err.to_string()
+            .starts_with("tar entry \"x\": pax record \"comment\""),
+        "{err}"
+    );
 }
 
 /// A file of `size` bytes, zeros but for `chunks` of data.
@@ -526,8 +545,9 @@ fn sparse_maps_that_do_not_add_up_are_refused() {
     ]);
     let err = open_err(&t.raw(&h, &data).finish());
     assert!(
-        err.to_string()
-            .contains("entry \"f\"): sparse map describes 600 bytes of data but the entry stores 512"),
+        err.to_string().contains(
+            "entry \"f\"): sparse map describes 600 bytes of data but the entry stores 512"
+        ),
         "{err}"
     );
     // An unknown version is refused, not read as a plain file under the real name.
@@ -540,7 +560,8 @@ fn sparse_maps_that_do_not_add_up_are_refused() {
     let h = Tar::header(b"GNUSparseFile.1/f", tar::EntryType::Regular, 0, b"");
     let err = open_err(&t.raw(&h, b"").finish());
     assert!(
-        err.to_string().contains("GNU sparse format 2.0 is not supported"),
+        err.to_string()
+            .contains("GNU sparse format 2.0 is not supported"),
         "{err}"
     );
 }
