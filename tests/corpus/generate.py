@@ -44,6 +44,7 @@ RESOLVE = ["resolve", "{project}", "--arch", "amd64", "-o", "{out}"]
 CONFIG = ["config", "{project}"]
 
 _names = set()
+_pax_bodies = []
 
 
 def case(name, category, description, args, exit, files=None, tar=None, stderr=None,
@@ -142,6 +143,8 @@ def pax(records, name="PaxHeader"):
         while len(line) + len(str(length)) != length:
             length = len(line) + len(str(length))
         body += str(length).encode() + line
+    if len(body) <= 8192 and body not in _pax_bodies:
+        _pax_bodies.append(body)  # seeds for the `tar_pax` fuzz target
     return header(name, size=len(body), typeflag=b"x") + pad(body)
 
 
@@ -1090,6 +1093,11 @@ def seed_fuzzers():
         os.makedirs(os.path.join(seeds, target))
         for seed_name, path in files:
             shutil.copy(path, os.path.join(seeds, target, seed_name))
+    # `tar_pax` takes the body of one extended header: every one the cases use.
+    os.makedirs(os.path.join(seeds, "tar_pax"))
+    for i, body in enumerate(_pax_bodies):
+        with open(os.path.join(seeds, "tar_pax", "pax-%02d" % i), "wb") as f:
+            f.write(body)
 
 
 if __name__ == "__main__":
