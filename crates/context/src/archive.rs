@@ -202,6 +202,7 @@ impl<'a> Walker<'a> {
         } else {
             (&mut pending.long_link, "GNU long link name")
         };
+        let is_path = ty.is_gnu_longname();
         if slot.is_some() {
             return Err(invalid("two long name entries describing the same member"));
         }
@@ -219,6 +220,7 @@ impl<'a> Walker<'a> {
                 len: if last[0] == 0 { size - 1 } else { size },
                 prefix: name.clone(),
                 limit: MAX_NAME_LEN,
+                is_path,
             });
         }
         // A C string: the name ends at the first NUL.
@@ -250,9 +252,8 @@ impl<'a> Walker<'a> {
             .unwrap_or_else(|| header.link_name_bytes().unwrap_or_default().into_owned());
         let shown = String::from_utf8_lossy(&path).into_owned();
         if let Some(o) = pax.oversized.take().or(pending.oversized) {
-            let names_the_entry = o.what == "pax record \"path\"" || o.what == "GNU long name";
             return Err(Error::NameTooLong {
-                entry: if names_the_entry { o.quoted() } else { shown },
+                entry: if o.is_path { o.quoted() } else { shown },
                 what: o.what,
                 len: o.len,
                 limit: o.limit,

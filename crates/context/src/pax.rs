@@ -35,6 +35,8 @@ pub(crate) struct Oversized {
     pub(crate) prefix: Vec<u8>,
     /// The limit it exceeds.
     pub(crate) limit: u64,
+    /// Whether the value is the entry's own path (so the error names the entry by it).
+    pub(crate) is_path: bool,
 }
 
 impl Oversized {
@@ -121,6 +123,7 @@ fn read_record(reader: &mut impl BufRead, room: u64, records: &mut PaxRecords) -
                 len: value_len,
                 prefix,
                 limit,
+                is_path: key == b"path",
             });
         }
     } else {

@@ -284,10 +284,14 @@ pub(crate) fn copy(
 }
 
 fn zeros(out: &mut dyn Write, mut len: u64, buf: &mut [u8]) -> Result<(), CopyError> {
-    buf.fill(0);
+    // Only as much of the buffer as the hole needs: a map of many small holes must not
+    // clear the whole buffer for each.
+    let n = usize::try_from(len).unwrap_or(usize::MAX).min(buf.len());
+    let zeros = &mut buf[..n];
+    zeros.fill(0);
     while len > 0 {
-        let n = usize::try_from(len).unwrap_or(usize::MAX).min(buf.len());
-        out.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        let n = usize::try_from(len).unwrap_or(usize::MAX).min(zeros.len());
+        out.write_all(&zeros[..n]).map_err(CopyError::Write)?;
         len -= n as u64;
     }
     Ok(())
