@@ -73,7 +73,8 @@ impl Entry {
     pub fn kind(&self) -> EntryKind {
         self.kind
     }
-    /// The data size (PAX-aware); 0 for directories and symlinks.
+    /// The data size (PAX-aware; a sparse file's expanded size); 0 for directories and
+    /// symlinks.
     pub fn size(&self) -> u64 {
         self.size
     }

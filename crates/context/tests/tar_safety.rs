@@ -495,7 +495,7 @@ fn gnu_tar_sparse(dir: &std::path::Path, format: &[&str]) -> Vec<u8> {
         .args(format)
         .args(["-C"])
         .arg(dir)
-        .arg("sparse")
+        .args(["sparse", "twin"])
         .status()
         .expect("GNU tar runs");
     assert!(status.success());
@@ -515,16 +515,25 @@ fn sparse_files_of_every_format_are_expanded() {
     let size = 3 << 20;
     let chunks: [(u64, &[u8]); 3] = [(0, b"head"), (1 << 20, b"middle"), (size - 5, b"tail!")];
     let expected = sparse_source(dir.path(), size, &chunks);
+    // GNU tar stores the second name as a hard link to the sparse entry.
+    std::fs::hard_link(dir.path().join("sparse"), dir.path().join("twin")).unwrap();
     for format in SPARSE_FORMATS {
         let bytes = gnu_tar_sparse(dir.path(), format);
         assert!(bytes.len() < 100_000, "{format:?}: not stored sparse");
         let p = project(&bytes).unwrap();
         let paths: Vec<&str> = p.entries().iter().map(|e| e.path()).collect();
-        assert_eq!(paths, ["sparse"], "{format:?}");
+        assert_eq!(paths, ["sparse", "twin"], "{format:?}");
+        assert_eq!(p.entry("twin").unwrap().kind(), EntryKind::HardLink);
         assert_eq!(p.entry("sparse").unwrap().size(), size, "{format:?}");
         let out = read_tar(&write(&p.context(".").unwrap(), &[]));
-        assert_eq!(out.len(), 1, "{format:?}");
-        assert!(out[0].data == expected, "{format:?}: different bytes");
+        assert_eq!(out.len(), 2, "{format:?}");
+        for written in out {
+            assert!(
+                written.data == expected,
+                "{format:?} {}: different bytes",
+                written.path
+            );
+        }
     }
 }
 
