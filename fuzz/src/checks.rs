@@ -154,6 +154,63 @@ pub fn tar_split(data: &[u8]) {
     }
 }
 
+/// The tar that `tar_pax` reads: `body` as a PAX extended header, then the entry it
+/// describes (1 KiB of data) and a file after it.
+pub fn pax_tar(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut append = |name: &str, kind: tar::EntryType, data: &[u8]| {
+        let mut header = tar::Header::new_ustar();
+        header.set_path(name).expect("a short name");
+        header.set_mode(0o644);
+        header.set_size(data.len() as u64);
+        header.set_entry_type(kind);
+        header.set_cksum();
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    };
+    append("PaxHeader", tar::EntryType::XHeader, body);
+    append("described", tar::EntryType::Regular, &[7; 1024]);
+    append("after", tar::EntryType::Regular, b"after");
+    out.resize(out.len() + 1024, 0);
+    out
+}
+
+/// PAX records: any extended header either indexes, with names within
+/// `context::MAX_NAME_LEN` and every small file reading back at its size, or is refused
+/// with a message that quotes at most the start of any value.
+pub fn tar_pax(body: &[u8]) {
+    let data = pax_tar(body);
+    let project = match context::Project::from_reader(&data[..]) {
+        Ok(project) => project,
+        Err(err) => {
+            let message = err.to_string();
+            assert!(
+                message.len() < 2048,
+                "an error of {} bytes: {}…",
+                message.len(),
+                message.get(..200).unwrap_or_default()
+            );
+            return;
+        }
+    };
+    let limit = usize::try_from(context::MAX_NAME_LEN).expect("a small limit");
+    for entry in project.entries() {
+        assert_clean_relative(entry.path(), "indexed entry");
+        assert!(entry.path().len() <= limit, "a name over the limit");
+        assert!(
+            entry.link_target().is_none_or(|t| t.len() <= limit),
+            "a link target over the limit"
+        );
+        // Sparse maps may describe huge files of zeros: read the small ones.
+        if entry.size() <= 1 << 20
+            && let Ok(Some(bytes)) = project.read_file(entry.path())
+        {
+            assert_eq!(bytes.len() as u64, entry.size(), "{:?}", entry.path());
+        }
+    }
+}
+
 /// `.dockerignore` matching: patterns (before the first NUL) compile or fail; then, for
 /// each path (after it, one a line) matching never panics, and without `!` exceptions an
 /// exact match implies a match and an excluded directory excludes what is below it.

@@ -28,6 +28,7 @@ The generated files are committed; rerun this script after editing it:
                but does not fail on it
 """
 
+import gzip
 import io
 import json
 import os
@@ -43,6 +44,7 @@ RESOLVE = ["resolve", "{project}", "--arch", "amd64", "-o", "{out}"]
 CONFIG = ["config", "{project}"]
 
 _names = set()
+_pax_bodies = []
 
 
 def case(name, category, description, args, exit, files=None, tar=None, stderr=None,
@@ -141,12 +143,27 @@ def pax(records, name="PaxHeader"):
         while len(line) + len(str(length)) != length:
             length = len(line) + len(str(length))
         body += str(length).encode() + line
+    if len(body) <= 8192 and body not in _pax_bodies:
+        _pax_bodies.append(body)  # seeds for the `tar_pax` fuzz target
     return header(name, size=len(body), typeflag=b"x") + pad(body)
 
 
 def gnu_long(kind, value):
     value = (value.encode() if isinstance(value, str) else value) + b"\0"
     return header("././@LongLink", size=len(value), typeflag=kind, magic=b"ustar  \0") + pad(value)
+
+
+def gnu_sparse(name, real_size, chunks, stored=None):
+    """An old GNU sparse member (typeflag S): up to 4 (offset, data) chunks in the header."""
+    data = b"".join(d for _, d in chunks)
+    size = len(data) if stored is None else stored
+    h = bytearray(header(name, size=size, typeflag=b"S", magic=b"ustar  \0", checksum=False))
+    for i, (offset, d) in enumerate(chunks):
+        h[386 + 24 * i:398 + 24 * i] = _octal(offset, 12)
+        h[398 + 24 * i:410 + 24 * i] = _octal(len(d), 12)
+    h[483:495] = _octal(real_size, 12)
+    h[148:156] = b"%06o\0 " % sum(h)
+    return bytes(h) + pad(data[:size])
 
 
 END = b"\0" * 1024
@@ -617,7 +634,7 @@ def tar_cases():
         ("tar-gnu-longname-truncated", gnu_long(b"L", "a" * 300)[:700], None),
         ("tar-gnu-longname-huge", header("././@LongLink", size=1 << 40, typeflag=b"L", magic=b"ustar  \0") + b"a" * 512, None),
         ("tar-pax-huge-header", header("PaxHeader", size=1 << 40, typeflag=b"x") + b"a" * 512, None),
-        ("tar-gzip-garbage", b"\x1f\x8b\x08\x00" + b"\x00" * 600, None),
+        ("tar-gzip-garbage", b"\x1f\x8b\x08\x00" + b"\x00" * 600, "reading the gzip-compressed project tar"),
     ]:
         case(name, c, "a truncated or corrupt archive is an error", tf, 1, tar=data,
              stderr=fragment or "malformed tar archive",
@@ -668,6 +685,59 @@ def tar_cases():
     case("tar-sparse-entry", c, "a GNU sparse entry with an empty sparse map", tf, 1,
          tar=tar_of(ok, header("app/sparse", size=0, typeflag=b"S", magic=b"ustar  \0")),
          stderr="malformed tar archive")
+    # Names over the limit (4096 bytes, Linux's PATH_MAX): refused, quoted cut.
+    huge = "app/" + "n" * 5000
+    for name, data, fragment in [
+        ("tar-pax-path-over-limit", pax([("path", huge)]) + entry("placeholder", "x"),
+         'tar entry "app/nnn'),
+        ("tar-gnu-longname-over-limit", gnu_long(b"L", huge) + entry("placeholder", "x"),
+         'GNU long name is 5004 bytes long, over the limit of 4096'),
+        ("tar-pax-linkpath-over-limit",
+         pax([("linkpath", huge)]) + entry("app/link", typeflag=b"2", linkname="x"),
+         'tar entry "app/link": pax record "linkpath" is 5004 bytes long, over the limit of 4096'),
+        ("tar-gnu-longlink-over-limit",
+         gnu_long(b"K", huge) + entry("app/link", typeflag=b"2", linkname="x"),
+         'tar entry "app/link": GNU long link name is 5004 bytes long'),
+    ]:
+        case(name, c, "a path or link name over 4096 bytes is refused, the message cut short",
+             tf, 1, tar=tar_of(ok, data), stderr=fragment, stderr_not="n" * 200)
+    # Sparse files (GNU tar --sparse): expanded, or refused when the map does not add up.
+    chunks = [(0, b"A" * 512), (8192, b"B" * 100)]
+    data = b"".join(d for _, d in chunks)
+    map10 = "%d\n" % len(chunks) + "".join("%d\n%d\n" % (o, len(d)) for o, d in chunks)
+    sparse_ok = [
+        ("tar-sparse-gnu-ok", gnu_sparse("app/sparse", 10000, chunks)),
+        ("tar-sparse-pax-0.0-ok",
+         pax([("GNU.sparse.size", "10000"), ("GNU.sparse.numblocks", "2"),
+              ("GNU.sparse.offset", "0"), ("GNU.sparse.numbytes", "512"),
+              ("GNU.sparse.offset", "8192"), ("GNU.sparse.numbytes", "100")])
+         + entry("app/sparse", data)),
+        ("tar-sparse-pax-0.1-ok",
+         pax([("GNU.sparse.size", "10000"), ("GNU.sparse.numblocks", "2"),
+              ("GNU.sparse.name", "app/sparse"), ("GNU.sparse.map", "0,512,8192,100")])
+         + entry("app/GNUSparseFile.1/sparse", data)),
+        ("tar-sparse-pax-1.0-ok",
+         pax([("GNU.sparse.major", "1"), ("GNU.sparse.minor", "0"),
+              ("GNU.sparse.name", "app/sparse"), ("GNU.sparse.realsize", "10000")])
+         + entry("app/GNUSparseFile.1/sparse", pad(map10.encode()) + data)),
+    ]
+    for name, member in sparse_ok:
+        case(name, c, "a sparse file is expanded into the context", tf, 0,
+             tar=tar_of(ok, member), stdout="app.tar")
+    case("tar-sparse-pax-unknown-version", c, "a sparse format other than 0.0, 0.1, 1.0 is refused",
+         tf, 1, tar=tar_of(ok, pax([("GNU.sparse.major", "2"), ("GNU.sparse.minor", "0"),
+                                     ("GNU.sparse.name", "app/sparse")])
+                           + entry("app/GNUSparseFile.1/sparse", data)),
+         stderr='entry "app/sparse"): GNU sparse format 2.0 is not supported')
+    case("tar-sparse-map-past-data", c, "a sparse map describing more data than is stored",
+         tf, 1, tar=tar_of(ok, gnu_sparse("app/sparse", 10000, chunks, stored=512)),
+         stderr="sparse map describes 612 bytes of data but the entry stores 512")
+    # gzip-compressed project tars are decompressed while spooled.
+    case("tar-gzip-ok", c, "a gzip-compressed project tar (.tar.gz)", tf, 0,
+         tar=gzip.compress(full, mtime=0), stdout="app.tar")
+    case("tar-gzip-stdin-ok", c, "a gzip-compressed project tar on standard input",
+         ["resolve", "-", "--arch", "amd64", "-o", "{out}"], 0, tar=gzip.compress(full, mtime=0),
+         stdin="project.tar", stdout="app")
     case("tar-no-compose-no-dockerfile", c, "a tar with neither compose file nor Dockerfile", tf, 1,
          tar=tar_of(entry("README", "x")), stderr="docker-compose")
     case("tar-missing-dockerfile", c, "a service context without a Dockerfile", tf, 1,
@@ -1056,6 +1126,11 @@ def seed_fuzzers():
         os.makedirs(os.path.join(seeds, target))
         for seed_name, path in files:
             shutil.copy(path, os.path.join(seeds, target, seed_name))
+    # `tar_pax` takes the body of one extended header: every one the cases use.
+    os.makedirs(os.path.join(seeds, "tar_pax"))
+    for i, body in enumerate(_pax_bodies):
+        with open(os.path.join(seeds, "tar_pax", "pax-%02d" % i), "wb") as f:
+            f.write(body)
 
 
 if __name__ == "__main__":

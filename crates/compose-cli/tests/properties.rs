@@ -384,6 +384,94 @@ proptest! {
     }
 }
 
+const PAX_KEYS: &[&str] = &[
+    "path",
+    "linkpath",
+    "size",
+    "uid",
+    "mtime",
+    "comment",
+    "GNU.sparse.major",
+    "GNU.sparse.minor",
+    "GNU.sparse.name",
+    "GNU.sparse.size",
+    "GNU.sparse.realsize",
+    "GNU.sparse.map",
+    "GNU.sparse.offset",
+    "GNU.sparse.numbytes",
+];
+
+const PAX_VALUES: &[&str] = &[
+    "0",
+    "1",
+    "512",
+    "1024",
+    "4096",
+    "99999999999999999999",
+    "-1",
+    "1700000000.5",
+    "app/x",
+    "../x",
+    "/abs",
+    "0,512",
+    "0,512,4096,512",
+    "0,1024,",
+    "x",
+    "",
+];
+
+/// A record's key, names more often (the ones with the tighter limit).
+fn pax_key() -> impl Strategy<Value = &'static str> {
+    prop_oneof![
+        2 => prop::sample::select(&["path", "linkpath"][..]),
+        3 => prop::sample::select(PAX_KEYS),
+    ]
+}
+
+/// One record's value: from the vocabulary, or a name around the 4096-byte limit.
+fn pax_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => prop::sample::select(PAX_VALUES).prop_map(str::to_owned),
+        3 => (4094usize..4100).prop_map(|n| "n".repeat(n)),
+    ]
+}
+
+/// `<length> <key>=<value>\n`, the length right or off by `skew`.
+fn pax_record(key: &str, value: &str, skew: i8) -> Vec<u8> {
+    let rest = key.len() + value.len() + 3;
+    let mut len = rest + 1;
+    while len.to_string().len() + rest != len {
+        len += 1;
+    }
+    let len = len.saturating_add_signed(isize::from(skew));
+    format!("{len} {key}={value}\n").into_bytes()
+}
+
+proptest! {
+    #![proptest_config(config(256, 0x7A2_5919))]
+    #[test]
+    fn tar_pax_structured(
+        records in prop::collection::vec(
+            (pax_key(), pax_value(), prop_oneof![8 => Just(0i8), 1 => -3i8..3]),
+            0..6,
+        )
+    ) {
+        let body: Vec<u8> = records
+            .iter()
+            .flat_map(|(key, value, skew)| pax_record(key, value, *skew))
+            .collect();
+        checks::tar_pax(&body);
+    }
+}
+
+proptest! {
+    #![proptest_config(config(128, 0x7A2_591A))]
+    #[test]
+    fn tar_pax_bytes(data in prop::collection::vec(any::<u8>(), 0..1024)) {
+        checks::tar_pax(&data);
+    }
+}
+
 #[test]
 fn the_checks_can_fail() {
     // The invariants must be able to fire, or the properties above would be vacuous.
@@ -402,4 +490,12 @@ fn the_checks_can_fail() {
         context::Project::from_reader(&raw_tar(&[Member::File("../x".into(), vec![])])[..])
             .is_err()
     );
+    // The pax tars name their entry by the records.
+    let project =
+        context::Project::from_reader(&checks::pax_tar(&pax_record("path", "app/x", 0))[..])
+            .unwrap();
+    let paths: Vec<&str> = project.entries().iter().map(context::Entry::path).collect();
+    assert_eq!(paths, ["after", "app/x"]);
+    // A name just over the limit is refused (were it kept, `tar_pax` would fire).
+    checks::tar_pax(&pax_record("path", &"n".repeat(4097), 0));
 }

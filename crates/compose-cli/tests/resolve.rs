@@ -246,7 +246,10 @@ fn a_huge_pax_path_is_refused_naming_the_entry_cut_short() {
         stderr.contains("pax record \"path\" is 52428800 bytes long, over the limit of 4096"),
         "{stderr}"
     );
-    assert!(stderr.contains("\"nnnnnnnn") && stderr.contains("n…\""), "{stderr}");
+    assert!(
+        stderr.contains("\"nnnnnnnn") && stderr.contains("n…\""),
+        "{stderr}"
+    );
     assert!(stderr.len() < 400, "{} bytes of error", stderr.len());
 }
 
@@ -325,7 +328,11 @@ fn a_gzip_compressed_tar_is_read_as_a_file_and_on_stdin() {
         .unwrap()
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let expected = tar_entries(&from_dir.join("app.tar"));
     assert!(expected.contains_key("Dockerfile"));
     assert_eq!(tar_entries(&from_file.join("app.tar")), expected);

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Seek};
 use std::os::unix::fs::FileExt;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Quoted, Result};
 use crate::pax::{self, MAX_NAME_LEN, Oversized, PaxRecords};
 use crate::sparse::{self, PaxSparse, SparseMap};
 
@@ -107,7 +107,7 @@ impl<'a> Walker<'a> {
     fn position(&self) -> String {
         match &self.last {
             None => "at the first entry".to_owned(),
-            Some(last) => format!("after entry {last:?}"),
+            Some(last) => format!("after entry {}", Quoted(last)),
         }
     }
 
@@ -144,7 +144,10 @@ impl<'a> Walker<'a> {
             {
                 return self.finish(header, data_at, size, pending).map(Some);
             }
-            if data_at.checked_add(size).is_none_or(|end| end > self.archive_len) {
+            if data_at
+                .checked_add(size)
+                .is_none_or(|end| end > self.archive_len)
+            {
                 return Err(self.malformed(invalid(format!(
                     "an extended header of {size} bytes runs past the end of the archive"
                 ))));
@@ -199,6 +202,7 @@ impl<'a> Walker<'a> {
         } else {
             (&mut pending.long_link, "GNU long link name")
         };
+        let is_path = ty.is_gnu_longname();
         if slot.is_some() {
             return Err(invalid("two long name entries describing the same member"));
         }
@@ -207,7 +211,7 @@ impl<'a> Walker<'a> {
         let mut name = Vec::new();
         reader.take(size.min(limit)).read_to_end(&mut name)?;
         if size > limit {
-            name.truncate(96);
+            name.truncate(pax::QUOTED_PREFIX);
             // The length of the name itself, without the NUL that usually ends it.
             let mut last = [0];
             self.file.read_exact_at(&mut last, data_at + size - 1)?;
@@ -216,6 +220,7 @@ impl<'a> Walker<'a> {
                 len: if last[0] == 0 { size - 1 } else { size },
                 prefix: name.clone(),
                 limit: MAX_NAME_LEN,
+                is_path,
             });
         }
         // A C string: the name ends at the first NUL.
@@ -247,16 +252,15 @@ impl<'a> Walker<'a> {
             .unwrap_or_else(|| header.link_name_bytes().unwrap_or_default().into_owned());
         let shown = String::from_utf8_lossy(&path).into_owned();
         if let Some(o) = pax.oversized.take().or(pending.oversized) {
-            let names_the_entry = o.what == "pax record \"path\"" || o.what == "GNU long name";
             return Err(Error::NameTooLong {
-                entry: if names_the_entry { o.quoted() } else { shown },
+                entry: if o.is_path { o.quoted() } else { shown },
                 what: o.what,
                 len: o.len,
                 limit: o.limit,
             });
         }
         let entry_error = |cause: io::Error| Error::Tar {
-            position: format!("entry {shown:?}"),
+            position: format!("entry {}", Quoted(&shown)),
             cause,
         };
         let values = PaxValues::parse(&pax).map_err(entry_error)?;
@@ -276,7 +280,7 @@ impl<'a> Walker<'a> {
         if let Err(cause) = self.read_sparse(&mut entry, &pax) {
             // Named by the real name when the sparse records gave it.
             return Err(Error::Tar {
-                position: format!("entry {:?}", String::from_utf8_lossy(&entry.path)),
+                position: format!("entry {}", Quoted(&String::from_utf8_lossy(&entry.path))),
                 cause,
             });
         }
@@ -297,13 +301,14 @@ impl<'a> Walker<'a> {
                 .transpose()?
                 .unwrap_or_default();
             (map, real_size)
-        } else if let Some(found) = sparse::pax_sparse(&pax.sparse)? {
-            if let Some(name) = found.name {
-                if name.len() as u64 > MAX_NAME_LEN {
-                    return Err(invalid("GNU.sparse.name is too long"));
-                }
-                entry.path = name;
+        } else if let Some(found) = {
+            // The real name replaces `GNUSparseFile.NNN/name` (capped like `path`), also
+            // for the errors about the map.
+            if let Some(name) = sparse::real_name(&pax.sparse) {
+                entry.path = name.as_bytes().to_vec();
             }
+            sparse::pax_sparse(&pax.sparse)?
+        } {
             let map = match found.format {
                 PaxSparse::InRecords(map) => map,
                 PaxSparse::InData => {
@@ -323,13 +328,22 @@ impl<'a> Walker<'a> {
         } else {
             return Ok(());
         };
-        if entry.data_at.checked_add(entry.stored).is_none_or(|end| end > self.archive_len) {
+        if entry
+            .data_at
+            .checked_add(entry.stored)
+            .is_none_or(|end| end > self.archive_len)
+        {
             return Err(invalid(format!(
                 "the sparse file's {} stored bytes run past the end of the archive at byte {}",
                 entry.stored, self.archive_len
             )));
         }
-        entry.sparse = Some(sparse::layout(&map, real_size, entry.data_at, entry.stored)?);
+        entry.sparse = Some(sparse::layout(
+            &map,
+            real_size,
+            entry.data_at,
+            entry.stored,
+        )?);
         entry.size = real_size;
         Ok(())
     }
@@ -352,7 +366,8 @@ impl PaxValues {
                 .map(|v| {
                     parse(v).ok_or_else(|| {
                         invalid(format!(
-                            "pax extended header record {key:?} has an invalid value {v:?}"
+                            "pax extended header record {key:?} has an invalid value {:?}",
+                            crate::error::cut(v)
                         ))
                     })
                 })

@@ -19,20 +19,22 @@ pub enum Error {
         message: String,
     },
     /// An entry path that is absolute or climbs out of the project root with `..`.
-    #[error("tar entry {path:?}: path escapes the project root")]
+    #[error("tar entry {}: path escapes the project root", Quoted(path))]
     PathEscapes {
         /// The path as it appears in the archive.
         path: String,
     },
     /// An entry path that is not UTF-8 (build context paths are strings).
-    #[error("tar entry {path:?}: path is not valid UTF-8")]
+    #[error("tar entry {}: path is not valid UTF-8", Quoted(path))]
     NonUtf8Path {
         /// The path, lossily decoded.
         path: String,
     },
     /// A symlink or hard link whose target lies outside the project or the build context.
     #[error(
-        "tar entry {path:?}: {kind} target {target:?} points outside {}",
+        "tar entry {}: {kind} target {} points outside {}",
+        Quoted(path),
+        Quoted(target),
         Printable(scope)
     )]
     LinkEscapes {
@@ -46,7 +48,11 @@ pub enum Error {
         scope: String,
     },
     /// A hard link whose target is not a regular file that precedes it.
-    #[error("tar entry {path:?}: hard link target {target:?} is not a regular file in the project")]
+    #[error(
+        "tar entry {}: hard link target {} is not a regular file in the project",
+        Quoted(path),
+        Quoted(target)
+    )]
     BadHardLink {
         /// The link's path.
         path: String,
@@ -54,7 +60,11 @@ pub enum Error {
         target: String,
     },
     /// An entry below a symlink or a non-directory (`a -> /etc` then `a/passwd`).
-    #[error("tar entry {path:?}: its parent {parent:?} is a {parent_kind}, not a directory")]
+    #[error(
+        "tar entry {}: its parent {} is a {parent_kind}, not a directory",
+        Quoted(path),
+        Quoted(parent)
+    )]
     BadParent {
         /// The entry's path.
         path: String,
@@ -65,7 +75,8 @@ pub enum Error {
     },
     /// An entry whose declared data runs past the end of the archive.
     #[error(
-        "tar entry {path:?}: declares {size} bytes of data but the archive ends at byte {archive_len}"
+        "tar entry {}: declares {size} bytes of data but the archive ends at byte {archive_len}",
+        Quoted(path)
     )]
     Truncated {
         /// The entry's path.
@@ -77,7 +88,10 @@ pub enum Error {
     },
     /// A path or link name, or another pax record, over its limit
     /// ([`crate::MAX_NAME_LEN`], [`crate::MAX_PAX_RECORD_LEN`]).
-    #[error("tar entry {entry:?}: {what} is {len} bytes long, over the limit of {limit}")]
+    #[error(
+        "tar entry {}: {what} is {len} bytes long, over the limit of {limit}",
+        Quoted(entry)
+    )]
     NameTooLong {
         /// The entry's path, cut to its first bytes (with `…`) if it is the long one.
         entry: String,
@@ -177,6 +191,32 @@ impl std::fmt::Display for Printable<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// How many bytes of a name or value an error quotes.
+const QUOTED_PREFIX: usize = 200;
+
+/// The start of `text` for an error: its first [`QUOTED_PREFIX`] bytes (or a few more, up
+/// to a character boundary), marked with `…` if cut, so that a 4 KiB name, or a
+/// 1 MiB pax value, does not fill the terminal.
+pub(crate) fn cut(text: &str) -> String {
+    match text
+        .char_indices()
+        .map(|(i, _)| i)
+        .find(|i| *i >= QUOTED_PREFIX)
+    {
+        Some(end) => format!("{}…", text.get(..end).unwrap_or_default()),
+        None => text.to_owned(),
+    }
+}
+
+/// A name quoted in an error (`"…"`, escaped as `{:?}` escapes it), cut by [`cut`].
+pub(crate) struct Quoted<'a>(pub(crate) &'a str);
+
+impl std::fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", cut(self.0))
     }
 }
 

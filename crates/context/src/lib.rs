@@ -13,6 +13,17 @@
 //!   `.resin/`) directory is kept out of the index (except `qemu-execve`, which the
 //!   reference leaves in the context) and offered through [`Project::metadata`] and
 //!   [`Project::balena_config`].
+//! * Limits on what one tar header may cost: a path or link name (pax `path`/`linkpath`,
+//!   GNU long names, `GNU.sparse.name`) of at most [`MAX_NAME_LEN`] bytes, any other pax
+//!   record of at most [`MAX_PAX_RECORD_LEN`]; beyond them the tar is refused with
+//!   [`Error::NameTooLong`], naming the entry (a long name by its start only: errors quote
+//!   at most 200 bytes of any name or value). Records are read one at a time, so memory
+//!   stays flat whatever the header's size.
+//! * Sparse files (GNU tar `--sparse`: the old GNU format and PAX 0.0, 0.1 and 1.0, of at
+//!   most [`MAX_SPARSE_CHUNKS`] chunks) are expanded into contexts, holes written as zeros
+//!   while streaming; a map that does not fit the stored data, or another format version,
+//!   is refused naming the entry. A gzip-compressed tar (file or stream) is decompressed
+//!   while it is spooled to a temporary file.
 //! * [`Project::context`] selects one service's files, applying `.dockerignore` files
 //!   with moby's semantics ([`dockerignore`]); [`Context::write_tar`] streams them, with
 //!   [`Override`]s for the resolved Dockerfile or a qemu binary.
@@ -67,7 +78,7 @@ mod sparse;
 pub use context::{Context, ContextFile, ContextOptions, IgnoreMode, Override};
 pub use error::{Error, Result};
 pub use pax::{MAX_NAME_LEN, MAX_PAX_RECORD_LEN};
-pub use sparse::MAX_SPARSE_CHUNKS;
 pub use project::{
     CONFIG_FILE_NAMES, ConfigFile, Entry, EntryKind, MAX_READ_SIZE, Metadata, Project, Warning,
 };
+pub use sparse::MAX_SPARSE_CHUNKS;

@@ -7,6 +7,8 @@
 
 use std::io::{self, BufRead, Read};
 
+use crate::error::cut;
+
 /// The longest path or link name accepted (pax `path`, `linkpath`, `GNU.sparse.name`, GNU
 /// long names): Linux's `PATH_MAX`. The daemon could not create a longer name anyway.
 pub const MAX_NAME_LEN: u64 = 4096;
@@ -15,8 +17,9 @@ pub const MAX_NAME_LEN: u64 = 4096;
 /// extended header, which Docker uses).
 pub const MAX_PAX_RECORD_LEN: u64 = 1024 * 1024;
 
-/// How many bytes of an oversized value an error quotes.
-const QUOTED_PREFIX: usize = 96;
+/// How many bytes of an oversized value are kept for the error (a little over what it
+/// quotes, so that it shows as cut).
+pub(crate) const QUOTED_PREFIX: usize = 256;
 
 /// The longest key accepted (`SCHILY.xattr.` plus an xattr name of at most 255 bytes).
 const MAX_KEY_LEN: usize = 512;
@@ -32,12 +35,14 @@ pub(crate) struct Oversized {
     pub(crate) prefix: Vec<u8>,
     /// The limit it exceeds.
     pub(crate) limit: u64,
+    /// Whether the value is the entry's own path (so the error names the entry by it).
+    pub(crate) is_path: bool,
 }
 
 impl Oversized {
     /// The value's start, lossily decoded and marked as cut.
     pub(crate) fn quoted(&self) -> String {
-        format!("{}…", String::from_utf8_lossy(&self.prefix))
+        cut(&String::from_utf8_lossy(&self.prefix))
     }
 }
 
@@ -99,16 +104,18 @@ fn read_record(reader: &mut impl BufRead, room: u64, records: &mut PaxRecords) -
     let rest = record_len
         .checked_sub(digits.len() as u64 + 1)
         .ok_or_else(|| bad("record length too short"))?;
-    let key = read_until_limited(reader, b'=', MAX_KEY_LEN.min(usize::try_from(rest).unwrap_or(0)))?;
+    let key = read_until_limited(
+        reader,
+        b'=',
+        MAX_KEY_LEN.min(usize::try_from(rest).unwrap_or(0)),
+    )?;
     let value_len = rest
         .checked_sub(key.len() as u64 + 2)
         .ok_or_else(|| bad("record length too short"))?;
     let limit = limit_for(&key);
     if value_len > limit {
         let mut prefix = Vec::new();
-        reader
-            .take(QUOTED_PREFIX as u64)
-            .read_to_end(&mut prefix)?;
+        reader.take(QUOTED_PREFIX as u64).read_to_end(&mut prefix)?;
         skip(reader, value_len - prefix.len() as u64)?;
         if records.oversized.is_none() {
             records.oversized = Some(Oversized {
@@ -116,6 +123,7 @@ fn read_record(reader: &mut impl BufRead, room: u64, records: &mut PaxRecords) -
                 len: value_len,
                 prefix,
                 limit,
+                is_path: key == b"path",
             });
         }
     } else {
@@ -156,7 +164,7 @@ fn store(records: &mut PaxRecords, key: &[u8], value: Vec<u8>) -> io::Result<()>
             bad(format!(
                 "{:?} is not UTF-8: {:?}",
                 String::from_utf8_lossy(key),
-                String::from_utf8_lossy(e.as_bytes())
+                cut(&String::from_utf8_lossy(e.as_bytes()))
             ))
         })
     };
@@ -240,7 +248,10 @@ mod tests {
         let r = parse(rec("path", &name).as_bytes()).unwrap();
         assert!(r.path.is_none());
         let o = r.oversized.unwrap();
-        assert_eq!((o.len, o.limit, o.prefix.len()), (5000, MAX_NAME_LEN, QUOTED_PREFIX));
+        assert_eq!(
+            (o.len, o.limit, o.prefix.len()),
+            (5000, MAX_NAME_LEN, QUOTED_PREFIX)
+        );
     }
 
     #[test]
@@ -251,7 +262,11 @@ mod tests {
             b"3 p\n",
             b"11 path=ab!",
         ] {
-            assert!(parse(bytes).is_err(), "{:?}", String::from_utf8_lossy(bytes));
+            assert!(
+                parse(bytes).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
         }
     }
 }

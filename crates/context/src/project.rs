@@ -8,7 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Quoted, Result};
 use crate::path::{self as p, Refusal};
 use crate::sparse::SparseMap;
 
@@ -73,7 +73,8 @@ impl Entry {
     pub fn kind(&self) -> EntryKind {
         self.kind
     }
-    /// The data size (PAX-aware); 0 for directories and symlinks.
+    /// The data size (PAX-aware; a sparse file's expanded size); 0 for directories and
+    /// symlinks.
     pub fn size(&self) -> u64 {
         self.size
     }
@@ -226,7 +227,10 @@ impl Project {
         let whole = head.get(..read).unwrap_or_default().chain(reader);
         if head == GZIP_MAGIC {
             // Only once: a tar inside the gzip that looks like gzip again is read as a tar.
-            Self::spool(flate2::read::MultiGzDecoder::new(whole), "the gzip-compressed project tar")
+            Self::spool(
+                flate2::read::MultiGzDecoder::new(whole),
+                "the gzip-compressed project tar",
+            )
         } else {
             Self::spool(whole, "the project tar stream")
         }
@@ -485,7 +489,7 @@ fn index_tar_entry(
         path: String::from_utf8_lossy(e.as_bytes()).into_owned(),
     })?;
     let header_error = |source| Error::Tar {
-        position: format!("entry {raw_path:?}"),
+        position: format!("entry {}", Quoted(&raw_path)),
         cause: source,
     };
     let header = &raw.header;
@@ -526,8 +530,7 @@ fn index_tar_entry(
             return Ok(None);
         }
     };
-    let Some(path) = p::normalize(&raw_path).map_err(|Refusal::Escapes| refused(&raw_path))?
-    else {
+    let Some(path) = p::normalize(&raw_path).map_err(|Refusal::Escapes| refused(&raw_path))? else {
         // The root directory itself (`./`) carries nothing a context needs.
         return Ok(None);
     };
@@ -747,7 +750,13 @@ fn resolve_hard_links(entries: &mut [Entry]) -> Result<()> {
                 .get(&target)
                 .filter(|t| t.kind == EntryKind::File)
                 .ok_or_else(bad)?;
-            resolved.push((i, target.clone(), data.offset, data.size, data.sparse.clone()));
+            resolved.push((
+                i,
+                target.clone(),
+                data.offset,
+                data.size,
+                data.sparse.clone(),
+            ));
         }
     }
     for (i, target, offset, size, sparse) in resolved {

@@ -39,8 +39,6 @@ pub(crate) enum PaxSparse {
 #[derive(Debug)]
 pub(crate) struct PaxSparseFile {
     pub(crate) format: PaxSparse,
-    /// The real name (`GNU.sparse.name`), which replaces the `GNUSparseFile.NNN/` name.
-    pub(crate) name: Option<Vec<u8>>,
     /// The expanded size.
     pub(crate) real_size: u64,
 }
@@ -50,9 +48,12 @@ fn invalid(detail: impl std::fmt::Display) -> io::Error {
 }
 
 fn number(key: &str, value: &str) -> io::Result<u64> {
-    value
-        .parse()
-        .map_err(|_| invalid(format!("sparse record {key:?} has an invalid value {value:?}")))
+    value.parse().map_err(|_| {
+        invalid(format!(
+            "sparse record {key:?} has an invalid value {:?}",
+            crate::error::cut(value)
+        ))
+    })
 }
 
 /// Reads the `GNU.sparse.*` records (prefix stripped) of a PAX header; `None` if there are
@@ -61,13 +62,7 @@ pub(crate) fn pax_sparse(records: &[(String, String)]) -> io::Result<Option<PaxS
     if records.is_empty() {
         return Ok(None);
     }
-    let get = |key: &str| {
-        records
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |key: &str| record(records, key);
     let version = (get("major"), get("minor"));
     let format = match version {
         (Some("1"), Some("0")) => PaxSparse::InData,
@@ -75,8 +70,8 @@ pub(crate) fn pax_sparse(records: &[(String, String)]) -> io::Result<Option<PaxS
         (major, minor) => {
             return Err(invalid(format!(
                 "GNU sparse format {}.{} is not supported (only 0.0, 0.1, 1.0 and GNU)",
-                major.unwrap_or("?"),
-                minor.unwrap_or("?")
+                crate::error::cut(major.unwrap_or("?")),
+                crate::error::cut(minor.unwrap_or("?"))
             )));
         }
     };
@@ -90,16 +85,26 @@ pub(crate) fn pax_sparse(records: &[(String, String)]) -> io::Result<Option<PaxS
         .or_else(|| get("size"))
         .ok_or_else(|| invalid("GNU sparse records without the file's real size"))
         .and_then(|v| number(size_key, v))?;
-    Ok(Some(PaxSparseFile {
-        format,
-        name: get("name").map(|n| n.as_bytes().to_vec()),
-        real_size,
-    }))
+    Ok(Some(PaxSparseFile { format, real_size }))
+}
+
+/// The real name of a PAX sparse file (`GNU.sparse.name`).
+pub(crate) fn real_name(records: &[(String, String)]) -> Option<&str> {
+    record(records, "name")
+}
+
+/// A record's value (the last one if repeated).
+fn record<'a>(records: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    records
+        .iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// The 0.1 `map` record or the 0.0 `offset`/`numbytes` pairs.
 fn records_map(records: &[(String, String)]) -> io::Result<Vec<(u64, u64)>> {
-    if let Some((_, map)) = records.iter().rev().find(|(k, _)| k == "map") {
+    if let Some(map) = record(records, "map") {
         let numbers = map
             .split(',')
             .filter(|n| !map.is_empty() || !n.is_empty())
@@ -162,7 +167,9 @@ pub(crate) fn read_map_1_0(reader: &mut impl BufRead) -> io::Result<(Vec<(u64, u
         reader.take(21).read_until(b'\n', &mut line)?;
         used += line.len() as u64;
         if line.pop() != Some(b'\n') {
-            return Err(invalid("sparse map 1.0: a number is not ended by a newline"));
+            return Err(invalid(
+                "sparse map 1.0: a number is not ended by a newline",
+            ));
         }
         let text = String::from_utf8_lossy(&line);
         number("1.0 map", &text)
@@ -182,7 +189,11 @@ pub(crate) fn read_map_1_0(reader: &mut impl BufRead) -> io::Result<(Vec<(u64, u
 
 /// Reads an old GNU sparse header's map: four slots in the header, then 21 per extension
 /// block while the `isextended` flag is set. `at` advances past the extension blocks.
-pub(crate) fn gnu_map(header: &tar::Header, file: &File, at: &mut u64) -> io::Result<Vec<(u64, u64)>> {
+pub(crate) fn gnu_map(
+    header: &tar::Header,
+    file: &File,
+    at: &mut u64,
+) -> io::Result<Vec<(u64, u64)>> {
     let gnu = header
         .as_gnu()
         .ok_or_else(|| invalid("a GNU sparse entry without a GNU header"))?;
@@ -202,9 +213,9 @@ pub(crate) fn gnu_map(header: &tar::Header, file: &File, at: &mut u64) -> io::Re
     let mut extended = gnu.is_extended();
     while extended {
         let mut ext = tar::GnuExtSparseHeader::new();
-        crate::archive::read_block(file, *at, ext.as_mut_bytes())?.then_some(()).ok_or_else(
-            || invalid("the archive ends inside a GNU sparse map"),
-        )?;
+        crate::archive::read_block(file, *at, ext.as_mut_bytes())?
+            .then_some(())
+            .ok_or_else(|| invalid("the archive ends inside a GNU sparse map"))?;
         *at += 512;
         for slot in &ext.sparse {
             push(slot, &mut out)?;
@@ -216,7 +227,12 @@ pub(crate) fn gnu_map(header: &tar::Header, file: &File, at: &mut u64) -> io::Re
 
 /// Checks a map against the file's real size and the stored data (`stored` bytes from `at`):
 /// chunks in order, not overlapping, inside the file, using exactly the stored data.
-pub(crate) fn layout(map: &[(u64, u64)], real_size: u64, mut at: u64, stored: u64) -> io::Result<SparseMap> {
+pub(crate) fn layout(
+    map: &[(u64, u64)],
+    real_size: u64,
+    mut at: u64,
+    stored: u64,
+) -> io::Result<SparseMap> {
     let mut chunks = Vec::with_capacity(map.len());
     let mut end = 0;
     let mut used: u64 = 0;
@@ -227,8 +243,14 @@ pub(crate) fn layout(map: &[(u64, u64)], real_size: u64, mut at: u64, stored: u6
         end = offset
             .checked_add(len)
             .filter(|e| *e <= real_size)
-            .ok_or_else(|| invalid(format!("sparse map chunk at {offset} runs past the file's size {real_size}")))?;
-        used = used.checked_add(len).ok_or_else(|| invalid("sparse map too large"))?;
+            .ok_or_else(|| {
+                invalid(format!(
+                    "sparse map chunk at {offset} runs past the file's size {real_size}"
+                ))
+            })?;
+        used = used
+            .checked_add(len)
+            .ok_or_else(|| invalid("sparse map too large"))?;
         if len > 0 {
             chunks.push(Chunk { offset, len, at });
             at += len;
@@ -262,10 +284,14 @@ pub(crate) fn copy(
 }
 
 fn zeros(out: &mut dyn Write, mut len: u64, buf: &mut [u8]) -> Result<(), CopyError> {
-    buf.fill(0);
+    // Only as much of the buffer as the hole needs: a map of many small holes must not
+    // clear the whole buffer for each.
+    let n = usize::try_from(len).unwrap_or(usize::MAX).min(buf.len());
+    let zeros = &mut buf[..n];
+    zeros.fill(0);
     while len > 0 {
-        let n = usize::try_from(len).unwrap_or(usize::MAX).min(buf.len());
-        out.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        let n = usize::try_from(len).unwrap_or(usize::MAX).min(zeros.len());
+        out.write_all(&zeros[..n]).map_err(CopyError::Write)?;
         len -= n as u64;
     }
     Ok(())
@@ -305,13 +331,21 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(v01.format, PaxSparse::InRecords(vec![(10, 5), (100, 0)]));
-        assert_eq!(v01.name.as_deref(), Some(&b"a/b"[..]));
-        let v10 = pax_sparse(&records(&[("major", "1"), ("minor", "0"), ("realsize", "7")]))
-            .unwrap()
-            .unwrap();
+        assert_eq!(real_name(&records(&[("name", "a/b")])), Some("a/b"));
+        let v10 = pax_sparse(&records(&[
+            ("major", "1"),
+            ("minor", "0"),
+            ("realsize", "7"),
+        ]))
+        .unwrap()
+        .unwrap();
         assert_eq!((v10.format, v10.real_size), (PaxSparse::InData, 7));
-        let err = pax_sparse(&records(&[("major", "2"), ("minor", "0"), ("realsize", "7")]))
-            .unwrap_err();
+        let err = pax_sparse(&records(&[
+            ("major", "2"),
+            ("minor", "0"),
+            ("realsize", "7"),
+        ]))
+        .unwrap_err();
         assert!(err.to_string().contains("2.0 is not supported"), "{err}");
     }
 

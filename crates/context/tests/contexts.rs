@@ -431,7 +431,10 @@ fn a_gzip_compressed_tar_is_read_from_a_file_and_a_stream() {
     let mut damaged = compressed.clone();
     damaged.truncate(compressed.len() / 2);
     let err = Project::from_reader(&damaged[..]).unwrap_err().to_string();
-    assert!(err.starts_with("reading the gzip-compressed project tar: "), "{err}");
+    assert!(
+        err.starts_with("reading the gzip-compressed project tar: "),
+        "{err}"
+    );
     // A one-byte file is a malformed tar, not a failed read.
     std::fs::write(&path, [0x1f]).unwrap();
     let err = Project::open(&path).unwrap_err();

@@ -413,11 +413,16 @@ fn names_over_the_limit_are_refused_and_quoted_cut() {
     };
     let cases = [
         (
-            Tar::new().pax(&[("path", long.as_bytes())]).file("x", b"1").finish(),
+            Tar::new()
+                .pax(&[("path", long.as_bytes())])
+                .file("x", b"1")
+                .finish(),
             "pax record \"path\"",
         ),
         (
-            gnu_long(tar::EntryType::GNULongName, &long).file("x", b"1").finish(),
+            gnu_long(tar::EntryType::GNULongName, &long)
+                .file("x", b"1")
+                .finish(),
             "GNU long name",
         ),
         (
@@ -439,17 +444,31 @@ fn names_over_the_limit_are_refused_and_quoted_cut() {
         let text = err.to_string();
         assert!(matches!(err, Error::NameTooLong { .. }), "{text}");
         assert!(
-            text.contains(&format!("{what} is 5000 bytes long, over the limit of 4096")),
+            text.contains(&format!(
+                "{what} is 5000 bytes long, over the limit of 4096"
+            )),
             "{text}"
         );
         // The entry is named; a long name only by its start.
         assert!(text.len() < 300, "{text}");
-        assert!(text.contains("nnnn…") || text.contains("\"link\""), "{text}");
+        assert!(
+            text.contains("nnnn…") || text.contains("\"link\""),
+            "{text}"
+        );
     }
     // Any other record is capped too (at 1 MiB), naming the entry.
     let comment = vec![b'c'; (context::MAX_PAX_RECORD_LEN + 1) as usize];
-    let err = open_err(&Tar::new().pax(&[("comment", &comment)]).file("x", b"1").finish());
-    assert!(err.to_string().starts_with("tar entry \"x\": pax record \"comment\""), "{err}");
+    let err = open_err(
+        &Tar::new()
+            .pax(&[("comment", &comment)])
+            .file("x", b"1")
+            .finish(),
+    );
+    assert!(
+        err.to_string()
+            .starts_with("tar entry \"x\": pax record \"comment\""),
+        "{err}"
+    );
 }
 
 /// A file of `size` bytes, zeros but for `chunks` of data.
@@ -476,7 +495,7 @@ fn gnu_tar_sparse(dir: &std::path::Path, format: &[&str]) -> Vec<u8> {
         .args(format)
         .args(["-C"])
         .arg(dir)
-        .arg("sparse")
+        .args(["sparse", "twin"])
         .status()
         .expect("GNU tar runs");
     assert!(status.success());
@@ -496,16 +515,25 @@ fn sparse_files_of_every_format_are_expanded() {
     let size = 3 << 20;
     let chunks: [(u64, &[u8]); 3] = [(0, b"head"), (1 << 20, b"middle"), (size - 5, b"tail!")];
     let expected = sparse_source(dir.path(), size, &chunks);
+    // GNU tar stores the second name as a hard link to the sparse entry.
+    std::fs::hard_link(dir.path().join("sparse"), dir.path().join("twin")).unwrap();
     for format in SPARSE_FORMATS {
         let bytes = gnu_tar_sparse(dir.path(), format);
         assert!(bytes.len() < 100_000, "{format:?}: not stored sparse");
         let p = project(&bytes).unwrap();
         let paths: Vec<&str> = p.entries().iter().map(|e| e.path()).collect();
-        assert_eq!(paths, ["sparse"], "{format:?}");
+        assert_eq!(paths, ["sparse", "twin"], "{format:?}");
+        assert_eq!(p.entry("twin").unwrap().kind(), EntryKind::HardLink);
         assert_eq!(p.entry("sparse").unwrap().size(), size, "{format:?}");
         let out = read_tar(&write(&p.context(".").unwrap(), &[]));
-        assert_eq!(out.len(), 1, "{format:?}");
-        assert!(out[0].data == expected, "{format:?}: different bytes");
+        assert_eq!(out.len(), 2, "{format:?}");
+        for written in out {
+            assert!(
+                written.data == expected,
+                "{format:?} {}: different bytes",
+                written.path
+            );
+        }
     }
 }
 
@@ -526,8 +554,9 @@ fn sparse_maps_that_do_not_add_up_are_refused() {
     ]);
     let err = open_err(&t.raw(&h, &data).finish());
     assert!(
-        err.to_string()
-            .contains("entry \"f\"): sparse map describes 600 bytes of data but the entry stores 512"),
+        err.to_string().contains(
+            "entry \"f\"): sparse map describes 600 bytes of data but the entry stores 512"
+        ),
         "{err}"
     );
     // An unknown version is refused, not read as a plain file under the real name.
@@ -540,7 +569,8 @@ fn sparse_maps_that_do_not_add_up_are_refused() {
     let h = Tar::header(b"GNUSparseFile.1/f", tar::EntryType::Regular, 0, b"");
     let err = open_err(&t.raw(&h, b"").finish());
     assert!(
-        err.to_string().contains("GNU sparse format 2.0 is not supported"),
+        err.to_string()
+            .contains("GNU sparse format 2.0 is not supported"),
         "{err}"
     );
 }
