@@ -104,7 +104,7 @@ pub enum TargetError {
     UnknownDeviceType(#[from] UnknownDeviceType),
     /// The architecture given is not the device type's.
     #[error(
-        "the architecture {arch} does not match the device type {device_type}, which is {device_arch}: drop --arch or pick a {arch} device type"
+        "the architecture {arch} does not match the device type {device_type}, which is {device_arch}: drop --arch or pick a device type of {arch}"
     )]
     Mismatch {
         /// The architecture given.
