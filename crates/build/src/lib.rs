@@ -34,6 +34,7 @@
 #![deny(missing_docs)]
 
 mod auth;
+mod base_image;
 mod connect;
 mod context;
 mod daemon;
@@ -47,6 +48,7 @@ mod reference;
 mod session;
 mod trace;
 
+pub use base_image::{BaseImage, ensure_base_platform, same_platform};
 pub use auth::{RegistryAuth, RegistryCredential, RegistrySecrets, normalise_registry_key};
 pub use bollard::Docker;
 pub use bollard::auth::DockerCredentials;

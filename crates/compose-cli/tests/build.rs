@@ -420,3 +420,95 @@ fn a_daemon_that_is_not_there_is_a_clear_error() {
     );
     assert!(stderr.contains("/nonexistent/docker.sock"), "{stderr}");
 }
+
+/// `docker ARGS` against the private daemon (with the Docker config dir `config`), which
+/// must succeed; its trimmed stdout.
+fn docker_ok(config: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("/usr/bin/docker")
+        .env("DOCKER_HOST", docker_host())
+        .env("DOCKER_CONFIG", config)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A build for aarch64 `FROM` a multi-arch image whose amd64 variant the daemon already holds
+/// under that name (a user ran it once) builds on its arm64 variant, not silently on the
+/// amd64 one. The test publishes its own manifest list (amd64 + arm64 busybox) under a unique
+/// name, so as not to disturb other tests using `local/busybox-multi`.
+#[test]
+fn a_foreign_build_uses_the_base_image_of_its_platform_only() {
+    let config = tempfile::tempdir().unwrap();
+    let config = config.path();
+    let id = std::process::id();
+    let repo = format!("127.0.0.1:5000/local/platform-base-{id}");
+    let list = format!("{repo}:latest");
+    for (arch, local) in [("amd64", "local/amd64-busybox"), ("arm64", "local/aarch64-busybox")] {
+        let child = format!("{repo}:{arch}");
+        docker_ok(config, &["tag", local, &child]);
+        docker_ok(config, &["push", &child]);
+        docker_ok(config, &["rmi", &child]);
+    }
+    let children = [format!("{repo}:amd64"), format!("{repo}:arm64")];
+    docker_ok(
+        config,
+        &["manifest", "create", "--insecure", &list, &children[0], &children[1]],
+    );
+    docker_ok(config, &["manifest", "push", "--insecure", "--purge", &list]);
+    // The dirty daemon: the list's name holds its amd64 variant.
+    docker_ok(config, &["pull", "--platform", "linux/amd64", &list]);
+    let arch_of = |image: &str| docker_ok(config, &["image", "inspect", "-f", "{{.Architecture}}", image]);
+    assert_eq!(arch_of(&list), "amd64");
+    let first_layer = |image: &str| {
+        docker_ok(config, &["image", "inspect", "-f", "{{index .RootFS.Layers 0}}", image])
+    };
+    let arm64_layer = first_layer("local/aarch64-busybox");
+    assert_ne!(arm64_layer, first_layer("local/amd64-busybox"));
+
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "Dockerfile", &format!("FROM {repo}\nLABEL platform-test={id}\n"));
+    let project = format!("platformbase{id}");
+    let out = balena_compose(&[
+        "build",
+        dir.path().to_str().unwrap(),
+        "-p",
+        &project,
+        "--arch",
+        "aarch64",
+        "--emulated",
+        "--json",
+    ]);
+    let built = format!("{project}_main");
+    let result = (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        std::process::Command::new("/usr/bin/docker")
+            .env("DOCKER_HOST", docker_host())
+            .args(["image", "inspect", "-f", "{{index .RootFS.Layers 0}}", &built])
+            .output()
+            .unwrap(),
+    );
+    let _ = std::process::Command::new("/usr/bin/docker")
+        .env("DOCKER_HOST", docker_host())
+        .args(["rmi", "-f", &built, &list])
+        .output();
+    let (ok, stderr, layer) = result;
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&layer.stdout).trim(),
+        arm64_layer,
+        "the built image is on the arm64 busybox"
+    );
+    let events = json_lines(&out);
+    assert!(
+        events.iter().any(|e| e["event"] == "warning"
+            && e["message"].as_str().is_some_and(|m| m.contains(&repo) && m.contains("linux/amd64"))),
+        "a warning says the amd64 variant was replaced: {events:?}"
+    );
+}
