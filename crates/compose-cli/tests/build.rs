@@ -325,14 +325,43 @@ fn a_failing_service_does_not_stop_the_others_and_is_named() {
     );
 }
 
+/// Without --emulated, a foreign target on a daemon that cannot run it (this amd64 daemon
+/// on a machine without binfmt_misc) fails before building, saying how to get emulation;
+/// `-d raspberrypi4-64` alone means aarch64, and `--arch amd64 -d raspberrypi4-64` is an
+/// error naming both.
 #[test]
 fn foreign_arch_without_emulated_is_refused_with_advice() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "Dockerfile", "FROM local/aarch64-busybox\n");
-    let out = balena_compose(&["build", dir.path().to_str().unwrap(), "--arch", "aarch64"]);
+    let project = format!("foreignrefused{}", std::process::id());
+    let root = dir.path().to_str().unwrap();
+    for target in [&["--arch", "aarch64"][..], &["-d", "raspberrypi4-64"][..]] {
+        let mut args = vec!["build", root, "-p", &project];
+        args.extend_from_slice(target);
+        let out = balena_compose(&args);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("cannot run aarch64 build steps")
+                && stderr.contains("Add --emulated")
+                && stderr.contains("binfmt_misc")
+                && stderr.contains("qemu-aarch64-static"),
+            "{stderr}"
+        );
+    }
+    let out = balena_compose(&["build", root, "-p", &project, "--arch", "amd64", "-d", "raspberrypi4-64"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("add --emulated"), "{stderr}");
+    assert!(
+        stderr.contains("architecture amd64 does not match the device type raspberrypi4-64"),
+        "{stderr}"
+    );
+    let inspect = std::process::Command::new("/usr/bin/docker")
+        .env("DOCKER_HOST", docker_host())
+        .args(["image", "inspect", &format!("{project}_main")])
+        .output()
+        .unwrap();
+    assert!(!inspect.status.success(), "nothing was built");
 }
 
 #[test]
@@ -510,5 +539,38 @@ fn a_foreign_build_uses_the_base_image_of_its_platform_only() {
         events.iter().any(|e| e["event"] == "warning"
             && e["message"].as_str().is_some_and(|m| m.contains(&repo) && m.contains("linux/amd64"))),
         "a warning says the amd64 variant was replaced: {events:?}"
+    );
+}
+
+/// A local base image of another platform whose registry has no variant of the target's
+/// fails the build, naming the image and both platforms.
+#[test]
+fn a_base_image_without_the_target_platform_fails_naming_both() {
+    let config = tempfile::tempdir().unwrap();
+    let base = "127.0.0.1:5000/local/amd64-busybox:latest";
+    docker_ok(config.path(), &["pull", base]);
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "Dockerfile", &format!("ARG BASE\nFROM $BASE\n"));
+    let project = format!("platformmissing{}", std::process::id());
+    let out = balena_compose(&[
+        "build",
+        dir.path().to_str().unwrap(),
+        "-p",
+        &project,
+        "--arch",
+        "aarch64",
+        "--emulated",
+        "--build-arg",
+        &format!("BASE={base}"),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("the base image \"{base}\" on the Docker daemon is linux/amd64, not the build's linux/arm64")),
+        "{stderr}"
+    );
+    assert_eq!(
+        docker_ok(config.path(), &["image", "inspect", "-f", "{{.Architecture}}", base]),
+        "amd64"
     );
 }
