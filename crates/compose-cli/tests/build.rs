@@ -523,9 +523,17 @@ fn a_foreign_build_uses_the_base_image_of_its_platform_only() {
             .output()
             .unwrap(),
     );
+    // Untag only (by name and digest, never by id: the ids are local/*-busybox's).
+    let digests = docker_ok(
+        config,
+        &["images", "--digests", "--format", "{{.Repository}}@{{.Digest}}", &repo],
+    );
+    let mut names = vec![built.clone(), list.clone()];
+    names.extend(digests.lines().filter(|l| !l.ends_with("<none>")).map(str::to_owned));
     let _ = std::process::Command::new("/usr/bin/docker")
         .env("DOCKER_HOST", docker_host())
-        .args(["rmi", "-f", &built, &list])
+        .arg("rmi")
+        .args(&names)
         .output();
     let (ok, stderr, layer) = result;
     assert!(ok, "{stderr}");
