@@ -69,7 +69,10 @@ async fn local_platform(docker: &Docker, reference: &str) -> Result<Option<Platf
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
         }) => Ok(None),
-        Err(e) => Err(Error::docker(format!("inspecting base image {reference}"), e)),
+        Err(e) => Err(Error::docker(
+            format!("inspecting base image {reference}"),
+            e,
+        )),
     }
 }
 

@@ -48,8 +48,8 @@ mod reference;
 mod session;
 mod trace;
 
-pub use base_image::{BaseImage, ensure_base_platform, same_platform};
 pub use auth::{RegistryAuth, RegistryCredential, RegistrySecrets, normalise_registry_key};
+pub use base_image::{BaseImage, ensure_base_platform, same_platform};
 pub use bollard::Docker;
 pub use bollard::auth::DockerCredentials;
 pub use connect::{CONNECT_TIMEOUT, DEFAULT_DOCKER_HOST, REQUEST_TIMEOUT, connect, docker_host};

@@ -349,7 +349,16 @@ fn foreign_arch_without_emulated_is_refused_with_advice() {
             "{stderr}"
         );
     }
-    let out = balena_compose(&["build", root, "-p", &project, "--arch", "amd64", "-d", "raspberrypi4-64"]);
+    let out = balena_compose(&[
+        "build",
+        root,
+        "-p",
+        &project,
+        "--arch",
+        "amd64",
+        "-d",
+        "raspberrypi4-64",
+    ]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -478,7 +487,10 @@ fn a_foreign_build_uses_the_base_image_of_its_platform_only() {
     let id = std::process::id();
     let repo = format!("127.0.0.1:5000/local/platform-base-{id}");
     let list = format!("{repo}:latest");
-    for (arch, local) in [("amd64", "local/amd64-busybox"), ("arm64", "local/aarch64-busybox")] {
+    for (arch, local) in [
+        ("amd64", "local/amd64-busybox"),
+        ("arm64", "local/aarch64-busybox"),
+    ] {
         let child = format!("{repo}:{arch}");
         docker_ok(config, &["tag", local, &child]);
         docker_ok(config, &["push", &child]);
@@ -487,21 +499,49 @@ fn a_foreign_build_uses_the_base_image_of_its_platform_only() {
     let children = [format!("{repo}:amd64"), format!("{repo}:arm64")];
     docker_ok(
         config,
-        &["manifest", "create", "--insecure", &list, &children[0], &children[1]],
+        &[
+            "manifest",
+            "create",
+            "--insecure",
+            &list,
+            &children[0],
+            &children[1],
+        ],
     );
-    docker_ok(config, &["manifest", "push", "--insecure", "--purge", &list]);
+    docker_ok(
+        config,
+        &["manifest", "push", "--insecure", "--purge", &list],
+    );
     // The dirty daemon: the list's name holds its amd64 variant.
     docker_ok(config, &["pull", "--platform", "linux/amd64", &list]);
-    let arch_of = |image: &str| docker_ok(config, &["image", "inspect", "-f", "{{.Architecture}}", image]);
+    let arch_of = |image: &str| {
+        docker_ok(
+            config,
+            &["image", "inspect", "-f", "{{.Architecture}}", image],
+        )
+    };
     assert_eq!(arch_of(&list), "amd64");
     let first_layer = |image: &str| {
-        docker_ok(config, &["image", "inspect", "-f", "{{index .RootFS.Layers 0}}", image])
+        docker_ok(
+            config,
+            &[
+                "image",
+                "inspect",
+                "-f",
+                "{{index .RootFS.Layers 0}}",
+                image,
+            ],
+        )
     };
     let arm64_layer = first_layer("local/aarch64-busybox");
     assert_ne!(arm64_layer, first_layer("local/amd64-busybox"));
 
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "Dockerfile", &format!("FROM {repo}\nLABEL platform-test={id}\n"));
+    write(
+        dir.path(),
+        "Dockerfile",
+        &format!("FROM {repo}\nLABEL platform-test={id}\n"),
+    );
     let project = format!("platformbase{id}");
     let out = balena_compose(&[
         "build",
@@ -519,17 +559,34 @@ fn a_foreign_build_uses_the_base_image_of_its_platform_only() {
         String::from_utf8_lossy(&out.stderr).into_owned(),
         std::process::Command::new("/usr/bin/docker")
             .env("DOCKER_HOST", docker_host())
-            .args(["image", "inspect", "-f", "{{index .RootFS.Layers 0}}", &built])
+            .args([
+                "image",
+                "inspect",
+                "-f",
+                "{{index .RootFS.Layers 0}}",
+                &built,
+            ])
             .output()
             .unwrap(),
     );
     // Untag only (by name and digest, never by id: the ids are local/*-busybox's).
     let digests = docker_ok(
         config,
-        &["images", "--digests", "--format", "{{.Repository}}@{{.Digest}}", &repo],
+        &[
+            "images",
+            "--digests",
+            "--format",
+            "{{.Repository}}@{{.Digest}}",
+            &repo,
+        ],
     );
     let mut names = vec![built.clone(), list.clone()];
-    names.extend(digests.lines().filter(|l| !l.ends_with("<none>")).map(str::to_owned));
+    names.extend(
+        digests
+            .lines()
+            .filter(|l| !l.ends_with("<none>"))
+            .map(str::to_owned),
+    );
     let _ = std::process::Command::new("/usr/bin/docker")
         .env("DOCKER_HOST", docker_host())
         .arg("rmi")
@@ -545,7 +602,9 @@ fn a_foreign_build_uses_the_base_image_of_its_platform_only() {
     let events = json_lines(&out);
     assert!(
         events.iter().any(|e| e["event"] == "warning"
-            && e["message"].as_str().is_some_and(|m| m.contains(&repo) && m.contains("linux/amd64"))),
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(&repo) && m.contains("linux/amd64"))),
         "a warning says the amd64 variant was replaced: {events:?}"
     );
 }
@@ -558,7 +617,7 @@ fn a_base_image_without_the_target_platform_fails_naming_both() {
     let base = "127.0.0.1:5000/local/amd64-busybox:latest";
     docker_ok(config.path(), &["pull", base]);
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "Dockerfile", &format!("ARG BASE\nFROM $BASE\n"));
+    write(dir.path(), "Dockerfile", "ARG BASE\nFROM $BASE\n");
     let project = format!("platformmissing{}", std::process::id());
     let out = balena_compose(&[
         "build",
@@ -578,7 +637,10 @@ fn a_base_image_without_the_target_platform_fails_naming_both() {
         "{stderr}"
     );
     assert_eq!(
-        docker_ok(config.path(), &["image", "inspect", "-f", "{{.Architecture}}", base]),
+        docker_ok(
+            config.path(),
+            &["image", "inspect", "-f", "{{.Architecture}}", base]
+        ),
         "amd64"
     );
 }

@@ -325,7 +325,13 @@ fn device_type_alone_writes_the_plain_context_of_its_arch() {
     );
     let out_dir = dir.path().join("out");
     let project = dir.path().to_str().unwrap();
-    let out = resolve_cmd(&[project, "-d", "raspberrypi4-64", "-o", out_dir.to_str().unwrap()]);
+    let out = resolve_cmd(&[
+        project,
+        "-d",
+        "raspberrypi4-64",
+        "-o",
+        out_dir.to_str().unwrap(),
+    ]);
     assert!(
         out.status.success(),
         "{}",
@@ -352,11 +358,21 @@ fn device_type_and_arch_must_agree_and_be_known() {
     let out_dir = dir.path().join("out");
     let project = dir.path().to_str().unwrap();
     let out_arg = out_dir.to_str().unwrap();
-    let out = resolve_cmd(&[project, "--arch", "amd64", "-d", "raspberrypi4-64", "-o", out_arg]);
+    let out = resolve_cmd(&[
+        project,
+        "--arch",
+        "amd64",
+        "-d",
+        "raspberrypi4-64",
+        "-o",
+        out_arg,
+    ]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("amd64") && stderr.contains("raspberrypi4-64") && stderr.contains("aarch64"),
+        stderr.contains("amd64")
+            && stderr.contains("raspberrypi4-64")
+            && stderr.contains("aarch64"),
         "{stderr}"
     );
     let out = resolve_cmd(&[project, "-d", "raspbery-pi4-64", "-o", out_arg]);

@@ -4,23 +4,7 @@
 /// `scratch` and `--flags` left out. Unexpanded `${VAR}` references are kept; looking them up
 /// fails and is ignored, as the reference does.
 pub fn base_images(dockerfile: &str) -> Vec<String> {
-    let mut stages: Vec<String> = Vec::new();
-    let mut images: Vec<String> = Vec::new();
-    for line in from_lines(dockerfile) {
-        if let Some(name) = line.stage {
-            stages.push(name);
-        }
-        let image = line.image;
-        let known_stage = stages.iter().any(|s| s.eq_ignore_ascii_case(&image));
-        if image.eq_ignore_ascii_case("scratch")
-            || known_stage
-            || images.iter().any(|i| *i == image)
-        {
-            continue;
-        }
-        images.push(image);
-    }
-    images
+    images_of(dockerfile, false, |image| Some(image.to_owned()))
 }
 
 /// The images a build for its target platform takes from the daemon: [`base_images`] without
@@ -31,8 +15,6 @@ pub fn target_base_images<'a>(
     dockerfile: &str,
     build_args: impl Fn(&str) -> Option<&'a str>,
 ) -> Vec<String> {
-    let mut stages: Vec<String> = Vec::new();
-    let mut images: Vec<String> = Vec::new();
     let defaults = global_arg_defaults(dockerfile);
     let lookup = |name: &str| {
         build_args(name).map(str::to_owned).or_else(|| {
@@ -42,14 +24,27 @@ pub fn target_base_images<'a>(
                 .and_then(|(_, v)| v.clone())
         })
     };
+    images_of(dockerfile, true, |image| expand(image, &lookup))
+}
+
+/// The `FROM` images, each through `image` (`None` leaves it out), in order and without
+/// repeats, stage names and `scratch` left out, and with `skip_platform` those `FROM`s with a
+/// `--platform` of their own.
+fn images_of(
+    dockerfile: &str,
+    skip_platform: bool,
+    image: impl Fn(&str) -> Option<String>,
+) -> Vec<String> {
+    let mut stages: Vec<String> = Vec::new();
+    let mut images: Vec<String> = Vec::new();
     for line in from_lines(dockerfile) {
         if let Some(name) = line.stage {
             stages.push(name);
         }
-        let Some(image) = expand(&line.image, &lookup) else {
+        let Some(image) = image(&line.image) else {
             continue;
         };
-        let skip = line.platform
+        let skip = (skip_platform && line.platform)
             || image.eq_ignore_ascii_case("scratch")
             || stages.iter().any(|s| s.eq_ignore_ascii_case(&image))
             || images.contains(&image);

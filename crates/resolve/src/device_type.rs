@@ -37,7 +37,8 @@ impl DeviceType {
     /// matches them); otherwise an error listing the closest slugs.
     pub fn find(name: &str) -> Result<&'static DeviceType, UnknownDeviceType> {
         let named = |d: &&DeviceType| {
-            d.slug.eq_ignore_ascii_case(name) || d.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+            d.slug.eq_ignore_ascii_case(name)
+                || d.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
         };
         DEVICE_TYPES
             .iter()
@@ -188,7 +189,10 @@ mod tests {
             assert_eq!(d.private, row["private"].as_bool().unwrap());
             for alias in row["aliases"].as_array().unwrap() {
                 let alias = alias.as_str().unwrap();
-                assert!(alias == slug || d.aliases.contains(&alias), "{slug}: {alias}");
+                assert!(
+                    alias == slug || d.aliases.contains(&alias),
+                    "{slug}: {alias}"
+                );
             }
         }
     }
@@ -203,14 +207,19 @@ mod tests {
 
     #[test]
     fn device_type_alone_gives_its_arch_and_aliases_their_slug() {
-        let t = Target::from_flags(None, Some("raspberrypi4-64")).unwrap().unwrap();
+        let t = Target::from_flags(None, Some("raspberrypi4-64"))
+            .unwrap()
+            .unwrap();
         assert_eq!(t.arch, Arch::Aarch64);
         let t = Target::from_flags(Some(Arch::Armv7hf), Some("apalis-imx6")).unwrap();
         assert_eq!(t.unwrap().device_type, "apalis-imx6q");
         assert_eq!(Target::from_flags(None, None).unwrap(), None);
         let err = Target::from_flags(Some(Arch::Amd64), Some("raspberrypi4-64")).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("amd64") && text.contains("device type raspberrypi4-64,"), "{text}");
+        assert!(
+            text.contains("amd64") && text.contains("device type raspberrypi4-64,"),
+            "{text}"
+        );
         let err = Target::from_flags(None, Some("iot2000")).unwrap_err();
         assert!(err.to_string().contains("i386-nlp"), "{err}");
     }

@@ -261,7 +261,10 @@ mod tests {
             err.contains("add --emulated") || err.contains("Add --emulated"),
             "{err}"
         );
-        assert!(err.contains("binfmt_misc") && err.contains("qemu-aarch64-static"), "{err}");
+        assert!(
+            err.contains("binfmt_misc") && err.contains("qemu-aarch64-static"),
+            "{err}"
+        );
     }
 
     #[test]

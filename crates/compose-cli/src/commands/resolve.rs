@@ -77,8 +77,8 @@ struct ResolvedService {
 #[allow(clippy::print_stdout)]
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // clap requires --arch or --device-type, so there is a target.
-    let target = project::target(args.arch, &args.target)?
-        .context("give --arch or --device-type")?;
+    let target =
+        project::target(args.arch, &args.target)?.context("give --arch or --device-type")?;
     let emulation = project::resolve_emulation(target.arch, &args.target)?;
     let vars = BTreeMap::from([("BALENA_RELEASE_HASH".to_owned(), "unavailable".to_owned())]);
     let plan = project::plan(&args.project, &target, emulation, None, vars)?;

@@ -51,9 +51,8 @@ pub struct Args {
 
 /// Runs the command.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let target = Target::from_flags(args.arch, args.device_type.as_deref())?.unwrap_or_else(|| {
-        Target::generic(emulate::host_arch().unwrap_or(Arch::Amd64))
-    });
+    let target = Target::from_flags(args.arch, args.device_type.as_deref())?
+        .unwrap_or_else(|| Target::generic(emulate::host_arch().unwrap_or(Arch::Amd64)));
     let mut params = Params::new(target.arch, target.device_type);
     params.service = args.service;
     params.vars.extend(args.vars);
