@@ -476,6 +476,21 @@ fn docker_ok(config: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// `balena-compose build DIR -p PROJECT --arch aarch64 --emulated EXTRA…`.
+fn build_emulated_aarch64(dir: &Path, project: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "build",
+        dir.to_str().unwrap(),
+        "-p",
+        project,
+        "--arch",
+        "aarch64",
+        "--emulated",
+    ];
+    args.extend_from_slice(extra);
+    balena_compose(&args)
+}
+
 /// A build for aarch64 `FROM` a multi-arch image whose amd64 variant the daemon already holds
 /// under that name (a user ran it once) builds on its arm64 variant, not silently on the
 /// amd64 one. The test publishes its own manifest list (amd64 + arm64 busybox) under a unique
@@ -543,16 +558,7 @@ fn a_foreign_build_uses_the_base_image_of_its_platform_only() {
         &format!("FROM {repo}\nLABEL platform-test={id}\n"),
     );
     let project = format!("platformbase{id}");
-    let out = balena_compose(&[
-        "build",
-        dir.path().to_str().unwrap(),
-        "-p",
-        &project,
-        "--arch",
-        "aarch64",
-        "--emulated",
-        "--json",
-    ]);
+    let out = build_emulated_aarch64(dir.path(), &project, &["--json"]);
     let built = format!("{project}_main");
     let result = (
         out.status.success(),
@@ -619,17 +625,11 @@ fn a_base_image_without_the_target_platform_fails_naming_both() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "Dockerfile", "ARG BASE\nFROM $BASE\n");
     let project = format!("platformmissing{}", std::process::id());
-    let out = balena_compose(&[
-        "build",
-        dir.path().to_str().unwrap(),
-        "-p",
+    let out = build_emulated_aarch64(
+        dir.path(),
         &project,
-        "--arch",
-        "aarch64",
-        "--emulated",
-        "--build-arg",
-        &format!("BASE={base}"),
-    ]);
+        &["--build-arg", &format!("BASE={base}")],
+    );
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
