@@ -501,53 +501,7 @@ fn a_foreign_build_uses_the_base_image_of_its_platform_only() {
     let config = config.path();
     let id = std::process::id();
     let repo = format!("127.0.0.1:5000/local/platform-base-{id}");
-    let list = format!("{repo}:latest");
-    for (arch, local) in [
-        ("amd64", "local/amd64-busybox"),
-        ("arm64", "local/aarch64-busybox"),
-    ] {
-        let child = format!("{repo}:{arch}");
-        docker_ok(config, &["tag", local, &child]);
-        docker_ok(config, &["push", &child]);
-        docker_ok(config, &["rmi", &child]);
-    }
-    let children = [format!("{repo}:amd64"), format!("{repo}:arm64")];
-    docker_ok(
-        config,
-        &[
-            "manifest",
-            "create",
-            "--insecure",
-            &list,
-            &children[0],
-            &children[1],
-        ],
-    );
-    docker_ok(
-        config,
-        &["manifest", "push", "--insecure", "--purge", &list],
-    );
-    // The dirty daemon: the list's name holds its amd64 variant.
-    docker_ok(config, &["pull", "--platform", "linux/amd64", &list]);
-    let arch_of = |image: &str| {
-        docker_ok(
-            config,
-            &["image", "inspect", "-f", "{{.Architecture}}", image],
-        )
-    };
-    assert_eq!(arch_of(&list), "amd64");
-    let first_layer = |image: &str| {
-        docker_ok(
-            config,
-            &[
-                "image",
-                "inspect",
-                "-f",
-                "{{index .RootFS.Layers 0}}",
-                image,
-            ],
-        )
-    };
+    publish_busybox_list_dirty(config, &repo);
     let arm64_layer = first_layer("local/aarch64-busybox");
     assert_ne!(arm64_layer, first_layer("local/amd64-busybox"));
 
@@ -560,22 +514,134 @@ fn a_foreign_build_uses_the_base_image_of_its_platform_only() {
     let project = format!("platformbase{id}");
     let out = build_emulated_aarch64(dir.path(), &project, &["--json"]);
     let built = format!("{project}_main");
-    let result = (
+    let layer = first_layer(&built);
+    untag(config, &repo, &built);
+    assert!(
         out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        std::process::Command::new("/usr/bin/docker")
-            .env("DOCKER_HOST", docker_host())
-            .args([
-                "image",
-                "inspect",
-                "-f",
-                "{{index .RootFS.Layers 0}}",
-                &built,
-            ])
-            .output()
-            .unwrap(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    // Untag only (by name and digest, never by id: the ids are local/*-busybox's).
+    assert_eq!(
+        layer, arm64_layer,
+        "the built image is on the arm64 busybox"
+    );
+    let events = json_lines(&out);
+    assert!(
+        events.iter().any(|e| e["event"] == "warning"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(&repo) && m.contains("linux/amd64"))),
+        "a warning says the amd64 variant was replaced: {events:?}"
+    );
+}
+
+/// The same from the registry that wants credentials: the right variant is pulled with the
+/// registry secrets, and without them the build fails naming the image and both platforms.
+#[test]
+fn a_private_base_of_the_wrong_platform_is_pulled_with_the_registry_secrets() {
+    let config = tempfile::tempdir().unwrap();
+    let config = config.path();
+    docker_ok(
+        config,
+        &[
+            "login",
+            "-u",
+            "balena",
+            "-p",
+            "balena-test-password",
+            "127.0.0.1:5001",
+        ],
+    );
+    let id = std::process::id();
+    let repo = format!("127.0.0.1:5001/private/platform-base-{id}");
+    publish_busybox_list_dirty(config, &repo);
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "Dockerfile", &format!("FROM {repo}\n"));
+    let secrets = dir.path().join("registry-secrets.yml");
+    std::fs::write(
+        &secrets,
+        "'127.0.0.1:5001':\n  username: balena\n  password: balena-test-password\n",
+    )
+    .unwrap();
+    let project = format!("platformprivate{id}");
+    let refused = build_emulated_aarch64(dir.path(), &project, &[]);
+    let out = build_emulated_aarch64(
+        dir.path(),
+        &project,
+        &["--registry-secrets", secrets.to_str().unwrap()],
+    );
+    let built = format!("{project}_main");
+    let layer = first_layer(&built);
+    untag(config, &repo, &built);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains(&format!("the base image \"{repo}\" on the Docker daemon is linux/amd64, not the build's linux/arm64"))
+            && stderr.contains("not authorized"),
+        "{stderr}"
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(layer, first_layer("local/aarch64-busybox"));
+}
+
+/// Publishes `REPO:latest`, a manifest list of the amd64 and arm64 busyboxes under a name of
+/// the test's own (so other tests' `local/busybox-multi` is left alone), and leaves its amd64
+/// variant under that name on the daemon, as after a user ran it once.
+fn publish_busybox_list_dirty(config: &Path, repo: &str) {
+    let list = format!("{repo}:latest");
+    let children = [format!("{repo}:amd64"), format!("{repo}:arm64")];
+    for (child, local) in children
+        .iter()
+        .zip(["local/amd64-busybox", "local/aarch64-busybox"])
+    {
+        docker_ok(config, &["tag", local, child]);
+        docker_ok(config, &["push", child]);
+        docker_ok(config, &["rmi", child]);
+    }
+    let create = [
+        "manifest",
+        "create",
+        "--insecure",
+        &list,
+        &children[0],
+        &children[1],
+    ];
+    docker_ok(config, &create);
+    docker_ok(
+        config,
+        &["manifest", "push", "--insecure", "--purge", &list],
+    );
+    docker_ok(config, &["pull", "--platform", "linux/amd64", &list]);
+    let arch = docker_ok(
+        config,
+        &["image", "inspect", "-f", "{{.Architecture}}", &list],
+    );
+    assert_eq!(arch, "amd64");
+}
+
+/// The first layer of `image`; empty when the daemon has no such image.
+fn first_layer(image: &str) -> String {
+    let out = std::process::Command::new("/usr/bin/docker")
+        .env("DOCKER_HOST", docker_host())
+        .args([
+            "image",
+            "inspect",
+            "-f",
+            "{{index .RootFS.Layers 0}}",
+            image,
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Untags `built` and every name of `repo` (by name and digest, never by id: the ids are
+/// local/*-busybox's).
+fn untag(config: &Path, repo: &str, built: &str) {
     let digests = docker_ok(
         config,
         &[
@@ -583,10 +649,10 @@ fn a_foreign_build_uses_the_base_image_of_its_platform_only() {
             "--digests",
             "--format",
             "{{.Repository}}@{{.Digest}}",
-            &repo,
+            repo,
         ],
     );
-    let mut names = vec![built.clone(), list.clone()];
+    let mut names = vec![built.to_owned(), format!("{repo}:latest")];
     names.extend(
         digests
             .lines()
@@ -598,21 +664,6 @@ fn a_foreign_build_uses_the_base_image_of_its_platform_only() {
         .arg("rmi")
         .args(&names)
         .output();
-    let (ok, stderr, layer) = result;
-    assert!(ok, "{stderr}");
-    assert_eq!(
-        String::from_utf8_lossy(&layer.stdout).trim(),
-        arm64_layer,
-        "the built image is on the arm64 busybox"
-    );
-    let events = json_lines(&out);
-    assert!(
-        events.iter().any(|e| e["event"] == "warning"
-            && e["message"]
-                .as_str()
-                .is_some_and(|m| m.contains(&repo) && m.contains("linux/amd64"))),
-        "a warning says the amd64 variant was replaced: {events:?}"
-    );
 }
 
 /// A local base image of another platform whose registry has no variant of the target's
