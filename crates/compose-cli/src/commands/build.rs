@@ -138,8 +138,18 @@ pub async fn build_project(
 ) -> anyhow::Result<Finished> {
     let host = daemon_arch(docker).await?;
     let target_args = target;
-    let target =
-        project::target(arch.or(args.arch), target_args)?.unwrap_or_else(|| Target::generic(host));
+    let target = match arch {
+        // deploy: the fleet's arch and device type come from the balena API, which knows
+        // device types newer than our table.
+        Some(arch) => Target {
+            arch,
+            device_type: target_args
+                .device_type
+                .clone()
+                .unwrap_or_else(|| arch.default_device_type().to_owned()),
+        },
+        None => project::target(args.arch, target_args)?.unwrap_or_else(|| Target::generic(host)),
+    };
     let daemon = project::Daemon {
         arch: host,
         local: is_local_socket(&build::docker_host(args.docker_host.as_deref())),
