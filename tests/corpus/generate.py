@@ -880,9 +880,9 @@ def target_cases():
         case(f"target-unknown-arch-{safe}", c, f"--arch {arch!r} is not an architecture",
              ["resolve", "{project}", "--arch", arch, "-o", "{out}"], 2, files=app(),
              stderr="valid architectures are")
-    case("target-foreign-arch-no-emulated", c, "a foreign arch without --emulated",
-         ["resolve", "{project}", "--arch", "aarch64", "-o", "{out}"], 1, files=app(),
-         stderr="add --emulated")
+    case("target-foreign-arch-no-emulated", c, "a foreign arch without --emulated writes the plain context",
+         ["resolve", "{project}", "--arch", "aarch64", "-o", "{out}"], 0, files=app(),
+         stdout="app.tar")
     case("target-qemu-missing", c, "--qemu naming a missing file",
          ["resolve", "{project}", "--arch", "aarch64", "--emulated", "--qemu", "{tmp}/no-qemu", "-o", "{out}"],
          1, files=app(), stderr="no-qemu")
@@ -894,12 +894,15 @@ def target_cases():
         case(f"target-device-type-{name}", c, f"a device type {dt!r} that cannot be a slug",
              ["resolve", "{project}", "--arch", "amd64", "--device-type", dt, "-o", "{out}"], 2,
              files=app(), stderr="device type")
-    case("target-device-type-unknown-ok", c, "an unknown but well-formed device type is used as a name",
-         ["resolve", "{project}", "--arch", "amd64", "--device-type", "my-board", "-o", "{out}"], 0,
-         files=app(), stdout="app.tar")
+    case("target-device-type-unknown", c, "an unknown device type names the closest known ones",
+         ["resolve", "{project}", "--arch", "amd64", "--device-type", "intel-nucc", "-o", "{out}"], 2,
+         files=app(), stderr="closest known device types are intel-nuc")
+    case("target-device-type-arch-mismatch", c, "a device type of another arch than --arch",
+         ["resolve", "{project}", "--arch", "amd64", "--device-type", "raspberrypi4-64", "-o", "{out}"], 1,
+         files=app(), stderr="does not match the device type raspberrypi4-64")
     case("target-device-type-dockerfile", c, "Dockerfile.<device type> wins",
-         ["resolve", "{project}", "--arch", "amd64", "--device-type", "my-board", "-o", "{out}"], 0,
-         files=app(**{"app/Dockerfile.my-board": APP_DOCKERFILE}), stdout="Architecture-specific Dockerfile")
+         ["resolve", "{project}", "--arch", "amd64", "--device-type", "intel-nuc", "-o", "{out}"], 0,
+         files=app(**{"app/Dockerfile.intel-nuc": APP_DOCKERFILE}), stdout="Architecture-specific Dockerfile")
     case("target-unknown-arch-dockerfile-ignored", c, "a Dockerfile.<unknown arch> is ignored",
          RESOLVE, 0, files=app(**{"app/Dockerfile.sparc": "FROM nope\n"}), stdout="Standard Dockerfile")
 

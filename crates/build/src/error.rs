@@ -117,6 +117,25 @@ pub enum Error {
     /// daemon, say); nothing was built.
     #[error("{0}")]
     Unsupported(String),
+    /// A base image on the daemon is of another platform than the build's, and the build's
+    /// platform of it could not be had: the pull failed (`pull_error`) or gave the same.
+    #[error(
+        "the base image \"{image}\" on the Docker daemon is {local}, not the build's {target}, and {}",
+        match pull_error {
+            Some(e) => format!("pulling it for {target} failed: {e}"),
+            None => format!("pulling it for {target} did not give a {target} image"),
+        }
+    )]
+    BasePlatform {
+        /// The `FROM` image.
+        image: String,
+        /// Its platform on the daemon (`linux/amd64`).
+        local: String,
+        /// The build's platform (`linux/arm64`).
+        target: String,
+        /// Why the pull failed, if it did (shown in the message, not as a source).
+        pull_error: Option<Box<Error>>,
+    },
     /// Any other Docker Engine API failure.
     #[error("{action}: {source}")]
     Docker {

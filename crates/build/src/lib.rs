@@ -34,6 +34,7 @@
 #![deny(missing_docs)]
 
 mod auth;
+mod base_image;
 mod connect;
 mod context;
 mod daemon;
@@ -49,6 +50,7 @@ mod session;
 mod trace;
 
 pub use auth::{RegistryAuth, RegistryCredential, RegistrySecrets, normalise_registry_key};
+pub use base_image::{BaseImage, ensure_base_platform, same_platform};
 pub use bollard::Docker;
 pub use bollard::auth::DockerCredentials;
 pub use connect::{CONNECT_TIMEOUT, DEFAULT_DOCKER_HOST, REQUEST_TIMEOUT, connect, docker_host};

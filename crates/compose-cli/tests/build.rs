@@ -327,14 +327,52 @@ fn a_failing_service_does_not_stop_the_others_and_is_named() {
     );
 }
 
+/// Without --emulated, a foreign target on a daemon that cannot run it (this amd64 daemon
+/// on a machine without binfmt_misc) fails before building, saying how to get emulation;
+/// `-d raspberrypi4-64` alone means aarch64, and `--arch amd64 -d raspberrypi4-64` is an
+/// error naming both.
 #[test]
 fn foreign_arch_without_emulated_is_refused_with_advice() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "Dockerfile", "FROM local/aarch64-busybox\n");
-    let out = balena_compose(&["build", dir.path().to_str().unwrap(), "--arch", "aarch64"]);
+    let project = format!("foreignrefused{}", std::process::id());
+    let root = dir.path().to_str().unwrap();
+    for target in [&["--arch", "aarch64"][..], &["-d", "raspberrypi4-64"][..]] {
+        let mut args = vec!["build", root, "-p", &project];
+        args.extend_from_slice(target);
+        let out = balena_compose(&args);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("cannot run aarch64 build steps")
+                && stderr.contains("Add --emulated")
+                && stderr.contains("binfmt_misc")
+                && stderr.contains("qemu-aarch64-static"),
+            "{stderr}"
+        );
+    }
+    let out = balena_compose(&[
+        "build",
+        root,
+        "-p",
+        &project,
+        "--arch",
+        "amd64",
+        "-d",
+        "raspberrypi4-64",
+    ]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("add --emulated"), "{stderr}");
+    assert!(
+        stderr.contains("architecture amd64 does not match the device type raspberrypi4-64"),
+        "{stderr}"
+    );
+    let inspect = std::process::Command::new("/usr/bin/docker")
+        .env("DOCKER_HOST", docker_host())
+        .args(["image", "inspect", &format!("{project}_main")])
+        .output()
+        .unwrap();
+    assert!(!inspect.status.success(), "nothing was built");
 }
 
 #[test]
@@ -491,4 +529,241 @@ fn sigterm_cancels_the_build_and_exits_143() {
     assert_eq!(summary["event"], "summary", "{lines:?}");
     assert_eq!(summary["services"][0]["ok"], false, "{summary}");
     assert_eq!(summary["services"][0]["error"], "cancelled", "{summary}");
+}
+
+/// `docker ARGS` against the private daemon (with the Docker config dir `config`), which
+/// must succeed; its trimmed stdout.
+fn docker_ok(config: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("/usr/bin/docker")
+        .env("DOCKER_HOST", docker_host())
+        .env("DOCKER_CONFIG", config)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// `balena-compose build DIR -p PROJECT --arch aarch64 --emulated EXTRA…`.
+fn build_emulated_aarch64(dir: &Path, project: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "build",
+        dir.to_str().unwrap(),
+        "-p",
+        project,
+        "--arch",
+        "aarch64",
+        "--emulated",
+    ];
+    args.extend_from_slice(extra);
+    balena_compose(&args)
+}
+
+/// A build for aarch64 `FROM` a multi-arch image whose amd64 variant the daemon already holds
+/// under that name (a user ran it once) builds on its arm64 variant, not silently on the
+/// amd64 one. The test publishes its own manifest list (amd64 + arm64 busybox) under a unique
+/// name, so as not to disturb other tests using `local/busybox-multi`.
+#[test]
+fn a_foreign_build_uses_the_base_image_of_its_platform_only() {
+    let config = tempfile::tempdir().unwrap();
+    let config = config.path();
+    let id = std::process::id();
+    let repo = format!("127.0.0.1:5000/local/platform-base-{id}");
+    publish_busybox_list_dirty(config, &repo);
+    let arm64_layer = first_layer("local/aarch64-busybox");
+    assert_ne!(arm64_layer, first_layer("local/amd64-busybox"));
+
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "Dockerfile",
+        &format!("FROM {repo}\nLABEL platform-test={id}\n"),
+    );
+    let project = format!("platformbase{id}");
+    let out = build_emulated_aarch64(dir.path(), &project, &["--json"]);
+    let built = format!("{project}_main");
+    let layer = first_layer(&built);
+    untag(config, &repo, &built);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        layer, arm64_layer,
+        "the built image is on the arm64 busybox"
+    );
+    let events = json_lines(&out);
+    assert!(
+        events.iter().any(|e| e["event"] == "warning"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(&repo) && m.contains("linux/amd64"))),
+        "a warning says the amd64 variant was replaced: {events:?}"
+    );
+}
+
+/// The same from the registry that wants credentials: the right variant is pulled with the
+/// registry secrets, and without them the build fails naming the image and both platforms.
+#[test]
+fn a_private_base_of_the_wrong_platform_is_pulled_with_the_registry_secrets() {
+    let config = tempfile::tempdir().unwrap();
+    let config = config.path();
+    docker_ok(
+        config,
+        &[
+            "login",
+            "-u",
+            "balena",
+            "-p",
+            "balena-test-password",
+            "127.0.0.1:5001",
+        ],
+    );
+    let id = std::process::id();
+    let repo = format!("127.0.0.1:5001/private/platform-base-{id}");
+    publish_busybox_list_dirty(config, &repo);
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "Dockerfile", &format!("FROM {repo}\n"));
+    let secrets = dir.path().join("registry-secrets.yml");
+    std::fs::write(
+        &secrets,
+        "'127.0.0.1:5001':\n  username: balena\n  password: balena-test-password\n",
+    )
+    .unwrap();
+    let project = format!("platformprivate{id}");
+    let refused = build_emulated_aarch64(dir.path(), &project, &[]);
+    let out = build_emulated_aarch64(
+        dir.path(),
+        &project,
+        &["--registry-secrets", secrets.to_str().unwrap()],
+    );
+    let built = format!("{project}_main");
+    let layer = first_layer(&built);
+    untag(config, &repo, &built);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains(&format!("the base image \"{repo}\" on the Docker daemon is linux/amd64, not the build's linux/arm64"))
+            && stderr.contains("not authorized"),
+        "{stderr}"
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(layer, first_layer("local/aarch64-busybox"));
+}
+
+/// Publishes `REPO:latest`, a manifest list of the amd64 and arm64 busyboxes under a name of
+/// the test's own (so other tests' `local/busybox-multi` is left alone), and leaves its amd64
+/// variant under that name on the daemon, as after a user ran it once.
+fn publish_busybox_list_dirty(config: &Path, repo: &str) {
+    let list = format!("{repo}:latest");
+    let children = [format!("{repo}:amd64"), format!("{repo}:arm64")];
+    for (child, local) in children
+        .iter()
+        .zip(["local/amd64-busybox", "local/aarch64-busybox"])
+    {
+        docker_ok(config, &["tag", local, child]);
+        docker_ok(config, &["push", child]);
+        docker_ok(config, &["rmi", child]);
+    }
+    let create = [
+        "manifest",
+        "create",
+        "--insecure",
+        &list,
+        &children[0],
+        &children[1],
+    ];
+    docker_ok(config, &create);
+    docker_ok(
+        config,
+        &["manifest", "push", "--insecure", "--purge", &list],
+    );
+    docker_ok(config, &["pull", "--platform", "linux/amd64", &list]);
+    let arch = docker_ok(
+        config,
+        &["image", "inspect", "-f", "{{.Architecture}}", &list],
+    );
+    assert_eq!(arch, "amd64");
+}
+
+/// The first layer of `image`; empty when the daemon has no such image.
+fn first_layer(image: &str) -> String {
+    let out = std::process::Command::new("/usr/bin/docker")
+        .env("DOCKER_HOST", docker_host())
+        .args([
+            "image",
+            "inspect",
+            "-f",
+            "{{index .RootFS.Layers 0}}",
+            image,
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Untags `built` and every name of `repo` (by name and digest, never by id: the ids are
+/// local/*-busybox's).
+fn untag(config: &Path, repo: &str, built: &str) {
+    let digests = docker_ok(
+        config,
+        &[
+            "images",
+            "--digests",
+            "--format",
+            "{{.Repository}}@{{.Digest}}",
+            repo,
+        ],
+    );
+    let mut names = vec![built.to_owned(), format!("{repo}:latest")];
+    names.extend(
+        digests
+            .lines()
+            .filter(|l| !l.ends_with("<none>"))
+            .map(str::to_owned),
+    );
+    let _ = std::process::Command::new("/usr/bin/docker")
+        .env("DOCKER_HOST", docker_host())
+        .arg("rmi")
+        .args(&names)
+        .output();
+}
+
+/// A local base image of another platform whose registry has no variant of the target's
+/// fails the build, naming the image and both platforms.
+#[test]
+fn a_base_image_without_the_target_platform_fails_naming_both() {
+    let config = tempfile::tempdir().unwrap();
+    let base = "127.0.0.1:5000/local/amd64-busybox:latest";
+    docker_ok(config.path(), &["pull", base]);
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "Dockerfile", "ARG BASE\nFROM $BASE\n");
+    let project = format!("platformmissing{}", std::process::id());
+    let out = build_emulated_aarch64(
+        dir.path(),
+        &project,
+        &["--build-arg", &format!("BASE={base}")],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("the base image \"{base}\" on the Docker daemon is linux/amd64, not the build's linux/arm64")),
+        "{stderr}"
+    );
+    assert_eq!(
+        docker_ok(
+            config.path(),
+            &["image", "inspect", "-f", "{{.Architecture}}", base]
+        ),
+        "amd64"
+    );
 }

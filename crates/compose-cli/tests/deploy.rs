@@ -555,3 +555,39 @@ async fn interrupted_mid_push(signal: &str, code: i32) {
         &format!("{name}_small"),
     ]);
 }
+
+/// A fleet's device type comes from the API, which knows device types newer than the table
+/// `--device-type` is checked against: deploy takes it (and its arch) as the API says.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fleet_device_type_newer_than_the_table_deploys() {
+    let mut config = FakeConfig::default();
+    config.fleets[0].device_type = "brand-new-board".to_owned();
+    let api = FakeApi::start(config).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let nonce = std::process::id();
+    write(
+        dir.path(),
+        "Dockerfile.template",
+        &format!("FROM local/amd64-busybox\nLABEL machine=%%BALENA_MACHINE_NAME%%-{nonce}\n"),
+    );
+    let key = api.api_key().to_owned();
+    let name = format!("deploynewtype{nonce}");
+    let out = deploy(&api, &key, &[dir.path().to_str().unwrap(), "-p", &name]).await;
+    let label = docker_cli(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"machine\"}}",
+        &format!("{name}_main"),
+    ]);
+    let _ = docker_cli(&["image", "rm", &format!("{name}_main")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&label.stdout).trim(),
+        format!("brand-new-board-{nonce}")
+    );
+}

@@ -433,3 +433,94 @@ fn emulated_context_builds_with_plain_docker_build() {
     );
     assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "aarch64");
 }
+
+fn resolve_cmd(args: &[&str]) -> std::process::Output {
+    Command::cargo_bin("balena-compose")
+        .unwrap()
+        .arg("resolve")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `resolve` never looks at the host: `-d raspberrypi4-64` alone means aarch64, and without
+/// --emulated the context is the plain one a native ARM daemon builds (no qemu, no rewrite),
+/// on this amd64 machine too.
+#[test]
+fn device_type_alone_writes_the_plain_context_of_its_arch() {
+    let dir = tempfile::tempdir().unwrap();
+    sample(dir.path());
+    write(
+        dir.path(),
+        "app/Dockerfile.raspberrypi4-64",
+        "FROM local/%%BALENA_ARCH%%-busybox\nLABEL machine=%%BALENA_MACHINE_NAME%%\nRUN uname -m > /arch\n",
+    );
+    let out_dir = dir.path().join("out");
+    let project = dir.path().to_str().unwrap();
+    let out = resolve_cmd(&[
+        project,
+        "-d",
+        "raspberrypi4-64",
+        "-o",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let entries = tar_entries(&out_dir.join("app.tar"));
+    assert_eq!(
+        String::from_utf8_lossy(&entries["Dockerfile"]),
+        "FROM local/aarch64-busybox\nLABEL machine=raspberrypi4-64\nRUN uname -m > /arch\n"
+    );
+    assert!(
+        !entries.keys().any(|k| k.contains("qemu")),
+        "no qemu in a plain context: {:?}",
+        entries.keys()
+    );
+}
+
+/// `--arch amd64 -d raspberrypi4-64` names both in its error; an unknown device type names
+/// the closest slugs; neither writes anything.
+#[test]
+fn device_type_and_arch_must_agree_and_be_known() {
+    let dir = tempfile::tempdir().unwrap();
+    sample(dir.path());
+    let out_dir = dir.path().join("out");
+    let project = dir.path().to_str().unwrap();
+    let out_arg = out_dir.to_str().unwrap();
+    let out = resolve_cmd(&[
+        project,
+        "--arch",
+        "amd64",
+        "-d",
+        "raspberrypi4-64",
+        "-o",
+        out_arg,
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("amd64")
+            && stderr.contains("raspberrypi4-64")
+            && stderr.contains("aarch64"),
+        "{stderr}"
+    );
+    let out = resolve_cmd(&[project, "-d", "raspbery-pi4-64", "-o", out_arg]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unknown device type \"raspbery-pi4-64\"")
+            && stderr.contains("raspberrypi4-64"),
+        "{stderr}"
+    );
+    // An alias is its slug.
+    let out = resolve_cmd(&[project, "-d", "apalis-imx6", "--json", "--dry-run"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out_dir.exists());
+}

@@ -4,8 +4,70 @@
 /// `scratch` and `--flags` left out. Unexpanded `${VAR}` references are kept; looking them up
 /// fails and is ignored, as the reference does.
 pub fn base_images(dockerfile: &str) -> Vec<String> {
+    images_of(dockerfile, false, |image| Some(image.to_owned()))
+}
+
+/// The images a build for its target platform takes from the daemon: [`base_images`] without
+/// the `FROM`s that pick their own `--platform`, with `$VAR`/`${VAR}` filled in from
+/// `build_args` and the `ARG` defaults before the first `FROM`. A `FROM` with a variable
+/// neither gives is left out (the build reports it if it matters).
+pub fn target_base_images<'a>(
+    dockerfile: &str,
+    build_args: impl Fn(&str) -> Option<&'a str>,
+) -> Vec<String> {
+    let defaults = global_arg_defaults(dockerfile);
+    let lookup = |name: &str| {
+        build_args(name).map(str::to_owned).or_else(|| {
+            defaults
+                .iter()
+                .find(|(k, _)| k == name)
+                .and_then(|(_, v)| v.clone())
+        })
+    };
+    images_of(dockerfile, true, |image| expand(image, &lookup))
+}
+
+/// The `FROM` images, each through `image` (`None` leaves it out), in order and without
+/// repeats, stage names and `scratch` left out, and with `skip_platform` those `FROM`s with a
+/// `--platform` of their own.
+fn images_of(
+    dockerfile: &str,
+    skip_platform: bool,
+    image: impl Fn(&str) -> Option<String>,
+) -> Vec<String> {
     let mut stages: Vec<String> = Vec::new();
     let mut images: Vec<String> = Vec::new();
+    for line in from_lines(dockerfile) {
+        if let Some(name) = line.stage {
+            stages.push(name);
+        }
+        let Some(image) = image(&line.image) else {
+            continue;
+        };
+        let skip = (skip_platform && line.platform)
+            || image.eq_ignore_ascii_case("scratch")
+            || stages.iter().any(|s| s.eq_ignore_ascii_case(&image))
+            || images.contains(&image);
+        if !skip {
+            images.push(image);
+        }
+    }
+    images
+}
+
+/// One `FROM` instruction.
+struct FromLine {
+    /// The image (or stage) it names, as written.
+    image: String,
+    /// The stage it defines (`AS name`), lower-cased.
+    stage: Option<String>,
+    /// Whether it has a `--platform` flag.
+    platform: bool,
+}
+
+/// The logical lines (continuations joined, comments and blank lines dropped) of a Dockerfile.
+fn instructions(dockerfile: &str) -> Vec<String> {
+    let mut out = Vec::new();
     let mut logical = String::new();
     for line in dockerfile.lines() {
         let trimmed = line.trim();
@@ -18,26 +80,89 @@ pub fn base_images(dockerfile: &str) -> Vec<String> {
             continue;
         }
         logical.push_str(trimmed);
-        let instruction = std::mem::take(&mut logical);
+        out.push(std::mem::take(&mut logical));
+    }
+    out
+}
+
+/// Every `FROM` of a Dockerfile, in order.
+fn from_lines(dockerfile: &str) -> Vec<FromLine> {
+    let mut lines = Vec::new();
+    for instruction in instructions(dockerfile) {
         let mut words = instruction.split_whitespace();
         if !words.next().is_some_and(|w| w.eq_ignore_ascii_case("FROM")) {
             continue;
         }
-        let mut args = words.filter(|w| !w.starts_with("--"));
-        let Some(image) = args.next() else { continue };
-        if let (Some(as_kw), Some(name)) = (args.next(), args.next())
-            && as_kw.eq_ignore_ascii_case("AS")
-        {
-            stages.push(name.to_lowercase());
-        }
-        let known_stage = stages.iter().any(|s| s.eq_ignore_ascii_case(image));
-        if image.eq_ignore_ascii_case("scratch") || known_stage || images.iter().any(|i| i == image)
-        {
+        let (flags, mut args): (Vec<&str>, Vec<&str>) = words.partition(|w| w.starts_with("--"));
+        if args.is_empty() {
             continue;
         }
-        images.push(image.to_owned());
+        let image = args.remove(0).to_owned();
+        let stage = match args.as_slice() {
+            [as_kw, name, ..] if as_kw.eq_ignore_ascii_case("AS") => Some(name.to_lowercase()),
+            _ => None,
+        };
+        let platform = flags.iter().any(|f| {
+            f.get(..11)
+                .is_some_and(|head| head.eq_ignore_ascii_case("--platform="))
+        });
+        lines.push(FromLine {
+            image,
+            stage,
+            platform,
+        });
     }
-    images
+    lines
+}
+
+/// The `ARG NAME[=default]`s before the first `FROM` (the only ones a `FROM` can use).
+fn global_arg_defaults(dockerfile: &str) -> Vec<(String, Option<String>)> {
+    let mut args = Vec::new();
+    for instruction in instructions(dockerfile) {
+        let mut words = instruction.split_whitespace();
+        match words.next() {
+            Some(w) if w.eq_ignore_ascii_case("FROM") => break,
+            Some(w) if w.eq_ignore_ascii_case("ARG") => {
+                for word in words {
+                    let (name, value) = match word.split_once('=') {
+                        Some((name, value)) => (name, Some(value.trim_matches('"').to_owned())),
+                        None => (word, None),
+                    };
+                    args.push((name.to_owned(), value));
+                }
+            }
+            _ => {}
+        }
+    }
+    args
+}
+
+/// `text` with each `$NAME` / `${NAME}` replaced by `lookup(NAME)`; `None` when one has no
+/// value or uses a `${NAME:-…}` form.
+fn expand(text: &str, lookup: &impl Fn(&str) -> Option<String>) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (name, tail) = if let Some(braced) = after.strip_prefix('{') {
+            let end = braced.find('}')?;
+            (&braced[..end], &braced[end + 1..])
+        } else {
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            (&after[..end], &after[end..])
+        };
+        let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return None;
+        }
+        out.push_str(&lookup(name)?);
+        rest = tail;
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 #[cfg(test)]
@@ -48,6 +173,21 @@ mod tests {
     fn stages_scratch_flags_and_repeats_are_left_out() {
         let dockerfile = "# syntax=docker/dockerfile:1\nFROM alpine AS base\nFROM base\nFROM --platform=linux/arm64 \\\n  debian:11 as x\nFROM x\nFROM scratch\nFROM alpine\n";
         assert_eq!(base_images(dockerfile), ["alpine", "debian:11"]);
+    }
+
+    #[test]
+    fn target_bases_fill_in_args_and_leave_out_own_platforms() {
+        let dockerfile = "ARG BASE=local/busybox\nARG TAG\nFROM $BASE:${TAG} AS one\nFROM --platform=$BUILDPLATFORM golang AS tools\nFROM one\nFROM ${MISSING}\nFROM scratch\n";
+        let args = |name: &str| (name == "TAG").then_some("1");
+        assert_eq!(target_base_images(dockerfile, args), ["local/busybox:1"]);
+        assert_eq!(
+            target_base_images(dockerfile, |_| None),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            base_images(dockerfile),
+            ["$BASE:${TAG}", "golang", "${MISSING}"]
+        );
     }
 
     #[test]

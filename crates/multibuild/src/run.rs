@@ -304,6 +304,52 @@ impl Worker<'_> {
         self.plan.arch != self.options.host_arch
     }
 
+    /// Sends every build event of `rx` as this service's progress, until its senders are gone.
+    async fn forward(&self, rx: &mut mpsc::Receiver<build::BuildEvent>) {
+        while let Some(event) = rx.recv().await {
+            self.send(Event::Progress {
+                service: self.service.to_owned(),
+                event,
+            })
+            .await;
+        }
+    }
+
+    /// Before a foreign-platform build, makes each base image the daemon holds of the
+    /// target's platform ([`build::ensure_base_platform`]): a local variant of another
+    /// platform is replaced by the target's (with a warning), or the build fails naming both.
+    async fn check_base_platforms(&self, task: &BuildTask) -> Result<(), build::Error> {
+        let target: build::Platform = self.plan.arch.docker_platform().parse()?;
+        let contents = &task.resolved.contents;
+        let images = crate::dockerfile_from::target_base_images(contents, |name| {
+            task.build_args.get(name).map(String::as_str)
+        });
+        for image in images {
+            let (tx, mut rx) = mpsc::channel(256);
+            let credentials = self.auth.for_image(&image);
+            let target = &target;
+            let check = async move {
+                let result =
+                    build::ensure_base_platform(self.docker, &image, target, credentials, &tx)
+                        .await;
+                drop(tx);
+                (image, result)
+            };
+            let ((image, result), ()) = tokio::join!(check, self.forward(&mut rx));
+            if let build::BaseImage::Pulled { was } = result? {
+                let message = format!(
+                    "the base image {image} on the Docker daemon was {was}: pulled its {target} variant"
+                );
+                self.send(Event::Warning {
+                    service: self.service.to_owned(),
+                    message,
+                })
+                .await;
+            }
+        }
+        Ok(())
+    }
+
     async fn pull(&self, image: &str) -> ServiceOutcome {
         self.send(Event::Start {
             service: self.service.to_owned(),
@@ -328,16 +374,7 @@ impl Worker<'_> {
             drop(tx);
             result
         };
-        let forward = async {
-            while let Some(event) = rx.recv().await {
-                self.send(Event::Progress {
-                    service: self.service.to_owned(),
-                    event,
-                })
-                .await;
-            }
-        };
-        let (result, ()) = tokio::join!(pull, forward);
+        let (result, ()) = tokio::join!(pull, self.forward(&mut rx));
         let mut outcome = ServiceOutcome {
             image: Some(image.to_owned()),
             external: true,
@@ -365,6 +402,14 @@ impl Worker<'_> {
             },
         })
         .await;
+        if self.foreign()
+            && let Err(e) = self.check_base_platforms(task).await
+        {
+            return ServiceOutcome {
+                resolver: task.resolved.resolver.name().to_owned(),
+                ..ServiceOutcome::failed(self.service, &Error::Build(e))
+            };
+        }
         let with_secrets = !task.secrets.is_empty();
         let buildkit = with_secrets && *self.secrets_mode == SecretsMode::BuildKit;
         let platform = if buildkit && self.foreign() {

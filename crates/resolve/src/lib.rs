@@ -35,6 +35,8 @@
 
 mod arch;
 mod context;
+mod device_type;
+mod device_type_table;
 mod path;
 mod select;
 
@@ -44,6 +46,7 @@ use std::io;
 
 pub use arch::{Arch, UnknownArch};
 pub use context::ContextFiles;
+pub use device_type::{DeviceType, Target, TargetError, UnknownDeviceType};
 pub use select::{Selection, select};
 
 /// What to resolve for.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bollard::Docker;
-use resolve::Arch;
+use resolve::{Arch, Target};
 use tokio::sync::mpsc;
 
 use super::progress::{OutputMode, Renderer};
@@ -41,8 +41,8 @@ pub struct Args {
 /// The flags of a build, shared with `deploy`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BuildArgs {
-    /// The target architecture: amd64, aarch64, armv7hf, i386 or rpi. Default: the Docker
-    /// daemon's.
+    /// The target architecture: amd64, aarch64, armv7hf, i386 or rpi. Default: the device
+    /// type's, else the Docker daemon's.
     #[arg(short = 'A', long, value_name = "ARCH", value_parser = project::parse_arch)]
     pub arch: Option<Arch>,
 
@@ -116,6 +116,11 @@ pub async fn daemon_arch(docker: &Docker) -> anyhow::Result<Arch> {
     })
 }
 
+/// Whether a daemon address is a unix socket, i.e. a daemon on this machine's kernel.
+fn is_local_socket(docker_host: &str) -> bool {
+    docker_host.starts_with("unix://") || docker_host.starts_with('/')
+}
+
 /// Plans and builds; shared with `deploy`. `arch`/`device_type` override the flags (deploy
 /// takes them from the fleet). With `skip_existing`, services whose image is already on the
 /// daemon are not built again (deploy without `--build`); they get an outcome saying so.
@@ -131,12 +136,28 @@ pub async fn build_project(
     renderer: &mut Renderer,
 ) -> anyhow::Result<Finished> {
     let host = daemon_arch(docker).await?;
-    let arch = arch.or(args.arch).unwrap_or(host);
-    let emulation = project::emulation(arch, host, target, true)?;
+    let target_args = target;
+    let target = match arch {
+        // deploy: the fleet's arch and device type come from the balena API, which knows
+        // device types newer than our table.
+        Some(arch) => Target {
+            arch,
+            device_type: target_args
+                .device_type
+                .clone()
+                .unwrap_or_else(|| arch.default_device_type().to_owned()),
+        },
+        None => project::target(args.arch, target_args)?.unwrap_or_else(|| Target::generic(host)),
+    };
+    let daemon = project::Daemon {
+        arch: host,
+        local: is_local_socket(&build::docker_host(args.docker_host.as_deref())),
+    };
+    let emulation =
+        project::build_emulation(target.arch, daemon, target_args, emulate::binfmt_registered)?;
     let mut plan = project::plan(
         project_args,
-        target,
-        arch,
+        &target,
         emulation,
         args.tag.clone(),
         template_vars,

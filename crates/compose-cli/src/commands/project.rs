@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use emulate::Emulation;
-use resolve::Arch;
+use resolve::{Arch, Target};
 
 /// The project and how to read it.
 #[derive(Debug, Clone, clap::Args)]
@@ -73,20 +73,19 @@ pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// A device type slug: it names `Dockerfile.<type>` and is substituted into Dockerfiles, so
-/// only slug characters (`raspberrypi3`, `intel-nuc`, `generic-aarch64`) are accepted.
+/// A device type: a slug or alias of balena's device-type table (`resolve::DeviceType`, the
+/// one place device types are validated), given back as its slug. An unknown one is an
+/// error naming the closest slugs.
 pub fn parse_device_type(s: &str) -> Result<String, String> {
-    let valid = s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
-    if valid {
-        Ok(s.to_owned())
-    } else {
-        Err(format!(
-            "invalid device type \"{}\": a device type slug is lower-case letters, digits, '-', '_' and '.' (e.g. raspberrypi4-64, intel-nuc)",
-            s.escape_debug()
-        ))
-    }
+    resolve::DeviceType::find(s)
+        .map(|found| found.slug.to_owned())
+        .map_err(|e| e.to_string())
+}
+
+/// The target `--arch` and `--device-type` name together (see `resolve::Target::from_flags`):
+/// `None` when neither is given.
+pub fn target(arch: Option<Arch>, args: &TargetArgs) -> anyhow::Result<Option<Target>> {
+    Ok(Target::from_flags(arch, args.device_type.as_deref())?)
 }
 
 /// An architecture, with the valid ones listed when it is not one.
@@ -94,11 +93,65 @@ pub fn parse_arch(s: &str) -> Result<Arch, String> {
     s.parse::<Arch>().map_err(|e| e.to_string())
 }
 
-/// How to build for `target` on a host of `host`'s architecture, from the flags.
+/// How `resolve` writes contexts for `target`: plain, as a daemon that runs the target
+/// builds them (a native ARM host, a cloud builder), whatever this machine is; with
+/// `--emulated`, transposed to run under this host's qemu when the host cannot run the target.
+pub fn resolve_emulation(target: Arch, args: &TargetArgs) -> anyhow::Result<Emulation> {
+    if !args.emulated {
+        return Ok(Emulation::Native);
+    }
+    let host = emulate::host_arch().unwrap_or(Arch::Amd64);
+    emulation(target, host, args, false)
+}
+
+/// The Docker daemon a build runs on, as far as running foreign binaries is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Daemon {
+    /// Its own architecture (`/version`).
+    pub arch: Arch,
+    /// Whether it runs on this machine (a unix socket), so that this machine's binfmt_misc
+    /// registrations are the daemon's.
+    pub local: bool,
+}
+
+/// How `build` builds for `target` on `daemon`. Without `--emulated`, a foreign target goes
+/// ahead only when the daemon runs it anyway (binfmt_misc registered on this machine for a
+/// local daemon); otherwise it fails before any build, saying how to get emulation.
+/// `binfmt` probes this machine's registrations (`emulate::binfmt_registered`).
+pub fn build_emulation(
+    target: Arch,
+    daemon: Daemon,
+    args: &TargetArgs,
+    binfmt: impl Fn(Arch) -> bool,
+) -> anyhow::Result<Emulation> {
+    if target.runs_natively_on(daemon.arch) {
+        return Ok(Emulation::Native);
+    }
+    if args.emulated {
+        // A remote daemon does not see this machine's binfmt_misc: rewrite instead.
+        return emulation(target, daemon.arch, args, daemon.local);
+    }
+    if daemon.local && binfmt(target) {
+        return Ok(Emulation::Binfmt);
+    }
+    let qemu = emulate::qemu_binary_name(target);
+    let where_ = if daemon.local {
+        format!("this machine has no binfmt_misc registration for {qemu}")
+    } else {
+        "it is a remote daemon".to_owned()
+    };
+    bail!(
+        "the Docker daemon ({host}) cannot run {target} build steps: {where_}. Add --emulated to run them under qemu, register qemu for {target} in binfmt_misc on the daemon's machine (e.g. `apt-get install qemu-user-static binfmt-support`), or build on a {target} daemon (--docker-host)",
+        host = daemon.arch,
+    )
+}
+
+/// How to build for `target` on a host of `host`'s architecture with `--emulated`.
 ///
 /// `allow_binfmt: false` asks for the rewrite even where binfmt_misc would do, for contexts
-/// that must build anywhere (`resolve` writes them out for plain `docker build`).
-pub fn emulation(
+/// that must build anywhere (`resolve` writes them out for plain `docker build`) or daemons
+/// that do not share this machine's kernel.
+fn emulation(
     target: Arch,
     host: Arch,
     args: &TargetArgs,
@@ -106,11 +159,6 @@ pub fn emulation(
 ) -> anyhow::Result<Emulation> {
     if target.runs_natively_on(host) {
         return Ok(Emulation::Native);
-    }
-    if !args.emulated {
-        bail!(
-            "the target architecture {target} is not the Docker host's ({host}): add --emulated to run its build steps under qemu"
-        );
     }
     let chosen = emulate::choose_emulation(target, host, args.qemu.as_deref())
         .context("choosing how to emulate")?;
@@ -126,8 +174,7 @@ pub fn emulation(
 /// Reads the project and plans every service.
 pub fn plan(
     project: &ProjectArgs,
-    target: &TargetArgs,
-    arch: Arch,
+    target: &Target,
     emulation: Emulation,
     tag: Option<String>,
     template_vars: BTreeMap<String, String>,
@@ -149,8 +196,8 @@ pub fn plan(
         compose_files: project.files.clone(),
         env_file: project.env_file.clone(),
         project_name: project.project_name.clone(),
-        arch,
-        device_type: target.device_type.clone(),
+        arch: target.arch,
+        device_type: Some(target.device_type.clone()),
         emulation,
         tag,
         build_args: project.build_args.iter().cloned().collect(),
@@ -175,17 +222,55 @@ mod tests {
         assert!(parse_key_value("novalue").is_err());
     }
 
-    #[test]
-    fn foreign_arch_needs_emulated() {
-        let args = TargetArgs {
-            emulated: false,
+    fn flags(emulated: bool) -> TargetArgs {
+        TargetArgs {
+            emulated,
             qemu: None,
             device_type: None,
+        }
+    }
+
+    #[test]
+    fn foreign_build_goes_ahead_only_where_the_daemon_runs_it() {
+        let local = Daemon {
+            arch: Arch::Amd64,
+            local: true,
         };
-        let err = emulation(Arch::Aarch64, Arch::Amd64, &args, true).unwrap_err();
-        assert!(err.to_string().contains("add --emulated"), "{err}");
+        let remote = Daemon {
+            local: false,
+            ..local
+        };
+        let arm = Daemon {
+            arch: Arch::Aarch64,
+            local: false,
+        };
+        let registered = |_: Arch| true;
+        let none = |_: Arch| false;
+        let plain = flags(false);
+        let build = |t, d, b: &dyn Fn(Arch) -> bool| build_emulation(t, d, &plain, b);
+        assert_eq!(build(Arch::Aarch64, arm, &none).unwrap(), Emulation::Native);
+        assert_eq!(build(Arch::I386, local, &none).unwrap(), Emulation::Native);
         assert_eq!(
-            emulation(Arch::I386, Arch::Amd64, &args, true).unwrap(),
+            build(Arch::Aarch64, local, &registered).unwrap(),
+            Emulation::Binfmt
+        );
+        let err = build(Arch::Aarch64, remote, &registered).unwrap_err();
+        assert!(err.to_string().contains("remote daemon"), "{err}");
+        let err = build(Arch::Aarch64, local, &none).unwrap_err().to_string();
+        assert!(
+            err.contains("add --emulated") || err.contains("Add --emulated"),
+            "{err}"
+        );
+        assert!(
+            err.contains("binfmt_misc") && err.contains("qemu-aarch64-static"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn resolve_never_asks_the_host_without_emulated() {
+        assert_eq!(
+            resolve_emulation(Arch::Aarch64, &flags(false)).unwrap(),
             Emulation::Native
         );
     }

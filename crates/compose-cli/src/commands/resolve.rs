@@ -17,12 +17,13 @@ use super::project::{self, ProjectArgs, TargetArgs};
 /// For every service with a `build`, picks its Dockerfile for the target (Dockerfile.<device
 /// type>, Dockerfile.<arch>, Dockerfile.template, Dockerfile), renders it, and writes the
 /// context that `balena-compose build` would send to the daemon. Services with only an
-/// `image` are listed, not written. With --emulated and a foreign architecture the
-/// Dockerfiles are rewritten to run their `RUN`s under qemu, and qemu is in each context, so
-/// `docker build` of the written tar works on a host without binfmt_misc.
+/// `image` are listed, not written. The contexts are what a daemon of the target's
+/// architecture builds, whatever this machine is. With --emulated and an architecture this
+/// machine cannot run, the Dockerfiles are rewritten to run their `RUN`s under qemu, and qemu
+/// is in each context, so `docker build` of the written tar works here without binfmt_misc.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  balena-compose resolve . --arch aarch64 --output-dir out/\n  tar c . | balena-compose resolve - --arch amd64 --output-dir out/ --json\n  balena-compose resolve . --arch armv7hf --dry-run"
+    after_help = "Examples:\n  balena-compose resolve . --arch aarch64 --output-dir out/\n  tar c . | balena-compose resolve - --arch amd64 --output-dir out/ --json\n  balena-compose resolve . --arch armv7hf --dry-run\n  balena-compose resolve . -d raspberrypi4-64 --output-dir out/"
 )]
 pub struct Args {
     #[command(flatten)]
@@ -31,9 +32,11 @@ pub struct Args {
     #[command(flatten)]
     target: TargetArgs,
 
-    /// The target architecture: amd64, aarch64, armv7hf, i386 or rpi.
-    #[arg(short = 'A', long, value_name = "ARCH", value_parser = project::parse_arch)]
-    arch: Arch,
+    /// The target architecture: amd64, aarch64, armv7hf, i386 or rpi. Default: the device
+    /// type's.
+    #[arg(short = 'A', long, value_name = "ARCH", value_parser = project::parse_arch,
+          required_unless_present = "device_type")]
+    arch: Option<Arch>,
 
     /// Where to write `<service>.tar` files (created if missing).
     #[arg(
@@ -73,17 +76,12 @@ struct ResolvedService {
 /// Runs the command.
 #[allow(clippy::print_stdout)]
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let host = emulate::host_arch().unwrap_or(Arch::Amd64);
-    let emulation = project::emulation(args.arch, host, &args.target, false)?;
+    // clap requires --arch or --device-type, so there is a target.
+    let target =
+        project::target(args.arch, &args.target)?.context("give --arch or --device-type")?;
+    let emulation = project::resolve_emulation(target.arch, &args.target)?;
     let vars = BTreeMap::from([("BALENA_RELEASE_HASH".to_owned(), "unavailable".to_owned())]);
-    let plan = project::plan(
-        &args.project,
-        &args.target,
-        args.arch,
-        emulation,
-        None,
-        vars,
-    )?;
+    let plan = project::plan(&args.project, &target, emulation, None, vars)?;
     if let Some(dir) = &args.output_dir {
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }

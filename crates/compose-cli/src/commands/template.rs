@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use resolve::{Arch, Params};
+use resolve::{Arch, Params, Target};
 
 use super::output::{Stdout, write_output};
 use super::project;
@@ -26,13 +26,14 @@ pub struct Args {
     #[arg(value_name = "FILE")]
     file: PathBuf,
 
-    /// The target architecture: amd64, aarch64, armv7hf, i386 or rpi. Default: this machine's.
+    /// The target architecture: amd64, aarch64, armv7hf, i386 or rpi. Default: the device
+    /// type's, else this machine's.
     #[arg(short = 'A', long, value_name = "ARCH", value_parser = project::parse_arch)]
     arch: Option<Arch>,
 
     /// The device type (`%%BALENA_MACHINE_NAME%%`). Default: a generic type for the
     /// architecture.
-    #[arg(short = 'd', long = "device-type", value_name = "TYPE")]
+    #[arg(short = 'd', long = "device-type", value_name = "TYPE", value_parser = project::parse_device_type)]
     device_type: Option<String>,
 
     /// The service name (`%%BALENA_SERVICE_NAME%%`).
@@ -50,11 +51,9 @@ pub struct Args {
 
 /// Runs the command.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let arch = args.arch.or_else(emulate::host_arch).unwrap_or(Arch::Amd64);
-    let mut params = match args.device_type {
-        Some(device_type) => Params::new(arch, device_type),
-        None => Params::for_arch(arch),
-    };
+    let target = Target::from_flags(args.arch, args.device_type.as_deref())?
+        .unwrap_or_else(|| Target::generic(emulate::host_arch().unwrap_or(Arch::Amd64)));
+    let mut params = Params::new(target.arch, target.device_type);
     params.service = args.service;
     params.vars.extend(args.vars);
 
