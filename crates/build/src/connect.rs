@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use bollard::{API_DEFAULT_VERSION, BollardRequest, Docker};
 
+use crate::dial::{Dialer, Endpoint};
+use crate::docker_context::{Daemon, DaemonFlags};
 use crate::error::{Error, Result};
 
 /// The address used when neither `--docker-host` nor `DOCKER_HOST` is set.
@@ -23,6 +25,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 pub(crate) const REPEATED_VALUE_SEPARATOR: char = '\n';
 
 /// Which address [`connect`] uses: `docker_host`, else `DOCKER_HOST`, else the default socket.
+/// [`Daemon::resolve`] is the whole rule, with Docker contexts and TLS.
 pub fn docker_host(docker_host: Option<&str>) -> String {
     docker_host
         .map(str::to_owned)
@@ -30,27 +33,49 @@ pub fn docker_host(docker_host: Option<&str>) -> String {
         .unwrap_or_else(|| DEFAULT_DOCKER_HOST.to_owned())
 }
 
-/// Connects to the daemon at `docker_host` (else `DOCKER_HOST`, else the default socket) and
-/// negotiates the API version.
-///
-/// Accepts `unix://PATH`, a bare absolute socket path, `tcp://HOST:PORT` and
-/// `http://HOST:PORT`. The returned client has a long request timeout (see
-/// [`REQUEST_TIMEOUT`]) and encodes registry credentials the way the daemon decodes them.
+/// Connects to the daemon `docker_host` names, else the one [`Daemon::resolve`] finds from
+/// the environment and Docker contexts, and negotiates the API version.
 pub async fn connect(docker_host: Option<&str>) -> Result<Docker> {
-    let host = self::docker_host(docker_host);
+    let flags = DaemonFlags {
+        docker_host: docker_host.map(str::to_owned),
+        ..DaemonFlags::default()
+    };
+    connect_to(&Daemon::resolve(&flags)?).await
+}
+
+/// Connects to `daemon` and negotiates the API version.
+///
+/// Unix sockets and plain TCP use bollard's own clients (pooled connections); TLS and ssh go
+/// through [`Dialer`] as a bollard custom transport, one connection per request (each is an
+/// `ssh` child for ssh, and a TLS handshake is cheap next to a build). The returned client
+/// has a long request timeout (see [`REQUEST_TIMEOUT`]) and encodes registry credentials the
+/// way the daemon decodes them.
+pub async fn connect_to(daemon: &Daemon) -> Result<Docker> {
+    let host = &daemon.host;
     let unreachable = |reason: String| Error::Unreachable {
         host: host.clone(),
         reason,
     };
     let timeout = REQUEST_TIMEOUT.as_secs();
-    let docker = if let Some(path) = host.strip_prefix("unix://") {
-        Docker::connect_with_unix(path, timeout, API_DEFAULT_VERSION)
-    } else if host.starts_with('/') {
-        Docker::connect_with_unix(&host, timeout, API_DEFAULT_VERSION)
-    } else if host.starts_with("tcp://") || host.starts_with("http://") {
-        Docker::connect_with_http(&host, timeout, API_DEFAULT_VERSION)
-    } else {
-        return Err(Error::UnsupportedHost { host });
+    let docker = match &daemon.endpoint {
+        Endpoint::Unix(path) => {
+            Docker::connect_with_unix(&path.to_string_lossy(), timeout, API_DEFAULT_VERSION)
+        }
+        Endpoint::Tcp(address) => {
+            Docker::connect_with_http(&format!("tcp://{address}"), timeout, API_DEFAULT_VERSION)
+        }
+        Endpoint::Tls { .. } | Endpoint::Ssh(_) => {
+            let dialer = Dialer::new(&daemon.endpoint).map_err(|e| unreachable(e.to_string()))?;
+            Docker::connect_with_custom_transport(
+                move |request: BollardRequest| {
+                    let dialer = dialer.clone();
+                    async move { send_on_new_connection(&dialer, request).await }
+                },
+                Some("http://docker"),
+                timeout,
+                API_DEFAULT_VERSION,
+            )
+        }
     }
     .map_err(|e| unreachable(e.to_string()))?
     .with_request_modifier(fix_request);
@@ -63,6 +88,32 @@ pub async fn connect(docker_host: Option<&str>) -> Result<Docker> {
             CONNECT_TIMEOUT.as_secs()
         ))),
     }
+}
+
+/// bollard's custom transport: one request on a connection of its own (see `raw.rs`).
+async fn send_on_new_connection(
+    dialer: &Dialer,
+    request: BollardRequest,
+) -> std::result::Result<http::Response<hyper::body::Incoming>, bollard::errors::Error> {
+    let (mut parts, body) = request.into_parts();
+    // bollard writes absolute URIs (http://docker/v1.x/...); on a connection of our own the
+    // request line takes the origin form and the host goes in the Host header.
+    let origin = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .parse::<http::Uri>()
+        .map_err(|e| bollard::errors::Error::from(http::Error::from(e)))?;
+    parts.uri = origin;
+    parts
+        .headers
+        .insert(http::header::HOST, http::HeaderValue::from_static("docker"));
+    let request = http::Request::from_parts(parts, body);
+    crate::raw::send_with(dialer, request, true)
+        .await
+        .map_err(|e| bollard::errors::Error::IOError {
+            err: std::io::Error::other(e),
+        })
 }
 
 /// bollard's errors for transport failures say little at the top level ("error trying to

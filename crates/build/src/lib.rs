@@ -37,6 +37,8 @@ mod auth;
 mod connect;
 mod context;
 mod daemon;
+mod dial;
+mod docker_context;
 mod error;
 mod events;
 mod image_build;
@@ -45,12 +47,17 @@ mod pull;
 mod raw;
 mod reference;
 mod session;
+mod tls;
 mod trace;
 
 pub use auth::{RegistryAuth, RegistryCredential, RegistrySecrets, normalise_registry_key};
 pub use bollard::Docker;
 pub use bollard::auth::DockerCredentials;
-pub use connect::{CONNECT_TIMEOUT, DEFAULT_DOCKER_HOST, REQUEST_TIMEOUT, connect, docker_host};
+pub use connect::{
+    CONNECT_TIMEOUT, DEFAULT_DOCKER_HOST, REQUEST_TIMEOUT, connect, connect_to, docker_host,
+};
+pub use dial::{SshTarget, TlsFiles};
+pub use docker_context::{Daemon, DaemonFlags};
 pub use context::ContextBody;
 pub use daemon::{DaemonInfo, MIN_BUILDKIT_SECRETS_API, daemon_info};
 pub use error::{Error, Result};
@@ -62,6 +69,6 @@ pub use platform::{
     mixed_platform_warning, platforms_of, select_platform_handling,
 };
 pub use pull::{Pulled, pull_image};
-pub use raw::Endpoint;
+pub use dial::Endpoint;
 pub use reference::{DOCKER_HUB_ALIASES, DOCKER_HUB_AUTH_KEY, DOCKER_HUB_HOST, ImageReference};
 pub use session::{BuildSecrets, MAX_SECRET_SIZE};

@@ -26,7 +26,8 @@ use tokio::task::JoinHandle;
 
 use crate::auth::RegistryAuth;
 use crate::error::{Error, Result};
-use crate::raw::{self, Endpoint};
+use crate::dial::Endpoint;
+use crate::raw;
 
 /// The gRPC method that hands out secrets.
 pub const GET_SECRET_METHOD: &str = "/moby.buildkit.secrets.v1.Secrets/GetSecret";

@@ -1,6 +1,7 @@
 //! The subcommands, one module each.
 pub mod build;
 pub mod config;
+pub mod daemon;
 pub mod deploy;
 pub mod emulate;
 mod output;
