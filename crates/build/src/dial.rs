@@ -239,6 +239,8 @@ impl AsyncRead for SshStream {
                 let text = text.trim();
                 if text.is_empty() {
                     Poll::Ready(Ok(()))
+                } else if text.starts_with("ssh:") {
+                    Poll::Ready(Err(std::io::Error::other(text.to_owned())))
                 } else {
                     Poll::Ready(Err(std::io::Error::other(format!("ssh: {text}"))))
                 }

@@ -1,4 +1,5 @@
 //! The subcommands, one module each.
+mod balena_login;
 pub mod build;
 pub mod config;
 pub mod daemon;
