@@ -56,10 +56,11 @@ pub use bollard::auth::DockerCredentials;
 pub use connect::{
     CONNECT_TIMEOUT, DEFAULT_DOCKER_HOST, REQUEST_TIMEOUT, connect, connect_to, docker_host,
 };
-pub use dial::{SshTarget, TlsFiles};
-pub use docker_context::{Daemon, DaemonFlags};
 pub use context::ContextBody;
 pub use daemon::{DaemonInfo, MIN_BUILDKIT_SECRETS_API, daemon_info};
+pub use dial::Endpoint;
+pub use dial::{SshTarget, TlsFiles};
+pub use docker_context::{Daemon, DaemonFlags};
 pub use error::{Error, Result};
 pub use events::{BuildEvent, FromTag, extract_from_tag, extract_layer, parse_step, strip_ansi};
 pub use image_build::{BuildOptions, Builder, Built, FAILURE_OUTPUT_LINES, build_image, tag_image};
@@ -69,6 +70,5 @@ pub use platform::{
     mixed_platform_warning, platforms_of, select_platform_handling,
 };
 pub use pull::{Pulled, pull_image};
-pub use dial::Endpoint;
 pub use reference::{DOCKER_HUB_ALIASES, DOCKER_HUB_AUTH_KEY, DOCKER_HUB_HOST, ImageReference};
 pub use session::{BuildSecrets, MAX_SECRET_SIZE};

@@ -25,8 +25,8 @@ use prost::Message;
 use tokio::task::JoinHandle;
 
 use crate::auth::RegistryAuth;
-use crate::error::{Error, Result};
 use crate::dial::Endpoint;
+use crate::error::{Error, Result};
 use crate::raw;
 
 /// The gRPC method that hands out secrets.

@@ -92,10 +92,22 @@ fn text(out: &Output) -> String {
 }
 
 /// Both services built, the secret one read its secret; the images are on the daemon
-/// `docker` reaches (then removed).
+/// `docker` reaches (and removed, whatever the outcome).
 fn assert_built(out: &Output, project: &str, docker: impl Fn(&[&str]) -> Output) {
+    let missing: Vec<String> = ["plain", "secret"]
+        .iter()
+        .map(|service| format!("{project}_{service}"))
+        .filter(|image| {
+            let present = docker(&["image", "inspect", "-f", "{{.Id}}", image])
+                .status
+                .success();
+            let _ = docker(&["image", "rm", "-f", image]);
+            !present
+        })
+        .collect();
     let all = text(out);
     assert!(out.status.success(), "{all}");
+    assert!(missing.is_empty(), "not on the daemon: {missing:?}");
     let events = support::json_lines(&out.stdout);
     let marker = format!("has-token-{project}");
     assert!(
@@ -104,12 +116,6 @@ fn assert_built(out: &Output, project: &str, docker: impl Fn(&[&str]) -> Output)
             .any(|e| e["event"] == "log" && e["line"] == marker.as_str()),
         "the secret build did not run: {all}"
     );
-    for service in ["plain", "secret"] {
-        let image = format!("{project}_{service}");
-        let inspect = docker(&["image", "inspect", "-f", "{{.Id}}", &image]);
-        assert!(inspect.status.success(), "{image} is not on the daemon");
-        let _ = docker(&["image", "rm", "-f", &image]);
-    }
 }
 
 #[test]
@@ -170,7 +176,11 @@ const CONTEXT_ID: &str = "dd00a13c8d3dc989204d09c36d349f28b0d8335fe989c0bd8fd8de
 fn a_project_builds_through_the_current_docker_context() {
     let config = tempfile::tempdir().unwrap();
     let root = config.path();
-    write(root, "config.json", &format!(r#"{{"currentContext":"{CONTEXT}"}}"#));
+    write(
+        root,
+        "config.json",
+        &format!(r#"{{"currentContext":"{CONTEXT}"}}"#),
+    );
     write(
         root,
         &format!("contexts/meta/{CONTEXT_ID}/meta.json"),
@@ -181,13 +191,13 @@ fn a_project_builds_through_the_current_docker_context() {
     );
     for file in ["ca.pem", "cert.pem", "key.pem"] {
         let pem = std::fs::read_to_string(certs().join(file)).unwrap();
-        write(root, &format!("contexts/tls/{CONTEXT_ID}/docker/{file}"), &pem);
+        write(
+            root,
+            &format!("contexts/tls/{CONTEXT_ID}/docker/{file}"),
+            &pem,
+        );
     }
-    let (out, project) = build(
-        "context",
-        &[],
-        &[("DOCKER_CONFIG", root.to_str().unwrap())],
-    );
+    let (out, project) = build("context", &[], &[("DOCKER_CONFIG", root.to_str().unwrap())]);
     assert_built(&out, &project, tls_docker);
 }
 
@@ -196,7 +206,9 @@ fn a_wrong_ca_is_a_tls_error_naming_the_host() {
     let dir = tempfile::tempdir().unwrap();
     let other_ca = dir.path().join("other-ca.pem");
     let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
         .args(["-subj", "/CN=not-the-daemon-s-ca", "-keyout"])
         .arg(dir.path().join("other-ca-key.pem"))
         .arg("-out")
@@ -222,7 +234,10 @@ fn a_wrong_ca_is_a_tls_error_naming_the_host() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
-    assert!(stderr.contains(&format!("cannot reach the Docker daemon at {host}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot reach the Docker daemon at {host}")),
+        "{stderr}"
+    );
     assert!(stderr.contains("certificate"), "{stderr}");
     assert!(stderr.contains("UnknownIssuer"), "{stderr}");
 }

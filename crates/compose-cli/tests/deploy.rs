@@ -502,7 +502,13 @@ async fn the_balena_cli_login_is_the_key_when_none_is_given() {
     cmd.env_remove("BALENA_API_KEY")
         .env_remove("BALENARC_DATA_DIRECTORY")
         .env("HOME", &home)
-        .args(["deploy", "gh_tester/testfleet", "--api-url", api.url(), "--json"])
+        .args([
+            "deploy",
+            "gh_tester/testfleet",
+            "--api-url",
+            api.url(),
+            "--json",
+        ])
         .args([dir.path().join("project").to_str().unwrap(), "-p", &name]);
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
@@ -528,7 +534,11 @@ fn balenarc_balena_url_names_the_api_when_no_url_is_given() {
         .env("BALENA_API_KEY", "some-key-0123")
         .env("BALENA_API_RETRIES", "0")
         .env("BALENARC_BALENA_URL", "balena-compose-test.invalid")
-        .args(["deploy", "gh_tester/testfleet", dir.path().to_str().unwrap()])
+        .args([
+            "deploy",
+            "gh_tester/testfleet",
+            dir.path().to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -537,5 +547,8 @@ fn balenarc_balena_url_names_the_api_when_no_url_is_given() {
         stderr.contains("https://api.balena-compose-test.invalid"),
         "{stderr}"
     );
-    assert!(!stderr.contains("some-key-0123"), "the key leaked: {stderr}");
+    assert!(
+        !stderr.contains("some-key-0123"),
+        "the key leaked: {stderr}"
+    );
 }

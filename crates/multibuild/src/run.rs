@@ -80,8 +80,16 @@ async fn secrets_mode(docker: &Docker, plan: &Plan, options: &RunOptions) -> Sec
         Some(daemon) => Ok(daemon.clone()),
         None => build::Daemon::resolve(&build::DaemonFlags::default()),
     };
-    let host = daemon.as_ref().map_or_else(|_| build::docker_host(None), |d| d.host.clone());
-    let local = matches!(daemon, Ok(build::Daemon { endpoint: build::Endpoint::Unix(_), .. }));
+    let host = daemon
+        .as_ref()
+        .map_or_else(|_| build::docker_host(None), |d| d.host.clone());
+    let local = matches!(
+        daemon,
+        Ok(build::Daemon {
+            endpoint: build::Endpoint::Unix(_),
+            ..
+        })
+    );
     if info.balena_engine && local {
         return SecretsMode::Volumes;
     }

@@ -26,7 +26,9 @@ pub fn stored_token() -> anyhow::Result<Option<String>> {
     match std::fs::read_to_string(&path) {
         Ok(text) => Ok(Some(text.trim().to_owned()).filter(|t| !t.is_empty())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading the balena CLI's login {}", path.display())),
+        Err(e) => {
+            Err(e).with_context(|| format!("reading the balena CLI's login {}", path.display()))
+        }
     }
 }
 
@@ -37,5 +39,8 @@ pub fn api_url() -> String {
         .ok()
         .map(|url| url.trim().trim_end_matches('/').to_owned())
         .filter(|url| !url.is_empty())
-        .map_or_else(|| DEFAULT_API_URL.to_owned(), |url| format!("https://api.{url}"))
+        .map_or_else(
+            || DEFAULT_API_URL.to_owned(),
+            |url| format!("https://api.{url}"),
+        )
 }

@@ -16,7 +16,12 @@ pub struct DaemonArgs {
     #[arg(long = "dockerHost", value_name = "HOST", hide = true)]
     pub balena_docker_host: Option<String>,
     /// The balena CLI's --dockerPort (default 2376 with --dockerHost).
-    #[arg(long = "dockerPort", value_name = "PORT", hide = true, requires = "balena_docker_host")]
+    #[arg(
+        long = "dockerPort",
+        value_name = "PORT",
+        hide = true,
+        requires = "balena_docker_host"
+    )]
     pub balena_docker_port: Option<u16>,
     /// The balena CLI's --ca: the CA the daemon's TLS certificate must chain to.
     #[arg(long, value_name = "FILE", hide = true)]
@@ -33,9 +38,10 @@ impl DaemonArgs {
     /// The daemon these flags and `docker_host` (`--docker-host`) name, with the environment
     /// and Docker contexts (see [`build::Daemon::resolve`]).
     pub fn resolve(&self, docker_host: Option<&str>) -> anyhow::Result<build::Daemon> {
-        let balena_host = self.balena_docker_host.as_ref().map(|host| {
-            format!("tcp://{host}:{}", self.balena_docker_port.unwrap_or(2376))
-        });
+        let balena_host = self
+            .balena_docker_host
+            .as_ref()
+            .map(|host| format!("tcp://{host}:{}", self.balena_docker_port.unwrap_or(2376)));
         if docker_host.is_some() && balena_host.is_some() {
             bail!("give the Docker daemon with --docker-host or --dockerHost, not both");
         }

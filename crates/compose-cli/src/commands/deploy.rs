@@ -108,7 +108,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             ),
         },
     };
-    let api_url = args.api_url.clone().unwrap_or_else(super::balena_login::api_url);
+    let api_url = args
+        .api_url
+        .clone()
+        .unwrap_or_else(super::balena_login::api_url);
     let api = release::Api::new(&api_url, key)?
         .with_timeout(std::time::Duration::from_secs(args.api_timeout.max(1)))
         .with_retry(release::RetryPolicy {
