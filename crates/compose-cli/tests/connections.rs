@@ -172,14 +172,16 @@ fn a_project_builds_over_tls_with_the_balena_flags() {
 const CONTEXT: &str = "balena-compose-test-tls";
 const CONTEXT_ID: &str = "dd00a13c8d3dc989204d09c36d349f28b0d8335fe989c0bd8fd8de64089c3a28";
 
-#[test]
-fn a_project_builds_through_the_current_docker_context() {
+/// A Docker config directory whose context [`CONTEXT`] is the TLS daemon; with
+/// `current`, it is the current context too.
+fn docker_config_with_context(current: bool) -> tempfile::TempDir {
     let config = tempfile::tempdir().unwrap();
     let root = config.path();
+    let current = if current { CONTEXT } else { "" };
     write(
         root,
         "config.json",
-        &format!(r#"{{"currentContext":"{CONTEXT}"}}"#),
+        &format!(r#"{{"currentContext":"{current}"}}"#),
     );
     write(
         root,
@@ -197,7 +199,25 @@ fn a_project_builds_through_the_current_docker_context() {
             &pem,
         );
     }
-    let (out, project) = build("context", &[], &[("DOCKER_CONFIG", root.to_str().unwrap())]);
+    config
+}
+
+#[test]
+fn a_project_builds_through_the_current_docker_context() {
+    let config = docker_config_with_context(true);
+    let vars = [("DOCKER_CONFIG", config.path().to_str().unwrap())];
+    let (out, project) = build("context", &[], &vars);
+    assert_built(&out, &project, tls_docker);
+}
+
+#[test]
+fn the_context_flag_wins_over_docker_host() {
+    let config = docker_config_with_context(false);
+    let vars = [
+        ("DOCKER_CONFIG", config.path().to_str().unwrap()),
+        ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+    ];
+    let (out, project) = build("contextflag", &["--context", CONTEXT], &vars);
     assert_built(&out, &project, tls_docker);
 }
 
