@@ -46,11 +46,12 @@ pub struct TlsFiles {
 
 impl TlsFiles {
     /// `ca.pem`, `cert.pem` and `key.pem` in `dir` (docker's `DOCKER_CERT_PATH` layout); the
-    /// ones that do not exist are left out.
+    /// ones that do not exist are left out, except `ca.pem` with `verify`: reading it then
+    /// says which file is missing.
     pub fn in_dir(dir: &Path, verify: bool) -> Self {
         let file = |name: &str| Some(dir.join(name)).filter(|p| p.exists());
         TlsFiles {
-            ca: file("ca.pem"),
+            ca: file("ca.pem").or_else(|| verify.then(|| dir.join("ca.pem"))),
             cert: file("cert.pem"),
             key: file("key.pem"),
             verify,

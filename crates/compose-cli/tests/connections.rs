@@ -260,6 +260,24 @@ fn a_wrong_ca_is_a_tls_error_naming_the_host() {
     );
     assert!(stderr.contains("certificate"), "{stderr}");
     assert!(stderr.contains("UnknownIssuer"), "{stderr}");
+
+    // DOCKER_TLS_VERIFY with a DOCKER_CERT_PATH that has no ca.pem names the file.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let (out, _) = build(
+        "noca",
+        &[],
+        &[
+            ("DOCKER_HOST", &host),
+            ("DOCKER_TLS_VERIFY", "1"),
+            ("DOCKER_CERT_PATH", empty.to_str().unwrap()),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let ca = empty.join("ca.pem");
+    assert!(stderr.contains(ca.to_str().unwrap()), "{stderr}");
+    assert!(stderr.contains(&host), "{stderr}");
 }
 
 /// A port nothing listens on (bound, then released).
