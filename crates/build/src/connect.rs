@@ -1,9 +1,11 @@
 //! Connecting to the daemon: address resolution, version negotiation, timeouts, and the
 //! request fix-ups bollard 0.21.1 needs.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bollard::{API_DEFAULT_VERSION, BollardRequest, Docker};
+use hyper::client::conn::http1::SendRequest;
 
 use crate::dial::{Dialer, Endpoint};
 use crate::docker_context::{Daemon, DaemonFlags};
@@ -66,10 +68,11 @@ pub async fn connect_to(daemon: &Daemon) -> Result<Docker> {
         }
         Endpoint::Tls { .. } | Endpoint::Ssh(_) => {
             let dialer = Dialer::new(&daemon.endpoint).map_err(|e| unreachable(e.to_string()))?;
+            let idle = IdleConnections::default();
             Docker::connect_with_custom_transport(
                 move |request: BollardRequest| {
-                    let dialer = dialer.clone();
-                    async move { send_on_new_connection(&dialer, request).await }
+                    let (dialer, idle) = (dialer.clone(), idle.clone());
+                    async move { send_pooled(&dialer, &idle, request).await }
                 },
                 Some("http://docker"),
                 timeout,
@@ -90,11 +93,59 @@ pub async fn connect_to(daemon: &Daemon) -> Result<Docker> {
     }
 }
 
-/// bollard's custom transport: one request on a connection of its own (see `raw.rs`).
-async fn send_on_new_connection(
+/// The idle HTTP/1 connections of a custom transport: without them every request would pay
+/// an `ssh` start (about 0.2 s here) or a TLS handshake. Hand-written rather than hyper-util's
+/// pooled client because that one needs its `client-legacy` connector plumbing for a
+/// transport that is not a socket address.
+struct IdleConnections<B>(Arc<Mutex<Vec<SendRequest<B>>>>);
+
+impl<B> Clone for IdleConnections<B> {
+    fn clone(&self) -> Self {
+        IdleConnections(Arc::clone(&self.0))
+    }
+}
+
+impl<B> Default for IdleConnections<B> {
+    fn default() -> Self {
+        IdleConnections(Arc::new(Mutex::new(Vec::new())))
+    }
+}
+
+/// At most this many idle connections are kept (each is an `ssh` child for ssh).
+const MAX_IDLE_CONNECTIONS: usize = 4;
+
+impl<B> IdleConnections<B> {
+    /// A connection whose previous exchange has ended; closed ones are dropped.
+    fn take_ready(&self) -> Option<SendRequest<B>> {
+        let mut idle = self.0.lock().ok()?;
+        idle.retain(|sender| !sender.is_closed());
+        let ready = idle.iter().position(SendRequest::is_ready)?;
+        Some(idle.swap_remove(ready))
+    }
+
+    /// Keeps `sender` for a later request (it becomes ready once its response is read).
+    fn put(&self, sender: SendRequest<B>) {
+        if let Ok(mut idle) = self.0.lock() {
+            idle.retain(|sender| !sender.is_closed());
+            if idle.len() < MAX_IDLE_CONNECTIONS {
+                idle.push(sender);
+            }
+        }
+    }
+}
+
+/// bollard's custom transport: the request on an idle connection, else on a new one (see
+/// `raw.rs`). Upgraded connections (attach, exec) are never reused.
+async fn send_pooled<B>(
     dialer: &Dialer,
-    request: BollardRequest,
-) -> std::result::Result<http::Response<hyper::body::Incoming>, bollard::errors::Error> {
+    idle: &IdleConnections<B>,
+    request: http::Request<B>,
+) -> std::result::Result<http::Response<hyper::body::Incoming>, bollard::errors::Error>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let (mut parts, body) = request.into_parts();
     // bollard writes absolute URIs (http://docker/v1.x/...); on a connection of our own the
     // request line takes the origin form and the host goes in the Host header.
@@ -108,12 +159,23 @@ async fn send_on_new_connection(
     parts
         .headers
         .insert(http::header::HOST, http::HeaderValue::from_static("docker"));
+    let upgrade = parts.headers.contains_key(http::header::UPGRADE);
     let request = http::Request::from_parts(parts, body);
-    crate::raw::send_with(dialer, request, true)
+    let io_error = |e: Box<dyn std::error::Error + Send + Sync>| bollard::errors::Error::IOError {
+        err: std::io::Error::other(e),
+    };
+    let mut sender = match idle.take_ready() {
+        Some(sender) => sender,
+        None => crate::raw::handshake(dialer).await.map_err(io_error)?,
+    };
+    let response = sender
+        .send_request(request)
         .await
-        .map_err(|e| bollard::errors::Error::IOError {
-            err: std::io::Error::other(e),
-        })
+        .map_err(|e| io_error(e.into()))?;
+    if !upgrade && response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+        idle.put(sender);
+    }
+    Ok(response)
 }
 
 /// bollard's errors for transport failures say little at the top level ("error trying to

@@ -321,7 +321,7 @@ async fn run_raw_build(
         .map_err(|e| Error::Session {
             reason: format!("{}: {e}", action()),
         })?;
-    let response = match raw::send(&endpoint, request, false).await {
+    let response = match raw::send(&endpoint, request).await {
         Ok(response) => response,
         Err(e) => {
             if let Some(e) = producer.take_error() {

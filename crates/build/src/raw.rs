@@ -11,45 +11,40 @@ use hyper_util::rt::TokioIo;
 
 use crate::dial::{Dialer, Endpoint};
 
-/// Sends one request on a new connection. With `upgrades`, the connection can be taken over
-/// after a `101` with `hyper::upgrade::on`.
+/// Sends one request on a new connection, which can be taken over after a `101` with
+/// `hyper::upgrade::on`.
 pub(crate) async fn send<B>(
     endpoint: &Endpoint,
     request: http::Request<B>,
-    upgrades: bool,
 ) -> std::result::Result<http::Response<Incoming>, Box<dyn std::error::Error + Send + Sync>>
 where
     B: hyper::body::Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    send_with(&Dialer::new(endpoint)?, request, upgrades).await
+    let mut sender = handshake(&Dialer::new(endpoint)?).await?;
+    Ok(sender.send_request(request).await?)
 }
 
-/// [`send`] with a dialer made beforehand.
-pub(crate) async fn send_with<B>(
+/// A new HTTP/1 connection whose driver allows upgrades (`hyper::upgrade::on`).
+pub(crate) async fn handshake<B>(
     dialer: &Dialer,
-    request: http::Request<B>,
-    upgrades: bool,
-) -> std::result::Result<http::Response<Incoming>, Box<dyn std::error::Error + Send + Sync>>
+) -> std::result::Result<
+    hyper::client::conn::http1::SendRequest<B>,
+    Box<dyn std::error::Error + Send + Sync>,
+>
 where
     B: hyper::body::Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let io = dialer.open().await?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
     // The connection lives as long as its driver; errors surface through the response.
-    if upgrades {
-        tokio::spawn(async move {
-            let _ = connection.with_upgrades().await;
-        });
-    } else {
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-    }
-    Ok(sender.send_request(request).await?)
+    tokio::spawn(async move {
+        let _ = connection.with_upgrades().await;
+    });
+    Ok(sender)
 }
 
 /// The whole body of a (small) response.

@@ -140,7 +140,7 @@ impl Session {
         let request = request
             .body(Empty::<Bytes>::new())
             .map_err(|e| failed(e.to_string()))?;
-        let response = raw::send(endpoint, request, true)
+        let response = raw::send(endpoint, request)
             .await
             .map_err(|e| failed(e.to_string()))?;
         if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
