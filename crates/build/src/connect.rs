@@ -1,10 +1,14 @@
 //! Connecting to the daemon: address resolution, version negotiation, timeouts, and the
 //! request fix-ups bollard 0.21.1 needs.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bollard::{API_DEFAULT_VERSION, BollardRequest, Docker};
+use hyper::client::conn::http1::SendRequest;
 
+use crate::dial::{Dialer, Endpoint};
+use crate::docker_context::{Daemon, DaemonFlags};
 use crate::error::{Error, Result};
 
 /// The address used when neither `--docker-host` nor `DOCKER_HOST` is set.
@@ -23,6 +27,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 pub(crate) const REPEATED_VALUE_SEPARATOR: char = '\n';
 
 /// Which address [`connect`] uses: `docker_host`, else `DOCKER_HOST`, else the default socket.
+/// [`Daemon::resolve`] is the whole rule, with Docker contexts and TLS.
 pub fn docker_host(docker_host: Option<&str>) -> String {
     docker_host
         .map(str::to_owned)
@@ -30,27 +35,50 @@ pub fn docker_host(docker_host: Option<&str>) -> String {
         .unwrap_or_else(|| DEFAULT_DOCKER_HOST.to_owned())
 }
 
-/// Connects to the daemon at `docker_host` (else `DOCKER_HOST`, else the default socket) and
-/// negotiates the API version.
-///
-/// Accepts `unix://PATH`, a bare absolute socket path, `tcp://HOST:PORT` and
-/// `http://HOST:PORT`. The returned client has a long request timeout (see
-/// [`REQUEST_TIMEOUT`]) and encodes registry credentials the way the daemon decodes them.
+/// Connects to the daemon `docker_host` names, else the one [`Daemon::resolve`] finds from
+/// the environment and Docker contexts, and negotiates the API version.
 pub async fn connect(docker_host: Option<&str>) -> Result<Docker> {
-    let host = self::docker_host(docker_host);
+    let flags = DaemonFlags {
+        docker_host: docker_host.map(str::to_owned),
+        ..DaemonFlags::default()
+    };
+    connect_to(&Daemon::resolve(&flags)?).await
+}
+
+/// Connects to `daemon` and negotiates the API version.
+///
+/// Unix sockets and plain TCP use bollard's own clients (pooled connections); TLS and ssh go
+/// through [`Dialer`] as a bollard custom transport, one connection per request (each is an
+/// `ssh` child for ssh, and a TLS handshake is cheap next to a build). The returned client
+/// has a long request timeout (see [`REQUEST_TIMEOUT`]) and encodes registry credentials the
+/// way the daemon decodes them.
+pub async fn connect_to(daemon: &Daemon) -> Result<Docker> {
+    let host = &daemon.host;
     let unreachable = |reason: String| Error::Unreachable {
         host: host.clone(),
         reason,
     };
     let timeout = REQUEST_TIMEOUT.as_secs();
-    let docker = if let Some(path) = host.strip_prefix("unix://") {
-        Docker::connect_with_unix(path, timeout, API_DEFAULT_VERSION)
-    } else if host.starts_with('/') {
-        Docker::connect_with_unix(&host, timeout, API_DEFAULT_VERSION)
-    } else if host.starts_with("tcp://") || host.starts_with("http://") {
-        Docker::connect_with_http(&host, timeout, API_DEFAULT_VERSION)
-    } else {
-        return Err(Error::UnsupportedHost { host });
+    let docker = match &daemon.endpoint {
+        Endpoint::Unix(path) => {
+            Docker::connect_with_unix(&path.to_string_lossy(), timeout, API_DEFAULT_VERSION)
+        }
+        Endpoint::Tcp(address) => {
+            Docker::connect_with_http(&format!("tcp://{address}"), timeout, API_DEFAULT_VERSION)
+        }
+        Endpoint::Tls { .. } | Endpoint::Ssh(_) => {
+            let dialer = Dialer::new(&daemon.endpoint).map_err(|e| unreachable(e.to_string()))?;
+            let idle = IdleConnections::default();
+            Docker::connect_with_custom_transport(
+                move |request: BollardRequest| {
+                    let (dialer, idle) = (dialer.clone(), idle.clone());
+                    async move { send_pooled(&dialer, &idle, request).await }
+                },
+                Some("http://docker"),
+                timeout,
+                API_DEFAULT_VERSION,
+            )
+        }
     }
     .map_err(|e| unreachable(e.to_string()))?
     .with_request_modifier(fix_request);
@@ -63,6 +91,91 @@ pub async fn connect(docker_host: Option<&str>) -> Result<Docker> {
             CONNECT_TIMEOUT.as_secs()
         ))),
     }
+}
+
+/// The idle HTTP/1 connections of a custom transport: without them every request would pay
+/// an `ssh` start (about 0.2 s here) or a TLS handshake. Hand-written rather than hyper-util's
+/// pooled client because that one needs its `client-legacy` connector plumbing for a
+/// transport that is not a socket address.
+struct IdleConnections<B>(Arc<Mutex<Vec<SendRequest<B>>>>);
+
+impl<B> Clone for IdleConnections<B> {
+    fn clone(&self) -> Self {
+        IdleConnections(Arc::clone(&self.0))
+    }
+}
+
+impl<B> Default for IdleConnections<B> {
+    fn default() -> Self {
+        IdleConnections(Arc::new(Mutex::new(Vec::new())))
+    }
+}
+
+/// At most this many idle connections are kept (each is an `ssh` child for ssh).
+const MAX_IDLE_CONNECTIONS: usize = 4;
+
+impl<B> IdleConnections<B> {
+    /// A connection whose previous exchange has ended; closed ones are dropped.
+    fn take_ready(&self) -> Option<SendRequest<B>> {
+        let mut idle = self.0.lock().ok()?;
+        idle.retain(|sender| !sender.is_closed());
+        let ready = idle.iter().position(SendRequest::is_ready)?;
+        Some(idle.swap_remove(ready))
+    }
+
+    /// Keeps `sender` for a later request (it becomes ready once its response is read).
+    fn put(&self, sender: SendRequest<B>) {
+        if let Ok(mut idle) = self.0.lock() {
+            idle.retain(|sender| !sender.is_closed());
+            if idle.len() < MAX_IDLE_CONNECTIONS {
+                idle.push(sender);
+            }
+        }
+    }
+}
+
+/// bollard's custom transport: the request on an idle connection, else on a new one (see
+/// `raw.rs`). Upgraded connections (attach, exec) are never reused.
+async fn send_pooled<B>(
+    dialer: &Dialer,
+    idle: &IdleConnections<B>,
+    request: http::Request<B>,
+) -> std::result::Result<http::Response<hyper::body::Incoming>, bollard::errors::Error>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (mut parts, body) = request.into_parts();
+    // bollard writes absolute URIs (http://docker/v1.x/...); on a connection of our own the
+    // request line takes the origin form and the host goes in the Host header.
+    let origin = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .parse::<http::Uri>()
+        .map_err(|e| bollard::errors::Error::from(http::Error::from(e)))?;
+    parts.uri = origin;
+    parts
+        .headers
+        .insert(http::header::HOST, http::HeaderValue::from_static("docker"));
+    let upgrade = parts.headers.contains_key(http::header::UPGRADE);
+    let request = http::Request::from_parts(parts, body);
+    let io_error = |e: Box<dyn std::error::Error + Send + Sync>| bollard::errors::Error::IOError {
+        err: std::io::Error::other(e),
+    };
+    let mut sender = match idle.take_ready() {
+        Some(sender) => sender,
+        None => crate::raw::handshake(dialer).await.map_err(io_error)?,
+    };
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| io_error(e.into()))?;
+    if !upgrade && response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+        idle.put(sender);
+    }
+    Ok(response)
 }
 
 /// bollard's errors for transport failures say little at the top level ("error trying to

@@ -11,11 +11,21 @@ use std::path::PathBuf;
 pub enum Error {
     /// The daemon address is not one we can connect to.
     #[error(
-        "unsupported Docker host \"{host}\": expected unix://PATH, tcp://HOST:PORT or http://HOST:PORT"
+        "unsupported Docker host \"{host}\": expected unix://PATH, tcp://HOST:PORT, http://HOST:PORT or ssh://[USER@]HOST[:PORT]"
     )]
     UnsupportedHost {
         /// The address as given.
         host: String,
+    },
+    /// A Docker context that cannot be used (missing, unreadable, no docker endpoint).
+    #[error("Docker context \"{name}\" ({}): {reason}", .path.display())]
+    BadContext {
+        /// The context's name.
+        name: String,
+        /// Its `meta.json`.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
     },
     /// The daemon did not answer (socket missing, connection refused, version negotiation failed).
     #[error("cannot reach the Docker daemon at {host}: {reason}")]

@@ -21,7 +21,7 @@ use crate::events::{
     BuildEvent, FromTag, LineBuffer, emit, extract_from_tag, extract_layer, parse_step,
 };
 use crate::pull::classify_pull_error;
-use crate::raw::{self, Endpoint};
+use crate::raw;
 use crate::reference::ImageReference;
 use crate::session::{BuildSecrets, Session, SessionServices};
 use crate::redact::Redactor;
@@ -70,9 +70,10 @@ pub struct BuildOptions {
     /// Only balenaEngine honours them; plain Docker accepts and ignores them, so never set
     /// them for a daemon [`crate::DaemonInfo::balena_engine`] did not confirm.
     pub volumes: Vec<String>,
-    /// The daemon's address for the connections BuildKit and volumes builds open themselves
-    /// (the one given to [`crate::connect`]); `None`: `DOCKER_HOST`, else the default socket.
-    pub docker_host: Option<String>,
+    /// The daemon for the connections BuildKit and volumes builds open themselves (the one
+    /// given to [`crate::connect_to`]); `None`: the one [`crate::Daemon::resolve`] finds from
+    /// the environment alone.
+    pub daemon: Option<crate::Daemon>,
 }
 
 /// The builder of a build.
@@ -221,8 +222,11 @@ async fn run_raw_build(
     options: &BuildOptions,
     events: &mpsc::Sender<BuildEvent>,
 ) -> Result<Built> {
-    let host = crate::connect::docker_host(options.docker_host.as_deref());
-    let endpoint = Endpoint::parse(&host)?;
+    let daemon = match &options.daemon {
+        Some(daemon) => daemon.clone(),
+        None => crate::Daemon::resolve(&crate::DaemonFlags::default())?,
+    };
+    let (host, endpoint) = (daemon.host, daemon.endpoint);
     let version = docker.client_version();
     let version = format!("{}.{}", version.major_version, version.minor_version);
     let buildkit = options.builder == Builder::BuildKit;
@@ -318,7 +322,7 @@ async fn run_raw_build(
         .map_err(|e| Error::Session {
             reason: format!("{}: {e}", action()),
         })?;
-    let response = match raw::send(&endpoint, request, false).await {
+    let response = match raw::send(&endpoint, request).await {
         Ok(response) => response,
         Err(e) => {
             if let Some(e) = producer.take_error() {

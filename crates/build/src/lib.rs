@@ -38,6 +38,8 @@ mod base_image;
 mod connect;
 mod context;
 mod daemon;
+mod dial;
+mod docker_context;
 mod error;
 mod events;
 mod image_build;
@@ -47,15 +49,21 @@ mod raw;
 mod redact;
 mod reference;
 mod session;
+mod tls;
 mod trace;
 
 pub use auth::{RegistryAuth, RegistryCredential, RegistrySecrets, normalise_registry_key};
 pub use base_image::{BaseImage, ensure_base_platform, same_platform};
 pub use bollard::Docker;
 pub use bollard::auth::DockerCredentials;
-pub use connect::{CONNECT_TIMEOUT, DEFAULT_DOCKER_HOST, REQUEST_TIMEOUT, connect, docker_host};
+pub use connect::{
+    CONNECT_TIMEOUT, DEFAULT_DOCKER_HOST, REQUEST_TIMEOUT, connect, connect_to, docker_host,
+};
 pub use context::ContextBody;
 pub use daemon::{DaemonInfo, MIN_BUILDKIT_SECRETS_API, daemon_info};
+pub use dial::Endpoint;
+pub use dial::{SshTarget, TlsFiles};
+pub use docker_context::{Daemon, DaemonFlags};
 pub use error::{Error, Result};
 pub use events::{BuildEvent, FromTag, extract_from_tag, extract_layer, parse_step, strip_ansi};
 pub use image_build::{BuildOptions, Builder, Built, FAILURE_OUTPUT_LINES, build_image, tag_image};
@@ -65,7 +73,6 @@ pub use platform::{
     mixed_platform_warning, platforms_of, select_platform_handling,
 };
 pub use pull::{Pulled, pull_image};
-pub use raw::Endpoint;
 pub use redact::{MIN_FRAGMENT, REDACTED, Redactor};
 pub use reference::{DOCKER_HUB_ALIASES, DOCKER_HUB_AUTH_KEY, DOCKER_HUB_HOST, ImageReference};
 pub use session::{BuildSecrets, MAX_SECRET_SIZE};

@@ -25,8 +25,9 @@ use prost::Message;
 use tokio::task::JoinHandle;
 
 use crate::auth::RegistryAuth;
+use crate::dial::Endpoint;
 use crate::error::{Error, Result};
-use crate::raw::{self, Endpoint};
+use crate::raw;
 
 /// The gRPC method that hands out secrets.
 pub const GET_SECRET_METHOD: &str = "/moby.buildkit.secrets.v1.Secrets/GetSecret";
@@ -145,7 +146,7 @@ impl Session {
         let request = request
             .body(Empty::<Bytes>::new())
             .map_err(|e| failed(e.to_string()))?;
-        let response = raw::send(endpoint, request, true)
+        let response = raw::send(endpoint, request)
             .await
             .map_err(|e| failed(e.to_string()))?;
         if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {

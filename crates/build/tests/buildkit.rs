@@ -11,7 +11,7 @@ use std::process::Command;
 
 use build::{BuildEvent, BuildOptions, BuildSecrets, Builder, Error};
 use common::{
-    build_collecting, collector, context, docker, docker_host, remove_image, steps, unique,
+    build_collecting, collector, context, daemon, docker, docker_host, remove_image, steps, unique,
 };
 
 const DOCKER: &str = "/usr/bin/docker";
@@ -101,7 +101,7 @@ async fn a_secret_is_readable_by_run_and_in_no_layer_history_or_event() {
         nocache: true,
         builder: Builder::BuildKit,
         secrets: secrets("token", &value),
-        docker_host: Some(docker_host()),
+        daemon: Some(daemon()),
         ..BuildOptions::default()
     };
     let dockerfile = "FROM local/amd64-busybox\nRUN --mount=type=secret,id=token,target=/run/secrets/token cat /run/secrets/token | sha256sum > /hash && echo hashed\nRUN test ! -e /run/secrets/token && echo gone\n";
@@ -282,7 +282,7 @@ async fn the_volumes_path_builds_and_fails_like_the_classic_one() {
     let options = BuildOptions {
         tags: vec![format!("{name}:latest")],
         volumes: vec!["/nonexistent-balena-compose-test:/run/secrets:ro".to_owned()],
-        docker_host: Some(docker_host()),
+        daemon: Some(daemon()),
         ..BuildOptions::default()
     };
     let (built, events) = build_collecting(

@@ -591,3 +591,67 @@ async fn a_fleet_device_type_newer_than_the_table_deploys() {
         format!("brand-new-board-{nonce}")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_balena_cli_login_is_the_key_when_none_is_given() {
+    let api = FakeApi::start(FakeConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    project(&dir.path().join("project"), false);
+    let home = dir.path().join("home");
+    let key = api.api_key().to_owned();
+    write(&home, ".balena/token", &format!("{key}\n"));
+    let name = format!("deploytoken{}", std::process::id());
+    let mut cmd = balena_compose();
+    cmd.env_remove("BALENA_API_KEY")
+        .env_remove("BALENARC_DATA_DIRECTORY")
+        .env("HOME", &home)
+        .args([
+            "deploy",
+            "gh_tester/testfleet",
+            "--api-url",
+            api.url(),
+            "--json",
+        ])
+        .args([dir.path().join("project").to_str().unwrap(), "-p", &name]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    remove_images(&name);
+    assert!(out.status.success(), "{all}");
+    assert!(!all.contains(&key), "the token leaked: {all}");
+    let releases = api.records("release");
+    assert_eq!(releases.len(), 1, "{all}");
+    assert_eq!(releases[0]["status"], "success");
+}
+
+#[test]
+fn balenarc_balena_url_names_the_api_when_no_url_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = balena_compose()
+        .env_remove("BALENA_API_URL")
+        .env("BALENA_API_KEY", "some-key-0123")
+        .env("BALENA_API_RETRIES", "0")
+        .env("BALENARC_BALENA_URL", "balena-compose-test.invalid")
+        .args([
+            "deploy",
+            "gh_tester/testfleet",
+            dir.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("https://api.balena-compose-test.invalid"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("some-key-0123"),
+        "the key leaked: {stderr}"
+    );
+}

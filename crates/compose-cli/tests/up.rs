@@ -252,6 +252,29 @@ fn up_from_a_file_then_state_then_removal() {
     assert_eq!(removed["state"]["volumes"], json!([]), "{removed}");
 }
 
+/// The engine reached over ssh (`docker system dial-stdio` through scripts/docker-env's sshd)
+/// runs the release: every request of up, including container start, goes over ssh.
+#[test]
+fn up_over_ssh_runs_the_release() {
+    let g = Guard::new();
+    let target = g.write("target.json", &g.document("relssh", services("ssh")));
+    let ssh_host = std::env::var("BALENA_COMPOSE_TEST_SSH_HOST").unwrap();
+    let ssh_path = std::env::var("BALENA_COMPOSE_TEST_SSH_PATH").unwrap();
+    let path = format!("{ssh_path}:{}", std::env::var("PATH").unwrap_or_default());
+    let out = g
+        .cmd(&["up", "--target", &target, "--json"])
+        .env("DOCKER_HOST", &ssh_host)
+        .env("PATH", path)
+        .assert()
+        .success();
+    let state = last_json(&out.get_output().stdout);
+    assert_eq!(state["state"]["commit"], "relssh", "{state}");
+    for service in ["web", "box"] {
+        let (_, running) = g.container(service).expect("no container");
+        assert_eq!(running, "running", "{service}: {state}");
+    }
+}
+
 #[test]
 fn a_user_lock_makes_up_exit_3_and_force_overrides_it() {
     let g = Guard::new();

@@ -36,9 +36,9 @@ pub struct RunOptions {
     pub timeout: Option<Duration>,
     /// Cancelled by the caller (Ctrl-C): every task stops.
     pub cancel: CancellationToken,
-    /// The daemon's address as given to [`build::connect`] (`None`: `DOCKER_HOST`, else the
-    /// default socket); builds with secrets open connections of their own to it.
-    pub docker_host: Option<String>,
+    /// The daemon as given to [`build::connect_to`] (`None`: the one the environment names);
+    /// builds with secrets open connections of their own to it.
+    pub daemon: Option<build::Daemon>,
 }
 
 /// How the builds with build secrets get them (decided once per run, before any build).
@@ -76,8 +76,20 @@ async fn secrets_mode(docker: &Docker, plan: &Plan, options: &RunOptions) -> Sec
             ));
         }
     };
-    let host = build::docker_host(options.docker_host.as_deref());
-    let local = matches!(build::Endpoint::parse(&host), Ok(build::Endpoint::Unix(_)));
+    let daemon = match &options.daemon {
+        Some(daemon) => Ok(daemon.clone()),
+        None => build::Daemon::resolve(&build::DaemonFlags::default()),
+    };
+    let host = daemon
+        .as_ref()
+        .map_or_else(|_| build::docker_host(None), |d| d.host.clone());
+    let local = matches!(
+        daemon,
+        Ok(build::Daemon {
+            endpoint: build::Endpoint::Unix(_),
+            ..
+        })
+    );
     if info.balena_engine && local {
         return SecretsMode::Volumes;
     }
@@ -437,7 +449,7 @@ impl Worker<'_> {
             network_mode: None,
             registry_auth: self.auth.clone(),
             timeout: self.options.timeout,
-            docker_host: self.options.docker_host.clone(),
+            daemon: self.options.daemon.clone(),
             ..build::BuildOptions::default()
         };
         let mut sent_dockerfile = task.dockerfile.clone();

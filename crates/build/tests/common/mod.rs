@@ -20,6 +20,15 @@ pub fn docker_host() -> String {
     }
 }
 
+/// The private daemon as [`build::BuildOptions::daemon`] takes it.
+pub fn daemon() -> build::Daemon {
+    let flags = build::DaemonFlags {
+        docker_host: Some(docker_host()),
+        ..build::DaemonFlags::default()
+    };
+    build::Daemon::resolve(&flags).unwrap()
+}
+
 pub async fn docker() -> Docker {
     build::connect(Some(&docker_host())).await.unwrap()
 }

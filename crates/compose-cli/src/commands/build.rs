@@ -76,10 +76,14 @@ pub struct BuildArgs {
     #[arg(long)]
     pub fail_fast: bool,
 
-    /// The Docker daemon: unix:///path/to/docker.sock or tcp://host:port. Default:
-    /// $DOCKER_HOST, else unix:///var/run/docker.sock.
+    /// The Docker daemon: unix:///path/to/docker.sock, tcp://host:port (TLS with
+    /// DOCKER_TLS_VERIFY) or ssh://[user@]host[:port]. Default: --context, $DOCKER_HOST,
+    /// $DOCKER_CONTEXT, the current Docker context, else unix:///var/run/docker.sock.
     #[arg(long, value_name = "URL")]
     pub docker_host: Option<String>,
+
+    #[command(flatten)]
+    pub daemon: super::daemon::DaemonArgs,
 
     /// Give up on a service whose build or pull takes longer than this many seconds.
     #[arg(long, value_name = "SECONDS")]
@@ -101,7 +105,7 @@ pub struct Finished {
 
 /// Connects to the daemon the flags name.
 pub async fn connect(args: &BuildArgs) -> anyhow::Result<Docker> {
-    Ok(build::connect(args.docker_host.as_deref()).await?)
+    args.daemon.connect(args.docker_host.as_deref()).await
 }
 
 /// The daemon's architecture.
@@ -200,7 +204,7 @@ pub async fn build_project(
         host_arch: host,
         timeout: args.timeout.map(Duration::from_secs),
         cancel: cancel.clone(),
-        docker_host: args.docker_host.clone(),
+        daemon: Some(args.daemon.resolve(args.docker_host.as_deref())?),
     };
     renderer.begin(&plan);
     let (tx, mut rx) = mpsc::channel(1024);

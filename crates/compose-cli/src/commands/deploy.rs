@@ -23,7 +23,7 @@ use super::project::{ProjectArgs, TargetArgs};
 /// registry tags removed, and a non-zero exit.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  balena-compose deploy myorg/myfleet\n  balena-compose deploy myorg/myfleet ./project --build --release-tag version 1.2 --note 'first'\n\nThe API key comes from --api-key or BALENA_API_KEY and is never printed."
+    after_help = "Examples:\n  balena-compose deploy myorg/myfleet\n  balena-compose deploy myorg/myfleet ./project --build --release-tag version 1.2 --note 'first'\n\nThe API key comes from --api-key, BALENA_API_KEY or the balena CLI's login (~/.balena/token) and is never printed."
 )]
 pub struct Args {
     /// The fleet: `org/name` slug (or numeric id).
@@ -59,16 +59,13 @@ pub struct Args {
     #[arg(long, value_name = "TEXT")]
     note: Option<String>,
 
-    /// The balena API's base URL.
-    #[arg(
-        long,
-        env = "BALENA_API_URL",
-        value_name = "URL",
-        default_value = "https://api.balena-cloud.com"
-    )]
-    api_url: String,
+    /// The balena API's base URL. Default: https://api.<BALENARC_BALENA_URL> (the balena
+    /// CLI's setting), else https://api.balena-cloud.com.
+    #[arg(long, env = "BALENA_API_URL", value_name = "URL")]
+    api_url: Option<String>,
 
-    /// The balena API key (sent as a bearer token, never printed).
+    /// The balena API key (sent as a bearer token, never printed). Default: the balena CLI's
+    /// login, ~/.balena/token.
     #[arg(
         long,
         env = "BALENA_API_KEY",
@@ -101,10 +98,20 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let tags = release_tags(&args.release_tags)?;
     let mut renderer = Renderer::new(OutputMode::detect(args.build.json));
-    let Some(key) = args.api_key.clone().filter(|k| !k.is_empty()) else {
-        bail!("no balena API key: pass --api-key or set BALENA_API_KEY");
+    let key = match args.api_key.clone().filter(|k| !k.is_empty()) {
+        Some(key) => key,
+        None => match super::balena_login::stored_token()? {
+            Some(token) => token,
+            None => bail!(
+                "no balena API key: pass --api-key, set BALENA_API_KEY or log in with the balena CLI"
+            ),
+        },
     };
-    let api = release::Api::new(&args.api_url, key)?
+    let api_url = args
+        .api_url
+        .clone()
+        .unwrap_or_else(super::balena_login::api_url);
+    let api = release::Api::new(&api_url, key)?
         .with_timeout(std::time::Duration::from_secs(args.api_timeout.max(1)))
         .with_retry(release::RetryPolicy {
             max_attempts: args.api_retries.saturating_add(1),

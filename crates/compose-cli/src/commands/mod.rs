@@ -1,6 +1,8 @@
 //! The subcommands, one module each.
+mod balena_login;
 pub mod build;
 pub mod config;
+pub mod daemon;
 pub mod deploy;
 pub mod emulate;
 mod output;

@@ -42,10 +42,13 @@ pub struct Args {
 /// Where the engine and the device's files are, and what the device is.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DeviceArgs {
-    /// The engine: unix:///path or tcp://host:port. Default: $DOCKER_HOST, else
+    /// The engine: unix:///path, tcp://host:port or ssh://[user@]host[:port]. Default:
+    /// --context, $DOCKER_HOST, $DOCKER_CONTEXT, the current context, else
     /// unix:///var/run/docker.sock.
     #[arg(long = "docker-host", value_name = "URL")]
     pub docker_host: Option<String>,
+    #[command(flatten)]
+    pub daemon: super::daemon::DaemonArgs,
     /// The directory holding every service's update-lock directory.
     #[arg(
         long = "lock-dir",
@@ -80,7 +83,7 @@ impl DeviceArgs {
         &self,
         config: &DeviceConfig,
     ) -> anyhow::Result<(bollard::Docker, Options)> {
-        let docker = build::connect(self.docker_host.as_deref()).await?;
+        let docker = self.daemon.connect(self.docker_host.as_deref()).await?;
         let arch = match &self.arch {
             Some(a) => a.clone(),
             None => {
