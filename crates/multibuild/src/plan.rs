@@ -188,9 +188,15 @@ pub fn plan(options: PlanOptions) -> Result<Plan, Error> {
         &options.compose_files,
         options.env_file.as_deref(),
     )?;
-    let project_name = options
-        .project_name
-        .unwrap_or_else(|| naming::project_name_from_dir(&default_name));
+    // `%%BALENA_APP_NAME%%` is the name as given (the reference's `projectName`, case and
+    // all); only the image names need it made into a valid repository component.
+    let given_name = options.project_name.unwrap_or(default_name);
+    let project_name = naming::project_name_from_dir(&given_name);
+    let app_name = if given_name.is_empty() {
+        project_name.clone()
+    } else {
+        given_name
+    };
     let device_type = options
         .device_type
         .unwrap_or_else(|| options.arch.default_device_type().to_owned());
@@ -207,7 +213,7 @@ pub fn plan(options: PlanOptions) -> Result<Plan, Error> {
     };
     let registry_auth = project_registry_auth(&project)?;
 
-    let mut vars = BTreeMap::from([("BALENA_APP_NAME".to_owned(), project_name.clone())]);
+    let mut vars = BTreeMap::from([("BALENA_APP_NAME".to_owned(), app_name)]);
     vars.extend(options.template_vars);
     let planner = Planner {
         project: &project,
@@ -299,8 +305,9 @@ fn load_composition(
         }
     }
     match found.len() {
-        0 if project.entry("Dockerfile").is_some()
-            || project.entry("Dockerfile.template").is_some() =>
+        0 if project.entries().iter().any(|entry| {
+            !entry.path().contains('/') && parse::is_default_dockerfile_name(entry.path())
+        }) =>
         {
             Ok(parse::default_composition(None, None))
         }

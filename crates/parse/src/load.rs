@@ -44,14 +44,14 @@ pub struct LoadOptions {
 pub enum Discovered {
     /// Compose files to load, in order.
     Compose(Vec<PathBuf>),
-    /// No compose file, but a root `Dockerfile` or `Dockerfile.template`: use
+    /// No compose file, but a root Dockerfile ([`is_default_dockerfile_name`]): use
     /// [`default_composition`].
     Dockerfile,
 }
 
 /// Finds the compose files of a project: `explicit_files` when given (each must exist),
 /// else exactly one of [`COMPOSE_FILE_NAMES`] in `project_dir`, else the default composition
-/// when the directory has a `Dockerfile` or `Dockerfile.template`.
+/// when the directory has a Dockerfile ([`is_default_dockerfile_name`]).
 pub fn discover(project_dir: &Path, explicit_files: &[PathBuf]) -> Result<Discovered, Error> {
     if !explicit_files.is_empty() {
         for file in explicit_files {
@@ -71,10 +71,7 @@ pub fn discover(project_dir: &Path, explicit_files: &[PathBuf]) -> Result<Discov
         .collect();
     match found.as_slice() {
         [one] => Ok(Discovered::Compose(vec![project_dir.join(one)])),
-        [] if ["Dockerfile", "Dockerfile.template"]
-            .iter()
-            .any(|d| project_dir.join(d).is_file()) =>
-        {
+        [] if has_root_dockerfile(project_dir) => {
             Ok(Discovered::Dockerfile)
         }
         [] => Err(Error::NoProject {
@@ -85,6 +82,37 @@ pub fn discover(project_dir: &Path, explicit_files: &[PathBuf]) -> Result<Discov
             found: many.iter().map(|s| (*s).to_string()).collect(),
         }),
     }
+}
+
+/// Whether a root file of this name makes a project without a compose file a single-service
+/// one: `Dockerfile`, `Dockerfile.template`, or a `Dockerfile.<arch>` /
+/// `Dockerfile.<device-type>` alone (the reference's `ArchPriority` and
+/// `SpecifiedArchDockerfile` projects have nothing else).
+pub fn is_default_dockerfile_name(name: &str) -> bool {
+    match name.strip_prefix("Dockerfile") {
+        Some("") => true,
+        Some(rest) => rest.strip_prefix('.').is_some_and(|suffix| {
+            !suffix.is_empty()
+                && suffix
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        }),
+        None => false,
+    }
+}
+
+/// Whether `dir` holds a regular file [`is_default_dockerfile_name`] accepts.
+fn has_root_dockerfile(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        entry
+            .file_name()
+            .to_str()
+            .is_some_and(is_default_dockerfile_name)
+            && entry.path().is_file()
+    })
 }
 
 /// The single-service composition of a project that has a Dockerfile and no compose file
