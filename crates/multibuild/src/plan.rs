@@ -84,6 +84,19 @@ pub struct Plan {
     pub tasks: Vec<Task>,
     /// The composition the tasks came from.
     pub composition: parse::Composition,
+    /// What indexing the project skipped or resolved (device and fifo entries, duplicate tar
+    /// entries), one sentence each.
+    pub project_warnings: Vec<String>,
+}
+
+impl Plan {
+    /// Every warning for the caller to show: the project's, then the composition's.
+    pub fn warnings(&self) -> impl Iterator<Item = &str> {
+        self.project_warnings
+            .iter()
+            .chain(&self.composition.warnings)
+            .map(String::as_str)
+    }
 }
 
 /// One service's work.
@@ -248,6 +261,11 @@ pub fn plan(options: PlanOptions) -> Result<Plan, Error> {
         registry_auth,
         tasks,
         composition,
+        project_warnings: project
+            .warnings()
+            .iter()
+            .map(|w| format!("project: {w}"))
+            .collect(),
     })
 }
 

@@ -155,6 +155,7 @@ pub fn default_composition(image: Option<&str>, dockerfile: Option<&str>) -> Com
         services: IndexMap::from([("main".to_string(), service)]),
         networks: IndexMap::new(),
         volumes: IndexMap::from([("resin-data".to_string(), Volume::default())]),
+        warnings: Vec::new(),
     }
 }
 

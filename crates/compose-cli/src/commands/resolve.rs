@@ -71,7 +71,7 @@ struct ResolvedService {
 }
 
 /// Runs the command.
-#[allow(clippy::print_stdout)]
+#[allow(clippy::print_stdout, clippy::print_stderr)]
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let host = emulate::host_arch().unwrap_or(Arch::Amd64);
     let emulation = project::emulation(args.arch, host, &args.target, false)?;
@@ -84,6 +84,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         None,
         vars,
     )?;
+    for warning in plan.warnings() {
+        eprintln!("warning: {warning}");
+    }
     if let Some(dir) = &args.output_dir {
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
