@@ -428,6 +428,15 @@ impl Worker<'_> {
                 }
             }
         }
+        if !buildkit {
+            match emulate::pin_build_platform(
+                &sent_dockerfile,
+                self.options.host_arch.docker_platform(),
+            ) {
+                Ok(pinned) => sent_dockerfile = pinned,
+                Err(e) => return ServiceOutcome::failed(self.service, &Error::Emulate(e)),
+            }
+        }
         let mut filter = match &self.plan.emulation {
             Emulation::Rewrite { options, .. } if task.transposed => {
                 Some(BuildOutput::new(self.plan.arch, options.clone()))
