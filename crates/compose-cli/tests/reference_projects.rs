@@ -338,3 +338,31 @@ fn the_reference_warnings_are_printed() {
         "{warnings:?}"
     );
 }
+
+/// A service with only `image:` uses the daemon's copy when it has one (docker compose's
+/// default pull policy), so an image that exists only locally builds offline; `--pull` pulls
+/// it, and fails for such an image. The reference always pulls.
+#[test]
+fn a_local_image_only_service_is_not_pulled() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = format!("local/{}:v1", unique("bclocalonly"));
+    docker_ok(&["tag", "local/amd64-busybox", &local]);
+    let project = unique("bclocal");
+    let _images = Images(vec![local.clone()]);
+    write(
+        dir.path(),
+        "docker-compose.yml",
+        &format!("services:\n  tool:\n    image: {local}\n"),
+    );
+    let out = run_in_dir(dir.path(), &["build", "--arch", "amd64", "-p", &project, "--json"]);
+    assert_ok(&out);
+    let summary = json_lines(&out.stdout).pop().unwrap();
+    assert_eq!(summary["services"][0]["image"], local.as_str(), "{summary}");
+    assert_eq!(summary["services"][0]["ok"], true, "{summary}");
+
+    let out = run_in_dir(
+        dir.path(),
+        &["build", "--arch", "amd64", "-p", &project, "--pull"],
+    );
+    assert!(!out.status.success(), "--pull must pull the image, which exists nowhere");
+}
