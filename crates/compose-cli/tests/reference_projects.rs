@@ -366,3 +366,43 @@ fn a_local_image_only_service_is_not_pulled() {
     );
     assert!(!out.status.success(), "--pull must pull the image, which exists nowhere");
 }
+
+/// `include:` of a file defining a resource identical to one already defined is not a
+/// conflict (compose-go skips it; the balena CLI's `compose-frag-ext-includes` project
+/// builds); a different definition still is.
+#[test]
+fn identical_included_definitions_are_not_conflicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let shared = "services:\n  app:\n    build: ./app\n    networks: [backend]\nnetworks:\n  backend: {}\nvolumes:\n  data: {}\n";
+    write(root, "common.yml", shared);
+    write(
+        root,
+        "docker-compose.yml",
+        &format!("include:\n  - common.yml\n{shared}"),
+    );
+    write(
+        root,
+        "app/Dockerfile",
+        "FROM local/amd64-busybox\nRUN echo included > /which\n",
+    );
+    let project = unique("bcinclude");
+    let image = format!("{project}_app");
+    let _images = Images(vec![image.clone()]);
+    let out = run_in_dir(root, &["build", "--arch", "amd64", "-p", &project]);
+    assert_ok(&out);
+    assert_eq!(cat_in(&image, "/which"), "included");
+
+    write(
+        root,
+        "docker-compose.yml",
+        &format!("include:\n  - common.yml\n{}", shared.replace("backend: {}", "backend: {internal: true}")),
+    );
+    let out = run_in_dir(root, &["build", "--arch", "amd64", "-p", &project]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("docker-compose.yml") && stderr.contains("networks.backend conflicts with imported resource"),
+        "{stderr}"
+    );
+}

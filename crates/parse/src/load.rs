@@ -371,15 +371,22 @@ fn document(
                     rebase_services(&mut sub, path.parent().unwrap_or(Path::new("")));
                     merge_documents(&mut included, sub);
                 }
-                add_included(map, included).map_err(validation)?;
+                add_included(map, included, file_dir).map_err(validation)?;
             }
         }
     }
     Ok(doc)
 }
 
-/// Adds an included project's resources; a name defined on both sides is an error.
-fn add_included(map: &mut Map<String, Value>, included: Value) -> Result<(), String> {
+/// Adds an included project's resources. A name defined on both sides is an error unless
+/// both definitions are the same (compose-go skips those: projects include a shared
+/// fragment that repeats what they define). `file_dir` is the including file's directory,
+/// against which its own services' paths are compared with the (rebased) included ones.
+fn add_included(
+    map: &mut Map<String, Value>,
+    included: Value,
+    file_dir: &Path,
+) -> Result<(), String> {
     let Value::Object(included) = included else {
         return Ok(());
     };
@@ -397,7 +404,14 @@ fn add_included(map: &mut Map<String, Value>, included: Value) -> Result<(), Str
             return Err(format!("{section} must be a mapping"));
         };
         for (name, value) in items {
-            if target.contains_key(name) {
+            if let Some(existing) = target.get(name) {
+                let mut existing = existing.clone();
+                if section == "services" {
+                    rebase_service(&mut existing, file_dir);
+                }
+                if existing == *value {
+                    continue;
+                }
                 return Err(format!("{section}.{name} conflicts with imported resource"));
             }
             target.insert(name.clone(), value.clone());
