@@ -406,3 +406,71 @@ fn identical_included_definitions_are_not_conflicts() {
         "{stderr}"
     );
 }
+
+/// A symlink in a directory project to a file inside the project, even outside the service's
+/// context, is sent as a regular file with the target's content (the balena CLI's
+/// `dockerignore2` project; projects share files between services this way). A link to a file
+/// outside the project is an error naming the link. A tar project keeps its symlinks.
+#[test]
+fn symlinks_to_project_files_are_sent_as_their_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("project");
+    write(
+        &root,
+        "docker-compose.yml",
+        "services:\n  a:\n    build: ./a\n",
+    );
+    write(&root, "shared/config.txt", "shared config\n");
+    write(
+        &root,
+        "a/Dockerfile",
+        "FROM local/amd64-busybox\nCOPY config.txt /config.txt\nRUN test -f /config.txt && ! test -L /config.txt\n",
+    );
+    std::os::unix::fs::symlink("../shared/config.txt", root.join("a/config.txt")).unwrap();
+    let project = unique("bcsymlink");
+    let image = format!("{project}_a");
+    let _images = Images(vec![image.clone()]);
+    let out = run_in_dir(&root, &["build", "--arch", "amd64", "-p", &project]);
+    assert_ok(&out);
+    assert_eq!(cat_in(&image, "/config.txt"), "shared config");
+
+    write(dir.path(), "outside.txt", "not the project's\n");
+    std::os::unix::fs::symlink(dir.path().join("outside.txt"), root.join("a/outside.txt"))
+        .unwrap();
+    let out = run_in_dir(&root, &["build", "--arch", "amd64", "-p", &project]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("\"a/outside.txt\""), "{stderr}");
+
+    // A tar project: the link stays a link.
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, contents) in [
+        ("Dockerfile", "FROM local/amd64-busybox\nCOPY . /app\n"),
+        ("real.txt", "real\n"),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(contents.len() as u64);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, path, contents.as_bytes())
+            .unwrap();
+    }
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Symlink);
+    header.set_size(0);
+    tar.append_link(&mut header, "link.txt", "real.txt").unwrap();
+    std::fs::write(dir.path().join("p.tar"), tar.into_inner().unwrap()).unwrap();
+    let out_dir = dir.path().join("out");
+    let out = run_in_dir(
+        dir.path(),
+        &["resolve", "p.tar", "--arch", "amd64", "-o", out_dir.to_str().unwrap()],
+    );
+    assert_ok(&out);
+    let mut context = tar::Archive::new(std::fs::File::open(out_dir.join("main.tar")).unwrap());
+    let link = context
+        .entries()
+        .unwrap()
+        .map(Result::unwrap)
+        .find(|e| e.path().unwrap().to_str() == Some("link.txt"))
+        .unwrap();
+    assert_eq!(link.header().entry_type(), tar::EntryType::Symlink);
+}
