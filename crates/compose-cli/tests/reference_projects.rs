@@ -474,3 +474,42 @@ fn symlinks_to_project_files_are_sent_as_their_content() {
         .unwrap();
     assert_eq!(link.header().entry_type(), tar::EntryType::Symlink);
 }
+
+/// Errors for a tar or stdin project name the path inside the project (here the compose file
+/// and an env file it names), never the temporary directory it was parsed from.
+#[test]
+fn tar_and_stdin_project_errors_name_the_path_inside_the_project() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "services:\n  a:\n    build: .\n    ports: [\"x\"]\n",
+            "error: docker-compose.yml: service \"a\": Invalid containerPort: x",
+        ),
+        (
+            "services:\n  a:\n    build: .\n    env_file: config/missing.env\n",
+            "error: config/missing.env: ",
+        ),
+    ];
+    for (compose, expected) in cases {
+        let tar = tar_of(&[
+            ("docker-compose.yml", compose),
+            ("Dockerfile", "FROM local/amd64-busybox\n"),
+        ]);
+        std::fs::write(dir.path().join("p.tar"), &tar).unwrap();
+        let from_file = run_in_dir(dir.path(), &["build", "p.tar", "--arch", "amd64"]);
+        let from_stdin = balena_compose()
+            .current_dir(dir.path())
+            .args(["build", "-", "--arch", "amd64"])
+            .stdin(std::fs::File::open(dir.path().join("p.tar")).unwrap())
+            .output()
+            .unwrap();
+        for out in [from_file, from_stdin] {
+            assert!(!out.status.success());
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr.contains(expected) && !stderr.contains("/tmp"),
+                "expected {expected:?}, got:\n{stderr}"
+            );
+        }
+    }
+}

@@ -343,7 +343,16 @@ fn load_composition(
             })?;
             options.project_dir = Some(scratch.path().to_path_buf());
             options.files = vec![scratch.path().join(name)];
-            parse::parse_str(&text, &options).map_err(Error::Compose)
+            let mut composition = parse::parse_str(&text, &options)
+                .map_err(|e| Error::Compose(e.relative_to(scratch.path())))?;
+            // Warnings start with the file they are about: the one inside the project.
+            let scratch_prefix = format!("{}/", scratch.path().display());
+            for warning in &mut composition.warnings {
+                if let Some(rest) = warning.strip_prefix(&scratch_prefix) {
+                    *warning = rest.to_owned();
+                }
+            }
+            Ok(composition)
         }
         _ => Err(Error::AmbiguousComposeFiles {
             files: found.iter().map(|(n, _)| (*n).to_owned()).collect(),
