@@ -18,7 +18,11 @@ fn unique(prefix: &str) -> String {
 
 /// `balena-compose ARGS` in `cwd`.
 fn run_in_dir(cwd: &Path, args: &[&str]) -> Output {
-    balena_compose().current_dir(cwd).args(args).output().unwrap()
+    balena_compose()
+        .current_dir(cwd)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn assert_ok(out: &Output) {
@@ -130,10 +134,7 @@ fn arch_and_device_type_dockerfiles_alone_make_a_single_service_project() {
         ],
     );
     assert_ok(&out);
-    assert_eq!(
-        cat_in(&format!("{project}dir_main"), "/which"),
-        "intel-nuc"
-    );
+    assert_eq!(cat_in(&format!("{project}dir_main"), "/which"), "intel-nuc");
 }
 
 /// `%%BALENA_APP_NAME%%` is the project name as given, case and all (the reference's
@@ -332,9 +333,9 @@ fn the_reference_warnings_are_printed() {
         "{warnings:?}"
     );
     assert!(
-        warnings
-            .iter()
-            .any(|w| w.ends_with("service \"web\": container_name is not supported on balena and is ignored")),
+        warnings.iter().any(|w| w.ends_with(
+            "service \"web\": container_name is not supported on balena and is ignored"
+        )),
         "{warnings:?}"
     );
 }
@@ -354,7 +355,10 @@ fn a_local_image_only_service_is_not_pulled() {
         "docker-compose.yml",
         &format!("services:\n  tool:\n    image: {local}\n"),
     );
-    let out = run_in_dir(dir.path(), &["build", "--arch", "amd64", "-p", &project, "--json"]);
+    let out = run_in_dir(
+        dir.path(),
+        &["build", "--arch", "amd64", "-p", &project, "--json"],
+    );
     assert_ok(&out);
     let summary = json_lines(&out.stdout).pop().unwrap();
     assert_eq!(summary["services"][0]["image"], local.as_str(), "{summary}");
@@ -364,7 +368,10 @@ fn a_local_image_only_service_is_not_pulled() {
         dir.path(),
         &["build", "--arch", "amd64", "-p", &project, "--pull"],
     );
-    assert!(!out.status.success(), "--pull must pull the image, which exists nowhere");
+    assert!(
+        !out.status.success(),
+        "--pull must pull the image, which exists nowhere"
+    );
 }
 
 /// `include:` of a file defining a resource identical to one already defined is not a
@@ -396,13 +403,17 @@ fn identical_included_definitions_are_not_conflicts() {
     write(
         root,
         "docker-compose.yml",
-        &format!("include:\n  - common.yml\n{}", shared.replace("backend: {}", "backend: {internal: true}")),
+        &format!(
+            "include:\n  - common.yml\n{}",
+            shared.replace("backend: {}", "backend: {internal: true}")
+        ),
     );
     let out = run_in_dir(root, &["build", "--arch", "amd64", "-p", &project]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("docker-compose.yml") && stderr.contains("networks.backend conflicts with imported resource"),
+        stderr.contains("docker-compose.yml")
+            && stderr.contains("networks.backend conflicts with imported resource"),
         "{stderr}"
     );
 }
@@ -435,8 +446,7 @@ fn symlinks_to_project_files_are_sent_as_their_content() {
     assert_eq!(cat_in(&image, "/config.txt"), "shared config");
 
     write(dir.path(), "outside.txt", "not the project's\n");
-    std::os::unix::fs::symlink(dir.path().join("outside.txt"), root.join("a/outside.txt"))
-        .unwrap();
+    std::os::unix::fs::symlink(dir.path().join("outside.txt"), root.join("a/outside.txt")).unwrap();
     let out = run_in_dir(&root, &["build", "--arch", "amd64", "-p", &project]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -457,12 +467,20 @@ fn symlinks_to_project_files_are_sent_as_their_content() {
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(tar::EntryType::Symlink);
     header.set_size(0);
-    tar.append_link(&mut header, "link.txt", "real.txt").unwrap();
+    tar.append_link(&mut header, "link.txt", "real.txt")
+        .unwrap();
     std::fs::write(dir.path().join("p.tar"), tar.into_inner().unwrap()).unwrap();
     let out_dir = dir.path().join("out");
     let out = run_in_dir(
         dir.path(),
-        &["resolve", "p.tar", "--arch", "amd64", "-o", out_dir.to_str().unwrap()],
+        &[
+            "resolve",
+            "p.tar",
+            "--arch",
+            "amd64",
+            "-o",
+            out_dir.to_str().unwrap(),
+        ],
     );
     assert_ok(&out);
     let mut context = tar::Archive::new(std::fs::File::open(out_dir.join("main.tar")).unwrap());

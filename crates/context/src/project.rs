@@ -671,7 +671,9 @@ fn file_inside(real_root: &Path, link: &Path) -> Option<std::fs::Metadata> {
     if !target.starts_with(real_root) {
         return None;
     }
-    std::fs::metadata(&target).ok().filter(std::fs::Metadata::is_file)
+    std::fs::metadata(&target)
+        .ok()
+        .filter(std::fs::Metadata::is_file)
 }
 
 /// Sorts by path and keeps the last occurrence of each path (tar semantics).

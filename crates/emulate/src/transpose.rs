@@ -122,7 +122,10 @@ pub fn pin_build_platform(dockerfile: &str, platform: &str) -> Result<String, Er
         out.push_str(&dockerfile[copied..ins.start]);
         let mut text = dockerfile[ins.start..ins.end].to_owned();
         for variable in ["${BUILDPLATFORM}", "$BUILDPLATFORM"] {
-            text = text.replace(&format!("--platform={variable}"), &format!("--platform={platform}"));
+            text = text.replace(
+                &format!("--platform={variable}"),
+                &format!("--platform={platform}"),
+            );
         }
         out.push_str(&text);
         copied = ins.end;

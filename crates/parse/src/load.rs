@@ -71,9 +71,7 @@ pub fn discover(project_dir: &Path, explicit_files: &[PathBuf]) -> Result<Discov
         .collect();
     match found.as_slice() {
         [one] => Ok(Discovered::Compose(vec![project_dir.join(one)])),
-        [] if has_root_dockerfile(project_dir) => {
-            Ok(Discovered::Dockerfile)
-        }
+        [] if has_root_dockerfile(project_dir) => Ok(Discovered::Dockerfile),
         [] => Err(Error::NoProject {
             dir: project_dir.to_path_buf(),
         }),

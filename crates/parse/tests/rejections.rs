@@ -204,10 +204,16 @@ fn journal_bind_mounts_need_all_three() {
     ))
     .unwrap();
     assert!(c.services["main"].volumes.is_empty());
-    assert!(!c.services["main"].labels.contains_key("io.balena.features.journal-logs"));
+    assert!(
+        !c.services["main"]
+            .labels
+            .contains_key("io.balena.features.journal-logs")
+    );
     assert_eq!(
         c.warnings,
-        ["/tmp/compose.yml: service \"main\": the bind mounts of /var/log/journal are ignored: the journal-logs feature needs all of /var/log/journal, /run/log/journal, /etc/machine-id"]
+        [
+            "/tmp/compose.yml: service \"main\": the bind mounts of /var/log/journal are ignored: the journal-logs feature needs all of /var/log/journal, /run/log/journal, /etc/machine-id"
+        ]
     );
 }
 
