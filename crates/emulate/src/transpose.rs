@@ -100,18 +100,19 @@ fn copy_qemu_line(opts: &TransposeOptions) -> String {
 /// Spells out `$BUILDPLATFORM` in `FROM --platform=$BUILDPLATFORM` (also `${BUILDPLATFORM}`)
 /// as `platform`, the build host's. BuildKit defines the variable itself; the classic builder
 /// does not, and fails such a `FROM` with "failed to parse platform". Every other byte is
-/// kept.
+/// kept; a Dockerfile the lexer refuses is returned as it is, for the daemon to report.
 ///
 /// ```
 /// let out = emulate::pin_build_platform(
 ///     "FROM --platform=$BUILDPLATFORM golang AS build\nFROM alpine\n",
 ///     "linux/amd64",
-/// )?;
+/// );
 /// assert_eq!(out, "FROM --platform=linux/amd64 golang AS build\nFROM alpine\n");
-/// # Ok::<(), emulate::Error>(())
 /// ```
-pub fn pin_build_platform(dockerfile: &str, platform: &str) -> Result<String, Error> {
-    let lexed = lexer::lex(dockerfile)?;
+pub fn pin_build_platform(dockerfile: &str, platform: &str) -> String {
+    let Ok(lexed) = lexer::lex(dockerfile) else {
+        return dockerfile.to_owned();
+    };
     let mut out = String::with_capacity(dockerfile.len());
     let mut copied = 0;
     for ins in &lexed.instructions {
@@ -131,7 +132,7 @@ pub fn pin_build_platform(dockerfile: &str, platform: &str) -> Result<String, Er
         copied = ins.end;
     }
     out.push_str(&dockerfile[copied..]);
-    Ok(out)
+    out
 }
 
 /// `run` (`RUN [flags] args`, the instruction's text or that of an `ONBUILD`'s) rewritten.

@@ -435,13 +435,8 @@ impl Worker<'_> {
             }
         }
         if !buildkit {
-            match emulate::pin_build_platform(
-                &sent_dockerfile,
-                self.options.host_arch.docker_platform(),
-            ) {
-                Ok(pinned) => sent_dockerfile = pinned,
-                Err(e) => return ServiceOutcome::failed(self.service, &Error::Emulate(e)),
-            }
+            let host = self.options.host_arch.docker_platform();
+            sent_dockerfile = emulate::pin_build_platform(&sent_dockerfile, host);
         }
         let mut filter = match &self.plan.emulation {
             Emulation::Rewrite { options, .. } if task.transposed => {

@@ -520,14 +520,7 @@ fn service(
             return Err(err(key, format!("unknown key \"{key}\"")));
         }
     }
-    for dropped in ["container_name", "expose"] {
-        if map.contains_key(dropped) {
-            warnings.push(ctx.service_warning(
-                name,
-                &format!("{dropped} is not supported on balena and is ignored"),
-            ));
-        }
-    }
+    warn_dropped_fields(name, map, ctx, warnings);
     if !map.contains_key("image") && !map.contains_key("build") {
         return Err(err(
             "",
@@ -1410,17 +1403,44 @@ fn mounts(
             }
         }
     }
-    if !partial_journal.is_empty() {
+    warn_partial_journal(name, &partial_journal, ctx, warnings);
+    Ok(())
+}
+
+/// The fields the reference deletes with a warning.
+fn warn_dropped_fields(
+    name: &str,
+    map: &Map<String, Value>,
+    ctx: &Context<'_>,
+    warnings: &mut Vec<String>,
+) {
+    for dropped in ["container_name", "expose"] {
+        if map.contains_key(dropped) {
+            warnings.push(ctx.service_warning(
+                name,
+                &format!("{dropped} is not supported on balena and is ignored"),
+            ));
+        }
+    }
+}
+
+/// Some journal paths without the others get no label and are dropped: say why.
+fn warn_partial_journal(
+    name: &str,
+    partial: &[String],
+    ctx: &Context<'_>,
+    warnings: &mut Vec<String>,
+) {
+    if !partial.is_empty() {
         warnings.push(ctx.service_warning(
             name,
             &format!(
                 "the bind mounts of {} are ignored: the journal-logs feature needs all of {}",
-                partial_journal.join(", "),
+                partial.join(", "),
                 JOURNAL_SOURCES.join(", ")
             ),
         ));
     }
-    Ok(())
 }
 
 #[cfg(test)]
