@@ -372,6 +372,11 @@ fn a_local_image_only_service_is_not_pulled() {
         !out.status.success(),
         "--pull must pull the image, which exists nowhere"
     );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&local) && stderr.contains("pull"),
+        "{stderr}"
+    );
 }
 
 /// `include:` of a file defining a resource identical to one already defined is not a
