@@ -272,7 +272,9 @@ impl Project {
         Self::finish(Source::Tar(file), raw, warnings)
     }
 
-    /// Walks a directory without following any symlink; symlinks become symlink entries.
+    /// Walks a directory without following any symlink. A symlink to a regular file inside
+    /// the directory becomes a regular file with the target's content (as the balena CLI
+    /// sends it); any other symlink becomes a symlink entry.
     ///
     /// Every file is indexed: `.dockerignore` rules are applied per context, so a
     /// directory and a tar of it give identical contexts.
@@ -583,6 +585,7 @@ fn numeric<T: Default>(parsed: io::Result<T>, raw: &[u8]) -> io::Result<T> {
 fn index_dir(root: &Path) -> Result<(Vec<Entry>, Vec<Warning>)> {
     let mut entries = Vec::new();
     let mut warnings = Vec::new();
+    let real_root = root.canonicalize().map_err(|e| read_error(root, e))?;
     for item in walkdir::WalkDir::new(root).follow_links(false).min_depth(1) {
         let item = item.map_err(|e| {
             let path = e
@@ -602,9 +605,16 @@ fn index_dir(root: &Path) -> Result<(Vec<Entry>, Vec<Warning>)> {
         let Some(path) = p::normalize(rel).map_err(|Refusal::Escapes| refused(rel))? else {
             continue;
         };
-        let meta = item
+        let mut meta = item
             .metadata()
             .map_err(|e| read_error(item.path(), e.into()))?;
+        if meta.file_type().is_symlink()
+            && let Some(target) = file_inside(&real_root, item.path())
+        {
+            // As the balena CLI sends it: the target's content as a regular file, so that
+            // services can share a file that lies outside their own context.
+            meta = target;
+        }
         let ft = meta.file_type();
         let (kind, link_target) = if ft.is_file() {
             (EntryKind::File, None)
@@ -641,6 +651,19 @@ fn index_dir(root: &Path) -> Result<(Vec<Entry>, Vec<Warning>)> {
         });
     }
     Ok((entries, warnings))
+}
+
+/// The metadata of the regular file `link` points to, when that file lies inside
+/// `real_root` (canonical). Other links stay links: a target outside the project is then
+/// refused by the context that includes the link, and a directory link is kept as it is.
+fn file_inside(real_root: &Path, link: &Path) -> Option<std::fs::Metadata> {
+    let target = link.canonicalize().ok()?;
+    if !target.starts_with(real_root) {
+        return None;
+    }
+    std::fs::metadata(&target)
+        .ok()
+        .filter(std::fs::Metadata::is_file)
 }
 
 /// Sorts by path and keeps the last occurrence of each path (tar semantics).

@@ -55,7 +55,7 @@ pub use host::{
 pub use output::{
     BuildOutput, filter_error_message, filter_line, foreign_exec_error, is_exec_format_error,
 };
-pub use transpose::{add_secret_mounts, transpose};
+pub use transpose::{add_secret_mounts, pin_build_platform, transpose};
 
 /// How [`transpose`] rewrites a Dockerfile.
 #[derive(Debug, Clone, PartialEq, Eq)]

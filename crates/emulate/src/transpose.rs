@@ -43,6 +43,9 @@ pub fn transpose(dockerfile: &str, opts: &TransposeOptions) -> Result<String, Er
         match keyword.to_ascii_uppercase().as_str() {
             "FROM" => {
                 stages.enter(&ins.logical[args_at..]);
+                if stages.native {
+                    continue;
+                }
                 out.push_str(&dockerfile[copied..ins.next]);
                 let newline = if ins.newline.is_empty() {
                     out.push('\n');
@@ -63,11 +66,13 @@ pub fn transpose(dockerfile: &str, opts: &TransposeOptions) -> Result<String, Er
                     })?;
                 stages.shell = shell;
             }
+            "RUN" if stages.native => {}
             "RUN" => {
                 out.push_str(&dockerfile[copied..ins.start]);
                 out.push_str(&rewrite_run(ins, &ins.logical, &stages.shell, opts)?);
                 copied = ins.end;
             }
+            "ONBUILD" if stages.native => {}
             "ONBUILD" => {
                 let inner = &ins.logical[args_at..];
                 if lexer::split_keyword(inner).0.eq_ignore_ascii_case("RUN") {
@@ -90,6 +95,44 @@ fn copy_qemu_line(opts: &TransposeOptions) -> String {
         "COPY {}",
         json_array(&[opts.context_qemu_path.as_str(), opts.qemu_path.as_str()])
     )
+}
+
+/// Spells out `$BUILDPLATFORM` in `FROM --platform=$BUILDPLATFORM` (also `${BUILDPLATFORM}`)
+/// as `platform`, the build host's. BuildKit defines the variable itself; the classic builder
+/// does not, and fails such a `FROM` with "failed to parse platform". Every other byte is
+/// kept; a Dockerfile the lexer refuses is returned as it is, for the daemon to report.
+///
+/// ```
+/// let out = emulate::pin_build_platform(
+///     "FROM --platform=$BUILDPLATFORM golang AS build\nFROM alpine\n",
+///     "linux/amd64",
+/// );
+/// assert_eq!(out, "FROM --platform=linux/amd64 golang AS build\nFROM alpine\n");
+/// ```
+pub fn pin_build_platform(dockerfile: &str, platform: &str) -> String {
+    let Ok(lexed) = lexer::lex(dockerfile) else {
+        return dockerfile.to_owned();
+    };
+    let mut out = String::with_capacity(dockerfile.len());
+    let mut copied = 0;
+    for ins in &lexed.instructions {
+        let (keyword, _) = lexer::split_keyword(&ins.logical);
+        if !keyword.eq_ignore_ascii_case("FROM") {
+            continue;
+        }
+        out.push_str(&dockerfile[copied..ins.start]);
+        let mut text = dockerfile[ins.start..ins.end].to_owned();
+        for variable in ["${BUILDPLATFORM}", "$BUILDPLATFORM"] {
+            text = text.replace(
+                &format!("--platform={variable}"),
+                &format!("--platform={platform}"),
+            );
+        }
+        out.push_str(&text);
+        copied = ins.end;
+    }
+    out.push_str(&dockerfile[copied..]);
+    out
 }
 
 /// `run` (`RUN [flags] args`, the instruction's text or that of an `ONBUILD`'s) rewritten.
@@ -164,14 +207,18 @@ pub(crate) fn json_array(items: &[&str]) -> String {
     out
 }
 
-/// Which `SHELL` each stage ends with, so a `FROM <stage>` inherits it as Docker does.
+/// Which `SHELL` each stage ends with, so a `FROM <stage>` inherits it as Docker does, and
+/// which stages run on the build host.
 #[derive(Debug)]
 struct Stages {
-    /// Finished named stages: (name, shell at the end).
-    done: Vec<(String, Vec<String>)>,
+    /// Finished named stages: (name, shell at the end, runs on the build host).
+    done: Vec<(String, Vec<String>, bool)>,
     /// The current stage's `AS` name, lower-cased.
     current_name: Option<String>,
     shell: Vec<String>,
+    /// The current stage is `FROM --platform=$BUILDPLATFORM` (or a stage that is): it runs
+    /// natively on the build host, so it is left as written.
+    native: bool,
 }
 
 impl Default for Stages {
@@ -180,29 +227,39 @@ impl Default for Stages {
             done: Vec::new(),
             current_name: None,
             shell: DEFAULT_SHELL.iter().map(|s| (*s).to_owned()).collect(),
+            native: false,
         }
     }
+}
+
+/// Whether a `FROM` flag asks for the build host's platform.
+fn is_build_platform_flag(flag: &str) -> bool {
+    flag.strip_prefix("--platform=")
+        .map(|value| value.trim_matches(|c| c == '"' || c == '\''))
+        .is_some_and(|value| value == "$BUILDPLATFORM" || value == "${BUILDPLATFORM}")
 }
 
 impl Stages {
     /// A `FROM` with arguments `args` (`[--platform=…] image [AS name]`) starts a stage.
     fn enter(&mut self, args: &str) {
         if let Some(name) = self.current_name.take() {
-            self.done.push((name, std::mem::take(&mut self.shell)));
+            self.done
+                .push((name, std::mem::take(&mut self.shell), self.native));
         }
-        let words: Vec<&str> = args
-            .split_whitespace()
-            .filter(|w| !w.starts_with("--"))
-            .collect();
+        let (flags, words): (Vec<&str>, Vec<&str>) =
+            args.split_whitespace().partition(|w| w.starts_with("--"));
         let base = words.first().map(|w| w.to_ascii_lowercase());
-        self.shell = base
-            .and_then(|base| {
-                self.done
-                    .iter()
-                    .rev()
-                    .find(|(name, _)| *name == base)
-                    .map(|(_, shell)| shell.clone())
-            })
+        let parent = base.and_then(|base| {
+            self.done
+                .iter()
+                .rev()
+                .find(|(name, _, _)| *name == base)
+                .map(|(_, shell, native)| (shell.clone(), *native))
+        });
+        self.native = flags.iter().any(|f| is_build_platform_flag(f))
+            || parent.as_ref().is_some_and(|(_, native)| *native);
+        self.shell = parent
+            .map(|(shell, _)| shell)
             .unwrap_or_else(|| DEFAULT_SHELL.iter().map(|s| (*s).to_owned()).collect());
         self.current_name = match words.as_slice() {
             [_, as_kw, name, ..] if as_kw.eq_ignore_ascii_case("as") => {

@@ -364,3 +364,29 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn build_platform_stages_and_their_children_are_left_alone() {
+    // They run on the build host; the reference transposes them too, and breaks them.
+    let input = "FROM --platform=$BUILDPLATFORM golang AS build\n\
+                 RUN go build\n\
+                 FROM build AS test\n\
+                 RUN go test\n\
+                 FROM --platform=${BUILDPLATFORM} alpine\n\
+                 ONBUILD RUN true\n\
+                 FROM alpine\n\
+                 RUN apk add x\n";
+    let expected = format!(
+        "FROM --platform=$BUILDPLATFORM golang AS build\n\
+         RUN go build\n\
+         FROM build AS test\n\
+         RUN go test\n\
+         FROM --platform=${{BUILDPLATFORM}} alpine\n\
+         ONBUILD RUN true\n\
+         FROM alpine\n\
+         {COPY_QEMU}\n\
+         {}\n",
+        run_line(r#""/bin/sh","-c","apk add x""#)
+    );
+    assert_eq!(t(input), expected);
+}

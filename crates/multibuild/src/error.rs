@@ -22,7 +22,7 @@ pub enum Error {
     Compose(parse::Error),
     /// The project archive has neither a compose file nor a root Dockerfile.
     #[error(
-        "the project has no docker-compose.yml (or compose.yaml), and no Dockerfile or Dockerfile.template at its root"
+        "the project has no docker-compose.yml (or compose.yaml), and no Dockerfile, Dockerfile.template or Dockerfile.<arch> at its root"
     )]
     NoComposeFile,
     /// The project archive has several compose files.

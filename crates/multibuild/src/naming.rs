@@ -13,8 +13,8 @@ pub fn image_name(project: &str, service: &str, tag: Option<&str>) -> String {
     .to_lowercase()
 }
 
-/// A project name from a directory name: what the reference takes (the base name of the real
-/// path), made into a valid repository component: lower case, and any character Docker does
+/// A project name (`-p`, or the base name of the real path as the reference takes it) made
+/// into a valid repository component: lower case, and any character Docker does
 /// not allow in a repository name replaced by `_`. The reference does no sanitising and
 /// produces invalid references for such directories.
 pub fn project_name_from_dir(dir_name: &str) -> String {

@@ -84,6 +84,19 @@ pub struct Plan {
     pub tasks: Vec<Task>,
     /// The composition the tasks came from.
     pub composition: parse::Composition,
+    /// What indexing the project skipped or resolved (device and fifo entries, duplicate tar
+    /// entries), one sentence each.
+    pub project_warnings: Vec<String>,
+}
+
+impl Plan {
+    /// Every warning for the caller to show: the project's, then the composition's.
+    pub fn warnings(&self) -> impl Iterator<Item = &str> {
+        self.project_warnings
+            .iter()
+            .chain(&self.composition.warnings)
+            .map(String::as_str)
+    }
 }
 
 /// One service's work.
@@ -188,9 +201,15 @@ pub fn plan(options: PlanOptions) -> Result<Plan, Error> {
         &options.compose_files,
         options.env_file.as_deref(),
     )?;
-    let project_name = options
-        .project_name
-        .unwrap_or_else(|| naming::project_name_from_dir(&default_name));
+    // `%%BALENA_APP_NAME%%` is the name as given (the reference's `projectName`, case and
+    // all); only the image names need it made into a valid repository component.
+    let given_name = options.project_name.unwrap_or(default_name);
+    let project_name = naming::project_name_from_dir(&given_name);
+    let app_name = if given_name.is_empty() {
+        project_name.clone()
+    } else {
+        given_name
+    };
     let device_type = options
         .device_type
         .unwrap_or_else(|| options.arch.default_device_type().to_owned());
@@ -207,7 +226,7 @@ pub fn plan(options: PlanOptions) -> Result<Plan, Error> {
     };
     let registry_auth = project_registry_auth(&project)?;
 
-    let mut vars = BTreeMap::from([("BALENA_APP_NAME".to_owned(), project_name.clone())]);
+    let mut vars = BTreeMap::from([("BALENA_APP_NAME".to_owned(), app_name)]);
     vars.extend(options.template_vars);
     let planner = Planner {
         project: &project,
@@ -242,6 +261,11 @@ pub fn plan(options: PlanOptions) -> Result<Plan, Error> {
         registry_auth,
         tasks,
         composition,
+        project_warnings: project
+            .warnings()
+            .iter()
+            .map(|w| format!("project: {w}"))
+            .collect(),
     })
 }
 
@@ -299,8 +323,9 @@ fn load_composition(
         }
     }
     match found.len() {
-        0 if project.entry("Dockerfile").is_some()
-            || project.entry("Dockerfile.template").is_some() =>
+        0 if project.entries().iter().any(|entry| {
+            !entry.path().contains('/') && parse::is_default_dockerfile_name(entry.path())
+        }) =>
         {
             Ok(parse::default_composition(None, None))
         }
@@ -318,7 +343,16 @@ fn load_composition(
             })?;
             options.project_dir = Some(scratch.path().to_path_buf());
             options.files = vec![scratch.path().join(name)];
-            parse::parse_str(&text, &options).map_err(Error::Compose)
+            let mut composition = parse::parse_str(&text, &options)
+                .map_err(|e| Error::Compose(e.relative_to(scratch.path())))?;
+            // Warnings start with the file they are about: the one inside the project.
+            let scratch_prefix = format!("{}/", scratch.path().display());
+            for warning in &mut composition.warnings {
+                if let Some(rest) = warning.strip_prefix(&scratch_prefix) {
+                    *warning = rest.to_owned();
+                }
+            }
+            Ok(composition)
         }
         _ => Err(Error::AmbiguousComposeFiles {
             files: found.iter().map(|(n, _)| (*n).to_owned()).collect(),

@@ -23,7 +23,8 @@ pub struct RunOptions {
     pub fail_fast: bool,
     /// Do not use the build cache.
     pub nocache: bool,
-    /// Always pull `FROM` images.
+    /// Always pull `FROM` images, and the images of image-only services even when the daemon
+    /// has them.
     pub pull: bool,
     /// Extra cache sources for every build.
     pub cache_from: Vec<String>,
@@ -370,6 +371,11 @@ impl Worker<'_> {
             },
         })
         .await;
+        if !self.options.pull
+            && let Some(outcome) = self.local_image(image).await
+        {
+            return outcome;
+        }
         // The reference always names the platform when pulling for a target arch; on the
         // daemon's own arch it makes no difference, so leave it out there.
         let platform = self.foreign().then(|| self.plan.arch.docker_platform());
@@ -484,6 +490,10 @@ impl Worker<'_> {
                     return outcome;
                 }
             }
+        }
+        if !buildkit {
+            let host = self.options.host_arch.docker_platform();
+            sent_dockerfile = emulate::pin_build_platform(&sent_dockerfile, host);
         }
         let mut filter = match &self.plan.emulation {
             Emulation::Rewrite { options, .. } if task.transposed => {
@@ -602,6 +612,36 @@ impl Worker<'_> {
                 None
             }
         }
+    }
+
+    /// An image-only service's image, when the daemon already has it for the target's
+    /// architecture: docker compose's default pull policy (`missing`), so an image built or
+    /// loaded locally needs no registry. The reference always pulls, and fails offline.
+    async fn local_image(&self, image: &str) -> Option<ServiceOutcome> {
+        let inspect = self.docker.inspect_image(image).await.ok()?;
+        let target = self.plan.arch.docker_arch();
+        if inspect
+            .architecture
+            .as_deref()
+            .is_some_and(|arch| arch != target)
+        {
+            return None;
+        }
+        self.send(Event::Progress {
+            service: self.service.to_owned(),
+            event: build::BuildEvent::Output {
+                line: format!("using the local image {image} (--pull pulls it again)"),
+            },
+        })
+        .await;
+        Some(ServiceOutcome {
+            image: Some(image.to_owned()),
+            image_id: inspect.id,
+            size: inspect.size.and_then(|s| u64::try_from(s).ok()),
+            external: true,
+            resolver: "external service".to_owned(),
+            ..ServiceOutcome::new(self.service)
+        })
     }
 
     async fn image_size(&self, image: &str) -> Option<u64> {

@@ -1,6 +1,6 @@
 //! The one error type of the crate.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Everything that can go wrong while finding, reading, interpolating or validating a
 /// composition. Messages carry the reference implementation's wording plus where.
@@ -73,7 +73,7 @@ pub enum Error {
     },
     /// Neither a compose file nor a Dockerfile in the project directory.
     #[error(
-        "{}: no docker-compose.yml, docker-compose.yaml, compose.yaml, compose.yml, Dockerfile or Dockerfile.template found",
+        "{}: no docker-compose.yml, docker-compose.yaml, compose.yaml, compose.yml, Dockerfile, Dockerfile.template or Dockerfile.<arch> found",
         dir.display()
     )]
     NoProject {
@@ -86,6 +86,32 @@ pub enum Error {
 }
 
 impl Error {
+    /// The same error naming paths under `dir` relative to it. A project read from an
+    /// archive has its compose file parsed from a scratch directory: its errors must name the
+    /// path inside the project, never that directory.
+    #[must_use]
+    pub fn relative_to(mut self, dir: &Path) -> Self {
+        let strip = |path: &mut PathBuf| {
+            if let Ok(rel) = path.strip_prefix(dir) {
+                *path = if rel.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    rel.to_path_buf()
+                };
+            }
+        };
+        match &mut self {
+            Error::Io { path, .. } => strip(path),
+            Error::Yaml { file, .. }
+            | Error::EnvFile { file, .. }
+            | Error::Service { file, .. }
+            | Error::Validation { file, .. } => strip(file),
+            Error::AmbiguousComposeFiles { dir, .. } | Error::NoProject { dir } => strip(dir),
+            Error::NoFiles => {}
+        }
+        self
+    }
+
     /// The service named by a rule violation, if any.
     pub fn service(&self) -> Option<&str> {
         match self {

@@ -60,7 +60,8 @@ pub use contract::{
 pub use error::Error;
 pub use file::{MAX_FILE_SIZE, read_project_file};
 pub use load::{
-    COMPOSE_FILE_NAMES, Discovered, LoadOptions, default_composition, discover, load, parse_str,
+    COMPOSE_FILE_NAMES, Discovered, LoadOptions, default_composition, discover,
+    is_default_dockerfile_name, load, parse_str,
 };
 pub use model::{Build, Composition, Ipam, IpamConfig, Network, Service, ServiceNetwork, Volume};
 

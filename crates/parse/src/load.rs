@@ -45,14 +45,14 @@ pub struct LoadOptions {
 pub enum Discovered {
     /// Compose files to load, in order.
     Compose(Vec<PathBuf>),
-    /// No compose file, but a root `Dockerfile` or `Dockerfile.template`: use
+    /// No compose file, but a root Dockerfile ([`is_default_dockerfile_name`]): use
     /// [`default_composition`].
     Dockerfile,
 }
 
 /// Finds the compose files of a project: `explicit_files` when given (each must exist),
 /// else exactly one of [`COMPOSE_FILE_NAMES`] in `project_dir`, else the default composition
-/// when the directory has a `Dockerfile` or `Dockerfile.template`.
+/// when the directory has a Dockerfile ([`is_default_dockerfile_name`]).
 pub fn discover(project_dir: &Path, explicit_files: &[PathBuf]) -> Result<Discovered, Error> {
     if !explicit_files.is_empty() {
         for file in explicit_files {
@@ -72,12 +72,7 @@ pub fn discover(project_dir: &Path, explicit_files: &[PathBuf]) -> Result<Discov
         .collect();
     match found.as_slice() {
         [one] => Ok(Discovered::Compose(vec![project_dir.join(one)])),
-        [] if ["Dockerfile", "Dockerfile.template"]
-            .iter()
-            .any(|d| project_dir.join(d).is_file()) =>
-        {
-            Ok(Discovered::Dockerfile)
-        }
+        [] if has_root_dockerfile(project_dir) => Ok(Discovered::Dockerfile),
         [] => Err(Error::NoProject {
             dir: project_dir.to_path_buf(),
         }),
@@ -86,6 +81,37 @@ pub fn discover(project_dir: &Path, explicit_files: &[PathBuf]) -> Result<Discov
             found: many.iter().map(|s| (*s).to_string()).collect(),
         }),
     }
+}
+
+/// Whether a root file of this name makes a project without a compose file a single-service
+/// one: `Dockerfile`, `Dockerfile.template`, or a `Dockerfile.<arch>` /
+/// `Dockerfile.<device-type>` alone (the reference's `ArchPriority` and
+/// `SpecifiedArchDockerfile` projects have nothing else).
+pub fn is_default_dockerfile_name(name: &str) -> bool {
+    match name.strip_prefix("Dockerfile") {
+        Some("") => true,
+        Some(rest) => rest.strip_prefix('.').is_some_and(|suffix| {
+            !suffix.is_empty()
+                && suffix
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        }),
+        None => false,
+    }
+}
+
+/// Whether `dir` holds a regular file [`is_default_dockerfile_name`] accepts.
+fn has_root_dockerfile(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        entry
+            .file_name()
+            .to_str()
+            .is_some_and(is_default_dockerfile_name)
+            && entry.path().is_file()
+    })
 }
 
 /// The single-service composition of a project that has a Dockerfile and no compose file
@@ -128,6 +154,7 @@ pub fn default_composition(image: Option<&str>, dockerfile: Option<&str>) -> Com
         services: IndexMap::from([("main".to_string(), service)]),
         networks: IndexMap::new(),
         volumes: IndexMap::from([("resin-data".to_string(), Volume::default())]),
+        warnings: Vec::new(),
     }
 }
 
@@ -347,15 +374,22 @@ fn document(
                     rebase_services(&mut sub, path.parent().unwrap_or(Path::new("")));
                     merge_documents(&mut included, sub);
                 }
-                add_included(map, included).map_err(validation)?;
+                add_included(map, included, file_dir).map_err(validation)?;
             }
         }
     }
     Ok(doc)
 }
 
-/// Adds an included project's resources; a name defined on both sides is an error.
-fn add_included(map: &mut Map<String, Value>, included: Value) -> Result<(), String> {
+/// Adds an included project's resources. A name defined on both sides is an error unless
+/// both definitions are the same (compose-go skips those: projects include a shared
+/// fragment that repeats what they define). `file_dir` is the including file's directory,
+/// against which its own services' paths are compared with the (rebased) included ones.
+fn add_included(
+    map: &mut Map<String, Value>,
+    included: Value,
+    file_dir: &Path,
+) -> Result<(), String> {
     let Value::Object(included) = included else {
         return Ok(());
     };
@@ -373,7 +407,14 @@ fn add_included(map: &mut Map<String, Value>, included: Value) -> Result<(), Str
             return Err(format!("{section} must be a mapping"));
         };
         for (name, value) in items {
-            if target.contains_key(name) {
+            if let Some(existing) = target.get(name) {
+                let mut existing = existing.clone();
+                if section == "services" {
+                    rebase_service(&mut existing, file_dir);
+                }
+                if existing == *value {
+                    continue;
+                }
                 return Err(format!("{section}.{name} conflicts with imported resource"));
             }
             target.insert(name.clone(), value.clone());

@@ -19,6 +19,11 @@ pub struct Composition {
     pub networks: IndexMap<String, Network>,
     /// Named volumes.
     pub volumes: IndexMap<String, Volume>,
+    /// What was dropped or will not work everywhere, one sentence each naming the file and
+    /// service (the reference's warnings); the caller prints them. Not part of the compose
+    /// output.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// One service.

@@ -44,6 +44,11 @@ impl Context<'_> {
         result.map_err(|m| self.service_error(service, field, format!("service.{field} {m}")))
     }
 
+    /// A warning about one service, located as [`Context::service_error`] locates errors.
+    fn service_warning(&self, service: &str, message: &str) -> String {
+        format!("{}: service \"{service}\": {message}", self.file.display())
+    }
+
     fn validation_error(&self, message: impl Into<String>) -> Error {
         Error::Validation {
             file: self.file.to_path_buf(),
@@ -242,7 +247,19 @@ pub(crate) fn normalize(root: &Value, ctx: &Context<'_>) -> Result<Composition, 
             // As docker compose: a service of inactive profiles is left out, unchecked.
             continue;
         }
-        let service = service(&name, value, ctx, &composition.volumes)?;
+        let service = service(
+            &name,
+            value,
+            ctx,
+            &composition.volumes,
+            &mut composition.warnings,
+        )?;
+        if service.uses_new_compose_fields() {
+            composition.warnings.push(ctx.service_warning(
+                &name,
+                "uses compose fields that may not be supported on legacy Supervisor versions",
+            ));
+        }
         composition.services.insert(name, service);
     }
     cross_check(&mut composition, ctx)?;
@@ -479,6 +496,7 @@ fn service(
     value: &Value,
     ctx: &Context<'_>,
     volumes: &IndexMap<String, Volume>,
+    warnings: &mut Vec<String>,
 ) -> Result<Service, Error> {
     let length = name.chars().count();
     if length > MAX_SERVICE_NAME_LEN {
@@ -521,6 +539,7 @@ fn service(
             return Err(err(key, format!("unknown key \"{key}\"")));
         }
     }
+    warn_dropped_fields(name, map, ctx, warnings);
     if !map.contains_key("image") && !map.contains_key("build") {
         return Err(err(
             "",
@@ -579,7 +598,7 @@ fn service(
     }
     let mut labels = BTreeMap::new();
     if let Some(vols) = map.get("volumes") {
-        mounts(name, vols, volumes, &mut svc, &mut labels, ctx)?;
+        mounts(name, vols, volumes, &mut svc, &mut labels, ctx, warnings)?;
     }
     labels.extend(user_labels);
     svc.labels = labels;
@@ -1316,6 +1335,7 @@ fn mounts(
     svc: &mut Service,
     labels: &mut BTreeMap<String, String>,
     ctx: &Context<'_>,
+    warnings: &mut Vec<String>,
 ) -> Result<(), Error> {
     let err = |m: String| ctx.service_error(name, "volumes", m);
     let Value::Array(items) = value else {
@@ -1338,6 +1358,7 @@ fn mounts(
     if journal {
         labels.insert("io.balena.features.journal-logs".into(), "1".into());
     }
+    let mut partial_journal = Vec::new();
     for mount in list {
         if mount.kind == "bind"
             && let Some(source) = mount.source.as_deref()
@@ -1346,7 +1367,11 @@ fn mounts(
                 labels.insert((*label).to_string(), "1".to_string());
                 continue;
             }
-            if journal && JOURNAL_SOURCES.contains(&source) {
+            if JOURNAL_SOURCES.contains(&source) {
+                // The reference drops a partial set as well, silently.
+                if !journal {
+                    partial_journal.push(source.to_owned());
+                }
                 continue;
             }
         }
@@ -1394,7 +1419,44 @@ fn mounts(
             }
         }
     }
+    warn_partial_journal(name, &partial_journal, ctx, warnings);
     Ok(())
+}
+
+/// The fields the reference deletes with a warning.
+fn warn_dropped_fields(
+    name: &str,
+    map: &Map<String, Value>,
+    ctx: &Context<'_>,
+    warnings: &mut Vec<String>,
+) {
+    for dropped in ["container_name", "expose"] {
+        if map.contains_key(dropped) {
+            warnings.push(ctx.service_warning(
+                name,
+                &format!("{dropped} is not supported on balena and is ignored"),
+            ));
+        }
+    }
+}
+
+/// Some journal paths without the others get no label and are dropped: say why.
+fn warn_partial_journal(
+    name: &str,
+    partial: &[String],
+    ctx: &Context<'_>,
+    warnings: &mut Vec<String>,
+) {
+    if !partial.is_empty() {
+        warnings.push(ctx.service_warning(
+            name,
+            &format!(
+                "the bind mounts of {} are ignored: the journal-logs feature needs all of {}",
+                partial.join(", "),
+                JOURNAL_SOURCES.join(", ")
+            ),
+        ));
+    }
 }
 
 #[cfg(test)]

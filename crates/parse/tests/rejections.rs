@@ -197,9 +197,23 @@ fn bind_mount() {
 
 #[test]
 fn journal_bind_mounts_need_all_three() {
-    assert_refused(
-        &with_service("    volumes: ['/var/log/journal:/var/log/journal']\n", ""),
-        "service.volumes cannot be of type \"bind\"",
+    // Some of them only: dropped with a warning, as the reference drops them.
+    let c = parse(&with_service(
+        "    volumes: ['/var/log/journal:/var/log/journal']\n",
+        "",
+    ))
+    .unwrap();
+    assert!(c.services["main"].volumes.is_empty());
+    assert!(
+        !c.services["main"]
+            .labels
+            .contains_key("io.balena.features.journal-logs")
+    );
+    assert_eq!(
+        c.warnings,
+        [
+            "/tmp/compose.yml: service \"main\": the bind mounts of /var/log/journal are ignored: the journal-logs feature needs all of /var/log/journal, /run/log/journal, /etc/machine-id"
+        ]
     );
 }
 

@@ -16,7 +16,8 @@ use super::project::{self, ProjectArgs, TargetArgs};
 /// Build every service of a compose project on a Docker daemon.
 ///
 /// Services with a `build` are built from their context (with the Dockerfile chosen for the
-/// target architecture and device type); services with only an `image` are pulled. Services
+/// target architecture and device type); services with only an `image` use the daemon's copy
+/// when it has one for the target, else are pulled (always with --pull). Services
 /// build concurrently; one failing does not stop the others unless --fail-fast. Images are
 /// named `<project>_<service>[:<tag>]`, and a service's own `image:` name is added.
 ///
@@ -54,7 +55,8 @@ pub struct BuildArgs {
     #[arg(long)]
     pub nocache: bool,
 
-    /// Always pull the `FROM` images, even when present locally.
+    /// Always pull the `FROM` images and the images of image-only services, even when
+    /// present locally.
     #[arg(long)]
     pub pull: bool,
 

@@ -55,6 +55,7 @@ pub struct Args {
 }
 
 /// Runs `config`.
+#[allow(clippy::print_stderr)]
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = parse::LoadOptions {
         project_dir: args.project_dir,
@@ -64,6 +65,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         profiles: args.profiles,
     };
     let composition = parse::load(&options)?;
+    for warning in &composition.warnings {
+        eprintln!("warning: {warning}");
+    }
     let mut text = if args.services {
         composition
             .service_names()

@@ -279,10 +279,11 @@ fn release_tags(flat: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 /// The release contract: `balena.yml` at the project root (a directory project), which must
 /// be a `sw.application` or `sw.block` with a valid semver `version` if it has one.
 fn release_contract(project: &ProjectArgs) -> anyhow::Result<Option<Value>> {
-    if !project.project.is_dir() {
+    let dir = project.location();
+    if !dir.is_dir() {
         return Ok(None);
     }
-    let path = project.project.join("balena.yml");
+    let path = dir.join("balena.yml");
     let bytes = match parse::read_project_file(&path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

@@ -9,7 +9,7 @@
 //! | `step` | `service`, `index`, `total`, `instruction` |
 //! | `log` | `service`, `line` |
 //! | `pull` | `service`, `id`, `status`, `current`, `total` |
-//! | `warning` | `service`, `message` |
+//! | `warning` | `service` (absent for the project's and compose file's warnings), `message` |
 //! | `done` | `service`, `ok`, `image`, `id`, `size`, `seconds` |
 //! | `error` | `service`, `message` |
 //! | `info` | `message` (deploy) |
@@ -150,6 +150,12 @@ impl Renderer {
                 "Building {} for {}/{}",
                 plan.project_name, plan.arch, plan.device_type
             ));
+        }
+        for warning in plan.warnings() {
+            match self.mode {
+                OutputMode::Json => println!("{}", json!({"event": "warning", "message": warning})),
+                _ => self.println(&format!("warning: {warning}")),
+            }
         }
         if let Some(bars) = &self.bars {
             let style = ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg}")

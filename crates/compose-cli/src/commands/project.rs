@@ -11,10 +11,10 @@ use resolve::{Arch, Target};
 /// The project and how to read it.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProjectArgs {
-    /// The project: a directory (default: the current one), a `.tar` file, or `-` for a tar
-    /// on standard input.
-    #[arg(value_name = "PROJECT", default_value = ".")]
-    pub project: PathBuf,
+    /// The project: a directory, a `.tar` file, or `-` for a tar on standard input.
+    /// Default: the first -f file's directory (docker compose's rule), else the current one.
+    #[arg(value_name = "PROJECT")]
+    pub project: Option<PathBuf>,
 
     /// A compose file to use instead of discovering one (docker-compose.yml,
     /// docker-compose.yaml, compose.yaml, compose.yml); repeat to merge several, later ones
@@ -40,6 +40,21 @@ pub struct ProjectArgs {
     /// instead of the root one plus the service's own.
     #[arg(short = 'm', long)]
     pub multi_dockerignore: bool,
+}
+
+impl ProjectArgs {
+    /// The project as given, else the first `-f` file's directory, else the current one, so
+    /// that every command reads `-f dir/docker-compose.yml` as `config` does.
+    pub fn location(&self) -> PathBuf {
+        if let Some(project) = &self.project {
+            return project.clone();
+        }
+        self.files
+            .first()
+            .and_then(|file| file.parent())
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    }
 }
 
 /// The target.
@@ -179,16 +194,17 @@ pub fn plan(
     tag: Option<String>,
     template_vars: BTreeMap<String, String>,
 ) -> anyhow::Result<multibuild::Plan> {
-    let source = if project.project == Path::new("-") {
+    let location = project.location();
+    let source = if location == Path::new("-") {
         multibuild::ProjectSource::TarStream(Box::new(std::io::stdin()))
-    } else if project.project.is_file() {
-        multibuild::ProjectSource::TarFile(project.project.clone())
-    } else if project.project.is_dir() {
-        multibuild::ProjectSource::Dir(project.project.clone())
+    } else if location.is_file() {
+        multibuild::ProjectSource::TarFile(location)
+    } else if location.is_dir() {
+        multibuild::ProjectSource::Dir(location)
     } else {
         bail!(
             "cannot read the project \"{}\": not a directory, a tar file, or - for standard input",
-            project.project.display()
+            location.display()
         );
     };
     Ok(multibuild::plan(multibuild::PlanOptions {

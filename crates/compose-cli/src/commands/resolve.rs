@@ -74,7 +74,7 @@ struct ResolvedService {
 }
 
 /// Runs the command.
-#[allow(clippy::print_stdout)]
+#[allow(clippy::print_stdout, clippy::print_stderr)]
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // clap requires --arch or --device-type, so there is a target.
     let target =
@@ -82,6 +82,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let emulation = project::resolve_emulation(target.arch, &args.target)?;
     let vars = BTreeMap::from([("BALENA_RELEASE_HASH".to_owned(), "unavailable".to_owned())]);
     let plan = project::plan(&args.project, &target, emulation, None, vars)?;
+    for warning in plan.warnings() {
+        eprintln!("warning: {warning}");
+    }
     if let Some(dir) = &args.output_dir {
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
