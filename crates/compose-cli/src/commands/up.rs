@@ -233,7 +233,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(EXIT_LOCKED))
         }
         Err(e @ composer::Error::EngineBusy { .. }) => {
-            report_line(&e.to_string());
+            report_line(&format!("{e} (--no-wait)"));
             Ok(ExitCode::from(EXIT_LOCKED))
         }
         Err(composer::Error::Interrupted(report)) => {
