@@ -647,23 +647,18 @@ impl Composer {
     /// without the composer's label: creating the network would duplicate the name, and the
     /// volume would never count as the app's.
     async fn refuse_foreign(&self, current: &AppState, target: &AppState) -> Result<()> {
-        for n in &target.networks {
-            if !current
-                .networks
-                .iter()
-                .any(|c| c.docker_name == n.docker_name)
-            {
-                engine::refuse_foreign_network(&self.docker, &n.docker_name).await?;
-            }
+        let names = |list: &mut dyn Iterator<Item = &str>| -> BTreeSet<String> {
+            list.map(str::to_owned).collect()
+        };
+        let have = names(&mut current.networks.iter().map(|n| n.docker_name.as_str()));
+        let want = names(&mut target.networks.iter().map(|n| n.docker_name.as_str()));
+        for name in want.difference(&have) {
+            engine::refuse_foreign_network(&self.docker, name).await?;
         }
-        for v in &target.volumes {
-            if !current
-                .volumes
-                .iter()
-                .any(|c| c.docker_name == v.docker_name)
-            {
-                engine::refuse_foreign_volume(&self.docker, &v.docker_name).await?;
-            }
+        let have = names(&mut current.volumes.iter().map(|v| v.docker_name.as_str()));
+        let want = names(&mut target.volumes.iter().map(|v| v.docker_name.as_str()));
+        for name in want.difference(&have) {
+            engine::refuse_foreign_volume(&self.docker, name).await?;
         }
         Ok(())
     }
