@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::process::Stdio;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use bollard::Docker;
@@ -21,12 +21,12 @@ mod support;
 
 const BASE: &str = "local/amd64-busybox:latest";
 
+/// An app id unique among this process's tests (a counter: the tests run in parallel and
+/// two apps with one id would see each other's containers) and across processes (the pid).
 fn unique_id() -> u64 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64;
-    7_000_000 + u64::from(std::process::id() % 1000) * 1000 + nanos / 1000 % 1000
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 1000;
+    7_000_000 + u64::from(std::process::id() % 1000) * 1000 + n
 }
 
 /// Removes the app's engine objects when dropped.
@@ -759,8 +759,8 @@ fn an_interrupt_during_the_kill_phase_reports_what_the_app_is_left_with() {
             .success()
     );
     let out = running.child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130));
     let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(
         err.contains("interrupted after") && err.contains("kill") && !err.contains("untouched"),
         "{err}"
