@@ -54,7 +54,8 @@ pub struct DeviceArgs {
         default_value = "/tmp/balena-supervisor/services"
     )]
     pub lock_dir: PathBuf,
-    /// Where balena-compose records the images it pulled.
+    /// Where balena-compose records the images it pulled and holds the engine's apply lock
+    /// (`apply.lock`: one `up` per engine at a time); keep one per engine.
     #[arg(
         long = "state-dir",
         value_name = "DIR",
