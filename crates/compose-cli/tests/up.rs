@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::process::Stdio;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use bollard::Docker;
@@ -21,12 +21,12 @@ mod support;
 
 const BASE: &str = "local/amd64-busybox:latest";
 
+/// An app id unique among this process's tests (a counter: the tests run in parallel and
+/// two apps with one id would see each other's containers) and across processes (the pid).
 fn unique_id() -> u64 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64;
-    7_000_000 + u64::from(std::process::id() % 1000) * 1000 + nanos / 1000 % 1000
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 1000;
+    7_000_000 + u64::from(std::process::id() % 1000) * 1000 + n
 }
 
 /// Removes the app's engine objects when dropped.
@@ -104,6 +104,24 @@ impl Guard {
             .assert()
             .success();
         last_json(&out.get_output().stdout)
+    }
+
+    /// `up --target TARGET --json` (bounded), which must reach release `commit` with
+    /// `services` running; its stdout.
+    fn up_reaches(&self, target: &str, commit: &str, services: &[&str]) -> String {
+        let out = self
+            .cmd(&["up", "--target", target, "--json"])
+            .timeout(Duration::from_secs(120))
+            .assert()
+            .success();
+        let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+        let state = last_json(stdout.as_bytes());
+        assert_eq!(state["state"]["commit"], commit, "{state}");
+        for service in services {
+            let status = &state["state"]["services"][service]["status"];
+            assert_eq!(status, "Running", "{service}: {state}");
+        }
+        stdout
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
@@ -609,17 +627,16 @@ fn sleepers(mode: &str, grace: &str) -> Value {
     json!({"web": svc(1, json!([])), "box": svc(2, json!(["data:/data"]))})
 }
 
-/// `up --target TARGET --json ARGS` in the background, its stdout collected as it comes.
+/// `up --target TARGET --json` in the background, its stdout collected as it comes.
 struct Background {
     child: std::process::Child,
     stdout: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Background {
-    fn up(g: &Guard, target: &str, args: &[&str]) -> Self {
+    fn up(g: &Guard, target: &str) -> Self {
         let mut child = g
             .process(&["up", "--target", target, "--json"])
-            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -634,6 +651,17 @@ impl Background {
             }
         });
         Self { child, stdout }
+    }
+
+    /// With `sleepers` of release rel1 running, `up` to rel2 in the background, caught
+    /// while it kills (each kill lasts `grace`); and rel2's target file.
+    fn killing(g: &Guard, grace: &str) -> (Self, String) {
+        let v1 = g.write("v1.json", &g.document("rel1", sleepers("a", grace)));
+        g.cmd(&["up", "--target", &v1]).assert().success();
+        let v2 = g.write("v2.json", &g.document("rel2", sleepers("b", grace)));
+        let running = Self::up(g, &v2);
+        running.wait_for_step("kill");
+        (running, v2)
     }
 
     /// Waits until a step with `action` started.
@@ -695,11 +723,7 @@ fn two_concurrent_ups_on_one_app_leave_it_running() {
 #[test]
 fn no_wait_fails_fast_while_an_up_applies_and_a_killed_holder_frees_the_engine() {
     let g = Guard::new();
-    let v1 = g.write("v1.json", &g.document("rel1", sleepers("a", "6s")));
-    g.cmd(&["up", "--target", &v1]).assert().success();
-    let v2 = g.write("v2.json", &g.document("rel2", sleepers("b", "6s")));
-    let mut holder = Background::up(&g, &v2, &[]);
-    holder.wait_for_step("kill");
+    let (mut holder, v2) = Background::killing(&g, "6s");
 
     let started = Instant::now();
     let out = g
@@ -724,21 +748,8 @@ fn no_wait_fails_fast_while_an_up_applies_and_a_killed_holder_frees_the_engine()
     // The holder dies mid-apply without a chance to clean up: the next `up` does not wait.
     holder.child.kill().unwrap();
     holder.child.wait().unwrap();
-    let out = g
-        .cmd(&["up", "--target", &v2, "--json"])
-        .timeout(Duration::from_secs(120))
-        .assert()
-        .success();
-    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    let stdout = g.up_reaches(&v2, "rel2", &["web", "box"]);
     assert!(!stdout.contains("waitingForEngine"), "{stdout}");
-    let state = last_json(&out.get_output().stdout);
-    assert_eq!(state["state"]["commit"], "rel2", "{state}");
-    for service in ["web", "box"] {
-        assert_eq!(
-            state["state"]["services"][service]["status"], "Running",
-            "{state}"
-        );
-    }
 }
 
 /// The `names: phrase` groups of an interrupt report, by service name.
@@ -761,11 +772,7 @@ fn reported_services(report: &str) -> HashMap<String, String> {
 #[test]
 fn an_interrupt_during_the_kill_phase_reports_what_the_app_is_left_with() {
     let g = Guard::new();
-    let v1 = g.write("v1.json", &g.document("rel1", sleepers("a", "3s")));
-    g.cmd(&["up", "--target", &v1]).assert().success();
-    let v2 = g.write("v2.json", &g.document("rel2", sleepers("b", "3s")));
-    let running = Background::up(&g, &v2, &[]);
-    running.wait_for_step("kill");
+    let (running, v2) = Background::killing(&g, "3s");
     let pid = running.child.id().to_string();
     assert!(
         std::process::Command::new("kill")
@@ -775,8 +782,8 @@ fn an_interrupt_during_the_kill_phase_reports_what_the_app_is_left_with() {
             .success()
     );
     let out = running.child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130));
     let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(
         err.contains("interrupted after") && err.contains("kill") && !err.contains("untouched"),
         "{err}"
@@ -803,36 +810,28 @@ fn an_interrupt_during_the_kill_phase_reports_what_the_app_is_left_with() {
         "nothing was stopped: {err}"
     );
 
-    let out = g.cmd(&["up", "--target", &v2, "--json"]).assert().success();
-    let state = last_json(&out.get_output().stdout);
-    assert_eq!(state["state"]["commit"], "rel2", "{state}");
-    assert_eq!(
-        state["state"]["services"]["box"]["status"], "Running",
-        "{state}"
-    );
+    g.up_reaches(&v2, "rel2", &["web", "box"]);
 }
 
 #[test]
 fn a_foreign_network_or_volume_with_the_apps_name_fails_up_at_once() {
     let g = Guard::new();
     let target = g.write("t.json", &g.document("rel1", sleepers("a", "1s")));
-    let nothing_created = |what: &str| {
-        assert_eq!(g.container("web"), None, "{what}");
-        assert_eq!(g.container("box"), None, "{what}");
+    // `up` fails at once naming the foreign object, and creates nothing.
+    let refused_naming = |object: &str| {
+        let started = Instant::now();
+        let out = g.cmd(&["up", "--target", &target]).assert().failure();
+        let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+        let expected = format!("{object} exists but was not created by balena-compose");
+        assert!(err.contains(&expected), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(30), "{object}");
+        assert_eq!(g.container("web"), None, "{object}");
+        assert_eq!(g.container("box"), None, "{object}");
     };
 
     let network = format!("{}_default", g.uuid);
     docker_ok(&["network", "create", &network]);
-    let started = Instant::now();
-    let out = g.cmd(&["up", "--target", &target]).assert().failure();
-    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
-    assert!(
-        err.contains(&format!(
-            "network {network} exists but was not created by balena-compose"
-        )),
-        "{err}"
-    );
-    assert!(started.elapsed() < Duration::from_secs(30));
+    refused_naming(&format!("network {network}"));
     let named = docker_ok(&[
         "network",
         "ls",
@@ -846,27 +845,16 @@ fn a_foreign_network_or_volume_with_the_apps_name_fails_up_at_once() {
         1,
         "a duplicate network"
     );
-    nothing_created("foreign network");
     docker_ok(&["network", "rm", &network]);
 
     let volume = format!("{}_data", g.app_id);
     docker_ok(&["volume", "create", "--label", "owner=someone", &volume]);
-    let started = Instant::now();
-    let out = g.cmd(&["up", "--target", &target]).assert().failure();
-    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
-    assert!(
-        err.contains(&format!(
-            "volume {volume} exists but was not created by balena-compose"
-        )),
-        "{err}"
-    );
-    assert!(started.elapsed() < Duration::from_secs(30));
+    refused_naming(&format!("volume {volume}"));
     let labels = docker_ok(&["volume", "inspect", "--format", "{{json .Labels}}", &volume]);
     assert_eq!(
         labels, r#"{"owner":"someone"}"#,
         "the foreign volume was touched"
     );
-    nothing_created("foreign volume");
     docker_ok(&["volume", "rm", &volume]);
 
     // Without them, the same target applies.
@@ -902,16 +890,6 @@ fn names_in_a_target_that_are_not_compose_names_are_refused_before_anything_is_t
     assert_eq!(
         std::fs::read_to_string(victim.join("updates.lock/precious.txt")).unwrap(),
         "keep"
-    );
-    let stray: Vec<_> = std::fs::read_dir(g.dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert!(
-        stray
-            .iter()
-            .all(|n| ["locks", "state", "victim"].contains(&n.as_str()) || n.ends_with(".json")),
-        "{stray:?}"
     );
     assert_eq!(g.container("web"), Some(web.clone()), "web was touched");
 

@@ -350,7 +350,7 @@ pub(crate) async fn update_metadata(
 
 /// Hand-over: the old container loses its restart policy and is renamed `old_…`, the new one
 /// starts, and the old one is killed once the new one writes `handover-complete` (or the
-/// legacy `resin-kill-me`) into its lock dir, or when the timeout passes.
+/// legacy `resin-kill-me`) into its lock dir, or when the timeout passes or `cancel` fires.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn handover(
     docker: &Docker,
@@ -407,8 +407,10 @@ pub(crate) async fn handover(
         if tokio::time::Instant::now() >= deadline {
             break;
         }
+        // An interrupt ends the wait as the timeout does: the step finishes (the old container
+        // goes), so an interrupted update leaves each service on one release.
         tokio::select! {
-            () = cancel.cancelled() => return Err(Error::Cancelled),
+            () = cancel.cancelled() => break,
             () = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
     }

@@ -75,7 +75,7 @@ pub enum Error {
     },
     /// Another apply holds the engine's apply lock and the caller chose not to wait.
     #[error(
-        "another balena-compose up is applying to this engine{}; not waiting (--no-wait)",
+        "another balena-compose up is applying to this engine{}; not waiting for it",
         holder.map(|p| format!(" (pid {p})")).unwrap_or_default()
     )]
     EngineBusy {

@@ -39,6 +39,7 @@ pub mod model;
 mod names;
 mod options;
 pub mod planner;
+mod resources;
 pub mod target;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -67,9 +68,10 @@ pub use options::{COMPATIBLE_SUPERVISOR_VERSION, DeltaOptions, DeviceFacts, Opti
 use crate::config::AppContext;
 use crate::error::{engine as engine_err, is_not_found};
 use crate::events::Emitter;
-use crate::lock::{ApplyLock, ApplyLockAttempt, HeldLock, Locks};
-use crate::model::{AppState, Network, NetworkConfig, ServiceStatus, Volume, VolumeConfig, labels};
+use crate::lock::{ApplyLock, HeldLock, Locks};
+use crate::model::{AppState, ServiceStatus, labels};
 use crate::planner::{PlanContext, Step, UnusedImage};
+use crate::resources::{target_network, target_volume};
 use crate::target::{TargetApp, TargetRelease};
 
 /// An app, by numeric id or uuid.
@@ -429,25 +431,8 @@ impl Composer {
     /// Takes the engine's apply lock (one apply per engine, across processes), waiting for
     /// it unless `no_wait`; announces the wait once with [`Event::WaitingForEngine`].
     async fn apply_lock(&self, no_wait: bool, cancel: &CancellationToken) -> Result<ApplyLock> {
-        let mut announced = false;
-        loop {
-            let holder = match ApplyLock::try_take(&self.options.state_dir)? {
-                ApplyLockAttempt::Taken(lock) => return Ok(lock),
-                ApplyLockAttempt::Busy { holder } => holder,
-            };
-            if no_wait {
-                return Err(Error::EngineBusy { holder });
-            }
-            if !announced {
-                self.emitter.emit(Event::WaitingForEngine { pid: holder });
-                announced = true;
-            }
-            // Polling rather than a blocking `lock()`: a blocked thread cannot be cancelled.
-            tokio::select! {
-                () = cancel.cancelled() => return Err(Error::Cancelled),
-                () = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
-            }
-        }
+        let on_wait = |pid| self.emitter.emit(Event::WaitingForEngine { pid });
+        ApplyLock::take(&self.options.state_dir, no_wait, cancel, on_wait).await
     }
 
     /// Converges on `goal` (the caller holds the app's mutex) and returns the state reached:
@@ -631,7 +616,7 @@ impl Composer {
                 for message in warnings {
                     self.emitter.emit(Event::Warning { message });
                 }
-                self.refuse_foreign(current, &target_state).await?;
+                resources::refuse_foreign(&self.docker, current, &target_state).await?;
                 ctx.available_images = available;
                 ctx.unused_images = self.unused_images(current, Some(&target_state)).await?;
                 Ok(planner::plan(current, &target_state, &ctx))
@@ -641,31 +626,6 @@ impl Composer {
                 Ok(planner::plan_removal(current, &ctx, *keep_volumes))
             }
         }
-    }
-
-    /// Fails on a network or volume the target needs that exists under its engine name
-    /// without the composer's label: creating the network would duplicate the name, and the
-    /// volume would never count as the app's.
-    async fn refuse_foreign(&self, current: &AppState, target: &AppState) -> Result<()> {
-        for n in &target.networks {
-            if !current
-                .networks
-                .iter()
-                .any(|c| c.docker_name == n.docker_name)
-            {
-                engine::refuse_foreign_network(&self.docker, &n.docker_name).await?;
-            }
-        }
-        for v in &target.volumes {
-            if !current
-                .volumes
-                .iter()
-                .any(|c| c.docker_name == v.docker_name)
-            {
-                engine::refuse_foreign_volume(&self.docker, &v.docker_name).await?;
-            }
-        }
-        Ok(())
     }
 
     fn started(&self, step: &Step) {
@@ -949,91 +909,5 @@ impl Composer {
             state.volumes.push(target_volume(&ctx, name, value));
         }
         Ok((state, available, warnings))
-    }
-}
-
-fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
-    v.and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str().map_or_else(|| v.to_string(), str::to_owned),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn target_network(ctx: &AppContext<'_>, name: &str, v: &Value, config_only: bool) -> Network {
-    let ipam = v.get("ipam");
-    let mut ipam_config: Vec<(String, String, String)> = ipam
-        .and_then(|i| i.get("config"))
-        .and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .map(|c| {
-                    let s = |k: &str| {
-                        c.get(k)
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_owned()
-                    };
-                    (s("subnet"), s("gateway"), s("ip_range"))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    ipam_config.sort();
-    let mut net_labels = config::normalise_labels(string_map(v.get("labels")));
-    net_labels.insert(labels::APP_ID.to_owned(), ctx.app_id.to_string());
-    if !ipam_config.is_empty() {
-        net_labels.insert(labels::PRIVATE_IPAM.to_owned(), "true".to_owned());
-    }
-    let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
-    Network {
-        name: name.to_owned(),
-        docker_name: ctx.network_name(name),
-        id: None,
-        config: NetworkConfig {
-            driver: v
-                .get("driver")
-                .and_then(Value::as_str)
-                .unwrap_or("bridge")
-                .to_owned(),
-            ipam_driver: ipam
-                .and_then(|i| i.get("driver"))
-                .and_then(Value::as_str)
-                .unwrap_or("default")
-                .to_owned(),
-            ipam_config,
-            options: string_map(v.get("driver_opts")),
-            enable_ipv6: flag("enable_ipv6"),
-            internal: flag("internal"),
-            config_only: config_only || flag("config_only"),
-            labels: net_labels,
-        },
-    }
-}
-
-fn target_volume(ctx: &AppContext<'_>, name: &str, v: &Value) -> Volume {
-    let mut vol_labels = config::normalise_labels(string_map(v.get("labels")));
-    for k in [labels::SUPERVISED, labels::APP_UUID] {
-        vol_labels.remove(k);
-    }
-    Volume {
-        name: name.to_owned(),
-        docker_name: ctx.volume_name(name),
-        config: VolumeConfig {
-            driver: v
-                .get("driver")
-                .and_then(Value::as_str)
-                .unwrap_or("local")
-                .to_owned(),
-            driver_opts: string_map(v.get("driver_opts")),
-            labels: vol_labels,
-        },
     }
 }

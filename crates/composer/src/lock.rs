@@ -10,6 +10,9 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::names;
@@ -231,6 +234,34 @@ impl ApplyLock {
         file.set_len(0).map_err(io_err(&path))?;
         write!(file, "{}", std::process::id()).map_err(io_err(&path))?;
         Ok(ApplyLockAttempt::Taken(ApplyLock { _file: file }))
+    }
+
+    /// Takes the lock, waiting for it unless `no_wait` ([`Error::EngineBusy`] then);
+    /// `on_wait` learns the holder once, when a wait begins.
+    pub(crate) async fn take(
+        state_dir: &Path,
+        no_wait: bool,
+        cancel: &CancellationToken,
+        on_wait: impl FnOnce(Option<u32>),
+    ) -> Result<ApplyLock> {
+        let mut on_wait = Some(on_wait);
+        loop {
+            let holder = match Self::try_take(state_dir)? {
+                ApplyLockAttempt::Taken(lock) => return Ok(lock),
+                ApplyLockAttempt::Busy { holder } => holder,
+            };
+            if no_wait {
+                return Err(Error::EngineBusy { holder });
+            }
+            if let Some(announce) = on_wait.take() {
+                announce(holder);
+            }
+            // Polling rather than a blocking `lock()`: a blocked thread cannot be cancelled.
+            tokio::select! {
+                () = cancel.cancelled() => return Err(Error::Cancelled),
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
     }
 }
 

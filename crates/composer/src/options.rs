@@ -64,7 +64,8 @@ pub struct Options {
     pub lock_root: PathBuf,
     /// The uid that marks a lockfile as the composer's own (65534, `nobody`).
     pub lock_uid: u32,
-    /// Where the composer records the images it pulled (to know which ones it may remove).
+    /// Where the composer records the images it pulled (to know which ones it may remove) and
+    /// holds the engine's [`crate::lock::ApplyLock`]: one state directory per engine.
     pub state_dir: PathBuf,
     /// The engine socket on the host, bind-mounted by the `balena-socket` feature.
     pub engine_socket: String,

@@ -338,6 +338,67 @@ async fn hand_over_completes_early_when_the_new_service_signals() {
 }
 
 #[tokio::test]
+async fn an_interrupt_during_a_hand_over_finishes_it_and_reports_the_new_release() {
+    let docker = docker().await;
+    let guard = Guard::new(&docker, unique_id());
+    let (composer, mut events) = guard.composer_with_events();
+    // The new container never signals: only the 30 s timeout or the interrupt ends the wait.
+    let svc = |mode: &str| {
+        json!({"services": {"main": {"id": 1, "image_id": 1, "image": BASE,
+        "environment": {"MODE": mode},
+        "labels": {"io.balena.update.strategy": "hand-over", "io.balena.update.handover-timeout": "30000"},
+        "composition": {"command": ["sleep", "3600"], "stop_grace_period": "1s"}}}})
+    };
+    let t1 = guard.target("c1", 1, svc("a"));
+    composer
+        .update("c1", &t1, UpdateOptions::default())
+        .await
+        .unwrap();
+    while events.try_recv().is_ok() {}
+    let cancel = CancellationToken::new();
+    let on_handover = cancel.clone();
+    tokio::spawn(async move {
+        while let Some(e) = events.recv().await {
+            if matches!(&e, Event::StepStarted { action, .. } if action == "handover") {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                on_handover.cancel();
+            }
+        }
+    });
+    let started = Instant::now();
+    let t2 = guard.target("c2", 2, svc("b"));
+    let options = UpdateOptions {
+        cancel: Some(cancel),
+        ..Default::default()
+    };
+    let err = composer.update("c2", &t2, options).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(20), "{err}");
+    let report = err.to_string();
+    assert!(
+        report.contains("handover main") && report.contains("main: running new release c2"),
+        "{report}"
+    );
+    // The step finished: the old container is gone, the new one runs.
+    let filters = std::collections::HashMap::from([(
+        "label".to_owned(),
+        vec![format!("io.balena.app-id={}", guard.app_id)],
+    )]);
+    let containers = docker
+        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    assert_eq!(containers.len(), 1, "{containers:#?}");
+    assert_eq!(
+        composer.state().await.unwrap().commit.as_deref(),
+        Some("c2")
+    );
+}
+
+#[tokio::test]
 async fn a_user_lock_blocks_the_update_and_force_overrides_it() {
     let docker = docker().await;
     let guard = Guard::new(&docker, unique_id());

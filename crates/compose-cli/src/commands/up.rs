@@ -56,7 +56,8 @@ pub struct DeviceArgs {
         default_value = "/tmp/balena-supervisor/services"
     )]
     pub lock_dir: PathBuf,
-    /// Where balena-compose records the images it pulled.
+    /// Where balena-compose records the images it pulled and holds the engine's apply lock
+    /// (`apply.lock`: one `up` per engine at a time); keep one per engine.
     #[arg(
         long = "state-dir",
         value_name = "DIR",
@@ -230,7 +231,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(EXIT_LOCKED))
         }
         Err(e @ composer::Error::EngineBusy { .. }) => {
-            report_line(&e.to_string());
+            report_line(&format!("{e} (--no-wait)"));
             Ok(ExitCode::from(EXIT_LOCKED))
         }
         Err(composer::Error::Interrupted(report)) => {
