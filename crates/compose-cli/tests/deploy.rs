@@ -236,6 +236,50 @@ async fn a_registry_that_is_gone_ends_with_a_failed_release() {
     remove_images(&name);
 }
 
+/// The API goes away once the images are pushed: nothing can be recorded, not even the
+/// failure. The error says the release exists, its id, and that it was left `running`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_that_cannot_be_marked_failed_is_named_as_left_running() {
+    let api = FakeApi::start(FakeConfig::default()).await.unwrap();
+    for path_prefix in ["/v7/image(", "/v7/release("] {
+        api.inject(Fault {
+            method: "PATCH".to_owned(),
+            path_prefix: path_prefix.to_owned(),
+            times: 1000,
+            kind: FaultKind::Status(503),
+            phase: FaultPhase::BeforeApply,
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), false);
+    let key = api.api_key().to_owned();
+    let name = format!("deployleft{}", std::process::id());
+    let out = deploy(
+        &api,
+        &key,
+        &[dir.path().to_str().unwrap(), "-p", &name, "--api-retries", "0"],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let releases = api.records("release");
+    assert_eq!(releases.len(), 1);
+    assert_eq!(releases[0]["status"], "running");
+    let id = releases[0]["id"].as_u64().unwrap();
+    let commit = releases[0]["commit"].as_str().unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "release {commit} (id {id}): it was left `running`: marking it failed failed too: PATCH /v7/release({id}): HTTP 503"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        json_lines(&out).last().unwrap()["release"]["status"],
+        "running"
+    );
+    remove_images(&name);
+}
+
 /// The HTTP status of a `HEAD` of the manifest `repository:latest` on the local registry.
 fn manifest_status(repository: &str) -> u16 {
     use std::io::{Read, Write};

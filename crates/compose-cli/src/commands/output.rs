@@ -110,3 +110,32 @@ impl<W: Write> Write for Counting<W> {
         self.inner.flush()
     }
 }
+
+/// Writes one line to standard output, or `stderr_line` to standard error. `println!` panics
+/// when the reader went away (`balena-compose build --json | head`); a command must rather go
+/// on (a deploy still has to finish or mark its release failed), so a line nobody reads is
+/// dropped.
+pub(crate) fn stdout_line(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(io::stdout().lock(), "{line}");
+}
+
+/// See [`stdout_line`].
+pub(crate) fn stderr_line(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
+}
+
+/// `println!` that does not panic on a closed standard output; see [`stdout_line`].
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::commands::output::stdout_line(format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` that does not panic on a closed standard error; see [`stdout_line`].
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::commands::output::stderr_line(format_args!($($arg)*))
+    };
+}
+
+pub(crate) use {errln, outln};

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use resolve::Arch;
 
-use super::output::{Stdout, count_output, write_output};
+use super::output::{Stdout, count_output, outln, write_output};
 use super::project::{self, ProjectArgs, TargetArgs};
 
 /// Write each service's resolved build context to `<output-dir>/<service>.tar`.
@@ -71,7 +71,6 @@ struct ResolvedService {
 }
 
 /// Runs the command.
-#[allow(clippy::print_stdout)]
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let host = emulate::host_arch().unwrap_or(Arch::Amd64);
     let emulation = project::emulation(args.arch, host, &args.target, false)?;
@@ -130,11 +129,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 
     if args.json {
-        println!("{}", serde_json::json!({ "services": services }));
+        outln!("{}", serde_json::json!({ "services": services }));
     } else {
         for s in &services {
             match (&s.resolver, &s.image) {
-                (Some(resolver), _) => println!(
+                (Some(resolver), _) => outln!(
                     "{}: {} → {} in {} ({})",
                     s.service,
                     resolver,
@@ -142,7 +141,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     s.context.as_deref().unwrap_or("a context not written"),
                     human_size(s.size.unwrap_or(0)),
                 ),
-                (None, Some(image)) => println!("{}: external image {image}", s.service),
+                (None, Some(image)) => outln!("{}: external image {image}", s.service),
                 (None, None) => {}
             }
         }
