@@ -551,3 +551,83 @@ async fn interrupted_mid_push(signal: &str, code: i32) {
         &format!("{name}_small"),
     ]);
 }
+
+/// A `RUN` that prints pieces of a build secret (`tail -c 200`, `head -c 40`, a `cut` from the
+/// middle): no 16-character piece of it reaches the plain output, the `--json` events or the
+/// build log uploaded to the API.
+#[tokio::test(flavor = "multi_thread")]
+async fn printed_pieces_of_a_build_secret_are_hidden_everywhere() {
+    let api = FakeApi::start(FakeConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pid = std::process::id();
+    // 300 characters that look like a key, unique to this run.
+    let secret: String = (0..300u32)
+        .map(|i| {
+            let n = (i * 7919 + pid) % 62;
+            let n = u8::try_from(n).unwrap();
+            char::from(match n {
+                0..=9 => b'0' + n,
+                10..=35 => b'a' + n - 10,
+                _ => b'A' + n - 36,
+            })
+        })
+        .collect();
+    write(
+        dir.path(),
+        "docker-compose.yml",
+        "services:\n  keyed:\n    build: .\n",
+    );
+    write(
+        dir.path(),
+        "Dockerfile",
+        &format!(
+            "FROM local/amd64-busybox\nRUN echo run-{pid} && tail -c 200 /run/secrets/key && echo && head -c 40 /run/secrets/key && echo && cut -c 30-60 /run/secrets/key\n"
+        ),
+    );
+    write(
+        dir.path(),
+        ".balena/balena.yml",
+        "build-secrets:\n  global:\n    - source: key.txt\n      dest: key\n",
+    );
+    write(dir.path(), ".balena/secrets/key.txt", &secret);
+    let pieces: Vec<&str> = (0..=secret.len() - 16).map(|i| &secret[i..i + 16]).collect();
+    let assert_hidden = |what: &str, text: &str| {
+        assert!(text.contains(&format!("run-{pid}")), "the RUN did not run: {text}");
+        assert!(
+            text.matches("[secret]").count() >= 3,
+            "{what}: the three pieces are not shown hidden: {text}"
+        );
+        if let Some(piece) = pieces.iter().find(|p| text.contains(**p)) {
+            panic!("{what} holds {piece:?}, a piece of the secret: {text}");
+        }
+    };
+    let name = format!("deploypieces{pid}");
+
+    let mut plain = support::balena_compose();
+    plain.args(["build", dir.path().to_str().unwrap(), "-p", &name, "--nocache"]);
+    let plain = tokio::task::spawn_blocking(move || plain.output().unwrap())
+        .await
+        .unwrap();
+    let plain_text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&plain.stdout),
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    assert!(plain.status.success(), "{plain_text}");
+    assert_hidden("the build's output", &plain_text);
+
+    let key = api.api_key().to_owned();
+    let out = deploy(
+        &api,
+        &key,
+        &[dir.path().to_str().unwrap(), "-p", &name, "--build", "--nocache"],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_hidden("the --json events", &String::from_utf8_lossy(&out.stdout));
+    let images = api.records("image");
+    let log = images[0]["build_log"].as_str().unwrap();
+    assert_hidden("the uploaded build log", log);
+    let _ = docker_cli(&["image", "rm", &format!("{name}_keyed")]);
+}
