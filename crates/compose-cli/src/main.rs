@@ -72,7 +72,10 @@ fn main() -> ExitCode {
     // good part of such a command's time.
     let mut builder = match cli.command {
         Command::Config(_) | Command::Template(_) => tokio::runtime::Builder::new_current_thread(),
-        _ => tokio::runtime::Builder::new_multi_thread(),
+        _ => {
+            commands::output::remember_open_files_limit();
+            tokio::runtime::Builder::new_multi_thread()
+        }
     };
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
@@ -126,6 +129,9 @@ fn report(error: &anyhow::Error) -> ExitCode {
     let _ = writeln!(stderr, "error: {error}");
     for cause in error.chain().skip(1) {
         let _ = writeln!(stderr, "  caused by: {cause}");
+    }
+    if let Some(note) = commands::output::open_files_note(&format!("{error:#}")) {
+        let _ = writeln!(stderr, "error: {note}");
     }
     ExitCode::FAILURE
 }

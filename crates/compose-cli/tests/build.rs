@@ -492,3 +492,53 @@ fn sigterm_cancels_the_build_and_exits_143() {
     assert_eq!(summary["services"][0]["ok"], false, "{summary}");
     assert_eq!(summary["services"][0]["error"], "cancelled", "{summary}");
 }
+
+/// Descriptors running out (a low `ulimit -n`) is named, with the limit and the way out,
+/// wherever in the build it happens.
+#[test]
+fn too_many_open_files_is_named_with_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "docker-compose.yml",
+        "services:\n  a:\n    build: ./a\n  b:\n    build: ./b\n",
+    );
+    for service in ["a", "b"] {
+        write(
+            dir.path(),
+            &format!("{service}/Dockerfile"),
+            "FROM local/amd64-busybox\nRUN true\n",
+        );
+    }
+    let project = format!("buildemfile{}", std::process::id());
+    let bin = assert_cmd::cargo::cargo_bin("balena-compose");
+    let mut failed = 0;
+    // Where the descriptors run out depends on the limit: the runtime, the daemon's
+    // connection, the contexts. Each of those failures must say so.
+    for limit in ["8", "10", "12"] {
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-c", r#"ulimit -n "$1" && shift && exec "$@""#, "sh", limit])
+            .arg(&bin)
+            .args(["build", dir.path().to_str().unwrap(), "-p", &project])
+            .env("DOCKER_HOST", docker_host())
+            .env("DOCKER_CONFIG", support::no_docker_config())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            continue;
+        }
+        failed += 1;
+        assert!(stderr.contains("os error 24"), "limit {limit}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "too many open files (limit {limit}): raise it with `ulimit -n`"
+            )),
+            "limit {limit}: {stderr}"
+        );
+    }
+    assert!(failed > 0, "no limit was low enough to fail the build");
+    for service in ["a", "b"] {
+        let _ = support::docker_cli(&["image", "rm", &format!("{project}_{service}")]);
+    }
+}

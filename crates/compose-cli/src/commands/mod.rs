@@ -3,7 +3,7 @@ pub mod build;
 pub mod config;
 pub mod deploy;
 pub mod emulate;
-mod output;
+pub(crate) mod output;
 pub mod progress;
 pub mod project;
 pub mod resolve;

@@ -396,6 +396,10 @@ impl Renderer {
             );
         } else {
             errln!("\n{} of {} failed", services(failed.len()), outcomes.len());
+            let errors: Vec<&str> = failed.iter().filter_map(|o| o.error.as_deref()).collect();
+            if let Some(note) = super::output::open_files_note(&errors.join("\n")) {
+                errln!("error: {note}");
+            }
         }
     }
 }
