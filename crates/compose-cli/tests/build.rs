@@ -542,3 +542,29 @@ fn too_many_open_files_is_named_with_the_limit() {
         let _ = support::docker_cli(&["image", "rm", &format!("{project}_{service}")]);
     }
 }
+
+/// `balena-compose build --json | head -0`: the reader of standard output is gone before the
+/// first line. The build goes on and ends as it would, without a panic.
+#[test]
+fn a_closed_standard_output_is_no_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "docker-compose.yml",
+        "services:\n  a:\n    build: ./a\n",
+    );
+    write(dir.path(), "a/Dockerfile", "FROM local/amd64-busybox\nRUN true\n");
+    let project = format!("buildclosed{}", std::process::id());
+    let mut child = support::balena_compose()
+        .args(["build", dir.path().to_str().unwrap(), "-p", &project, "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    let _ = support::docker_cli(&["image", "rm", &format!("{project}_a")]);
+}

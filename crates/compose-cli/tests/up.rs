@@ -482,6 +482,52 @@ fn a_built_and_pushed_project_runs_with_up_target() {
     let _ = docker_cli(&["image", "rm", &reference]);
 }
 
+/// SIGTERM (`docker stop` of a container running `up`, a service manager stopping it) is
+/// handled like Ctrl-C: the update stops, the running release is untouched, exit 143.
+#[test]
+fn sigterm_mid_download_is_handled_like_ctrl_c() {
+    let g = Guard::new();
+    let repository = format!("up-term-{}", g.app_id);
+    let pushed = format!("{REGISTRY}/{repository}:latest");
+    image_with_fresh_layer(&pushed, 24_000_000);
+    docker_ok(&["push", &pushed]);
+    docker_ok(&["image", "rm", &pushed]);
+    let proxy = ThrottledProxy::start(512 * 1024);
+    let slow = format!("{}/{repository}:latest", proxy.host());
+    let service = |image: &str| {
+        json!({"id": 1, "image": image, "composition": {"command": ["sleep", "3600"],
+            "stop_grace_period": "1s"}})
+    };
+    let v1 = g.write("v1.json", &g.document("rel1", json!({"main": service(BASE)})));
+    g.cmd(&["up", "--target", &v1, "--json"]).assert().success();
+    let main1 = g.container("main").expect("main is not there");
+
+    let v2 = g.write("v2.json", &g.document("rel2", json!({"main": service(&slow)})));
+    let child = g
+        .process(&["up", "--target", &v2, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(120), || proxy.carried() > 2_000_000),
+        "the download never started"
+    );
+    let killed = std::process::Command::new("/bin/kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(g.container("main").as_ref(), Some(&main1));
+    assert_eq!(g.state()["state"]["commit"], "rel1");
+    drop(g);
+    let _ = docker_cli(&["image", "rm", &slow]);
+}
+
 #[test]
 fn an_update_killed_mid_download_leaves_the_release_running_and_converges_on_retry() {
     let g = Guard::new();
