@@ -445,7 +445,13 @@ fn sigterm_cancels_the_build_and_exits_143() {
     );
     let project = format!("buildterm{nonce}");
     let mut child = support::balena_compose()
-        .args(["build", dir.path().to_str().unwrap(), "-p", &project, "--json"])
+        .args([
+            "build",
+            dir.path().to_str().unwrap(),
+            "-p",
+            &project,
+            "--json",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -467,7 +473,11 @@ fn sigterm_cancels_the_build_and_exits_143() {
             .iter()
             .any(|l| l.contains(&nonce.to_string()))
     });
-    assert!(running, "the RUN never started: {:?}", lines.lock().unwrap());
+    assert!(
+        running,
+        "the RUN never started: {:?}",
+        lines.lock().unwrap()
+    );
     let killed = std::process::Command::new("/bin/kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -553,10 +563,20 @@ fn a_closed_standard_output_is_no_panic() {
         "docker-compose.yml",
         "services:\n  a:\n    build: ./a\n",
     );
-    write(dir.path(), "a/Dockerfile", "FROM local/amd64-busybox\nRUN true\n");
+    write(
+        dir.path(),
+        "a/Dockerfile",
+        "FROM local/amd64-busybox\nRUN true\n",
+    );
     let project = format!("buildclosed{}", std::process::id());
     let mut child = support::balena_compose()
-        .args(["build", dir.path().to_str().unwrap(), "-p", &project, "--json"])
+        .args([
+            "build",
+            dir.path().to_str().unwrap(),
+            "-p",
+            &project,
+            "--json",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

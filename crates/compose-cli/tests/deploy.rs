@@ -257,7 +257,13 @@ async fn a_release_that_cannot_be_marked_failed_is_named_as_left_running() {
     let out = deploy(
         &api,
         &key,
-        &[dir.path().to_str().unwrap(), "-p", &name, "--api-retries", "0"],
+        &[
+            dir.path().to_str().unwrap(),
+            "-p",
+            &name,
+            "--api-retries",
+            "0",
+        ],
     )
     .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -590,9 +596,14 @@ async fn printed_pieces_of_a_build_secret_are_hidden_everywhere() {
         "build-secrets:\n  global:\n    - source: key.txt\n      dest: key\n",
     );
     write(dir.path(), ".balena/secrets/key.txt", &secret);
-    let pieces: Vec<&str> = (0..=secret.len() - 16).map(|i| &secret[i..i + 16]).collect();
+    let pieces: Vec<&str> = (0..=secret.len() - 16)
+        .map(|i| &secret[i..i + 16])
+        .collect();
     let assert_hidden = |what: &str, text: &str| {
-        assert!(text.contains(&format!("run-{pid}")), "the RUN did not run: {text}");
+        assert!(
+            text.contains(&format!("run-{pid}")),
+            "the RUN did not run: {text}"
+        );
         assert!(
             text.matches("[secret]").count() >= 3,
             "{what}: the three pieces are not shown hidden: {text}"
@@ -604,7 +615,13 @@ async fn printed_pieces_of_a_build_secret_are_hidden_everywhere() {
     let name = format!("deploypieces{pid}");
 
     let mut plain = support::balena_compose();
-    plain.args(["build", dir.path().to_str().unwrap(), "-p", &name, "--nocache"]);
+    plain.args([
+        "build",
+        dir.path().to_str().unwrap(),
+        "-p",
+        &name,
+        "--nocache",
+    ]);
     let plain = tokio::task::spawn_blocking(move || plain.output().unwrap())
         .await
         .unwrap();
@@ -620,7 +637,13 @@ async fn printed_pieces_of_a_build_secret_are_hidden_everywhere() {
     let out = deploy(
         &api,
         &key,
-        &[dir.path().to_str().unwrap(), "-p", &name, "--build", "--nocache"],
+        &[
+            dir.path().to_str().unwrap(),
+            "-p",
+            &name,
+            "--build",
+            "--nocache",
+        ],
     )
     .await;
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -498,11 +498,17 @@ fn sigterm_mid_download_is_handled_like_ctrl_c() {
         json!({"id": 1, "image": image, "composition": {"command": ["sleep", "3600"],
             "stop_grace_period": "1s"}})
     };
-    let v1 = g.write("v1.json", &g.document("rel1", json!({"main": service(BASE)})));
+    let v1 = g.write(
+        "v1.json",
+        &g.document("rel1", json!({"main": service(BASE)})),
+    );
     g.cmd(&["up", "--target", &v1, "--json"]).assert().success();
     let main1 = g.container("main").expect("main is not there");
 
-    let v2 = g.write("v2.json", &g.document("rel2", json!({"main": service(&slow)})));
+    let v2 = g.write(
+        "v2.json",
+        &g.document("rel2", json!({"main": service(&slow)})),
+    );
     let child = g
         .process(&["up", "--target", &v2, "--json"])
         .stdout(Stdio::piped())

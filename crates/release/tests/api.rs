@@ -597,11 +597,16 @@ async fn a_release_created_without_its_images_is_named_with_what_became_of_it() 
     );
     assert_eq!(
         err.to_string(),
-        format!("release c1 (id {id}) was created, but not all of its images; it was marked failed")
+        format!(
+            "release c1 (id {id}) was created, but not all of its images; it was marked failed"
+        )
     );
     // The cause is the error's source, not repeated in its message.
     let source = std::error::Error::source(&err).unwrap().to_string();
-    assert!(source.contains("POST /v7/image") && source.contains("(500)"), "{source}");
+    assert!(
+        source.contains("POST /v7/image") && source.contains("(500)"),
+        "{source}"
+    );
 
     let (two, api) = fake().await;
     always(&two, "POST", "/v7/image");

@@ -363,7 +363,11 @@ impl Renderer {
             .max(5);
         outln!(
             "{:width$}  {:image_width$}  {:12}  {:>9}  {:>7}  STATUS",
-            "SERVICE", "IMAGE", "ID", "SIZE", "TIME"
+            "SERVICE",
+            "IMAGE",
+            "ID",
+            "SIZE",
+            "TIME"
         );
         for o in outcomes {
             let id = o
