@@ -423,6 +423,16 @@ fn a_daemon_that_is_not_there_is_a_clear_error() {
     assert!(stderr.contains("/nonexistent/docker.sock"), "{stderr}");
 }
 
+/// `balena-compose build ROOT -p PROJECT --json` running, its stdout and stderr piped.
+fn spawn_json_build(root: &Path, project: &str) -> std::process::Child {
+    support::balena_compose()
+        .args(["build", root.to_str().unwrap(), "-p", project, "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// SIGTERM (`timeout`, CI cancellation) stops a build the way Ctrl-C does: every service is
 /// cancelled, the summary says so, and the exit status is 143.
 #[test]
@@ -444,18 +454,7 @@ fn sigterm_cancels_the_build_and_exits_143() {
         &format!("FROM local/amd64-busybox\nRUN echo {nonce} && sleep 300\n"),
     );
     let project = format!("buildterm{nonce}");
-    let mut child = support::balena_compose()
-        .args([
-            "build",
-            dir.path().to_str().unwrap(),
-            "-p",
-            &project,
-            "--json",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_json_build(dir.path(), &project);
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));
     let reader = {
         let lines = Arc::clone(&lines);
@@ -569,18 +568,7 @@ fn a_closed_standard_output_is_no_panic() {
         "FROM local/amd64-busybox\nRUN true\n",
     );
     let project = format!("buildclosed{}", std::process::id());
-    let mut child = support::balena_compose()
-        .args([
-            "build",
-            dir.path().to_str().unwrap(),
-            "-p",
-            &project,
-            "--json",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_json_build(dir.path(), &project);
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
