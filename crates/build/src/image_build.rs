@@ -22,9 +22,9 @@ use crate::events::{
 };
 use crate::pull::classify_pull_error;
 use crate::raw;
+use crate::redact::Redactor;
 use crate::reference::ImageReference;
 use crate::session::{BuildSecrets, Session, SessionServices};
-use crate::redact::Redactor;
 use crate::trace::{StreamMessage, Trace};
 
 /// How many output lines of the failing step a [`Error::BuildFailed`] keeps.

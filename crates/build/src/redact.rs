@@ -144,24 +144,32 @@ mod tests {
         // 15 bytes of a long line is below the limit.
         assert_eq!(r.apply(line[..15].to_owned()), &line[..15]);
         // Short secret lines are hidden whole; shorter than 4 bytes they are not.
-        assert_eq!(r.apply("a tiny short-line abc".into()), "a [secret] [secret] abc");
+        assert_eq!(
+            r.apply("a tiny short-line abc".into()),
+            "a [secret] [secret] abc"
+        );
         assert_eq!(r.apply("nothing here".into()), "nothing here");
     }
 
     #[test]
     fn pieces_next_to_each_other_become_one_and_multibyte_text_stays_valid() {
-        let r = Redactor::new([
-            "ééééééééééééé-secret".as_bytes(),
-            b"0123456789abcdefXYZ".as_slice(),
-        ]
-        .into_iter());
+        let r = Redactor::new(
+            [
+                "ééééééééééééé-secret".as_bytes(),
+                b"0123456789abcdefXYZ".as_slice(),
+            ]
+            .into_iter(),
+        );
         // Two fragments back to back: one marker.
         assert_eq!(
             r.apply("x 0123456789abcdef0123456789abcdef y".into()),
             "x [secret] y"
         );
         // A window starting inside an `é` widens to the whole character.
-        assert_eq!(r.apply("é-secret and ééééééé-secret".into()), "é-secret and [secret]");
+        assert_eq!(
+            r.apply("é-secret and ééééééé-secret".into()),
+            "é-secret and [secret]"
+        );
     }
 
     #[tokio::test]

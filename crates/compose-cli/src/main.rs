@@ -6,12 +6,16 @@
 //! or 128 + the signal's number when SIGINT, SIGTERM or SIGHUP interrupted the command
 //! (see `signals`).
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 mod commands;
 mod signals;
+
+/// 128 + SIGPIPE: the exit status when standard output's reader went away.
+const EXIT_BROKEN_PIPE: u8 = 141;
 
 /// Build, deploy and run multi-service compose projects for fleets of edge devices.
 ///
@@ -68,7 +72,10 @@ fn main() -> ExitCode {
     // good part of such a command's time.
     let mut builder = match cli.command {
         Command::Config(_) | Command::Template(_) => tokio::runtime::Builder::new_current_thread(),
-        _ => tokio::runtime::Builder::new_multi_thread(),
+        _ => {
+            commands::output::remember_open_files_limit();
+            tokio::runtime::Builder::new_multi_thread()
+        }
     };
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
@@ -107,11 +114,24 @@ fn main() -> ExitCode {
 }
 
 /// Prints an error and its causes the way every subcommand reports failure.
-#[allow(clippy::print_stderr)]
 fn report(error: &anyhow::Error) -> ExitCode {
-    eprintln!("error: {error}");
+    // Standard output closed by its reader (`| head`): nothing is wrong, and nobody is left
+    // to tell. The status is the one of a process that SIGPIPE ended.
+    let broken_pipe = error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    if broken_pipe {
+        return ExitCode::from(EXIT_BROKEN_PIPE);
+    }
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "error: {error}");
     for cause in error.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        let _ = writeln!(stderr, "  caused by: {cause}");
+    }
+    if let Some(note) = commands::output::open_files_note(&format!("{error:#}")) {
+        let _ = writeln!(stderr, "error: {note}");
     }
     ExitCode::FAILURE
 }

@@ -22,10 +22,10 @@ static ARMED: AtomicUsize = AtomicUsize::new(0);
 static CANCEL: LazyLock<CancellationToken> = LazyLock::new(CancellationToken::new);
 
 /// The signals handled, with the names the user is told.
-const HANDLED: [(fn() -> SignalKind, &str); 3] = [
-    (SignalKind::interrupt, "SIGINT"),
-    (SignalKind::terminate, "SIGTERM"),
-    (SignalKind::hangup, "SIGHUP"),
+const HANDLED: [(SignalKind, &str); 3] = [
+    (SignalKind::interrupt(), "SIGINT"),
+    (SignalKind::terminate(), "SIGTERM"),
+    (SignalKind::hangup(), "SIGHUP"),
 ];
 
 /// Starts listening for the signals; from here on they no longer end the process by default.
@@ -33,7 +33,6 @@ const HANDLED: [(fn() -> SignalKind, &str); 3] = [
 pub fn install() -> std::io::Result<()> {
     let mut streams: Vec<(Signal, i32)> = Vec::new();
     for (kind, _) in HANDLED {
-        let kind = kind();
         streams.push((signal(kind)?, kind.as_raw_value()));
     }
     tokio::spawn(async move {
@@ -93,6 +92,6 @@ pub fn received_name() -> Option<&'static str> {
     let signo = received()?;
     HANDLED
         .iter()
-        .find(|(kind, _)| kind().as_raw_value() == signo)
+        .find(|(kind, _)| kind.as_raw_value() == signo)
         .map(|(_, name)| *name)
 }

@@ -461,6 +461,16 @@ fn a_daemon_that_is_not_there_is_a_clear_error() {
     assert!(stderr.contains("/nonexistent/docker.sock"), "{stderr}");
 }
 
+/// `balena-compose build ROOT -p PROJECT --json` running, its stdout and stderr piped.
+fn spawn_json_build(root: &Path, project: &str) -> std::process::Child {
+    support::balena_compose()
+        .args(["build", root.to_str().unwrap(), "-p", project, "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// SIGTERM (`timeout`, CI cancellation) stops a build the way Ctrl-C does: every service is
 /// cancelled, the summary says so, and the exit status is 143.
 #[test]
@@ -482,12 +492,7 @@ fn sigterm_cancels_the_build_and_exits_143() {
         &format!("FROM local/amd64-busybox\nRUN echo {nonce} && sleep 300\n"),
     );
     let project = format!("buildterm{nonce}");
-    let mut child = support::balena_compose()
-        .args(["build", dir.path().to_str().unwrap(), "-p", &project, "--json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_json_build(dir.path(), &project);
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));
     let reader = {
         let lines = Arc::clone(&lines);
@@ -505,7 +510,11 @@ fn sigterm_cancels_the_build_and_exits_143() {
             .iter()
             .any(|l| l.contains(&nonce.to_string()))
     });
-    assert!(running, "the RUN never started: {:?}", lines.lock().unwrap());
+    assert!(
+        running,
+        "the RUN never started: {:?}",
+        lines.lock().unwrap()
+    );
     let killed = std::process::Command::new("/bin/kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -766,4 +775,79 @@ fn a_base_image_without_the_target_platform_fails_naming_both() {
         ),
         "amd64"
     );
+}
+
+/// Descriptors running out (a low `ulimit -n`) is named, with the limit and the way out,
+/// wherever in the build it happens.
+#[test]
+fn too_many_open_files_is_named_with_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "docker-compose.yml",
+        "services:\n  a:\n    build: ./a\n  b:\n    build: ./b\n",
+    );
+    for service in ["a", "b"] {
+        write(
+            dir.path(),
+            &format!("{service}/Dockerfile"),
+            "FROM local/amd64-busybox\nRUN true\n",
+        );
+    }
+    let project = format!("buildemfile{}", std::process::id());
+    let bin = assert_cmd::cargo::cargo_bin("balena-compose");
+    let mut failed = 0;
+    // Where the descriptors run out depends on the limit: the runtime, the daemon's
+    // connection, the contexts. Each of those failures must say so.
+    for limit in ["8", "10", "12"] {
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-c", r#"ulimit -n "$1" && shift && exec "$@""#, "sh", limit])
+            .arg(&bin)
+            .args(["build", dir.path().to_str().unwrap(), "-p", &project])
+            .env("DOCKER_HOST", docker_host())
+            .env("DOCKER_CONFIG", support::no_docker_config())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            continue;
+        }
+        failed += 1;
+        assert!(stderr.contains("os error 24"), "limit {limit}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "too many open files (limit {limit}): raise it with `ulimit -n`"
+            )),
+            "limit {limit}: {stderr}"
+        );
+    }
+    assert!(failed > 0, "no limit was low enough to fail the build");
+    for service in ["a", "b"] {
+        let _ = support::docker_cli(&["image", "rm", &format!("{project}_{service}")]);
+    }
+}
+
+/// `balena-compose build --json | head -0`: the reader of standard output is gone before the
+/// first line. The build goes on and ends as it would, without a panic.
+#[test]
+fn a_closed_standard_output_is_no_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "docker-compose.yml",
+        "services:\n  a:\n    build: ./a\n",
+    );
+    write(
+        dir.path(),
+        "a/Dockerfile",
+        "FROM local/amd64-busybox\nRUN true\n",
+    );
+    let project = format!("buildclosed{}", std::process::id());
+    let mut child = spawn_json_build(dir.path(), &project);
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    let _ = support::docker_cli(&["image", "rm", &format!("{project}_a")]);
 }

@@ -284,6 +284,56 @@ async fn a_registry_that_is_gone_ends_with_a_failed_release() {
     remove_images(&name);
 }
 
+/// The API goes away once the images are pushed: nothing can be recorded, not even the
+/// failure. The error says the release exists, its id, and that it was left `running`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_that_cannot_be_marked_failed_is_named_as_left_running() {
+    let api = FakeApi::start(FakeConfig::default()).await.unwrap();
+    for path_prefix in ["/v7/image(", "/v7/release("] {
+        api.inject(Fault {
+            method: "PATCH".to_owned(),
+            path_prefix: path_prefix.to_owned(),
+            times: 1000,
+            kind: FaultKind::Status(503),
+            phase: FaultPhase::BeforeApply,
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), false);
+    let key = api.api_key().to_owned();
+    let name = format!("deployleft{}", std::process::id());
+    let out = deploy(
+        &api,
+        &key,
+        &[
+            dir.path().to_str().unwrap(),
+            "-p",
+            &name,
+            "--api-retries",
+            "0",
+        ],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let releases = api.records("release");
+    assert_eq!(releases.len(), 1);
+    assert_eq!(releases[0]["status"], "running");
+    let id = releases[0]["id"].as_u64().unwrap();
+    let commit = releases[0]["commit"].as_str().unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "release {commit} (id {id}): it was left `running`: marking it failed failed too: PATCH /v7/release({id}): HTTP 503"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        json_lines(&out).last().unwrap()["release"]["status"],
+        "running"
+    );
+    remove_images(&name);
+}
+
 /// The HTTP status of a `HEAD` of the manifest `repository:latest` on the local registry.
 fn manifest_status(repository: &str) -> u16 {
     use std::io::{Read, Write};
@@ -654,4 +704,101 @@ fn balenarc_balena_url_names_the_api_when_no_url_is_given() {
         !stderr.contains("some-key-0123"),
         "the key leaked: {stderr}"
     );
+}
+
+/// A `RUN` that prints pieces of a build secret (`tail -c 200`, `head -c 40`, a `cut` from the
+/// middle): no 16-character piece of it reaches the plain output, the `--json` events or the
+/// build log uploaded to the API.
+#[tokio::test(flavor = "multi_thread")]
+async fn printed_pieces_of_a_build_secret_are_hidden_everywhere() {
+    let api = FakeApi::start(FakeConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pid = std::process::id();
+    // 300 characters that look like a key, unique to this run.
+    let secret: String = (0..300u32)
+        .map(|i| {
+            let n = (i * 7919 + pid) % 62;
+            let n = u8::try_from(n).unwrap();
+            char::from(match n {
+                0..=9 => b'0' + n,
+                10..=35 => b'a' + n - 10,
+                _ => b'A' + n - 36,
+            })
+        })
+        .collect();
+    write(
+        dir.path(),
+        "docker-compose.yml",
+        "services:\n  keyed:\n    build: .\n",
+    );
+    write(
+        dir.path(),
+        "Dockerfile",
+        &format!(
+            "FROM local/amd64-busybox\nRUN echo run-{pid} && tail -c 200 /run/secrets/key && echo && head -c 40 /run/secrets/key && echo && cut -c 30-60 /run/secrets/key\n"
+        ),
+    );
+    write(
+        dir.path(),
+        ".balena/balena.yml",
+        "build-secrets:\n  global:\n    - source: key.txt\n      dest: key\n",
+    );
+    write(dir.path(), ".balena/secrets/key.txt", &secret);
+    let pieces: Vec<&str> = (0..=secret.len() - 16)
+        .map(|i| &secret[i..i + 16])
+        .collect();
+    let assert_hidden = |what: &str, text: &str| {
+        assert!(
+            text.contains(&format!("run-{pid}")),
+            "the RUN did not run: {text}"
+        );
+        assert!(
+            text.matches("[secret]").count() >= 3,
+            "{what}: the three pieces are not shown hidden: {text}"
+        );
+        if let Some(piece) = pieces.iter().find(|p| text.contains(**p)) {
+            panic!("{what} holds {piece:?}, a piece of the secret: {text}");
+        }
+    };
+    let name = format!("deploypieces{pid}");
+
+    let mut plain = support::balena_compose();
+    plain.args([
+        "build",
+        dir.path().to_str().unwrap(),
+        "-p",
+        &name,
+        "--nocache",
+    ]);
+    let plain = tokio::task::spawn_blocking(move || plain.output().unwrap())
+        .await
+        .unwrap();
+    let plain_text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&plain.stdout),
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    assert!(plain.status.success(), "{plain_text}");
+    assert_hidden("the build's output", &plain_text);
+
+    let key = api.api_key().to_owned();
+    let out = deploy(
+        &api,
+        &key,
+        &[
+            dir.path().to_str().unwrap(),
+            "-p",
+            &name,
+            "--build",
+            "--nocache",
+        ],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_hidden("the --json events", &String::from_utf8_lossy(&out.stdout));
+    let images = api.records("image");
+    let log = images[0]["build_log"].as_str().unwrap();
+    assert_hidden("the uploaded build log", log);
+    let _ = docker_cli(&["image", "rm", &format!("{name}_keyed")]);
 }

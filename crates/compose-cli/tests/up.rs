@@ -523,17 +523,74 @@ fn a_built_and_pushed_project_runs_with_up_target() {
     let _ = docker_cli(&["image", "rm", &reference]);
 }
 
-#[test]
-fn an_update_killed_mid_download_leaves_the_release_running_and_converges_on_retry() {
-    let g = Guard::new();
-    // An image with a 24 MB layer, only in the registry, reached through a 512 kB/s proxy.
-    let repository = format!("up-interrupt-{}", g.app_id);
+/// An image with a 24 MB layer, only in the registry, reached through a 512 kB/s proxy: the
+/// proxy and the image's name through it.
+fn slow_image(repository: &str) -> (ThrottledProxy, String) {
     let pushed = format!("{REGISTRY}/{repository}:latest");
     image_with_fresh_layer(&pushed, 24_000_000);
     docker_ok(&["push", &pushed]);
     docker_ok(&["image", "rm", &pushed]);
     let proxy = ThrottledProxy::start(512 * 1024);
     let slow = format!("{}/{repository}:latest", proxy.host());
+    (proxy, slow)
+}
+
+/// `up --target TARGET --json` running, its output piped, once 2 MB came through `proxy`.
+fn up_mid_download(g: &Guard, target: &str, proxy: &ThrottledProxy) -> std::process::Child {
+    let child = g
+        .process(&["up", "--target", target, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(120), || proxy.carried() > 2_000_000),
+        "the download never started"
+    );
+    child
+}
+
+/// SIGTERM (`docker stop` of a container running `up`, a service manager stopping it) is
+/// handled like Ctrl-C: the update stops, the running release is untouched, exit 143.
+#[test]
+fn sigterm_mid_download_is_handled_like_ctrl_c() {
+    let g = Guard::new();
+    let (proxy, slow) = slow_image(&format!("up-term-{}", g.app_id));
+    let service = |image: &str| {
+        json!({"id": 1, "image": image, "composition": {"command": ["sleep", "3600"],
+            "stop_grace_period": "1s"}})
+    };
+    let v1 = g.write(
+        "v1.json",
+        &g.document("rel1", json!({"main": service(BASE)})),
+    );
+    g.cmd(&["up", "--target", &v1, "--json"]).assert().success();
+    let main1 = g.container("main").expect("main is not there");
+
+    let v2 = g.write(
+        "v2.json",
+        &g.document("rel2", json!({"main": service(&slow)})),
+    );
+    let child = up_mid_download(&g, &v2, &proxy);
+    let killed = std::process::Command::new("/bin/kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(g.container("main").as_ref(), Some(&main1));
+    assert_eq!(g.state()["state"]["commit"], "rel1");
+    drop(g);
+    let _ = docker_cli(&["image", "rm", &slow]);
+}
+
+#[test]
+fn an_update_killed_mid_download_leaves_the_release_running_and_converges_on_retry() {
+    let g = Guard::new();
+    let (proxy, slow) = slow_image(&format!("up-interrupt-{}", g.app_id));
 
     let box_service = |image: &str, command: &str| {
         json!({"id": 2, "image": image, "composition": {"command": ["sh", "-c", command],
@@ -551,16 +608,7 @@ fn an_update_killed_mid_download_leaves_the_release_running_and_converges_on_ret
 
     let v2 = json!({"web": web, "box": box_service(&slow, "exec sleep 3600")});
     let v2 = g.write("v2.json", &g.document("rel2", v2));
-    let mut child = g
-        .process(&["up", "--target", &v2, "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert!(
-        wait_until(Duration::from_secs(120), || proxy.carried() > 2_000_000),
-        "the download never started"
-    );
+    let mut child = up_mid_download(&g, &v2, &proxy);
     // Mid-download, the running release is as it was (download-then-kill) ...
     assert_eq!(g.container("box").as_ref(), Some(&box1));
     child.kill().unwrap();

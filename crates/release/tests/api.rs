@@ -582,13 +582,13 @@ async fn a_release_created_without_its_images_is_named_with_what_became_of_it() 
             phase: FaultPhase::BeforeApply,
         });
     };
-    let (fake, api) = fake().await;
-    always(&fake, "POST", "/v7/image");
+    let (one, api) = fake().await;
+    always(&one, "POST", "/v7/image");
     let err = api
         .create_release(&NewRelease::new(7, 1001, composition(), "c1"))
         .await
         .unwrap_err();
-    let release = &fake.records("release")[0];
+    let release = &one.records("release")[0];
     assert_eq!(release["status"], "failed");
     let id = release["id"].as_u64().unwrap();
     assert!(
@@ -597,20 +597,25 @@ async fn a_release_created_without_its_images_is_named_with_what_became_of_it() 
     );
     assert_eq!(
         err.to_string(),
-        format!("release c1 (id {id}) was created, but not all of its images; it was marked failed")
+        format!(
+            "release c1 (id {id}) was created, but not all of its images; it was marked failed"
+        )
     );
     // The cause is the error's source, not repeated in its message.
     let source = std::error::Error::source(&err).unwrap().to_string();
-    assert!(source.contains("POST /v7/image") && source.contains("(500)"), "{source}");
+    assert!(
+        source.contains("POST /v7/image") && source.contains("(500)"),
+        "{source}"
+    );
 
-    let (fake, api) = fake().await;
-    always(&fake, "POST", "/v7/image");
-    always(&fake, "PATCH", "/v7/release(");
+    let (two, api) = fake().await;
+    always(&two, "POST", "/v7/image");
+    always(&two, "PATCH", "/v7/release(");
     let err = api
         .create_release(&NewRelease::new(7, 1001, composition(), "c2"))
         .await
         .unwrap_err();
-    let release = &fake.records("release")[0];
+    let release = &two.records("release")[0];
     assert_eq!(release["status"], "running");
     let id = release["id"].as_u64().unwrap();
     let message = err.to_string();

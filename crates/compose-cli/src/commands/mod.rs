@@ -5,7 +5,7 @@ pub mod config;
 pub mod daemon;
 pub mod deploy;
 pub mod emulate;
-mod output;
+pub(crate) mod output;
 pub mod progress;
 pub mod project;
 pub mod resolve;

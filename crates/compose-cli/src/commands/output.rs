@@ -110,3 +110,74 @@ impl<W: Write> Write for Counting<W> {
         self.inner.flush()
     }
 }
+
+/// Writes one line to standard output, or `stderr_line` to standard error. `println!` panics
+/// when the reader went away (`balena-compose build --json | head`); a command must rather go
+/// on (a deploy still has to finish or mark its release failed), so a line nobody reads is
+/// dropped.
+pub(crate) fn stdout_line(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(io::stdout().lock(), "{line}");
+}
+
+/// See [`stdout_line`].
+pub(crate) fn stderr_line(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
+}
+
+/// `println!` that does not panic on a closed standard output; see [`stdout_line`].
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::commands::output::stdout_line(format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` that does not panic on a closed standard error; see [`stdout_line`].
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::commands::output::stderr_line(format_args!($($arg)*))
+    };
+}
+
+pub(crate) use {errln, outln};
+
+/// What to tell when `text` (an error and its causes) says file descriptors ran out (EMFILE):
+/// the limit in force and how to raise it; `None` for any other error. A project of many
+/// files or services can hit a low `ulimit -n`, and "os error 24" alone does not say so.
+pub(crate) fn open_files_note(text: &str) -> Option<String> {
+    if !text.contains("os error 24") {
+        return None;
+    }
+    let limit = OPEN_FILES_LIMIT
+        .get()
+        .copied()
+        .flatten()
+        .or_else(soft_open_files_limit);
+    Some(match limit {
+        Some(limit) => {
+            format!("too many open files (limit {limit}): raise it with `ulimit -n`")
+        }
+        None => "too many open files: raise the limit with `ulimit -n`".to_owned(),
+    })
+}
+
+/// The limit read by [`remember_open_files_limit`].
+static OPEN_FILES_LIMIT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+
+/// Reads the open-files limit now, while a descriptor is free to read it with: once they ran
+/// out, reading it may fail too.
+pub(crate) fn remember_open_files_limit() {
+    OPEN_FILES_LIMIT.get_or_init(soft_open_files_limit);
+}
+
+/// The soft `RLIMIT_NOFILE`, as `/proc/self/limits` tells it: `getrlimit` through `libc`
+/// would need `unsafe`, which the workspace denies. `None` where /proc is not there (or the
+/// descriptors are still all taken).
+fn soft_open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}

@@ -15,7 +15,6 @@
 //! | `info` | `message` (deploy) |
 //! | `push` | `location`, `status` (`pushed`/`retrying`/`failed`), `digest`, `size`, `error` (deploy) |
 //! | `summary` | `services`: `[{service, image, id, ok, error?}]` (and `release` for deploys), last |
-#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -24,6 +23,8 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use multibuild::{Action, Event, ServiceOutcome};
 use serde_json::{Value, json};
+
+use super::output::{errln, outln};
 
 /// Where output goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +111,7 @@ impl Renderer {
     /// A line of information (to stderr, or a JSON `info` event).
     pub fn info(&self, message: &str) {
         match self.mode {
-            OutputMode::Json => println!("{}", json!({"event": "info", "message": message})),
+            OutputMode::Json => outln!("{}", json!({"event": "info", "message": message})),
             _ => self.println(message),
         }
     }
@@ -120,11 +121,11 @@ impl Renderer {
     pub fn info_printer(&self) -> impl Fn(&str) + Send + Sync + 'static {
         let (mode, bars) = (self.mode, self.bars.clone());
         move |message: &str| match (mode, &bars) {
-            (OutputMode::Json, _) => println!("{}", json!({"event": "info", "message": message})),
+            (OutputMode::Json, _) => outln!("{}", json!({"event": "info", "message": message})),
             (_, Some(bars)) => {
                 let _ = bars.println(message);
             }
-            (_, None) => eprintln!("{message}"),
+            (_, None) => errln!("{message}"),
         }
     }
 
@@ -133,7 +134,7 @@ impl Renderer {
             Some(bars) => {
                 let _ = bars.println(line);
             }
-            None => eprintln!("{line}"),
+            None => errln!("{line}"),
         }
     }
 
@@ -176,12 +177,12 @@ impl Renderer {
         match self.mode {
             OutputMode::Json => {
                 if let Some(value) = event_json(event) {
-                    println!("{value}");
+                    outln!("{value}");
                 }
             }
             OutputMode::Plain => {
                 if let Some((service, text)) = event_text(event) {
-                    eprintln!("[{service}] {text}");
+                    errln!("[{service}] {text}");
                 }
             }
             OutputMode::Terminal => self.terminal(event),
@@ -272,7 +273,7 @@ impl Renderer {
                     .is_none_or(|t| t.elapsed() >= PLAIN_PUSH_INTERVAL);
                 if due {
                     self.push.last_line = Some(Instant::now());
-                    eprintln!("[push] {}", self.push.text());
+                    errln!("[push] {}", self.push.text());
                 }
             }
             OutputMode::Json => {}
@@ -315,7 +316,7 @@ impl Renderer {
             _ => return,
         };
         match self.mode {
-            OutputMode::Json => println!("{value}"),
+            OutputMode::Json => outln!("{value}"),
             _ => self.println(&format!("[push] {location}: {text}")),
         }
     }
@@ -351,7 +352,7 @@ impl Renderer {
             if let Some(release) = release {
                 summary["release"] = release;
             }
-            println!("{summary}");
+            outln!("{summary}");
             return;
         }
         let width = outcomes
@@ -366,9 +367,13 @@ impl Renderer {
             .max()
             .unwrap_or(5)
             .max(5);
-        println!(
+        outln!(
             "{:width$}  {:image_width$}  {:12}  {:>9}  {:>7}  STATUS",
-            "SERVICE", "IMAGE", "ID", "SIZE", "TIME"
+            "SERVICE",
+            "IMAGE",
+            "ID",
+            "SIZE",
+            "TIME"
         );
         for o in outcomes {
             let id = o
@@ -376,7 +381,7 @@ impl Renderer {
                 .as_deref()
                 .map(|id| id.trim_start_matches("sha256:").chars().take(12).collect())
                 .unwrap_or_else(|| "-".to_owned());
-            println!(
+            outln!(
                 "{:width$}  {:image_width$}  {:12}  {:>9}  {:>7}  {}",
                 o.service,
                 o.image.as_deref().unwrap_or("-"),
@@ -388,19 +393,23 @@ impl Renderer {
         }
         let failed: Vec<&ServiceOutcome> = outcomes.iter().filter(|o| !o.ok()).collect();
         for o in &failed {
-            eprintln!("\nerror: service \"{}\" failed:", o.service);
+            errln!("\nerror: service \"{}\" failed:", o.service);
             for line in o.error.as_deref().unwrap_or("").lines() {
-                eprintln!("  {line}");
+                errln!("  {line}");
             }
         }
         if failed.is_empty() {
-            eprintln!(
+            errln!(
                 "\nBuilt {} in {}",
                 services(outcomes.len()),
                 total(outcomes)
             );
         } else {
-            eprintln!("\n{} of {} failed", services(failed.len()), outcomes.len());
+            errln!("\n{} of {} failed", services(failed.len()), outcomes.len());
+            let errors: Vec<&str> = failed.iter().filter_map(|o| o.error.as_deref()).collect();
+            if let Some(note) = super::output::open_files_note(&errors.join("\n")) {
+                errln!("error: {note}");
+            }
         }
     }
 }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use resolve::Arch;
 
-use super::output::{Stdout, count_output, write_output};
+use super::output::{Stdout, count_output, errln, outln, write_output};
 use super::project::{self, ProjectArgs, TargetArgs};
 
 /// Write each service's resolved build context to `<output-dir>/<service>.tar`.
@@ -74,7 +74,6 @@ struct ResolvedService {
 }
 
 /// Runs the command.
-#[allow(clippy::print_stdout, clippy::print_stderr)]
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // clap requires --arch or --device-type, so there is a target.
     let target =
@@ -83,7 +82,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let vars = BTreeMap::from([("BALENA_RELEASE_HASH".to_owned(), "unavailable".to_owned())]);
     let plan = project::plan(&args.project, &target, emulation, None, vars)?;
     for warning in plan.warnings() {
-        eprintln!("warning: {warning}");
+        errln!("warning: {warning}");
     }
     if let Some(dir) = &args.output_dir {
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -131,11 +130,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 
     if args.json {
-        println!("{}", serde_json::json!({ "services": services }));
+        outln!("{}", serde_json::json!({ "services": services }));
     } else {
         for s in &services {
             match (&s.resolver, &s.image) {
-                (Some(resolver), _) => println!(
+                (Some(resolver), _) => outln!(
                     "{}: {} → {} in {} ({})",
                     s.service,
                     resolver,
@@ -143,7 +142,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     s.context.as_deref().unwrap_or("a context not written"),
                     human_size(s.size.unwrap_or(0)),
                 ),
-                (None, Some(image)) => println!("{}: external image {image}", s.service),
+                (None, Some(image)) => outln!("{}: external image {image}", s.service),
                 (None, None) => {}
             }
         }

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use composer::target::DeviceConfig;
 use composer::{AppId, Composer, CurrentState};
 
+use super::output::outln;
+
 /// The arguments of `balena-compose state`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -28,10 +30,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Prints a state as JSON or as a short table.
-#[allow(clippy::print_stdout)]
 pub fn print_state(state: &CurrentState, json: bool) -> anyhow::Result<()> {
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string(&serde_json::json!({ "state": state }))?
         );
@@ -42,7 +43,7 @@ pub fn print_state(state: &CurrentState, json: bool) -> anyhow::Result<()> {
         .clone()
         .or_else(|| state.app_id.map(|i| i.to_string()))
         .unwrap_or_default();
-    println!(
+    outln!(
         "app {app}: {} (release {})",
         state.status,
         state.commit.as_deref().unwrap_or("none")
@@ -54,13 +55,13 @@ pub fn print_state(state: &CurrentState, json: bool) -> anyhow::Result<()> {
             .download_progress
             .map(|p| format!(" {p}%"))
             .unwrap_or_default();
-        println!("  {name:<20} {status:<12}{progress} {}", s.image);
+        outln!("  {name:<20} {status:<12}{progress} {}", s.image);
     }
     for n in &state.networks {
-        println!("  network {n}");
+        outln!("  network {n}");
     }
     for v in &state.volumes {
-        println!("  volume  {v}");
+        outln!("  volume  {v}");
     }
     Ok(())
 }
