@@ -154,7 +154,7 @@ impl Renderer {
         }
         for warning in plan.warnings() {
             match self.mode {
-                OutputMode::Json => println!("{}", json!({"event": "warning", "message": warning})),
+                OutputMode::Json => outln!("{}", json!({"event": "warning", "message": warning})),
                 _ => self.println(&format!("warning: {warning}")),
             }
         }
