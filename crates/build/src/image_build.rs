@@ -410,6 +410,7 @@ async fn run_raw_build(
             (None, _) => classic.finish(docker, options).await,
         };
     }
+    trace.finish(events).await;
     if let Some(message) = trace.error.clone() {
         emit(
             events,

@@ -221,6 +221,30 @@ mod tests {
                 lines.push(line);
             }
         }
-        assert_eq!(lines, ["tail: [secret]", "head: [secret] done"]);
+        // `stream` text too, with the last line unterminated.
+        let (tx, mut rx) = tokio::sync::mpsc::channel(100);
+        for chunk in [&line[..10], &line[10..], "\nend: ", &line[..20]] {
+            let message = StreamMessage {
+                stream: Some(chunk.to_owned()),
+                ..StreamMessage::default()
+            };
+            trace.handle(message, &tx).await;
+        }
+        trace.finish(&tx).await;
+        drop(tx);
+        while let Some(event) = rx.recv().await {
+            if let BuildEvent::Output { line } = event {
+                lines.push(line);
+            }
+        }
+        assert_eq!(
+            lines,
+            [
+                "tail: [secret]",
+                "head: [secret] done",
+                "[secret]",
+                "end: [secret]"
+            ]
+        );
     }
 }

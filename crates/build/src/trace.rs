@@ -141,6 +141,9 @@ pub(crate) struct Trace {
     pub error: Option<String>,
     pub from_tags: Vec<FromTag>,
     pub redactor: Redactor,
+    /// `stream` text, joined into lines before it is redacted: a secret split across two
+    /// messages is then seen whole.
+    stream_lines: LineBuffer,
 }
 
 impl Trace {
@@ -165,9 +168,8 @@ impl Trace {
             self.error = Some(self.redactor.apply(error));
         }
         if let Some(text) = message.stream {
-            for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                let line = self.redactor.apply(line.to_owned());
-                emit(events, BuildEvent::Output { line }).await;
+            for line in self.stream_lines.push(&text) {
+                self.stream_line(line, events).await;
             }
         }
         match (message.id.as_deref(), message.aux) {
@@ -185,6 +187,20 @@ impl Trace {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Emits what is left of the `stream` text once the response ended.
+    pub(crate) async fn finish(&mut self, events: &mpsc::Sender<BuildEvent>) {
+        if let Some(line) = self.stream_lines.finish() {
+            self.stream_line(line, events).await;
+        }
+    }
+
+    async fn stream_line(&self, line: String, events: &mpsc::Sender<BuildEvent>) {
+        if !line.trim().is_empty() {
+            let line = self.redactor.apply(line);
+            emit(events, BuildEvent::Output { line }).await;
         }
     }
 

@@ -559,7 +559,12 @@ async fn a_release_whose_creation_fails_midway_is_left_failed_not_running() {
     fake.fail_next("POST", "/v7/image_environment_variable", 1, 400);
     let new = NewRelease::new(7, 1001, composition(), release::random_commit());
     let err = api.create_release(&new).await.unwrap_err();
-    assert!(matches!(err, ApiError::BadRequest { .. }), "{err:?}");
+    // The release exists: the error says so, with the failure as its source.
+    assert!(
+        matches!(&err, ApiError::IncompleteRelease { source, cleanup: None, .. }
+            if matches!(**source, ApiError::BadRequest { .. })),
+        "{err:?}"
+    );
     assert_eq!(fake.records("release").len(), 1);
     assert_eq!(fake.records("release")[0]["status"], "failed");
 
