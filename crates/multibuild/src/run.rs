@@ -12,6 +12,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
+use crate::inputs::{self, Decision, Reuse};
 use crate::plan::{BuildTask, Plan, TaskKind};
 
 /// How to run a plan.
@@ -39,6 +40,8 @@ pub struct RunOptions {
     /// The daemon's address as given to [`build::connect`] (`None`: `DOCKER_HOST`, else the
     /// default socket); builds with secrets open connections of their own to it.
     pub docker_host: Option<String>,
+    /// Which images on the daemon may stand in for a service's build or pull.
+    pub reuse: Reuse,
 }
 
 /// How the builds with build secrets get them (decided once per run, before any build).
@@ -134,6 +137,16 @@ pub enum Event {
         /// The text.
         message: String,
     },
+    /// Whether an image on the daemon stands in for the service's build or pull, and why
+    /// (only when [`RunOptions::reuse`] allows any; before its `Start`, if it builds).
+    Reuse {
+        /// The service.
+        service: String,
+        /// The image is used as it is: no context is sent, nothing pulled.
+        reused: bool,
+        /// `reusing <image> (…)` or `building <service> (…)`.
+        message: String,
+    },
     /// A service finished, well or not.
     Done(ServiceOutcome),
 }
@@ -151,6 +164,8 @@ pub struct ServiceOutcome {
     pub size: Option<u64>,
     /// Pulled rather than built.
     pub external: bool,
+    /// An image already on the daemon was used as it is (see [`Reuse`]).
+    pub reused: bool,
     /// The resolver (project type) for builds; `external service` for pulls.
     pub resolver: String,
     /// The Dockerfile the daemon built (after rendering and transposition).
@@ -173,15 +188,6 @@ impl ServiceOutcome {
         self.error.is_none()
     }
 
-    /// A service not built because its image is already there.
-    pub fn skipped(service: &str, image: &str) -> Self {
-        ServiceOutcome {
-            image: Some(image.to_owned()),
-            log: "Build skipped; image for service already exists.".to_owned(),
-            ..Self::new(service)
-        }
-    }
-
     fn failed(service: &str, error: &Error) -> Self {
         ServiceOutcome {
             error: Some(error.to_string()),
@@ -197,6 +203,7 @@ impl ServiceOutcome {
             image_id: None,
             size: None,
             external: false,
+            reused: false,
             resolver: String::new(),
             dockerfile: None,
             contract: None,
@@ -304,7 +311,43 @@ impl Worker<'_> {
         self.plan.arch != self.options.host_arch
     }
 
+    /// Tells the user `decision`; the outcome of a reused image, or `None` to go on.
+    async fn announce(&self, decision: Decision, image: &str) -> Option<ServiceOutcome> {
+        let (reused, message) = match &decision {
+            Decision::Reuse { message, .. } => (true, message.clone()),
+            Decision::Build { message } => (false, message.clone()),
+        };
+        self.send(Event::Reuse {
+            service: self.service.to_owned(),
+            reused,
+            message: message.clone(),
+        })
+        .await;
+        let Decision::Reuse { id, size, .. } = decision else {
+            return None;
+        };
+        Some(ServiceOutcome {
+            image: Some(image.to_owned()),
+            image_id: Some(id),
+            size,
+            reused: true,
+            log: message,
+            ..ServiceOutcome::new(self.service)
+        })
+    }
+
     async fn pull(&self, image: &str) -> ServiceOutcome {
+        if self.options.reuse == Reuse::MatchingOrPlatform {
+            let decision =
+                inputs::decide_pull(self.docker, self.service, image, self.plan.arch).await;
+            if let Some(outcome) = self.announce(decision, image).await {
+                return ServiceOutcome {
+                    external: true,
+                    resolver: "external service".to_owned(),
+                    ..outcome
+                };
+            }
+        }
         self.send(Event::Start {
             service: self.service.to_owned(),
             action: Action::Pull {
@@ -356,6 +399,24 @@ impl Worker<'_> {
     }
 
     async fn build(&self, task: &BuildTask) -> ServiceOutcome {
+        let with_secrets = !task.secrets.is_empty();
+        let buildkit = with_secrets && *self.secrets_mode == SecretsMode::BuildKit;
+        let sent_dockerfile = match &task.mounted_dockerfile {
+            Some(mounted) if buildkit => mounted.clone(),
+            _ => task.dockerfile.clone(),
+        };
+        // Always computed, so that every image records its inputs for a later reuse.
+        let inputs = inputs::compute(
+            self.docker,
+            task,
+            &sent_dockerfile,
+            self.plan.arch,
+            &self.plan.device_type,
+        )
+        .await;
+        if let Some(outcome) = self.reuse_image(task, &sent_dockerfile, &inputs).await {
+            return outcome;
+        }
         self.send(Event::Start {
             service: self.service.to_owned(),
             action: Action::Build {
@@ -365,8 +426,6 @@ impl Worker<'_> {
             },
         })
         .await;
-        let with_secrets = !task.secrets.is_empty();
-        let buildkit = with_secrets && *self.secrets_mode == SecretsMode::BuildKit;
         let platform = if buildkit && self.foreign() {
             // BuildKit looks a base image up for the build's platform only: without it, a
             // local single-arch base of the target arch is ignored and pulled from Docker Hub.
@@ -395,14 +454,13 @@ impl Worker<'_> {
             docker_host: self.options.docker_host.clone(),
             ..build::BuildOptions::default()
         };
-        let mut sent_dockerfile = task.dockerfile.clone();
+        if let Ok(inputs) = &inputs {
+            options.labels.extend(inputs.labels());
+        }
         let mut added_flags = Vec::new();
         if buildkit {
             options.builder = build::Builder::BuildKit;
             options.secrets = task.secrets.clone();
-            if let Some(mounted) = &task.mounted_dockerfile {
-                sent_dockerfile = mounted.clone();
-            }
             added_flags = task
                 .secrets
                 .ids()
@@ -507,6 +565,36 @@ impl Worker<'_> {
             }
         }
         outcome
+    }
+
+    /// The outcome of the image already on the daemon when it can stand in for this build
+    /// (no context is sent then); `None`: build.
+    async fn reuse_image(
+        &self,
+        task: &BuildTask,
+        sent_dockerfile: &str,
+        inputs: &Result<inputs::Inputs, String>,
+    ) -> Option<ServiceOutcome> {
+        let image = task.tags.first()?;
+        if self.options.reuse == Reuse::Never {
+            return None;
+        }
+        let decision = inputs::decide_build(
+            self.docker,
+            self.options.reuse,
+            self.service,
+            image,
+            inputs,
+            self.plan.arch,
+        )
+        .await;
+        let outcome = self.announce(decision, image).await?;
+        Some(ServiceOutcome {
+            resolver: task.resolved.resolver.name().to_owned(),
+            dockerfile: Some(sent_dockerfile.to_owned()),
+            contract: task.contract.clone(),
+            ..outcome
+        })
     }
 
     /// The `platform` of a build, as the reference decides it (toolkit.md §6.10), with the

@@ -118,8 +118,8 @@ pub async fn daemon_arch(docker: &Docker) -> anyhow::Result<Arch> {
 }
 
 /// Plans and builds; shared with `deploy`. `arch`/`device_type` override the flags (deploy
-/// takes them from the fleet). With `skip_existing`, services whose image is already on the
-/// daemon are not built again (deploy without `--build`); they get an outcome saying so.
+/// takes them from the fleet). `reuse` says which images already on the daemon stand in for
+/// a service's build or pull (see [`multibuild::Reuse`]); `--nocache` and `--pull` build all.
 #[allow(clippy::too_many_arguments)]
 pub async fn build_project(
     docker: &Docker,
@@ -128,13 +128,13 @@ pub async fn build_project(
     args: &BuildArgs,
     arch: Option<Arch>,
     template_vars: BTreeMap<String, String>,
-    skip_existing: bool,
+    reuse: multibuild::Reuse,
     renderer: &mut Renderer,
 ) -> anyhow::Result<Finished> {
     let host = daemon_arch(docker).await?;
     let arch = arch.or(args.arch).unwrap_or(host);
     let emulation = project::emulation(arch, host, target, true)?;
-    let mut plan = project::plan(
+    let plan = project::plan(
         project_args,
         target,
         arch,
@@ -142,25 +142,6 @@ pub async fn build_project(
         args.tag.clone(),
         template_vars,
     )?;
-
-    let mut skipped = Vec::new();
-    if skip_existing {
-        let mut kept = Vec::new();
-        for task in std::mem::take(&mut plan.tasks) {
-            let image = match &task.kind {
-                Ok(multibuild::TaskKind::Build(b)) => b.tags.first().cloned(),
-                Ok(multibuild::TaskKind::Pull { image }) => Some(image.clone()),
-                Err(_) => None,
-            };
-            match image {
-                Some(image) if docker.inspect_image(&image).await.is_ok() => {
-                    skipped.push(multibuild::ServiceOutcome::skipped(&task.service, &image));
-                }
-                _ => kept.push(task),
-            }
-        }
-        plan.tasks = kept;
-    }
 
     let mut registry_auth = build::RegistryAuth::from_default_docker_config()?;
     if let Some(file) = &args.registry_secrets {
@@ -179,6 +160,11 @@ pub async fn build_project(
         timeout: args.timeout.map(Duration::from_secs),
         cancel: cancel.clone(),
         docker_host: args.docker_host.clone(),
+        reuse: if args.nocache || args.pull {
+            multibuild::Reuse::Never
+        } else {
+            reuse
+        },
     };
     renderer.begin(&plan);
     let (tx, mut rx) = mpsc::channel(1024);
@@ -194,9 +180,8 @@ pub async fn build_project(
             cancel.cancel();
         }
     });
-    let (mut outcomes, ()) = tokio::join!(run, render);
+    let (outcomes, ()) = tokio::join!(run, render);
     watcher.abort();
-    outcomes.extend(skipped);
     Ok(Finished { plan, outcomes })
 }
 
@@ -211,7 +196,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         &args.build,
         None,
         BTreeMap::from([("BALENA_RELEASE_HASH".to_owned(), "unavailable".to_owned())]),
-        false,
+        multibuild::Reuse::Matching,
         &mut renderer,
     )
     .await?;
