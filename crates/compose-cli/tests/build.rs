@@ -420,3 +420,125 @@ fn a_daemon_that_is_not_there_is_a_clear_error() {
     );
     assert!(stderr.contains("/nonexistent/docker.sock"), "{stderr}");
 }
+
+fn now() -> String {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    format!("{:.3}", since.as_secs_f64())
+}
+
+/// The daemon's image events between `since` and `until` that name `image`.
+fn image_events(image: &str, since: &str, until: &str) -> Vec<String> {
+    let out = std::process::Command::new("/usr/bin/docker")
+        .env("DOCKER_HOST", docker_host())
+        .args(["events", "--since", since, "--until", until])
+        .args([
+            "--filter",
+            "type=image",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.name}}",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(image))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn image_id(image: &str) -> String {
+    let out = std::process::Command::new("/usr/bin/docker")
+        .env("DOCKER_HOST", docker_host())
+        .args(["image", "inspect", "-f", "{{.Id}}", image])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The no-op path: a second `build` of an unchanged project sends no context (no build
+/// starts, the daemon tags nothing, the image id stays); `--nocache` builds again.
+#[test]
+fn an_unchanged_project_is_not_built_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(
+        root,
+        "docker-compose.yml",
+        "services:\n  app:\n    build: ./app\n",
+    );
+    write(
+        root,
+        "app/Dockerfile",
+        "FROM local/amd64-busybox\nCOPY data.txt /data.txt\nRUN cat /data.txt\n",
+    );
+    write(root, "app/data.txt", "unchanged\n");
+    let project = format!("noop{}", std::process::id());
+    let image = format!("{project}_app");
+    let build = |extra: &[&str]| {
+        let mut args = vec!["build", root.to_str().unwrap(), "-p", &project, "--json"];
+        args.extend_from_slice(extra);
+        let out = balena_compose(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json_lines(&out)
+    };
+    let first = build(&[]);
+    assert!(first.iter().any(|e| e["event"] == "start"), "{first:?}");
+    let built = image_id(&image);
+    let labels = std::process::Command::new("/usr/bin/docker")
+        .env("DOCKER_HOST", docker_host())
+        .args(["image", "inspect", "-f", "{{json .Config.Labels}}", &image])
+        .output()
+        .unwrap();
+    let labels: Value = serde_json::from_slice(&labels.stdout).unwrap();
+    assert_eq!(labels["io.balena-compose.arch"], "amd64", "{labels}");
+    assert_eq!(labels["io.balena-compose.device-type"], "generic-amd64");
+    assert_eq!(
+        labels["io.balena-compose.inputs"].as_str().map(str::len),
+        Some(64),
+        "{labels}"
+    );
+
+    let since = now();
+    let second = build(&[]);
+    let until = now();
+    assert!(
+        !second
+            .iter()
+            .any(|e| e["event"] == "start" || e["event"] == "step"),
+        "the second build sent its context: {second:?}"
+    );
+    let reuse = second.iter().find(|e| e["event"] == "reuse").unwrap();
+    assert_eq!(reuse["reused"], true);
+    assert_eq!(reuse["message"], format!("reusing {image} (inputs match)"));
+    let summary = second.last().unwrap();
+    assert_eq!(summary["services"][0]["reused"], true);
+    assert_eq!(summary["services"][0]["id"], built.as_str());
+    assert_eq!(image_id(&image), built);
+    let events = image_events(&image, &since, &until);
+    assert!(events.is_empty(), "the daemon built: {events:?}");
+
+    // --nocache (and --pull) always build.
+    let forced = build(&["--nocache"]);
+    assert!(forced.iter().any(|e| e["event"] == "start"), "{forced:?}");
+    assert!(!forced.iter().any(|e| e["event"] == "reuse"), "{forced:?}");
+    let _ = std::process::Command::new("/usr/bin/docker")
+        .env("DOCKER_HOST", docker_host())
+        .args(["image", "rm", &image])
+        .output();
+}

@@ -1,13 +1,18 @@
 //! A build's inputs, recorded on its image as labels, and the decision whether an image on the
 //! daemon can stand in for a build: `build`'s no-op path and what `deploy` reuses.
 //!
-//! The inputs digest is a sha256 over the target arch and device type, the Dockerfile as sent
+//! The inputs digest is a sha256 over the target arch, the Dockerfile as sent
 //! (rendered, and transposed when emulating), the context tar exactly as sent (streamed through
 //! the hasher, never held), the build args, target stage and labels, and the local image id of
 //! every base image. Build secrets are left out on purpose: even a hash of a secret in a label
 //! would let anyone who can read the image check a guess of it. After changing a secret, build
 //! with `--nocache`. A base image that is not on the daemon means "build" (there is no id to
 //! record); its image gets no inputs label and the next build records them.
+//!
+//! The device type is recorded (a label) but not part of the digest: it acts on the image only
+//! through the Dockerfile it picks and renders, which are hashed. With it in, `build --arch
+//! amd64` (device type `generic-amd64`) followed by a deploy to an `intel-nuc` fleet would
+//! rebuild an identical image.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -68,13 +73,6 @@ impl Inputs {
         let recorded_arch = labels.get(ARCH_LABEL).map_or("none", String::as_str);
         if recorded_arch != self.arch.slug() {
             return Some(format!("arch {recorded_arch} ≠ {}", self.arch.slug()));
-        }
-        let recorded_device = labels.get(DEVICE_TYPE_LABEL).map_or("none", String::as_str);
-        if recorded_device != self.device_type {
-            return Some(format!(
-                "device type {recorded_device} ≠ {}",
-                self.device_type
-            ));
         }
         if labels.get(INPUTS_LABEL) == Some(&self.digest) {
             return None;
@@ -171,7 +169,7 @@ pub async fn compute(
         ("base-images", sha256_hex(&base_refs)),
         ("options", options),
     ];
-    let mut all: Vec<&[u8]> = vec![arch.slug().as_bytes(), device_type.as_bytes()];
+    let mut all: Vec<&[u8]> = vec![arch.slug().as_bytes()];
     for (part, hex) in &parts {
         all.push(part.as_bytes());
         all.push(hex.as_bytes());
