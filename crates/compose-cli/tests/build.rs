@@ -7,6 +7,9 @@ use std::process::Output;
 
 use assert_cmd::Command;
 use serde_json::Value;
+use support::docker_ok;
+
+mod support;
 
 fn docker_host() -> String {
     std::env::var("DOCKER_HOST").expect(
@@ -430,41 +433,21 @@ fn now() -> String {
 
 /// The daemon's image events between `since` and `until` that name `image`.
 fn image_events(image: &str, since: &str, until: &str) -> Vec<String> {
-    let out = std::process::Command::new("/usr/bin/docker")
-        .env("DOCKER_HOST", docker_host())
-        .args(["events", "--since", since, "--until", until])
-        .args([
-            "--filter",
-            "type=image",
-            "--format",
-            "{{.Action}} {{.Actor.Attributes.name}}",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let format = "{{.Action}} {{.Actor.Attributes.name}}";
+    let window = ["--since", since, "--until", until];
+    let events = docker_ok(
+        &[
+            &["events"][..],
+            &window,
+            &["--filter", "type=image", "--format", format],
+        ]
+        .concat(),
     );
-    String::from_utf8_lossy(&out.stdout)
+    events
         .lines()
         .filter(|l| l.contains(image))
         .map(str::to_owned)
         .collect()
-}
-
-fn image_id(image: &str) -> String {
-    let out = std::process::Command::new("/usr/bin/docker")
-        .env("DOCKER_HOST", docker_host())
-        .args(["image", "inspect", "-f", "{{.Id}}", image])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// The no-op path: a second `build` of an unchanged project sends no context (no build
@@ -499,13 +482,16 @@ fn an_unchanged_project_is_not_built_again() {
     };
     let first = build(&[]);
     assert!(first.iter().any(|e| e["event"] == "start"), "{first:?}");
-    let built = image_id(&image);
-    let labels = std::process::Command::new("/usr/bin/docker")
-        .env("DOCKER_HOST", docker_host())
-        .args(["image", "inspect", "-f", "{{json .Config.Labels}}", &image])
-        .output()
-        .unwrap();
-    let labels: Value = serde_json::from_slice(&labels.stdout).unwrap();
+    let image_id = || docker_ok(&["image", "inspect", "-f", "{{.Id}}", &image]);
+    let built = image_id();
+    let labels: Value = serde_json::from_str(&docker_ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.Labels}}",
+        &image,
+    ]))
+    .unwrap();
     assert_eq!(labels["io.balena-compose.arch"], "amd64", "{labels}");
     assert_eq!(labels["io.balena-compose.device-type"], "generic-amd64");
     assert_eq!(
@@ -529,7 +515,7 @@ fn an_unchanged_project_is_not_built_again() {
     let summary = second.last().unwrap();
     assert_eq!(summary["services"][0]["reused"], true);
     assert_eq!(summary["services"][0]["id"], built.as_str());
-    assert_eq!(image_id(&image), built);
+    assert_eq!(image_id(), built);
     let events = image_events(&image, &since, &until);
     assert!(events.is_empty(), "the daemon built: {events:?}");
 
@@ -537,8 +523,5 @@ fn an_unchanged_project_is_not_built_again() {
     let forced = build(&["--nocache"]);
     assert!(forced.iter().any(|e| e["event"] == "start"), "{forced:?}");
     assert!(!forced.iter().any(|e| e["event"] == "reuse"), "{forced:?}");
-    let _ = std::process::Command::new("/usr/bin/docker")
-        .env("DOCKER_HOST", docker_host())
-        .args(["image", "rm", &image])
-        .output();
+    let _ = support::docker_cli(&["image", "rm", &image]);
 }

@@ -505,6 +505,17 @@ fn reuse_project(root: &Path) {
     write(root, "web/page.txt", "one\n");
 }
 
+/// The fake API, a [`reuse_project`] and the name of its `web` image, for project `prefix` +
+/// this process's id.
+async fn reuse_setup(prefix: &str) -> (FakeApi, tempfile::TempDir, String, String) {
+    let api = FakeApi::start(FakeConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    reuse_project(dir.path());
+    let name = format!("{prefix}{}", std::process::id());
+    let image = format!("{name}_web");
+    (api, dir, name, image)
+}
+
 /// `balena-compose build` of `root` as project `name`, which must succeed.
 fn build_ok(root: &Path, name: &str, extra: &[&str]) {
     let out = balena_compose()
@@ -547,11 +558,7 @@ fn architecture(image: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_aarch64_build_is_not_pushed_to_an_amd64_fleet() {
-    let api = FakeApi::start(FakeConfig::default()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    reuse_project(dir.path());
-    let name = format!("reusearch{}", std::process::id());
-    let image = format!("{name}_web");
+    let (api, dir, name, image) = reuse_setup("reusearch").await;
     build_ok(dir.path(), &name, &["--arch", "aarch64", "--emulated"]);
     assert_eq!(architecture(&image), "arm64");
 
@@ -581,11 +588,7 @@ async fn an_aarch64_build_is_not_pushed_to_an_amd64_fleet() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_reuses_an_image_only_while_its_inputs_match() {
-    let api = FakeApi::start(FakeConfig::default()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    reuse_project(dir.path());
-    let name = format!("reusematch{}", std::process::id());
-    let image = format!("{name}_web");
+    let (api, dir, name, image) = reuse_setup("reusematch").await;
     let project = dir.path().to_str().unwrap();
     build_ok(dir.path(), &name, &["--arch", "amd64"]);
     let key = api.api_key().to_owned();
@@ -618,11 +621,7 @@ async fn deploy_reuses_an_image_only_while_its_inputs_match() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_image_without_build_labels_is_reused_only_for_the_fleets_platform() {
-    let api = FakeApi::start(FakeConfig::default()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    reuse_project(dir.path());
-    let name = format!("reuseunlabelled{}", std::process::id());
-    let image = format!("{name}_web");
+    let (api, dir, name, image) = reuse_setup("reuseunlabelled").await;
     let project = dir.path().to_str().unwrap();
     let key = api.api_key().to_owned();
 
