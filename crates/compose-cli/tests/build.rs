@@ -133,7 +133,7 @@ fn three_services_for_aarch64_emulated_with_build_variables() {
         let kind = event["event"].as_str().unwrap();
         assert!(
             [
-                "start", "step", "log", "pull", "warning", "done", "error", "summary"
+                "start", "step", "log", "pull", "warning", "done", "error", "summary", "reuse"
             ]
             .contains(&kind),
             "{event}"
