@@ -454,9 +454,6 @@ impl Worker<'_> {
             docker_host: self.options.docker_host.clone(),
             ..build::BuildOptions::default()
         };
-        if let Ok(inputs) = &inputs {
-            options.labels.extend(inputs.labels());
-        }
         let mut added_flags = Vec::new();
         if buildkit {
             options.builder = build::Builder::BuildKit;
@@ -486,6 +483,9 @@ impl Worker<'_> {
                 }
             }
         }
+        let labelled_dockerfile = inputs.as_ref().ok().and_then(|inputs| {
+            inputs.label_into(&mut options, &sent_dockerfile, task.target.is_some())
+        });
         let mut filter = match &self.plan.emulation {
             Emulation::Rewrite { options, .. } if task.transposed => {
                 Some(BuildOutput::new(self.plan.arch, options.clone()))
@@ -493,7 +493,11 @@ impl Worker<'_> {
             _ => None,
         };
         let (tx, mut rx) = mpsc::channel(256);
-        let body = task.context_body_with(Some(sent_dockerfile.as_str()));
+        let body = task.context_body_with(Some(
+            labelled_dockerfile
+                .as_deref()
+                .unwrap_or(sent_dockerfile.as_str()),
+        ));
         let docker = self.docker;
         let build = async move {
             let result = build::build_image(docker, body, &options, &tx).await;
