@@ -331,6 +331,7 @@ fn platform_matches(platform: &str, arch: Arch) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn inputs(arch: Arch) -> Inputs {
