@@ -401,22 +401,10 @@ impl Worker<'_> {
     async fn build(&self, task: &BuildTask) -> ServiceOutcome {
         let with_secrets = !task.secrets.is_empty();
         let buildkit = with_secrets && *self.secrets_mode == SecretsMode::BuildKit;
-        let sent_dockerfile = match &task.mounted_dockerfile {
-            Some(mounted) if buildkit => mounted.clone(),
-            _ => task.dockerfile.clone(),
+        let (sent_dockerfile, inputs) = match self.inputs_or_reuse(task, buildkit).await {
+            Ok(prepared) => prepared,
+            Err(reused) => return reused,
         };
-        // Always computed, so that every image records its inputs for a later reuse.
-        let inputs = inputs::compute(
-            self.docker,
-            task,
-            &sent_dockerfile,
-            self.plan.arch,
-            &self.plan.device_type,
-        )
-        .await;
-        if let Some(outcome) = self.reuse_image(task, &sent_dockerfile, &inputs).await {
-            return outcome;
-        }
         self.send(Event::Start {
             service: self.service.to_owned(),
             action: Action::Build {
@@ -569,6 +557,32 @@ impl Worker<'_> {
             }
         }
         outcome
+    }
+
+    /// The Dockerfile to send and the build's inputs; or, as `Err`, the outcome of the image
+    /// on the daemon that stands in for the build.
+    async fn inputs_or_reuse(
+        &self,
+        task: &BuildTask,
+        buildkit: bool,
+    ) -> Result<(String, Result<inputs::Inputs, String>), ServiceOutcome> {
+        let sent_dockerfile = match &task.mounted_dockerfile {
+            Some(mounted) if buildkit => mounted.clone(),
+            _ => task.dockerfile.clone(),
+        };
+        // Always computed, so that every image records its inputs for a later reuse.
+        let inputs = inputs::compute(
+            self.docker,
+            task,
+            &sent_dockerfile,
+            self.plan.arch,
+            &self.plan.device_type,
+        )
+        .await;
+        match self.reuse_image(task, &sent_dockerfile, &inputs).await {
+            Some(reused) => Err(reused),
+            None => Ok((sent_dockerfile, inputs)),
+        }
     }
 
     /// The outcome of the image already on the daemon when it can stand in for this build
