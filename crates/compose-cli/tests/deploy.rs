@@ -505,6 +505,17 @@ fn reuse_project(root: &Path) {
     write(root, "web/page.txt", "one\n");
 }
 
+/// Removes these images when dropped, so that a failing test leaves nothing behind either.
+struct RemoveImages(Vec<String>);
+
+impl Drop for RemoveImages {
+    fn drop(&mut self) {
+        let mut args = vec!["image", "rm"];
+        args.extend(self.0.iter().map(String::as_str));
+        let _ = docker_cli(&args);
+    }
+}
+
 /// The fake API, a [`reuse_project`] and the name of its `web` image, for project `prefix` +
 /// this process's id.
 async fn reuse_setup(prefix: &str) -> (FakeApi, tempfile::TempDir, String, String) {
@@ -559,6 +570,7 @@ fn architecture(image: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_aarch64_build_is_not_pushed_to_an_amd64_fleet() {
     let (api, dir, name, image) = reuse_setup("reusearch").await;
+    let _cleanup = RemoveImages(vec![image.clone()]);
     build_ok(dir.path(), &name, &["--arch", "aarch64", "--emulated"]);
     assert_eq!(architecture(&image), "arm64");
 
@@ -583,12 +595,13 @@ async fn an_aarch64_build_is_not_pushed_to_an_amd64_fleet() {
         String::from_utf8_lossy(&pulled.stderr)
     );
     assert_eq!(architecture(&pushed), "amd64");
-    let _ = docker_cli(&["image", "rm", &pushed, &image]);
+    let _ = docker_cli(&["image", "rm", &pushed]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_reuses_an_image_only_while_its_inputs_match() {
     let (api, dir, name, image) = reuse_setup("reusematch").await;
+    let _cleanup = RemoveImages(vec![image.clone()]);
     let project = dir.path().to_str().unwrap();
     build_ok(dir.path(), &name, &["--arch", "amd64"]);
     let key = api.api_key().to_owned();
@@ -616,12 +629,12 @@ async fn deploy_reuses_an_image_only_while_its_inputs_match() {
     assert_eq!(reuse["message"], "building web (inputs differ: build-args)");
     let out = deploy(&api, &key, &flavoured).await;
     assert_eq!(reuse_event(&out, "web")["reused"], true);
-    let _ = docker_cli(&["image", "rm", &image]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_image_without_build_labels_is_reused_only_for_the_fleets_platform() {
     let (api, dir, name, image) = reuse_setup("reuseunlabelled").await;
+    let _cleanup = RemoveImages(vec![image.clone()]);
     let project = dir.path().to_str().unwrap();
     let key = api.api_key().to_owned();
 
@@ -653,7 +666,6 @@ async fn an_image_without_build_labels_is_reused_only_for_the_fleets_platform() 
         )),
         "{reuse}"
     );
-    let _ = docker_cli(&["image", "rm", &image]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -690,4 +702,52 @@ async fn an_arch_or_device_type_that_disagrees_with_the_fleet_is_an_error() {
         );
     }
     assert!(api.records("release").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_present_image_of_a_pulled_service_is_reused_only_for_the_fleets_platform() {
+    let api = FakeApi::start(FakeConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Only on this daemon, never in the registry: a pull of it fails.
+    let image = format!("127.0.0.1:5000/reuse-ext-{}:latest", std::process::id());
+    write(
+        dir.path(),
+        "docker-compose.yml",
+        &format!("services:\n  ext:\n    image: {image}\n"),
+    );
+    let project = dir.path().to_str().unwrap();
+    let key = api.api_key().to_owned();
+
+    assert!(
+        docker_cli(&["tag", "local/aarch64-busybox", &image])
+            .status
+            .success()
+    );
+    let _cleanup = RemoveImages(vec![image.clone()]);
+    let out = deploy(&api, &key, &[project, "-p", "reuseext"]).await;
+    assert!(!out.status.success(), "the arm64 image was deployed");
+    let reuse = json_lines(&out)
+        .into_iter()
+        .find(|e| e["event"] == "reuse")
+        .unwrap();
+    assert_eq!(
+        reuse["message"],
+        format!(
+            "pulling {image} for ext (the local image's platform linux/arm64 differs from linux/amd64)"
+        )
+    );
+    assert!(api.records("release").is_empty());
+
+    assert!(
+        docker_cli(&["tag", "local/amd64-busybox", &image])
+            .status
+            .success()
+    );
+    let out = deploy(&api, &key, &[project, "-p", "reuseext"]).await;
+    let reuse = reuse_event(&out, "ext");
+    assert_eq!(reuse["reused"], true, "{reuse}");
+    assert_eq!(
+        reuse["message"],
+        format!("reusing {image} (platform linux/amd64 matches)")
+    );
 }
