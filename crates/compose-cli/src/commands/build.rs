@@ -20,6 +20,9 @@ use super::project::{self, ProjectArgs, TargetArgs};
 /// target architecture and device type); services with only an `image` are pulled. Services
 /// build concurrently; one failing does not stop the others unless --fail-fast. Images are
 /// named `<project>_<service>[:<tag>]`, and a service's own `image:` name is added.
+/// Each image records its build inputs as labels; a service whose image already records the
+/// same inputs is not built again and no context is sent ("reusing …"); --nocache or --pull
+/// build it anyway.
 ///
 /// Output: one line per service on a terminal, `[service] …` lines otherwise, or with
 /// --json one JSON object per line (see the README for the schema). The exit status is 0
