@@ -4,6 +4,7 @@
 # tag of an image also deletes its untagged intermediate parents, the classic builder's cache.
 # Nothing else on the daemon is touched; localbase stays.
 for svc in svc0 svc1 svc2; do
-	docker image rm -f "bench-e2e-$svc:latest" "benche2e_$svc:latest" "benche2e_$svc" >/dev/null 2>&1
+	docker image rm -f "bench-e2e-$svc:latest" "benche2e_$svc:latest" "benche2e_$svc" \
+		"benche2e-keep_$svc" >/dev/null 2>&1
 done
 exit 0

@@ -9,6 +9,7 @@ use std::process::Output;
 
 use assert_cmd::Command;
 use serde_json::Value;
+use support::docker_ok;
 
 fn docker_host() -> String {
     std::env::var("DOCKER_HOST").expect(
@@ -132,7 +133,7 @@ fn three_services_for_aarch64_emulated_with_build_variables() {
         let kind = event["event"].as_str().unwrap();
         assert!(
             [
-                "start", "step", "log", "pull", "warning", "done", "error", "summary"
+                "start", "step", "log", "pull", "warning", "done", "error", "summary", "reuse"
             ]
             .contains(&kind),
             "{event}"
@@ -542,7 +543,7 @@ fn sigterm_cancels_the_build_and_exits_143() {
 
 /// `docker ARGS` against the private daemon (with the Docker config dir `config`), which
 /// must succeed; its trimmed stdout.
-fn docker_ok(config: &Path, args: &[&str]) -> String {
+fn docker_ok_in(config: &Path, args: &[&str]) -> String {
     let out = std::process::Command::new("/usr/bin/docker")
         .env("DOCKER_HOST", docker_host())
         .env("DOCKER_CONFIG", config)
@@ -622,7 +623,7 @@ fn a_foreign_build_uses_the_base_image_of_its_platform_only() {
 fn a_private_base_of_the_wrong_platform_is_pulled_with_the_registry_secrets() {
     let config = tempfile::tempdir().unwrap();
     let config = config.path();
-    docker_ok(
+    docker_ok_in(
         config,
         &[
             "login",
@@ -679,9 +680,9 @@ fn publish_busybox_list_dirty(config: &Path, repo: &str) {
         .iter()
         .zip(["local/amd64-busybox", "local/aarch64-busybox"])
     {
-        docker_ok(config, &["tag", local, child]);
-        docker_ok(config, &["push", child]);
-        docker_ok(config, &["rmi", child]);
+        docker_ok_in(config, &["tag", local, child]);
+        docker_ok_in(config, &["push", child]);
+        docker_ok_in(config, &["rmi", child]);
     }
     let create = [
         "manifest",
@@ -691,13 +692,13 @@ fn publish_busybox_list_dirty(config: &Path, repo: &str) {
         &children[0],
         &children[1],
     ];
-    docker_ok(config, &create);
-    docker_ok(
+    docker_ok_in(config, &create);
+    docker_ok_in(
         config,
         &["manifest", "push", "--insecure", "--purge", &list],
     );
-    docker_ok(config, &["pull", "--platform", "linux/amd64", &list]);
-    let arch = docker_ok(
+    docker_ok_in(config, &["pull", "--platform", "linux/amd64", &list]);
+    let arch = docker_ok_in(
         config,
         &["image", "inspect", "-f", "{{.Architecture}}", &list],
     );
@@ -723,7 +724,7 @@ fn first_layer(image: &str) -> String {
 /// Untags `built` and every name of `repo` (by name and digest, never by id: the ids are
 /// local/*-busybox's).
 fn untag(config: &Path, repo: &str, built: &str) {
-    let digests = docker_ok(
+    let digests = docker_ok_in(
         config,
         &[
             "images",
@@ -753,7 +754,7 @@ fn untag(config: &Path, repo: &str, built: &str) {
 fn a_base_image_without_the_target_platform_fails_naming_both() {
     let config = tempfile::tempdir().unwrap();
     let base = "127.0.0.1:5000/local/amd64-busybox:latest";
-    docker_ok(config.path(), &["pull", base]);
+    docker_ok_in(config.path(), &["pull", base]);
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "Dockerfile", "ARG BASE\nFROM $BASE\n");
     let project = format!("platformmissing{}", std::process::id());
@@ -769,7 +770,7 @@ fn a_base_image_without_the_target_platform_fails_naming_both() {
         "{stderr}"
     );
     assert_eq!(
-        docker_ok(
+        docker_ok_in(
             config.path(),
             &["image", "inspect", "-f", "{{.Architecture}}", base]
         ),
@@ -850,4 +851,106 @@ fn a_closed_standard_output_is_no_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
     let _ = support::docker_cli(&["image", "rm", &format!("{project}_a")]);
+}
+
+fn now() -> String {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    format!("{:.3}", since.as_secs_f64())
+}
+
+/// The daemon's image events between `since` and `until` that name `image`.
+fn image_events(image: &str, since: &str, until: &str) -> Vec<String> {
+    let format = "{{.Action}} {{.Actor.Attributes.name}}";
+    let window = ["--since", since, "--until", until];
+    let events = docker_ok(
+        &[
+            &["events"][..],
+            &window,
+            &["--filter", "type=image", "--format", format],
+        ]
+        .concat(),
+    );
+    events
+        .lines()
+        .filter(|l| l.contains(image))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The no-op path: a second `build` of an unchanged project sends no context (no build
+/// starts, the daemon tags nothing, the image id stays); `--nocache` builds again.
+#[test]
+fn an_unchanged_project_is_not_built_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(
+        root,
+        "docker-compose.yml",
+        "services:\n  app:\n    build: ./app\n",
+    );
+    write(
+        root,
+        "app/Dockerfile",
+        "FROM local/amd64-busybox\nCOPY data.txt /data.txt\nRUN cat /data.txt\n",
+    );
+    write(root, "app/data.txt", "unchanged\n");
+    let project = format!("noop{}", std::process::id());
+    let image = format!("{project}_app");
+    let build = |extra: &[&str]| {
+        let mut args = vec!["build", root.to_str().unwrap(), "-p", &project, "--json"];
+        args.extend_from_slice(extra);
+        let out = balena_compose(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json_lines(&out)
+    };
+    let first = build(&[]);
+    assert!(first.iter().any(|e| e["event"] == "start"), "{first:?}");
+    let image_id = || docker_ok(&["image", "inspect", "-f", "{{.Id}}", &image]);
+    let built = image_id();
+    let labels: Value = serde_json::from_str(&docker_ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.Labels}}",
+        &image,
+    ]))
+    .unwrap();
+    assert_eq!(labels["io.balena-compose.arch"], "amd64", "{labels}");
+    assert_eq!(labels["io.balena-compose.device-type"], "generic-amd64");
+    assert_eq!(
+        labels["io.balena-compose.inputs"].as_str().map(str::len),
+        Some(64),
+        "{labels}"
+    );
+
+    let since = now();
+    let second = build(&[]);
+    let until = now();
+    assert!(
+        !second
+            .iter()
+            .any(|e| e["event"] == "start" || e["event"] == "step"),
+        "the second build sent its context: {second:?}"
+    );
+    let reuse = second.iter().find(|e| e["event"] == "reuse").unwrap();
+    assert_eq!(reuse["reused"], true);
+    assert_eq!(reuse["message"], format!("reusing {image} (inputs match)"));
+    let summary = second.last().unwrap();
+    assert_eq!(summary["services"][0]["reused"], true);
+    assert_eq!(summary["services"][0]["id"], built.as_str());
+    assert_eq!(image_id(), built);
+    let events = image_events(&image, &since, &until);
+    assert!(events.is_empty(), "the daemon built: {events:?}");
+
+    // --nocache (and --pull) always build.
+    let forced = build(&["--nocache"]);
+    assert!(forced.iter().any(|e| e["event"] == "start"), "{forced:?}");
+    assert!(!forced.iter().any(|e| e["event"] == "reuse"), "{forced:?}");
+    let _ = support::docker_cli(&["image", "rm", &image]);
 }

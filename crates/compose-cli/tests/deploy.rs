@@ -802,3 +802,266 @@ async fn printed_pieces_of_a_build_secret_are_hidden_everywhere() {
     assert_hidden("the uploaded build log", log);
     let _ = docker_cli(&["image", "rm", &format!("{name}_keyed")]);
 }
+
+/// A one-service project whose `web` builds from the target arch's busybox, with a file of
+/// its context copied into the image.
+fn reuse_project(root: &Path) {
+    write(
+        root,
+        "docker-compose.yml",
+        "services:\n  web:\n    build: ./web\n",
+    );
+    write(
+        root,
+        "web/Dockerfile.template",
+        "FROM local/%%BALENA_ARCH%%-busybox\nARG FLAVOUR=plain\nCOPY page.txt /page.txt\nRUN echo $FLAVOUR > /flavour\n",
+    );
+    write(root, "web/page.txt", "one\n");
+}
+
+/// Removes these images when dropped, so that a failing test leaves nothing behind either.
+struct RemoveImages(Vec<String>);
+
+impl Drop for RemoveImages {
+    fn drop(&mut self) {
+        let mut args = vec!["image", "rm"];
+        args.extend(self.0.iter().map(String::as_str));
+        let _ = docker_cli(&args);
+    }
+}
+
+/// The fake API, a [`reuse_project`] and the name of its `web` image, for project `prefix` +
+/// this process's id.
+async fn reuse_setup(prefix: &str) -> (FakeApi, tempfile::TempDir, String, String) {
+    let api = FakeApi::start(FakeConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    reuse_project(dir.path());
+    let name = format!("{prefix}{}", std::process::id());
+    let image = format!("{name}_web");
+    (api, dir, name, image)
+}
+
+/// `balena-compose build` of `root` as project `name`, which must succeed.
+fn build_ok(root: &Path, name: &str, extra: &[&str]) {
+    let out = balena_compose()
+        .args(["build", root.to_str().unwrap(), "-p", name, "--json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The `reuse` event of `service` in a deploy's events.
+fn reuse_event(out: &Output, service: &str) -> Value {
+    assert!(
+        out.status.success(),
+        "deploy: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let events = json_lines(out);
+    events
+        .iter()
+        .find(|e| e["event"] == "reuse" && e["service"] == service)
+        .cloned()
+        .unwrap_or_else(|| panic!("no reuse event for {service}: {events:?}"))
+}
+
+fn architecture(image: &str) -> String {
+    let out = docker_cli(&["image", "inspect", "-f", "{{.Architecture}}", image]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_aarch64_build_is_not_pushed_to_an_amd64_fleet() {
+    let (api, dir, name, image) = reuse_setup("reusearch").await;
+    let _cleanup = RemoveImages(vec![image.clone()]);
+    build_ok(dir.path(), &name, &["--arch", "aarch64", "--emulated"]);
+    assert_eq!(architecture(&image), "arm64");
+
+    let key = api.api_key().to_owned();
+    let out = deploy(&api, &key, &[dir.path().to_str().unwrap(), "-p", &name]).await;
+    let reuse = reuse_event(&out, "web");
+    assert_eq!(reuse["reused"], false, "{reuse}");
+    assert_eq!(
+        reuse["message"],
+        "building web (inputs differ: arch aarch64 ≠ amd64)"
+    );
+    // What the registry now serves for the release is an amd64 image.
+    let images = api.records("image");
+    assert_eq!(images.len(), 1, "{images:?}");
+    let location = images[0]["is_stored_at__image_location"].as_str().unwrap();
+    let digest = images[0]["content_hash"].as_str().unwrap();
+    let pushed = format!("{location}@{digest}");
+    let pulled = docker_cli(&["pull", &pushed]);
+    assert!(
+        pulled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+    assert_eq!(architecture(&pushed), "amd64");
+    let _ = docker_cli(&["image", "rm", &pushed]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_reuses_an_image_only_while_its_inputs_match() {
+    let (api, dir, name, image) = reuse_setup("reusematch").await;
+    let _cleanup = RemoveImages(vec![image.clone()]);
+    let project = dir.path().to_str().unwrap();
+    build_ok(dir.path(), &name, &["--arch", "amd64"]);
+    let key = api.api_key().to_owned();
+
+    let out = deploy(&api, &key, &[project, "-p", &name]).await;
+    let reuse = reuse_event(&out, "web");
+    assert_eq!(reuse["reused"], true, "{reuse}");
+    assert_eq!(reuse["message"], format!("reusing {image} (inputs match)"));
+    assert!(
+        !json_lines(&out).iter().any(|e| e["event"] == "start"),
+        "a build started"
+    );
+
+    // A file of the context changed: built again.
+    write(dir.path(), "web/page.txt", "two\n");
+    let out = deploy(&api, &key, &[project, "-p", &name]).await;
+    let reuse = reuse_event(&out, "web");
+    assert_eq!(reuse["message"], "building web (inputs differ: context)");
+    assert!(json_lines(&out).iter().any(|e| e["event"] == "start"));
+
+    // A build arg changed: built again; the same one again: reused.
+    let flavoured = [project, "-p", &name, "--build-arg", "FLAVOUR=spicy"];
+    let out = deploy(&api, &key, &flavoured).await;
+    let reuse = reuse_event(&out, "web");
+    assert_eq!(reuse["message"], "building web (inputs differ: build-args)");
+    let out = deploy(&api, &key, &flavoured).await;
+    assert_eq!(reuse_event(&out, "web")["reused"], true);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_without_build_labels_is_reused_only_for_the_fleets_platform() {
+    let (api, dir, name, image) = reuse_setup("reuseunlabelled").await;
+    let _cleanup = RemoveImages(vec![image.clone()]);
+    let project = dir.path().to_str().unwrap();
+    let key = api.api_key().to_owned();
+
+    // Of another platform: built.
+    assert!(
+        docker_cli(&["tag", "local/aarch64-busybox", &image])
+            .status
+            .success()
+    );
+    let out = deploy(&api, &key, &[project, "-p", &name]).await;
+    assert_eq!(
+        reuse_event(&out, "web")["message"],
+        "building web (no build labels and platform linux/arm64 differs from linux/amd64)"
+    );
+    assert_eq!(architecture(&image), "amd64");
+
+    // Of the fleet's platform: reused, with a note.
+    assert!(
+        docker_cli(&["tag", "local/amd64-busybox", &image])
+            .status
+            .success()
+    );
+    let out = deploy(&api, &key, &[project, "-p", &name]).await;
+    let reuse = reuse_event(&out, "web");
+    assert_eq!(reuse["reused"], true, "{reuse}");
+    assert!(
+        reuse["message"].as_str().unwrap().starts_with(&format!(
+            "reusing {image} (no build labels, platform linux/amd64 matches"
+        )),
+        "{reuse}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_arch_or_device_type_that_disagrees_with_the_fleet_is_an_error() {
+    let api = FakeApi::start(FakeConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    reuse_project(dir.path());
+    let key = api.api_key().to_owned();
+    let project = dir.path().to_str().unwrap();
+    for (flags, message) in [
+        (
+            ["--arch", "aarch64"],
+            "--arch aarch64 disagrees with fleet gh_tester/testfleet, whose architecture is amd64",
+        ),
+        (
+            ["-d", "raspberrypi4-64"],
+            "--device-type raspberrypi4-64 disagrees with fleet gh_tester/testfleet, whose device type is intel-nuc",
+        ),
+    ] {
+        let out = deploy(
+            &api,
+            &key,
+            &[&[project, "-p", "reusewrongarch"][..], &flags[..]].concat(),
+        )
+        .await;
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{stderr}");
+        assert!(
+            !json_lines(&out)
+                .iter()
+                .any(|e| e["event"] == "start" || e["event"] == "reuse"),
+            "a build started"
+        );
+    }
+    assert!(api.records("release").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_present_image_of_a_pulled_service_is_reused_only_for_the_fleets_platform() {
+    let api = FakeApi::start(FakeConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Only on this daemon, never in the registry: a pull of it fails.
+    let image = format!("127.0.0.1:5000/reuse-ext-{}:latest", std::process::id());
+    write(
+        dir.path(),
+        "docker-compose.yml",
+        &format!("services:\n  ext:\n    image: {image}\n"),
+    );
+    let project = dir.path().to_str().unwrap();
+    let key = api.api_key().to_owned();
+
+    assert!(
+        docker_cli(&["tag", "local/aarch64-busybox", &image])
+            .status
+            .success()
+    );
+    let _cleanup = RemoveImages(vec![image.clone()]);
+    let out = deploy(&api, &key, &[project, "-p", "reuseext"]).await;
+    assert!(!out.status.success(), "the arm64 image was deployed");
+    let reuse = json_lines(&out)
+        .into_iter()
+        .find(|e| e["event"] == "reuse")
+        .unwrap();
+    assert_eq!(
+        reuse["message"],
+        format!(
+            "pulling {image} for ext (the local image's platform linux/arm64 differs from linux/amd64)"
+        )
+    );
+    assert!(api.records("release").is_empty());
+
+    assert!(
+        docker_cli(&["tag", "local/amd64-busybox", &image])
+            .status
+            .success()
+    );
+    let out = deploy(&api, &key, &[project, "-p", "reuseext"]).await;
+    let reuse = reuse_event(&out, "ext");
+    assert_eq!(reuse["reused"], true, "{reuse}");
+    assert_eq!(
+        reuse["message"],
+        format!("reusing {image} (platform linux/amd64 matches)")
+    );
+}

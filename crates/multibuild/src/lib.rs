@@ -46,6 +46,7 @@
 mod contract;
 mod dockerfile_from;
 mod error;
+mod inputs;
 pub mod metadata;
 pub mod naming;
 mod plan;
@@ -54,5 +55,6 @@ mod run;
 pub use contract::{CONTRACT_TYPE, parse_contract_file};
 pub use dockerfile_from::base_images;
 pub use error::Error;
+pub use inputs::{ARCH_LABEL, DEVICE_TYPE_LABEL, INPUTS_LABEL, Reuse};
 pub use plan::{BuildTask, Plan, PlanOptions, ProjectSource, Task, TaskKind, plan};
 pub use run::{Action, Event, MAX_LOG_BYTES, RunOptions, ServiceOutcome, run};

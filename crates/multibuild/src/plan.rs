@@ -172,7 +172,23 @@ impl BuildTask {
 
     /// The context with `dockerfile` (when given) in place of [`BuildTask::dockerfile`].
     pub fn context_body_with(&self, dockerfile: Option<&str>) -> build::ContextBody {
-        let context = self.context.clone();
+        let (context, overrides) = self.context_with(dockerfile);
+        build::ContextBody::from_producer(move |out| {
+            context
+                .write_tar(&overrides, out)
+                .map(drop)
+                .map_err(io::Error::other)
+        })
+    }
+}
+
+impl BuildTask {
+    /// The context and the overrides that write it with `dockerfile` (when given) in place of
+    /// [`BuildTask::dockerfile`]: what is sent, and what the inputs digest hashes.
+    pub(crate) fn context_with(
+        &self,
+        dockerfile: Option<&str>,
+    ) -> (context::Context, Vec<Override>) {
         let mut overrides = self.overrides.clone();
         if let Some(dockerfile) = dockerfile {
             // The last override of a path wins.
@@ -181,12 +197,7 @@ impl BuildTask {
                 dockerfile.as_bytes().to_vec(),
             ));
         }
-        build::ContextBody::from_producer(move |out| {
-            context
-                .write_tar(&overrides, out)
-                .map(drop)
-                .map_err(io::Error::other)
-        })
+        (self.context.clone(), overrides)
     }
 }
 

@@ -12,6 +12,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
+use crate::inputs::{self, Decision, Reuse};
 use crate::plan::{BuildTask, Plan, TaskKind};
 
 /// How to run a plan.
@@ -40,6 +41,8 @@ pub struct RunOptions {
     /// The daemon as given to [`build::connect_to`] (`None`: the one the environment names);
     /// builds with secrets open connections of their own to it.
     pub daemon: Option<build::Daemon>,
+    /// Which images on the daemon may stand in for a service's build or pull.
+    pub reuse: Reuse,
 }
 
 /// How the builds with build secrets get them (decided once per run, before any build).
@@ -147,6 +150,16 @@ pub enum Event {
         /// The text.
         message: String,
     },
+    /// Whether an image on the daemon stands in for the service's build or pull, and why
+    /// (only when [`RunOptions::reuse`] allows any; before its `Start`, if it builds).
+    Reuse {
+        /// The service.
+        service: String,
+        /// The image is used as it is: no context is sent, nothing pulled.
+        reused: bool,
+        /// `reusing <image> (…)` or `building <service> (…)`.
+        message: String,
+    },
     /// A service finished, well or not.
     Done(ServiceOutcome),
 }
@@ -164,6 +177,8 @@ pub struct ServiceOutcome {
     pub size: Option<u64>,
     /// Pulled rather than built.
     pub external: bool,
+    /// An image already on the daemon was used as it is (see [`Reuse`]).
+    pub reused: bool,
     /// The resolver (project type) for builds; `external service` for pulls.
     pub resolver: String,
     /// The Dockerfile the daemon built (after rendering and transposition).
@@ -186,15 +201,6 @@ impl ServiceOutcome {
         self.error.is_none()
     }
 
-    /// A service not built because its image is already there.
-    pub fn skipped(service: &str, image: &str) -> Self {
-        ServiceOutcome {
-            image: Some(image.to_owned()),
-            log: "Build skipped; image for service already exists.".to_owned(),
-            ..Self::new(service)
-        }
-    }
-
     fn failed(service: &str, error: &Error) -> Self {
         ServiceOutcome {
             error: Some(error.to_string()),
@@ -210,6 +216,7 @@ impl ServiceOutcome {
             image_id: None,
             size: None,
             external: false,
+            reused: false,
             resolver: String::new(),
             dockerfile: None,
             contract: None,
@@ -363,7 +370,43 @@ impl Worker<'_> {
         Ok(())
     }
 
+    /// Tells the user `decision`; the outcome of a reused image, or `None` to go on.
+    async fn announce(&self, decision: Decision, image: &str) -> Option<ServiceOutcome> {
+        let (reused, message) = match &decision {
+            Decision::Reuse { message, .. } => (true, message.clone()),
+            Decision::Build { message } => (false, message.clone()),
+        };
+        self.send(Event::Reuse {
+            service: self.service.to_owned(),
+            reused,
+            message: message.clone(),
+        })
+        .await;
+        let Decision::Reuse { id, size, .. } = decision else {
+            return None;
+        };
+        Some(ServiceOutcome {
+            image: Some(image.to_owned()),
+            image_id: Some(id),
+            size,
+            reused: true,
+            log: message,
+            ..ServiceOutcome::new(self.service)
+        })
+    }
+
     async fn pull(&self, image: &str) -> ServiceOutcome {
+        if self.options.reuse == Reuse::MatchingOrPlatform {
+            let decision =
+                inputs::decide_pull(self.docker, self.service, image, self.plan.arch).await;
+            if let Some(outcome) = self.announce(decision, image).await {
+                return ServiceOutcome {
+                    external: true,
+                    resolver: "external service".to_owned(),
+                    ..outcome
+                };
+            }
+        }
         self.send(Event::Start {
             service: self.service.to_owned(),
             action: Action::Pull {
@@ -411,6 +454,21 @@ impl Worker<'_> {
     }
 
     async fn build(&self, task: &BuildTask) -> ServiceOutcome {
+        let with_secrets = !task.secrets.is_empty();
+        let buildkit = with_secrets && *self.secrets_mode == SecretsMode::BuildKit;
+        // Before the inputs are taken: a pulled base of the right platform changes its ID.
+        if self.foreign()
+            && let Err(e) = self.check_base_platforms(task).await
+        {
+            return ServiceOutcome {
+                resolver: task.resolved.resolver.name().to_owned(),
+                ..ServiceOutcome::failed(self.service, &Error::Build(e))
+            };
+        }
+        let (sent_dockerfile, inputs) = match self.inputs_or_reuse(task, buildkit).await {
+            Ok(prepared) => prepared,
+            Err(reused) => return reused,
+        };
         self.send(Event::Start {
             service: self.service.to_owned(),
             action: Action::Build {
@@ -420,16 +478,6 @@ impl Worker<'_> {
             },
         })
         .await;
-        if self.foreign()
-            && let Err(e) = self.check_base_platforms(task).await
-        {
-            return ServiceOutcome {
-                resolver: task.resolved.resolver.name().to_owned(),
-                ..ServiceOutcome::failed(self.service, &Error::Build(e))
-            };
-        }
-        let with_secrets = !task.secrets.is_empty();
-        let buildkit = with_secrets && *self.secrets_mode == SecretsMode::BuildKit;
         let platform = if buildkit && self.foreign() {
             // BuildKit looks a base image up for the build's platform only: without it, a
             // local single-arch base of the target arch is ignored and pulled from Docker Hub.
@@ -458,14 +506,10 @@ impl Worker<'_> {
             daemon: self.options.daemon.clone(),
             ..build::BuildOptions::default()
         };
-        let mut sent_dockerfile = task.dockerfile.clone();
         let mut added_flags = Vec::new();
         if buildkit {
             options.builder = build::Builder::BuildKit;
             options.secrets = task.secrets.clone();
-            if let Some(mounted) = &task.mounted_dockerfile {
-                sent_dockerfile = mounted.clone();
-            }
             added_flags = task
                 .secrets
                 .ids()
@@ -491,10 +535,9 @@ impl Worker<'_> {
                 }
             }
         }
-        if !buildkit {
-            let host = self.options.host_arch.docker_platform();
-            sent_dockerfile = emulate::pin_build_platform(&sent_dockerfile, host);
-        }
+        let labelled_dockerfile = inputs.as_ref().ok().and_then(|inputs| {
+            inputs.label_into(&mut options, &sent_dockerfile, task.target.is_some())
+        });
         let mut filter = match &self.plan.emulation {
             Emulation::Rewrite { options, .. } if task.transposed => {
                 Some(BuildOutput::new(self.plan.arch, options.clone()))
@@ -502,7 +545,11 @@ impl Worker<'_> {
             _ => None,
         };
         let (tx, mut rx) = mpsc::channel(256);
-        let body = task.context_body_with(Some(sent_dockerfile.as_str()));
+        let body = task.context_body_with(Some(
+            labelled_dockerfile
+                .as_deref()
+                .unwrap_or(sent_dockerfile.as_str()),
+        ));
         let docker = self.docker;
         let build = async move {
             let result = build::build_image(docker, body, &options, &tx).await;
@@ -576,6 +623,66 @@ impl Worker<'_> {
             }
         }
         outcome
+    }
+
+    /// The Dockerfile to send and the build's inputs; or, as `Err`, the outcome of the image
+    /// on the daemon that stands in for the build.
+    async fn inputs_or_reuse(
+        &self,
+        task: &BuildTask,
+        buildkit: bool,
+    ) -> Result<(String, Result<inputs::Inputs, String>), ServiceOutcome> {
+        let sent_dockerfile = match &task.mounted_dockerfile {
+            Some(mounted) if buildkit => mounted.clone(),
+            // The classic builder has no $BUILDPLATFORM: build-host stages name the host's.
+            _ => emulate::pin_build_platform(
+                &task.dockerfile,
+                self.options.host_arch.docker_platform(),
+            ),
+        };
+        // Always computed, so that every image records its inputs for a later reuse.
+        let inputs = inputs::compute(
+            self.docker,
+            task,
+            &sent_dockerfile,
+            self.plan.arch,
+            &self.plan.device_type,
+        )
+        .await;
+        match self.reuse_image(task, &sent_dockerfile, &inputs).await {
+            Some(reused) => Err(reused),
+            None => Ok((sent_dockerfile, inputs)),
+        }
+    }
+
+    /// The outcome of the image already on the daemon when it can stand in for this build
+    /// (no context is sent then); `None`: build.
+    async fn reuse_image(
+        &self,
+        task: &BuildTask,
+        sent_dockerfile: &str,
+        inputs: &Result<inputs::Inputs, String>,
+    ) -> Option<ServiceOutcome> {
+        let image = task.tags.first()?;
+        if self.options.reuse == Reuse::Never {
+            return None;
+        }
+        let decision = inputs::decide_build(
+            self.docker,
+            self.options.reuse,
+            self.service,
+            image,
+            inputs,
+            self.plan.arch,
+        )
+        .await;
+        let outcome = self.announce(decision, image).await?;
+        Some(ServiceOutcome {
+            resolver: task.resolved.resolver.name().to_owned(),
+            dockerfile: Some(sent_dockerfile.to_owned()),
+            contract: task.contract.clone(),
+            ..outcome
+        })
     }
 
     /// The `platform` of a build, as the reference decides it (toolkit.md §6.10), with the

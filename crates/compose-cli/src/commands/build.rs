@@ -20,6 +20,9 @@ use super::project::{self, ProjectArgs, TargetArgs};
 /// when it has one for the target, else are pulled (always with --pull). Services
 /// build concurrently; one failing does not stop the others unless --fail-fast. Images are
 /// named `<project>_<service>[:<tag>]`, and a service's own `image:` name is added.
+/// Each image records its build inputs as labels; a service whose image already records the
+/// same inputs is not built again and no context is sent ("reusing …"); --nocache or --pull
+/// build it anyway.
 ///
 /// Output: one line per service on a terminal, `[service] …` lines otherwise, or with
 /// --json one JSON object per line (see the README for the schema). The exit status is 0
@@ -122,14 +125,9 @@ pub async fn daemon_arch(docker: &Docker) -> anyhow::Result<Arch> {
     })
 }
 
-/// Whether a daemon address is a unix socket, i.e. a daemon on this machine's kernel.
-fn is_local_socket(docker_host: &str) -> bool {
-    docker_host.starts_with("unix://") || docker_host.starts_with('/')
-}
-
 /// Plans and builds; shared with `deploy`. `arch`/`device_type` override the flags (deploy
-/// takes them from the fleet). With `skip_existing`, services whose image is already on the
-/// daemon are not built again (deploy without `--build`); they get an outcome saying so.
+/// takes them from the fleet). `reuse` says which images already on the daemon stand in for
+/// a service's build or pull (see [`multibuild::Reuse`]); `--nocache` and `--pull` build all.
 #[allow(clippy::too_many_arguments)]
 pub async fn build_project(
     docker: &Docker,
@@ -138,7 +136,7 @@ pub async fn build_project(
     args: &BuildArgs,
     arch: Option<Arch>,
     template_vars: BTreeMap<String, String>,
-    skip_existing: bool,
+    reuse: multibuild::Reuse,
     renderer: &mut Renderer,
 ) -> anyhow::Result<Finished> {
     let host = daemon_arch(docker).await?;
@@ -155,38 +153,20 @@ pub async fn build_project(
         },
         None => project::target(args.arch, target_args)?.unwrap_or_else(|| Target::generic(host)),
     };
+    let daemon_spec = args.daemon.resolve(args.docker_host.as_deref())?;
     let daemon = project::Daemon {
         arch: host,
-        local: is_local_socket(&build::docker_host(args.docker_host.as_deref())),
+        local: matches!(daemon_spec.endpoint, build::Endpoint::Unix(_)),
     };
     let emulation =
         project::build_emulation(target.arch, daemon, target_args, emulate::binfmt_registered)?;
-    let mut plan = project::plan(
+    let plan = project::plan(
         project_args,
         &target,
         emulation,
         args.tag.clone(),
         template_vars,
     )?;
-
-    let mut skipped = Vec::new();
-    if skip_existing {
-        let mut kept = Vec::new();
-        for task in std::mem::take(&mut plan.tasks) {
-            let image = match &task.kind {
-                Ok(multibuild::TaskKind::Build(b)) => b.tags.first().cloned(),
-                Ok(multibuild::TaskKind::Pull { image }) => Some(image.clone()),
-                Err(_) => None,
-            };
-            match image {
-                Some(image) if docker.inspect_image(&image).await.is_ok() => {
-                    skipped.push(multibuild::ServiceOutcome::skipped(&task.service, &image));
-                }
-                _ => kept.push(task),
-            }
-        }
-        plan.tasks = kept;
-    }
 
     let mut registry_auth = build::RegistryAuth::from_default_docker_config()?;
     if let Some(file) = &args.registry_secrets {
@@ -206,7 +186,12 @@ pub async fn build_project(
         host_arch: host,
         timeout: args.timeout.map(Duration::from_secs),
         cancel: cancel.clone(),
-        daemon: Some(args.daemon.resolve(args.docker_host.as_deref())?),
+        daemon: Some(daemon_spec),
+        reuse: if args.nocache || args.pull {
+            multibuild::Reuse::Never
+        } else {
+            reuse
+        },
     };
     renderer.begin(&plan);
     let (tx, mut rx) = mpsc::channel(1024);
@@ -216,9 +201,8 @@ pub async fn build_project(
             renderer.event(&event);
         }
     };
-    let (mut outcomes, ()) = tokio::join!(run, render);
+    let (outcomes, ()) = tokio::join!(run, render);
     drop(interrupt);
-    outcomes.extend(skipped);
     Ok(Finished { plan, outcomes })
 }
 
@@ -233,7 +217,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         &args.build,
         None,
         BTreeMap::from([("BALENA_RELEASE_HASH".to_owned(), "unavailable".to_owned())]),
-        false,
+        multibuild::Reuse::Matching,
         &mut renderer,
     )
     .await?;

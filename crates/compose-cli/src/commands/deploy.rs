@@ -15,8 +15,11 @@ use super::project::{ProjectArgs, TargetArgs};
 
 /// Build a project for a fleet, push its images and create a release.
 ///
-/// The fleet's architecture and device type decide the build. Services whose image is
-/// already on the daemon are not rebuilt unless --build. The release is created only after
+/// The fleet's architecture and device type decide the build (--arch/--device-type that say
+/// otherwise are an error). A service's image already on the daemon is reused, without
+/// --build, only when its recorded build inputs (arch, device type, Dockerfile, context,
+/// build args, base images) are what the fleet's build would use now, or, for an image
+/// without those labels, when its platform is the fleet's. The release is created only after
 /// every build succeeded; it ends `success` only when every image is pushed and recorded. Any
 /// failure after it exists (a push that fails its retries, the registry or API going away,
 /// SIGINT/SIGTERM/SIGHUP) ends with the release and its unfinished images marked `failed`, the local
@@ -127,6 +130,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let arch: Arch = fleet.arch.parse().map_err(|e| {
         anyhow::anyhow!("fleet {} has architecture {}: {e}", fleet.slug, fleet.arch)
     })?;
+    fleet_agrees(&args, &fleet.slug, arch, &fleet.device_type)?;
     let mut target = args.target.clone();
     target.device_type = Some(fleet.device_type.clone());
     let contract = release_contract(&args.project)?;
@@ -143,7 +147,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         &args.build,
         Some(arch),
         BTreeMap::new(),
-        !args.rebuild,
+        if args.rebuild {
+            multibuild::Reuse::Never
+        } else {
+            multibuild::Reuse::MatchingOrPlatform
+        },
         &mut renderer,
     )
     .await?;
@@ -258,6 +266,24 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             ))
         }
     }
+}
+
+/// `--arch`/`--device-type`, when given, must be the fleet's: deploy builds for the fleet.
+fn fleet_agrees(args: &Args, fleet: &str, arch: Arch, device_type: &str) -> anyhow::Result<()> {
+    if let Some(given) = args.build.arch.filter(|given| *given != arch) {
+        bail!("--arch {given} disagrees with fleet {fleet}, whose architecture is {arch}");
+    }
+    if let Some(given) = args
+        .target
+        .device_type
+        .as_deref()
+        .filter(|given| *given != device_type)
+    {
+        bail!(
+            "--device-type {given} disagrees with fleet {fleet}, whose device type is {device_type}"
+        );
+    }
+    Ok(())
 }
 
 /// `--release-tag K V` pairs, checked before any work: empty keys and keys with whitespace

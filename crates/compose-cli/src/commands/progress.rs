@@ -6,6 +6,7 @@
 //! | `event` | other fields |
 //! |---|---|
 //! | `start` | `service`, `action` (`build`/`pull`), `resolver`, `dockerfile`, `emulated` (builds), `image` (pulls) |
+//! | `reuse` | `service`, `reused` (an image on the daemon is used as it is: no context sent, nothing pulled), `message` (`reusing <image> (…)` / `building <service> (…)`) |
 //! | `step` | `service`, `index`, `total`, `instruction` |
 //! | `log` | `service`, `line` |
 //! | `pull` | `service`, `id`, `status`, `current`, `total` |
@@ -14,7 +15,7 @@
 //! | `error` | `service`, `message` |
 //! | `info` | `message` (deploy) |
 //! | `push` | `location`, `status` (`pushed`/`retrying`/`failed`), `digest`, `size`, `error` (deploy) |
-//! | `summary` | `services`: `[{service, image, id, ok, error?}]` (and `release` for deploys), last |
+//! | `summary` | `services`: `[{service, image, id, ok, reused, error?}]` (and `release` for deploys), last |
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -203,6 +204,7 @@ impl Renderer {
         match event {
             Event::Done(outcome) => {
                 bar.finish_with_message(match &outcome.error {
+                    None if outcome.reused => "up to date (reused)".to_owned(),
                     None => format!("done in {}", seconds(outcome.duration)),
                     Some(e) => format!("FAILED: {}", first_line(e)),
                 });
@@ -341,6 +343,7 @@ impl Renderer {
                         "image": o.image,
                         "id": o.image_id,
                         "ok": o.ok(),
+                        "reused": o.reused,
                     });
                     if let Some(e) = &o.error {
                         v["error"] = json!(e);
@@ -388,7 +391,11 @@ impl Renderer {
                 id,
                 o.size.map_or_else(|| "-".to_owned(), human_size),
                 seconds(o.duration),
-                if o.ok() { "ok" } else { "FAILED" },
+                match (o.ok(), o.reused) {
+                    (true, true) => "reused",
+                    (true, false) => "ok",
+                    (false, _) => "FAILED",
+                },
             );
         }
         let failed: Vec<&ServiceOutcome> = outcomes.iter().filter(|o| !o.ok()).collect();
@@ -491,6 +498,9 @@ fn event_text(event: &Event) -> Option<(&str, String)> {
             },
         ),
         Event::Warning { service, message } => (service, format!("warning: {message}")),
+        Event::Reuse {
+            service, message, ..
+        } => (service, message.clone()),
         Event::Done(outcome) => (
             &outcome.service,
             match &outcome.error {
@@ -542,6 +552,11 @@ fn event_json(event: &Event) -> Option<Value> {
         Event::Warning { service, message } => {
             json!({"event": "warning", "service": service, "message": message})
         }
+        Event::Reuse {
+            service,
+            reused,
+            message,
+        } => json!({"event": "reuse", "service": service, "reused": reused, "message": message}),
         Event::Done(o) => match &o.error {
             None => json!({"event": "done", "service": o.service, "ok": true, "image": o.image,
                            "id": o.image_id, "size": o.size,
