@@ -524,3 +524,63 @@ fn device_type_and_arch_must_agree_and_be_known() {
     );
     assert!(!out_dir.exists());
 }
+
+/// A tar project's compose file may name other files of the project — `extends.file`,
+/// `include`, the `.env` that interpolates them — and they are read out of the archive, as
+/// they are from a directory (they used to be looked up in an empty scratch directory, so
+/// such a project resolved only as a directory).
+#[test]
+fn a_tar_project_reads_extends_include_and_env_from_the_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("project");
+    write(
+        &root,
+        "docker-compose.yml",
+        "include:\n  - inc/compose.yml\nservices:\n  web:\n    extends: {file: common.yml, service: base}\n",
+    );
+    write(&root, ".env", "WEBDIR=web\n");
+    write(
+        &root,
+        "common.yml",
+        "services:\n  base:\n    build: ./${WEBDIR}\n",
+    );
+    write(&root, "web/Dockerfile", "FROM busybox\nLABEL from=web\n");
+    write(
+        &root,
+        "inc/compose.yml",
+        "services:\n  worker:\n    build: ./worker\n",
+    );
+    write(
+        &root,
+        "inc/worker/Dockerfile",
+        "FROM busybox\nLABEL from=worker\n",
+    );
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.append_dir_all(".", &root).unwrap();
+    let tar_path = dir.path().join("project.tar");
+    std::fs::write(&tar_path, tar.into_inner().unwrap()).unwrap();
+
+    for (project, out) in [(&root, "from-dir"), (&tar_path, "from-tar")] {
+        let out_dir = dir.path().join(out);
+        let output = Command::cargo_bin("balena-compose")
+            .unwrap()
+            .arg("resolve")
+            .arg(project)
+            .args(["--arch", "amd64", "-o"])
+            .arg(&out_dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{out}: {stderr}");
+        let web = tar_entries(&out_dir.join("web.tar"));
+        assert_eq!(
+            web["Dockerfile"], b"FROM busybox\nLABEL from=web\n",
+            "{out}"
+        );
+        let worker = tar_entries(&out_dir.join("worker.tar"));
+        assert_eq!(
+            worker["Dockerfile"], b"FROM busybox\nLABEL from=worker\n",
+            "{out}"
+        );
+    }
+}

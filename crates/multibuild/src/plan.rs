@@ -323,6 +323,7 @@ fn load_composition(
         env_file: env_file.map(Path::to_path_buf),
         environment: None,
         profiles: Vec::new(),
+        reader: parse::FileReader::default(),
     };
     if project_dir.is_some() || !compose_files.is_empty() {
         return parse::load(&options).map_err(Error::Compose);
@@ -354,6 +355,7 @@ fn load_composition(
             })?;
             options.project_dir = Some(scratch.path().to_path_buf());
             options.files = vec![scratch.path().join(name)];
+            options.reader = archive_reader(project, scratch.path());
             let mut composition = parse::parse_str(&text, &options)
                 .map_err(|e| Error::Compose(e.relative_to(scratch.path())))?;
             // Warnings start with the file they are about: the one inside the project.
@@ -369,6 +371,24 @@ fn load_composition(
             files: found.iter().map(|(n, _)| (*n).to_owned()).collect(),
         }),
     }
+}
+
+/// Reads the files the compose file of an archive names (`extends`, `include`, `env_file`,
+/// `.env`) out of the archive: `parse` sees them under `scratch`, the empty directory that
+/// stands in for the project root (and keeps every path it accepts inside it).
+fn archive_reader(project: &Project, scratch: &Path) -> parse::FileReader {
+    let project = project.clone();
+    let scratch = scratch.to_path_buf();
+    parse::FileReader::new(move |path| {
+        let not_found = || std::io::Error::from(std::io::ErrorKind::NotFound);
+        let rel = path.strip_prefix(&scratch).map_err(|_| not_found())?;
+        let rel = rel.to_str().ok_or_else(not_found)?;
+        match project.read_file(rel) {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err(not_found()),
+            Err(e) => Err(std::io::Error::other(e.to_string())),
+        }
+    })
 }
 
 /// `.balena/registry-secrets.{json,yml,yaml}`: the last present one wins, as the reference.
@@ -635,6 +655,46 @@ mod secret_tests {
             multi_dockerignore: false,
         })
         .unwrap()
+    }
+
+    /// A tar project's `env_file` is read out of the archive, not looked up on disk.
+    #[test]
+    fn a_tar_project_reads_its_env_file_from_the_archive() {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (path, contents) in [
+            (
+                "docker-compose.yml",
+                "services:\n  main:\n    image: busybox\n    env_file: app.env\n",
+            ),
+            ("app.env", "GREETING=from-the-archive\n"),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(contents.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            tar.append_data(&mut header, path, contents.as_bytes())
+                .unwrap();
+        }
+        let plan = plan(PlanOptions {
+            source: ProjectSource::TarStream(Box::new(io::Cursor::new(tar.into_inner().unwrap()))),
+            compose_files: vec![],
+            env_file: None,
+            project_name: Some("p".into()),
+            arch: Arch::Amd64,
+            device_type: None,
+            emulation: Emulation::Native,
+            tag: None,
+            build_args: BTreeMap::new(),
+            template_vars: BTreeMap::new(),
+            multi_dockerignore: false,
+        })
+        .unwrap();
+        let env = &plan.composition.services["main"].environment;
+        assert_eq!(
+            env.get("GREETING").map(String::as_str),
+            Some("from-the-archive"),
+            "{env:?}"
+        );
     }
 
     const YML: &str = "build-secrets:\n  global:\n    - {source: t.txt, dest: token}\n  services:\n    main:\n      - {source: k.txt, dest: deep/key}\n";

@@ -9,6 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::normalize::clean_join;
 
@@ -16,6 +17,50 @@ use crate::normalize::clean_join;
 /// it reads out of a project (`context::MAX_READ_SIZE`), so a file is accepted or refused
 /// alike whether the project is a directory or a tar.
 pub const MAX_FILE_SIZE: u64 = 64 * 1024 * 1024;
+
+/// Where the files a project names are read from: the filesystem ([`read_project_file`]), or,
+/// for a project that is no directory on disk (a tar), the caller's function, which gets the
+/// path under [`LoadOptions::project_dir`](crate::LoadOptions::project_dir) and answers from
+/// the archive. A missing file must be [`io::ErrorKind::NotFound`].
+#[derive(Clone, Default)]
+pub struct FileReader(Option<Arc<ReadFn>>);
+
+type ReadFn = dyn Fn(&Path) -> io::Result<Vec<u8>> + Send + Sync;
+
+impl FileReader {
+    /// Reads through `read` instead of the filesystem.
+    pub fn new(read: impl Fn(&Path) -> io::Result<Vec<u8>> + Send + Sync + 'static) -> Self {
+        FileReader(Some(Arc::new(read)))
+    }
+
+    /// The file's bytes (see [`read_project_file`] for the rules on disk).
+    pub fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        match &self.0 {
+            Some(read) => read(path),
+            None => read_project_file(path),
+        }
+    }
+
+    /// The file's bytes, or `None` when there is no such file.
+    pub fn read_if_present(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
+        match self.read(path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl std::fmt::Debug for FileReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let from = if self.0.is_some() {
+            "caller"
+        } else {
+            "filesystem"
+        };
+        f.debug_tuple("FileReader").field(&from).finish()
+    }
+}
 
 /// Reads a file a project names, whole: a regular file (a symbolic link to one is followed)
 /// of at most [`MAX_FILE_SIZE`] bytes.

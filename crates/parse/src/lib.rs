@@ -58,7 +58,7 @@ pub use contract::{
     Contract, ContractRef, ImageDescriptor, ImageSource, Requirement, contract_for,
 };
 pub use error::Error;
-pub use file::{MAX_FILE_SIZE, read_project_file};
+pub use file::{FileReader, MAX_FILE_SIZE, read_project_file};
 pub use load::{
     COMPOSE_FILE_NAMES, Discovered, LoadOptions, default_composition, discover,
     is_default_dockerfile_name, load, parse_str,

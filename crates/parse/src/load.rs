@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 use crate::error::Error;
-use crate::file::{path_in_project, read_project_file};
+use crate::file::{FileReader, path_in_project};
 use crate::merge::{merge_documents, merge_service};
 use crate::model::{Build, Composition, Service, Volume};
 use crate::normalize::{Context, normalize};
@@ -38,6 +38,16 @@ pub struct LoadOptions {
     /// environment or `.env`, as docker compose reads it. A service with `profiles` is kept only
     /// when one of them is active (`*` activates all); a service without is always kept.
     pub profiles: Vec<String>,
+    /// Where the files named by the project (compose files, `.env`, `extends`, `include`,
+    /// `env_file`) are read from: the filesystem by default, the archive for a tar project.
+    pub reader: FileReader,
+}
+
+/// What every file of one load is read and interpolated with.
+struct Sources<'a> {
+    env: &'a HashMap<String, String>,
+    project_dir: &'a Path,
+    reader: &'a FileReader,
 }
 
 /// What [`discover`] found in a project directory.
@@ -181,10 +191,15 @@ pub fn load(options: &LoadOptions) -> Result<Composition, Error> {
         }
     };
     let profiles = active_profiles(options, &env);
+    let sources = Sources {
+        env: &env,
+        project_dir: &project_dir,
+        reader: &options.reader,
+    };
     let mut merged = Value::Null;
     for file in &files {
-        let text = read_text(file)?;
-        let doc = document(&text, file, &env, &project_dir, 0)?;
+        let text = read_text(&options.reader, file)?;
+        let doc = document(&text, file, &sources, 0)?;
         merge_documents(&mut merged, doc);
     }
     let first = files.first().ok_or(Error::NoFiles)?;
@@ -195,6 +210,7 @@ pub fn load(options: &LoadOptions) -> Result<Composition, Error> {
             project_dir: &project_dir,
             env: &env,
             profiles: &profiles,
+            reader: &options.reader,
         },
     )
 }
@@ -246,7 +262,12 @@ pub fn parse_str(text: &str, options: &LoadOptions) -> Result<Composition, Error
         .unwrap_or_else(|| project_dir.join("docker-compose.yml"));
     let env = environment(options, &project_dir)?;
     let profiles = active_profiles(options, &env);
-    let doc = document(text, &file, &env, &project_dir, 0)?;
+    let sources = Sources {
+        env: &env,
+        project_dir: &project_dir,
+        reader: &options.reader,
+    };
+    let doc = document(text, &file, &sources, 0)?;
     normalize(
         &doc,
         &Context {
@@ -254,6 +275,7 @@ pub fn parse_str(text: &str, options: &LoadOptions) -> Result<Composition, Error
             project_dir: &project_dir,
             env: &env,
             profiles: &profiles,
+            reader: &options.reader,
         },
     )
 }
@@ -269,8 +291,8 @@ fn project_dir(options: &LoadOptions) -> PathBuf {
     })
 }
 
-fn read_text(path: &Path) -> Result<String, Error> {
-    let bytes = read_project_file(path).map_err(|cause| Error::Io {
+fn read_text(reader: &FileReader, path: &Path) -> Result<String, Error> {
+    let bytes = reader.read(path).map_err(|cause| Error::Io {
         path: path.to_path_buf(),
         cause,
     })?;
@@ -291,13 +313,19 @@ fn environment(
         Some(env) => env.clone(),
         None => std::env::vars().collect(),
     };
-    let dotenv_path = match &options.env_file {
-        Some(path) => Some(path.clone()),
-        None => Some(project_dir.join(".env")).filter(|p| p.is_file()),
+    let dotenv = match &options.env_file {
+        Some(path) => Some((read_text(&options.reader, path)?, path.clone())),
+        None => {
+            let path = project_dir.join(".env");
+            match options.reader.read_if_present(&path) {
+                Ok(Some(_)) => Some((read_text(&options.reader, &path)?, path)),
+                // A directory (or anything unreadable) named `.env` is not the env file.
+                Ok(None) | Err(_) => None,
+            }
+        }
     };
     let mut env = HashMap::new();
-    if let Some(path) = dotenv_path {
-        let text = read_text(&path)?;
+    if let Some((text, path)) = dotenv {
         let parsed = dotenv::parse(&text, &process).map_err(|e| Error::EnvFile {
             file: path.clone(),
             line: e.line,
@@ -318,14 +346,8 @@ const MAX_NESTING: usize = 16;
 
 /// One file's interpolated tree with its `include`s merged in and `extends` resolved. The
 /// files `include` and `extends` name must be inside `project_dir`.
-fn document(
-    text: &str,
-    file: &Path,
-    env: &HashMap<String, String>,
-    project_dir: &Path,
-    depth: usize,
-) -> Result<Value, Error> {
-    let mut doc = yaml::parse_document(text, env).map_err(|e| Error::Yaml {
+fn document(text: &str, file: &Path, src: &Sources, depth: usize) -> Result<Value, Error> {
+    let mut doc = yaml::parse_document(text, src.env).map_err(|e| Error::Yaml {
         file: file.to_path_buf(),
         line: e.line,
         column: e.column,
@@ -347,8 +369,7 @@ fn document(
         if let Some(services) = services.filter(|_| any_extends).cloned() {
             let mut resolved = Map::new();
             for (name, service) in &services {
-                let service =
-                    resolve_extends(name, service, &services, file, env, project_dir, depth)?;
+                let service = resolve_extends(name, service, &services, file, src, depth)?;
                 resolved.insert(name.clone(), service);
             }
             map.insert("services".into(), Value::Object(resolved));
@@ -367,10 +388,10 @@ fn document(
                     .map_err(|e| validation(format!("include {e}")))?;
                 let mut included = Value::Null;
                 for path in paths {
-                    let path = path_in_project(project_dir, file_dir, &path)
+                    let path = path_in_project(src.project_dir, file_dir, &path)
                         .map_err(|m| validation(format!("include: {m}")))?;
-                    let text = read_text(&path)?;
-                    let mut sub = document(&text, &path, env, project_dir, depth + 1)?;
+                    let text = read_text(src.reader, &path)?;
+                    let mut sub = document(&text, &path, src, depth + 1)?;
                     rebase_services(&mut sub, path.parent().unwrap_or(Path::new("")));
                     merge_documents(&mut included, sub);
                 }
@@ -429,8 +450,7 @@ fn resolve_extends(
     service: &Value,
     siblings: &Map<String, Value>,
     file: &Path,
-    env: &HashMap<String, String>,
-    project_dir: &Path,
+    src: &Sources,
     depth: usize,
 ) -> Result<Value, Error> {
     let service_error = |message: String| Error::Service {
@@ -460,22 +480,14 @@ fn resolve_extends(
             let base = siblings.get(&base_name).ok_or_else(|| {
                 service_error(format!("cannot extend service \"{base_name}\": not found"))
             })?;
-            resolve_extends(
-                &base_name,
-                base,
-                siblings,
-                file,
-                env,
-                project_dir,
-                depth + 1,
-            )?
+            resolve_extends(&base_name, base, siblings, file, src, depth + 1)?
         }
         Some(other) => {
             let file_dir = file.parent().unwrap_or(Path::new(""));
-            let path = path_in_project(project_dir, file_dir, &other)
+            let path = path_in_project(src.project_dir, file_dir, &other)
                 .map_err(|m| service_error(format!("extends.file: {m}")))?;
-            let text = read_text(&path)?;
-            let doc = yaml::parse_document(&text, env).map_err(|e| Error::Yaml {
+            let text = read_text(src.reader, &path)?;
+            let doc = yaml::parse_document(&text, src.env).map_err(|e| Error::Yaml {
                 file: path.clone(),
                 line: e.line,
                 column: e.column,
@@ -492,15 +504,7 @@ fn resolve_extends(
                     path.display()
                 ))
             })?;
-            let mut base = resolve_extends(
-                &base_name,
-                base,
-                &services,
-                &path,
-                env,
-                project_dir,
-                depth + 1,
-            )?;
+            let mut base = resolve_extends(&base_name, base, &services, &path, src, depth + 1)?;
             rebase_service(&mut base, path.parent().unwrap_or(Path::new("")));
             base
         }

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::contract::validate_labels;
 use crate::dotenv;
 use crate::error::Error;
-use crate::file::{path_in_project, read_project_file};
+use crate::file::{FileReader, path_in_project};
 use crate::model::{
     Build, Composition, Ipam, IpamConfig, Network, Service, ServiceNetwork, Volume,
 };
@@ -27,6 +27,8 @@ pub(crate) struct Context<'a> {
     pub env: &'a HashMap<String, String>,
     /// Active profiles (`*` activates every one).
     pub profiles: &'a [String],
+    /// Where `env_file`s are read from.
+    pub reader: &'a FileReader,
 }
 
 impl Context<'_> {
@@ -871,7 +873,7 @@ fn read_env_files(
                 }
             })
             .map_err(|message| ctx.service_error(name, "env_file", message))?;
-        let text = match read_project_file(&full) {
+        let text = match ctx.reader.read(&full) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => continue,
             Err(cause) => return Err(Error::Io { path: full, cause }),

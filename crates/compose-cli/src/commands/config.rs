@@ -63,6 +63,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         env_file: args.env_file,
         environment: None,
         profiles: args.profiles,
+        reader: parse::FileReader::default(),
     };
     let composition = parse::load(&options)?;
     for warning in &composition.warnings {
