@@ -641,8 +641,13 @@ mod secret_tests {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, contents).unwrap();
         }
+        plan_of(ProjectSource::Dir(dir.path().to_owned()))
+    }
+
+    /// The amd64 plan of a project named `p`.
+    fn plan_of(source: ProjectSource) -> Plan {
         plan(PlanOptions {
-            source: ProjectSource::Dir(dir.path().to_owned()),
+            source,
             compose_files: vec![],
             env_file: None,
             project_name: Some("p".into()),
@@ -675,20 +680,9 @@ mod secret_tests {
             tar.append_data(&mut header, path, contents.as_bytes())
                 .unwrap();
         }
-        let plan = plan(PlanOptions {
-            source: ProjectSource::TarStream(Box::new(io::Cursor::new(tar.into_inner().unwrap()))),
-            compose_files: vec![],
-            env_file: None,
-            project_name: Some("p".into()),
-            arch: Arch::Amd64,
-            device_type: None,
-            emulation: Emulation::Native,
-            tag: None,
-            build_args: BTreeMap::new(),
-            template_vars: BTreeMap::new(),
-            multi_dockerignore: false,
-        })
-        .unwrap();
+        let plan = plan_of(ProjectSource::TarStream(Box::new(io::Cursor::new(
+            tar.into_inner().unwrap(),
+        ))));
         let env = &plan.composition.services["main"].environment;
         assert_eq!(
             env.get("GREETING").map(String::as_str),
