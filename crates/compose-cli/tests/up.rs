@@ -523,6 +523,156 @@ fn a_built_and_pushed_project_runs_with_up_target() {
     let _ = docker_cli(&["image", "rm", &reference]);
 }
 
+/// A project of one service `main` whose httpd serves `text`; the fleet's update strategy is
+/// kill-then-download.
+fn write_served_project(root: &std::path::Path, text: &str) {
+    write(
+        root,
+        "docker-compose.yml",
+        "services:\n  main:\n    build: ./main\n    labels:\n      io.balena.update.strategy: kill-then-download\n",
+    );
+    write(
+        root,
+        "main/Dockerfile",
+        &format!(
+            "FROM local/amd64-busybox\nRUN mkdir /www && echo {text} > /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
+        ),
+    );
+}
+
+/// What `main` of the guard's app serves, once it serves `expected` (bounded).
+fn wait_for_served(g: &Guard, expected: &str) {
+    let (id, _) = g.container("main").expect("no container for main");
+    let served = || {
+        let out = docker_cli(&["exec", &id, "wget", "-qO-", "http://127.0.0.1:8080/"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), || served() == expected),
+        "main does not serve {expected}: {:?}",
+        served()
+    );
+}
+
+/// `deploy FLEET PROJECT` against the fake; the new release's commit. The built image is
+/// removed from the engine afterwards, so `up` has to pull it from the registry.
+fn deploy_release(api: &balena_api_fake::FakeApi, fleet: &str, dir: &str, name: &str) -> String {
+    let mut deploy = balena_compose();
+    deploy.env("BALENA_API_KEY", api.api_key()).args([
+        "deploy",
+        fleet,
+        dir,
+        "-p",
+        name,
+        "--api-url",
+        api.url(),
+        "--json",
+    ]);
+    run_ok(deploy, "balena-compose deploy");
+    let releases = api.records("release");
+    let release = releases.last().expect("deploy made no release");
+    assert_eq!(release["status"], "success", "{release}");
+    let _ = docker_cli(&["image", "rm", &format!("{name}_main")]);
+    release["commit"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn deploy_then_up_a_with_config_json_runs_the_release_and_applies_the_next() {
+    let mut g = Guard::new();
+    let fleet_id = g.app_id;
+    // The fake names the fleet's app by this uuid: the guard cleans its networks up.
+    g.uuid = balena_api_fake::fleet_uuid(fleet_id);
+    let slug = format!("gh_tester/loop{fleet_id}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = balena_api_fake::FakeConfig {
+        fleets: vec![balena_api_fake::FakeFleet {
+            id: fleet_id,
+            slug: slug.clone(),
+            device_type: "intel-nuc".to_owned(),
+            arch: "amd64".to_owned(),
+            supports_multicontainer: true,
+        }],
+        ..Default::default()
+    };
+    let api = rt
+        .block_on(balena_api_fake::FakeApi::start(config))
+        .unwrap();
+    let device = format!("dev{fleet_id}");
+    api.register_device(&balena_api_fake::FakeDevice {
+        uuid: device.clone(),
+        api_key: format!("device-key-{fleet_id}"),
+        fleet_id,
+        pinned_release: None,
+    });
+    let config_json = g.write(
+        "config.json",
+        &json!({"uuid": device, "deviceApiKey": format!("device-key-{fleet_id}"),
+            "apiEndpoint": api.url(), "deviceType": "intel-nuc"}),
+    );
+    let project = tempfile::tempdir().unwrap();
+    let dir = project.path().to_str().unwrap();
+    let name = format!("loop{fleet_id}");
+    let app = name.clone();
+    let mut pulled = Vec::new();
+
+    // Release 1: deploy, then the device runs it through its state endpoint.
+    write_served_project(project.path(), &format!("one-{fleet_id}"));
+    let first = deploy_release(&api, &slug, dir, &name);
+    let out = g
+        .cmd(&["up", "-a", &app, "--config", &config_json, "--json"])
+        .timeout(Duration::from_secs(180))
+        .assert()
+        .success();
+    let events = support::json_lines(&out.get_output().stdout);
+    let state = events.last().unwrap();
+    assert_eq!(state["state"]["commit"], first.as_str(), "{state}");
+    assert!(
+        api.requests_matching("GET", &format!("/device/v3/{device}/state"))
+            .iter()
+            .all(|r| r.authorized && r.status == 200),
+        "the state was not read with the device's key"
+    );
+    wait_for_served(&g, &format!("one-{fleet_id}"));
+    pulled.extend(api.records("image").iter().map(image_reference));
+
+    // Release 2: a change; `up -a` again applies it, killing first (the fleet's strategy).
+    write_served_project(project.path(), &format!("two-{fleet_id}"));
+    let second = deploy_release(&api, &slug, dir, &name);
+    assert_ne!(first, second);
+    let out = g
+        .cmd(&["up", "-a", &app, "--config", &config_json, "--json"])
+        .timeout(Duration::from_secs(180))
+        .assert()
+        .success();
+    let events = support::json_lines(&out.get_output().stdout);
+    assert_eq!(events.last().unwrap()["state"]["commit"], second.as_str());
+    let started = |action: &str| {
+        events
+            .iter()
+            .position(|e| e["event"] == "stepStarted" && e["action"] == action)
+            .unwrap_or_else(|| panic!("no {action} step: {events:?}"))
+    };
+    assert!(
+        started("kill") < started("fetch"),
+        "kill-then-download fetched before killing: {events:?}"
+    );
+    wait_for_served(&g, &format!("two-{fleet_id}"));
+    pulled.extend(api.records("image").iter().map(image_reference));
+    for reference in pulled {
+        let _ = docker_cli(&["image", "rm", &reference]);
+    }
+}
+
+fn image_reference(image: &Value) -> String {
+    format!(
+        "{}@{}",
+        image["is_stored_at__image_location"]
+            .as_str()
+            .unwrap_or_default(),
+        image["content_hash"].as_str().unwrap_or_default()
+    )
+}
+
 /// An image with a 24 MB layer, only in the registry, reached through a 512 kB/s proxy: the
 /// proxy and the image's name through it.
 fn slow_image(repository: &str) -> (ThrottledProxy, String) {
