@@ -64,6 +64,9 @@ enum Command {
     /// status, networks and volumes. Nothing is read from a local database: the containers',
     /// networks' and volumes' labels are the only source.
     State(commands::state::Args),
+    /// Stop and remove an app's containers and networks; its volumes are kept unless
+    /// `--volumes` is given. Honours update locks like `up` (exit 3, or `--force`).
+    Down(commands::down::Args),
 }
 
 fn main() -> ExitCode {
@@ -84,7 +87,7 @@ fn main() -> ExitCode {
     let outcome: anyhow::Result<ExitCode> = runtime.block_on(async move {
         if matches!(
             cli.command,
-            Command::Build(_) | Command::Deploy(_) | Command::Up(_)
+            Command::Build(_) | Command::Deploy(_) | Command::Up(_) | Command::Down(_)
         ) {
             signals::install().map_err(|e| {
                 anyhow::Error::new(e).context("cannot listen for SIGINT, SIGTERM and SIGHUP")
@@ -100,6 +103,7 @@ fn main() -> ExitCode {
             Command::Emulate(args) => commands::emulate::run(args).await,
             Command::Up(args) => commands::up::run(args).await,
             Command::State(args) => commands::state::run(args).await,
+            Command::Down(args) => commands::down::run(args).await,
         }
     });
     let code = match outcome {

@@ -321,6 +321,52 @@ fn a_user_lock_makes_up_exit_3_and_force_overrides_it() {
 }
 
 #[test]
+fn down_honours_locks_keeps_volumes_unless_asked_and_state_of_an_unknown_app_fails() {
+    let g = Guard::new();
+    let app = g.app_id.to_string();
+    let v1 = g.write("v1.json", &g.document("rel1", services("a")));
+    g.cmd(&["up", "--target", &v1, "--json"]).assert().success();
+    let lock = g
+        .dir
+        .path()
+        .join("locks")
+        .join(&app)
+        .join("box/updates.lock");
+    std::fs::write(&lock, "").unwrap();
+    let out = g.cmd(&["down", "-a", &app]).assert().code(3);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(err.contains("box") && err.contains("--force"), "{err}");
+    assert!(
+        g.container("web").is_some(),
+        "down removed web despite the lock"
+    );
+
+    let out = g
+        .cmd(&["down", "-a", &app, "--force", "--json"])
+        .assert()
+        .success();
+    let state = last_json(&out.get_output().stdout);
+    assert_eq!(state["state"]["services"], json!({}), "{state}");
+    assert_eq!(state["state"]["networks"], json!([]), "{state}");
+    assert_eq!(g.container("web"), None);
+    assert_eq!(g.container("box"), None);
+    let volume = format!("{app}_data");
+    docker_ok(&["volume", "inspect", &volume]);
+
+    // Only the kept volume is left; `down --volumes` removes it.
+    g.cmd(&["down", "-a", &app, "--volumes"]).assert().success();
+    assert!(!docker_cli(&["volume", "inspect", &volume]).status.success());
+
+    // Nothing of the app is left: it is unknown, and saying "Idle" would hide a typo.
+    for command in ["state", "down"] {
+        let out = g.cmd(&[command, "-a", &app]).assert().failure();
+        let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+        assert!(err.contains(&format!("no app {app}")), "{command}: {err}");
+        assert!(out.get_output().stdout.is_empty(), "{command}");
+    }
+}
+
+#[test]
 fn an_unmet_contract_fails_naming_the_service() {
     let g = Guard::new();
     let mut svcs = services("a");

@@ -4,6 +4,7 @@ pub mod build;
 pub mod config;
 pub mod daemon;
 pub mod deploy;
+pub mod down;
 pub mod emulate;
 pub(crate) mod output;
 pub mod progress;

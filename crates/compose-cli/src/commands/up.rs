@@ -221,9 +221,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     // The composer (and with it the sender) is gone: the printer drains and ends.
     let _ = printer.await;
+    finish(result, args.json)
+}
+
+/// The exit of a command that changed the engine (`up`, `down`): the state reached, or the
+/// error, with the exit codes of locks (3) and interrupts (130).
+pub(crate) fn finish(
+    result: Result<composer::CurrentState, composer::Error>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     match result {
         Ok(state) => {
-            super::state::print_state(&state, args.json)?;
+            super::state::print_state(&state, json)?;
             Ok(ExitCode::SUCCESS)
         }
         Err(e @ composer::Error::UpdatesLocked { .. }) => {
@@ -253,7 +262,7 @@ fn report_line(message: &str) {
 }
 
 #[allow(clippy::print_stdout)]
-async fn print_events(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, json: bool) {
+pub(crate) async fn print_events(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, json: bool) {
     let mut last_percent = std::collections::HashMap::new();
     while let Some(event) = rx.recv().await {
         if json {
