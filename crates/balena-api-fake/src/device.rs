@@ -25,8 +25,8 @@ pub struct FakeDevice {
     pub pinned_release: Option<u64>,
 }
 
-/// The uuid the fake gives a fleet (the seeded `application` records carry none): 32 hex
-/// digits derived from its id, so tests can predict the engine objects' names.
+/// The uuid the fake gives a seeded fleet (its `application` record's `uuid`): 32 hex digits
+/// derived from its id, so tests can predict the engine objects' names.
 pub fn fleet_uuid(fleet_id: u64) -> String {
     format!("{fleet_id:032x}")
 }

@@ -358,6 +358,7 @@ fn seed(state: &mut State, config: &FakeConfig) {
         .map(|f| {
             json!({
                 "id": f.id,
+                "uuid": fleet_uuid(f.id),
                 "slug": f.slug.to_lowercase(),
                 "app_name": f.slug.rsplit('/').next().unwrap_or(&f.slug),
                 "is_for__device_type": [{

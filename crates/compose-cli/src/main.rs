@@ -67,6 +67,9 @@ enum Command {
     /// Stop and remove an app's containers and networks; its volumes are kept unless
     /// `--volumes` is given. Honours update locks like `up` (exit 3, or `--force`).
     Down(commands::down::Args),
+    /// Write the v3 target state of a fleet's release (default: its latest successful final
+    /// release), as a device of the fleet would get it, for `up --target`.
+    Target(commands::target::Args),
 }
 
 fn main() -> ExitCode {
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
             Command::Up(args) => commands::up::run(args).await,
             Command::State(args) => commands::state::run(args).await,
             Command::Down(args) => commands::down::run(args).await,
+            Command::Target(args) => commands::target::run(args).await,
         }
     });
     let code = match outcome {

@@ -704,6 +704,28 @@ fn deploy_then_up_a_with_config_json_runs_the_release_and_applies_the_next() {
     );
     wait_for_served(&g, &format!("two-{fleet_id}"));
     pulled.extend(api.records("image").iter().map(image_reference));
+
+    // `target` writes a release's state for `up --target`: the latest, or the one named.
+    let target = |release: Option<&str>, file: &str| {
+        let path = g.dir.path().join(file);
+        let mut cmd = balena_compose();
+        cmd.env("BALENA_API_KEY", api.api_key())
+            .args(["target", &slug, "--api-url", api.url(), "-o"])
+            .arg(&path);
+        if let Some(commit) = release {
+            cmd.args(["--release", commit]);
+        }
+        run_ok(cmd, "balena-compose target");
+        path.display().to_string()
+    };
+    let latest = target(None, "latest.json");
+    let text = std::fs::read_to_string(&latest).unwrap();
+    let document: Value = serde_json::from_str(&text).unwrap();
+    let releases = &document["local-device"]["apps"][&g.uuid]["releases"];
+    assert!(releases.get(&second).is_some(), "{text}");
+    let back = target(Some(&first), "first.json");
+    g.up_reaches(&back, &first, &["main"]);
+    wait_for_served(&g, &format!("one-{fleet_id}"));
     for reference in pulled {
         let _ = docker_cli(&["image", "rm", &reference]);
     }

@@ -39,6 +39,7 @@ pub mod model;
 mod names;
 mod options;
 pub mod planner;
+pub mod release_state;
 mod resources;
 pub mod target;
 

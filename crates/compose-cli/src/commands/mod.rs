@@ -11,5 +11,6 @@ pub mod progress;
 pub mod project;
 pub mod resolve;
 pub mod state;
+pub mod target;
 pub mod template;
 pub mod up;
