@@ -70,6 +70,9 @@ enum Command {
     /// Write the v3 target state of a fleet's release (default: its latest successful final
     /// release), as a device of the fleet would get it, for `up --target`.
     Target(commands::target::Args),
+    /// List the services of the apps on this engine (or of one app with -a): status with
+    /// uptime and health, ports and image.
+    Ps(commands::ps::Args),
 }
 
 fn main() -> ExitCode {
@@ -108,6 +111,7 @@ fn main() -> ExitCode {
             Command::State(args) => commands::state::run(args).await,
             Command::Down(args) => commands::down::run(args).await,
             Command::Target(args) => commands::target::run(args).await,
+            Command::Ps(args) => commands::ps::run(args).await,
         }
     });
     let code = match outcome {

@@ -321,11 +321,30 @@ fn a_user_lock_makes_up_exit_3_and_force_overrides_it() {
 }
 
 #[test]
-fn down_honours_locks_keeps_volumes_unless_asked_and_state_of_an_unknown_app_fails() {
+fn ps_then_down_honours_locks_keeps_volumes_unless_asked_and_an_unknown_app_fails() {
     let g = Guard::new();
     let app = g.app_id.to_string();
     let v1 = g.write("v1.json", &g.document("rel1", services("a")));
     g.cmd(&["up", "--target", &v1, "--json"]).assert().success();
+    // `ps` lists the app's services, alone with -a and among all apps without.
+    let out = g.cmd(&["ps", "-a", &app, "--json"]).assert().success();
+    let rows = support::json_lines(&out.get_output().stdout);
+    let services: Vec<_> = rows.iter().map(|r| r["service"].clone()).collect();
+    assert_eq!(services, [json!("box"), json!("web")], "{rows:?}");
+    for row in &rows {
+        assert_eq!(row["app"], app.as_str(), "{row}");
+        assert_eq!(row["state"], "running", "{row}");
+        assert!(row["status"].as_str().unwrap().starts_with("Up"), "{row}");
+        assert_eq!(row["image"], BASE, "{row}");
+    }
+    let out = g.cmd(&["ps"]).assert().success();
+    let table = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&app) && l.contains("web")),
+        "{table}"
+    );
     let lock = g
         .dir
         .path()
@@ -358,7 +377,7 @@ fn down_honours_locks_keeps_volumes_unless_asked_and_state_of_an_unknown_app_fai
     assert!(!docker_cli(&["volume", "inspect", &volume]).status.success());
 
     // Nothing of the app is left: it is unknown, and saying "Idle" would hide a typo.
-    for command in ["state", "down"] {
+    for command in ["state", "down", "ps"] {
         let out = g.cmd(&[command, "-a", &app]).assert().failure();
         let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
         assert!(err.contains(&format!("no app {app}")), "{command}: {err}");

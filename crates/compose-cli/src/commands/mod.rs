@@ -9,6 +9,7 @@ pub mod emulate;
 pub(crate) mod output;
 pub mod progress;
 pub mod project;
+pub mod ps;
 pub mod resolve;
 pub mod state;
 pub mod target;
