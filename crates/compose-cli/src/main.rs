@@ -73,6 +73,9 @@ enum Command {
     /// List the services of the apps on this engine (or of one app with -a): status with
     /// uptime and health, ports and image.
     Ps(commands::ps::Args),
+    /// Print the output of an app's services, each line prefixed with its service's name;
+    /// `-f` streams new output.
+    Logs(commands::logs::Args),
 }
 
 fn main() -> ExitCode {
@@ -112,6 +115,7 @@ fn main() -> ExitCode {
             Command::Down(args) => commands::down::run(args).await,
             Command::Target(args) => commands::target::run(args).await,
             Command::Ps(args) => commands::ps::run(args).await,
+            Command::Logs(args) => commands::logs::run(args).await,
         }
     });
     let code = match outcome {

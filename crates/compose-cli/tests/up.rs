@@ -386,6 +386,83 @@ fn ps_then_down_honours_locks_keeps_volumes_unless_asked_and_an_unknown_app_fail
 }
 
 #[test]
+fn logs_prefix_each_line_with_its_service_tail_timestamps_and_follow() {
+    let g = Guard::new();
+    let app = g.app_id.to_string();
+    let script = "echo one; echo two; echo three; while true; do echo tick; sleep 0.2; done";
+    let svcs = json!({
+        "talker": {"id": 1, "image": BASE, "composition": {"command": ["sh", "-c", script], "stop_grace_period": "1s"}},
+        "quiet": {"id": 2, "image": BASE, "composition": {"command": ["sh", "-c", "echo hush; exec sleep 3600"], "stop_grace_period": "1s"}}
+    });
+    let target = g.write("t.json", &g.document("rel1", svcs));
+    g.up_reaches(&target, "rel1", &["talker", "quiet"]);
+    let logs = |args: &[&str]| {
+        let mut all = vec!["logs", "-a", &app];
+        all.extend_from_slice(args);
+        let out = g
+            .cmd(&all)
+            .timeout(Duration::from_secs(30))
+            .assert()
+            .success();
+        String::from_utf8_lossy(&out.get_output().stdout).to_string()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || logs(&[])
+            .contains("quiet  | hush")),
+        "{}",
+        logs(&[])
+    );
+    let all = logs(&[]);
+    assert!(all.lines().any(|l| l == "talker | one"), "{all}");
+    assert!(
+        wait_until(Duration::from_secs(10), || logs(&["talker"])
+            .matches("tick")
+            .count()
+            > 2),
+        "talker does not tick"
+    );
+    let tail = logs(&["talker", "--tail", "2"]);
+    assert_eq!(tail.lines().count(), 2, "{tail}");
+    assert!(tail.lines().all(|l| l == "talker | tick"), "{tail}");
+    let stamped = logs(&["quiet", "--timestamps"]);
+    assert!(
+        stamped.starts_with("quiet | 20") && stamped.trim_end().ends_with(" hush"),
+        "{stamped}"
+    );
+    let future = (std::time::SystemTime::now() + Duration::from_secs(3600))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    assert_eq!(logs(&["quiet", "--since", &future]), "");
+    let out = g.cmd(&["logs", "-a", &app, "nope"]).assert().failure();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(err.contains("no service nope"), "{err}");
+
+    // -f streams: lines printed after it started arrive while it runs.
+    let mut follow = g
+        .process(&["logs", "-a", &app, "talker", "-f", "--tail", "0"])
+        .env("DOCKER_HOST", docker_host())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(10));
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert_eq!(first.as_deref(), Ok("talker | tick"));
+}
+
+#[test]
 fn an_unmet_contract_fails_naming_the_service() {
     let g = Guard::new();
     let mut svcs = services("a");
