@@ -265,6 +265,12 @@ fn up_from_a_file_then_state_then_removal() {
         .cmd(&["up", "-a", &app, "--target", &empty, "--json"])
         .assert()
         .success();
+    let lines = support::json_lines(&removed.get_output().stdout);
+    // What goes is said before anything goes: the first line, volumes (data) included.
+    let said = &lines[0];
+    assert_eq!(said["event"], "removingApp", "{lines:?}");
+    assert_eq!(said["services"], json!(["box", "web"]), "{said}");
+    assert_eq!(said["volumes"], json!([format!("{app}_data")]), "{said}");
     let removed = last_json(&removed.get_output().stdout);
     assert_eq!(removed["state"]["services"], json!({}), "{removed}");
     assert_eq!(removed["state"]["volumes"], json!([]), "{removed}");

@@ -208,7 +208,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 bail!("no app selected")
             };
             let id: AppId = name.parse().unwrap_or(AppId::Uuid(name.clone()));
-            let composer = Composer::new(docker, id, options).with_events(tx);
+            let composer = Composer::new(docker, id, options);
+            announce_removal(&composer.state().await?, name, args.json)?;
+            let composer = composer.with_events(tx);
             composer
                 .remove(RemoveOptions {
                     force: args.force,
@@ -254,6 +256,36 @@ pub(crate) fn finish(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Says what removing an app the target no longer holds deletes, before it is deleted: the
+/// supervisor removes a removed app's volumes (its data) with it.
+fn announce_removal(state: &composer::CurrentState, name: &str, json: bool) -> anyhow::Result<()> {
+    let services: Vec<&String> = state.services.keys().collect();
+    if services.is_empty() && state.networks.is_empty() && state.volumes.is_empty() {
+        return Ok(());
+    }
+    if json {
+        let event = serde_json::json!({"event": "removingApp", "app": name,
+            "services": services, "networks": state.networks, "volumes": state.volumes});
+        super::output::outln!("{event}");
+        return Ok(());
+    }
+    let list = |items: Vec<&String>| {
+        let names: Vec<&str> = items.iter().map(|s| s.as_str()).collect();
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
+    };
+    super::output::outln!(
+        "app {name} is not in the target: removing its services ({}), networks ({}) and volumes ({}, their data is deleted)",
+        list(services),
+        list(state.networks.iter().collect()),
+        list(state.volumes.iter().collect())
+    );
+    Ok(())
 }
 
 #[allow(clippy::print_stderr)]
