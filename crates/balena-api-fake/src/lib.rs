@@ -3,7 +3,8 @@
 //! It speaks the subset of the real protocol that balena-compose's release client uses:
 //! pine/OData v7 resources under `/v7/…` (`application`, `user`, `release`, `service`,
 //! `image`, `image__is_part_of__release`, `image_label`, `image_environment_variable`,
-//! `release_tag`), `GET /user/v1/whoami` and `GET /auth/v1/token`. Every request it receives
+//! `release_tag`), `GET /user/v1/whoami`, `GET /auth/v1/token`, and for registered devices
+//! ([`FakeDevice`]) `GET /device/v3/<uuid>/state`. Every request it receives
 //! and every record it holds are kept in a [`State`] that tests can inspect; requests without
 //! the configured bearer token are answered `401`; and [`Fault`]s make it answer errors, hang
 //! or drop the connection, before or after applying a request.
@@ -23,7 +24,10 @@
 //! ```
 #![deny(missing_docs)]
 
+mod device;
 mod odata;
+
+pub use device::{FakeDevice, fleet_uuid};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -354,6 +358,7 @@ fn seed(state: &mut State, config: &FakeConfig) {
         .map(|f| {
             json!({
                 "id": f.id,
+                "uuid": fleet_uuid(f.id),
                 "slug": f.slug.to_lowercase(),
                 "app_name": f.slug.rsplit('/').next().unwrap_or(&f.slug),
                 "is_for__device_type": [{
@@ -467,11 +472,16 @@ async fn handle(
     let path = odata::percent_decode(uri.path());
     let query = odata::parse_query_pairs(uri.query().unwrap_or(""));
     let json_body = serde_json::from_slice::<Value>(&body).ok();
-    let authorized = headers
+    let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|token| token == shared.config.api_key);
+        .and_then(|v| v.strip_prefix("Bearer "));
+    // A device's own state is read with the device's key, everything else with the user's.
+    let device = device::state_path(&path).filter(|_| method == Method::GET);
+    let authorized = match device {
+        Some(uuid) => device::authorizes(&lock(&shared.state), uuid, token),
+        None => token.is_some_and(|token| token == shared.config.api_key),
+    };
     let index = {
         let mut state = lock(&shared.state);
         state.requests.push(RecordedRequest {
@@ -500,7 +510,10 @@ async fn handle(
     if let Some(response) = strike(before, &set_status).await {
         return response;
     }
-    let answer = apply(&shared, &method, &path, &query, json_body.as_ref());
+    let answer = match device {
+        Some(uuid) => device::target_state(&lock(&shared.state), uuid),
+        None => apply(&shared, &method, &path, &query, json_body.as_ref()),
+    };
     let after = fault.as_ref().filter(|f| f.phase == FaultPhase::AfterApply);
     if let Some(response) = strike(after, &set_status).await {
         return response;

@@ -196,3 +196,54 @@ async fn faults_fail_hang_and_drop_before_or_after_applying() {
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert!(fake.state().faults.is_empty());
 }
+
+#[tokio::test]
+async fn device_state_needs_the_device_key_and_follows_pins() {
+    let fake = FakeApi::start(FakeConfig::default()).await.unwrap();
+    fake.register_device(&balena_api_fake::FakeDevice {
+        uuid: "dev1".to_owned(),
+        api_key: "dev-key".to_owned(),
+        fleet_id: 1001,
+        pinned_release: None,
+    });
+    let mut user = Client::new(&fake);
+    let mut commits = Vec::new();
+    for commit in ["c1", "c2"] {
+        let body = json!({"belongs_to__application": 1001, "is_created_by__user": 7,
+            "commit": commit, "status": "success", "is_final": true, "composition": {}});
+        let (_, release) = user.send("POST", "/v7/release", Some(body)).await.unwrap();
+        commits.push(release["id"].as_u64().unwrap());
+    }
+    // The user's key does not read a device's state; the device's key does.
+    let (status, _) = user
+        .send("GET", "/device/v3/dev1/state", None)
+        .await
+        .unwrap();
+    assert_eq!(status, 401);
+    user.key = "dev-key".to_owned();
+    let releases = |state: &Value| {
+        state["dev1"]["apps"][balena_api_fake::fleet_uuid(1001)]["releases"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let (status, state) = user
+        .send("GET", "/device/v3/dev1/state", None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{state}");
+    assert_eq!(releases(&state), ["c2"], "{state}");
+    fake.pin_fleet(1001, Some(commits[0]));
+    let (_, state) = user
+        .send("GET", "/device/v3/dev1/state", None)
+        .await
+        .unwrap();
+    assert_eq!(releases(&state), ["c1"], "{state}");
+    let (status, _) = user
+        .send("GET", "/device/v3/nodev/state", None)
+        .await
+        .unwrap();
+    assert_eq!(status, 401);
+}

@@ -64,6 +64,18 @@ enum Command {
     /// status, networks and volumes. Nothing is read from a local database: the containers',
     /// networks' and volumes' labels are the only source.
     State(commands::state::Args),
+    /// Stop and remove an app's containers and networks; its volumes are kept unless
+    /// `--volumes` is given. Honours update locks like `up` (exit 3, or `--force`).
+    Down(commands::down::Args),
+    /// Write the v3 target state of a fleet's release (default: its latest successful final
+    /// release), as a device of the fleet would get it, for `up --target`.
+    Target(commands::target::Args),
+    /// List the services of the apps on this engine (or of one app with -a): status with
+    /// uptime and health, ports and image.
+    Ps(commands::ps::Args),
+    /// Print the output of an app's services, each line prefixed with its service's name;
+    /// `-f` streams new output.
+    Logs(commands::logs::Args),
 }
 
 fn main() -> ExitCode {
@@ -84,7 +96,7 @@ fn main() -> ExitCode {
     let outcome: anyhow::Result<ExitCode> = runtime.block_on(async move {
         if matches!(
             cli.command,
-            Command::Build(_) | Command::Deploy(_) | Command::Up(_)
+            Command::Build(_) | Command::Deploy(_) | Command::Up(_) | Command::Down(_)
         ) {
             signals::install().map_err(|e| {
                 anyhow::Error::new(e).context("cannot listen for SIGINT, SIGTERM and SIGHUP")
@@ -100,6 +112,10 @@ fn main() -> ExitCode {
             Command::Emulate(args) => commands::emulate::run(args).await,
             Command::Up(args) => commands::up::run(args).await,
             Command::State(args) => commands::state::run(args).await,
+            Command::Down(args) => commands::down::run(args).await,
+            Command::Target(args) => commands::target::run(args).await,
+            Command::Ps(args) => commands::ps::run(args).await,
+            Command::Logs(args) => commands::logs::run(args).await,
         }
     });
     let code = match outcome {

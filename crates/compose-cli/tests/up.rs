@@ -265,6 +265,12 @@ fn up_from_a_file_then_state_then_removal() {
         .cmd(&["up", "-a", &app, "--target", &empty, "--json"])
         .assert()
         .success();
+    let lines = support::json_lines(&removed.get_output().stdout);
+    // What goes is said before anything goes: the first line, volumes (data) included.
+    let said = &lines[0];
+    assert_eq!(said["event"], "removingApp", "{lines:?}");
+    assert_eq!(said["services"], json!(["box", "web"]), "{said}");
+    assert_eq!(said["volumes"], json!([format!("{app}_data")]), "{said}");
     let removed = last_json(&removed.get_output().stdout);
     assert_eq!(removed["state"]["services"], json!({}), "{removed}");
     assert_eq!(removed["state"]["volumes"], json!([]), "{removed}");
@@ -318,6 +324,148 @@ fn a_user_lock_makes_up_exit_3_and_force_overrides_it() {
         state["state"]["services"]["box"]["status"], "Running",
         "{state}"
     );
+}
+
+#[test]
+fn ps_then_down_honours_locks_keeps_volumes_unless_asked_and_an_unknown_app_fails() {
+    let g = Guard::new();
+    let app = g.app_id.to_string();
+    let v1 = g.write("v1.json", &g.document("rel1", services("a")));
+    g.cmd(&["up", "--target", &v1, "--json"]).assert().success();
+    // `ps` lists the app's services, alone with -a and among all apps without.
+    let out = g.cmd(&["ps", "-a", &app, "--json"]).assert().success();
+    let rows = support::json_lines(&out.get_output().stdout);
+    let services: Vec<_> = rows.iter().map(|r| r["service"].clone()).collect();
+    assert_eq!(services, [json!("box"), json!("web")], "{rows:?}");
+    for row in &rows {
+        assert_eq!(row["app"], app.as_str(), "{row}");
+        assert_eq!(row["state"], "running", "{row}");
+        assert!(row["status"].as_str().unwrap().starts_with("Up"), "{row}");
+        assert_eq!(row["image"], BASE, "{row}");
+    }
+    let out = g.cmd(&["ps"]).assert().success();
+    let table = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&app) && l.contains("web")),
+        "{table}"
+    );
+    let lock = g
+        .dir
+        .path()
+        .join("locks")
+        .join(&app)
+        .join("box/updates.lock");
+    std::fs::write(&lock, "").unwrap();
+    let out = g.cmd(&["down", "-a", &app]).assert().code(3);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(err.contains("box") && err.contains("--force"), "{err}");
+    assert!(
+        g.container("web").is_some(),
+        "down removed web despite the lock"
+    );
+
+    let out = g
+        .cmd(&["down", "-a", &app, "--force", "--json"])
+        .assert()
+        .success();
+    let state = last_json(&out.get_output().stdout);
+    assert_eq!(state["state"]["services"], json!({}), "{state}");
+    assert_eq!(state["state"]["networks"], json!([]), "{state}");
+    assert_eq!(g.container("web"), None);
+    assert_eq!(g.container("box"), None);
+    let volume = format!("{app}_data");
+    docker_ok(&["volume", "inspect", &volume]);
+
+    // Only the kept volume is left; `down --volumes` removes it.
+    g.cmd(&["down", "-a", &app, "--volumes"]).assert().success();
+    assert!(!docker_cli(&["volume", "inspect", &volume]).status.success());
+
+    // Nothing of the app is left: it is unknown, and saying "Idle" would hide a typo.
+    for command in ["state", "down", "ps"] {
+        let out = g.cmd(&[command, "-a", &app]).assert().failure();
+        let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+        assert!(err.contains(&format!("no app {app}")), "{command}: {err}");
+        assert!(out.get_output().stdout.is_empty(), "{command}");
+    }
+}
+
+#[test]
+fn logs_prefix_each_line_with_its_service_tail_timestamps_and_follow() {
+    let g = Guard::new();
+    let app = g.app_id.to_string();
+    let script = "echo one; echo two; echo three; while true; do echo tick; sleep 0.2; done";
+    let svcs = json!({
+        "talker": {"id": 1, "image": BASE, "composition": {"command": ["sh", "-c", script], "stop_grace_period": "1s"}},
+        "quiet": {"id": 2, "image": BASE, "composition": {"command": ["sh", "-c", "echo hush; exec sleep 3600"], "stop_grace_period": "1s"}}
+    });
+    let target = g.write("t.json", &g.document("rel1", svcs));
+    g.up_reaches(&target, "rel1", &["talker", "quiet"]);
+    let logs = |args: &[&str]| {
+        let mut all = vec!["logs", "-a", &app];
+        all.extend_from_slice(args);
+        let out = g
+            .cmd(&all)
+            .timeout(Duration::from_secs(30))
+            .assert()
+            .success();
+        String::from_utf8_lossy(&out.get_output().stdout).to_string()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || logs(&[])
+            .contains("quiet  | hush")),
+        "{}",
+        logs(&[])
+    );
+    let all = logs(&[]);
+    assert!(all.lines().any(|l| l == "talker | one"), "{all}");
+    assert!(
+        wait_until(Duration::from_secs(10), || logs(&["talker"])
+            .matches("tick")
+            .count()
+            > 2),
+        "talker does not tick"
+    );
+    let tail = logs(&["talker", "--tail", "2"]);
+    assert_eq!(tail.lines().count(), 2, "{tail}");
+    assert!(tail.lines().all(|l| l == "talker | tick"), "{tail}");
+    let stamped = logs(&["quiet", "--timestamps"]);
+    assert!(
+        stamped.starts_with("quiet | 20") && stamped.trim_end().ends_with(" hush"),
+        "{stamped}"
+    );
+    let future = (std::time::SystemTime::now() + Duration::from_secs(3600))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    assert_eq!(logs(&["quiet", "--since", &future]), "");
+    let out = g.cmd(&["logs", "-a", &app, "nope"]).assert().failure();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(err.contains("no service nope"), "{err}");
+
+    // -f streams: lines printed after it started arrive while it runs.
+    let mut follow = g
+        .process(&["logs", "-a", &app, "talker", "-f", "--tail", "0"])
+        .env("DOCKER_HOST", docker_host())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(10));
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert_eq!(first.as_deref(), Ok("talker | tick"));
 }
 
 #[test]
@@ -521,6 +669,178 @@ fn a_built_and_pushed_project_runs_with_up_target() {
         .success();
     assert_eq!(g.container("main"), None, "the app was not removed");
     let _ = docker_cli(&["image", "rm", &reference]);
+}
+
+/// A project of one service `main` whose httpd serves `text`; the fleet's update strategy is
+/// kill-then-download.
+fn write_served_project(root: &std::path::Path, text: &str) {
+    write(
+        root,
+        "docker-compose.yml",
+        "services:\n  main:\n    build: ./main\n    labels:\n      io.balena.update.strategy: kill-then-download\n",
+    );
+    write(
+        root,
+        "main/Dockerfile",
+        &format!(
+            "FROM local/amd64-busybox\nRUN mkdir /www && echo {text} > /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
+        ),
+    );
+}
+
+/// What `main` of the guard's app serves, once it serves `expected` (bounded).
+fn wait_for_served(g: &Guard, expected: &str) {
+    let (id, _) = g.container("main").expect("no container for main");
+    let served = || {
+        let out = docker_cli(&["exec", &id, "wget", "-qO-", "http://127.0.0.1:8080/"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), || served() == expected),
+        "main does not serve {expected}: {:?}",
+        served()
+    );
+}
+
+/// `deploy FLEET PROJECT` against the fake; the new release's commit. The built image is
+/// removed from the engine afterwards, so `up` has to pull it from the registry.
+fn deploy_release(api: &balena_api_fake::FakeApi, fleet: &str, dir: &str, name: &str) -> String {
+    let mut deploy = balena_compose();
+    deploy.env("BALENA_API_KEY", api.api_key()).args([
+        "deploy",
+        fleet,
+        dir,
+        "-p",
+        name,
+        "--api-url",
+        api.url(),
+        "--json",
+    ]);
+    run_ok(deploy, "balena-compose deploy");
+    let releases = api.records("release");
+    let release = releases.last().expect("deploy made no release");
+    assert_eq!(release["status"], "success", "{release}");
+    let _ = docker_cli(&["image", "rm", &format!("{name}_main")]);
+    release["commit"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn deploy_then_up_a_with_config_json_runs_the_release_and_applies_the_next() {
+    let mut g = Guard::new();
+    let fleet_id = g.app_id;
+    // The fake names the fleet's app by this uuid: the guard cleans its networks up.
+    g.uuid = balena_api_fake::fleet_uuid(fleet_id);
+    let slug = format!("gh_tester/loop{fleet_id}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = balena_api_fake::FakeConfig {
+        fleets: vec![balena_api_fake::FakeFleet {
+            id: fleet_id,
+            slug: slug.clone(),
+            device_type: "intel-nuc".to_owned(),
+            arch: "amd64".to_owned(),
+            supports_multicontainer: true,
+        }],
+        ..Default::default()
+    };
+    let api = rt
+        .block_on(balena_api_fake::FakeApi::start(config))
+        .unwrap();
+    let device = format!("dev{fleet_id}");
+    api.register_device(&balena_api_fake::FakeDevice {
+        uuid: device.clone(),
+        api_key: format!("device-key-{fleet_id}"),
+        fleet_id,
+        pinned_release: None,
+    });
+    let config_json = g.write(
+        "config.json",
+        &json!({"uuid": device, "deviceApiKey": format!("device-key-{fleet_id}"),
+            "apiEndpoint": api.url(), "deviceType": "intel-nuc"}),
+    );
+    let project = tempfile::tempdir().unwrap();
+    let dir = project.path().to_str().unwrap();
+    let name = format!("loop{fleet_id}");
+    let app = name.clone();
+    let mut pulled = Vec::new();
+
+    // Release 1: deploy, then the device runs it through its state endpoint.
+    write_served_project(project.path(), &format!("one-{fleet_id}"));
+    let first = deploy_release(&api, &slug, dir, &name);
+    let out = g
+        .cmd(&["up", "-a", &app, "--config", &config_json, "--json"])
+        .timeout(Duration::from_secs(180))
+        .assert()
+        .success();
+    let events = support::json_lines(&out.get_output().stdout);
+    let state = events.last().unwrap();
+    assert_eq!(state["state"]["commit"], first.as_str(), "{state}");
+    assert!(
+        api.requests_matching("GET", &format!("/device/v3/{device}/state"))
+            .iter()
+            .all(|r| r.authorized && r.status == 200),
+        "the state was not read with the device's key"
+    );
+    wait_for_served(&g, &format!("one-{fleet_id}"));
+    pulled.extend(api.records("image").iter().map(image_reference));
+
+    // Release 2: a change; `up -a` again applies it, killing first (the fleet's strategy).
+    write_served_project(project.path(), &format!("two-{fleet_id}"));
+    let second = deploy_release(&api, &slug, dir, &name);
+    assert_ne!(first, second);
+    let out = g
+        .cmd(&["up", "-a", &app, "--config", &config_json, "--json"])
+        .timeout(Duration::from_secs(180))
+        .assert()
+        .success();
+    let events = support::json_lines(&out.get_output().stdout);
+    assert_eq!(events.last().unwrap()["state"]["commit"], second.as_str());
+    let started = |action: &str| {
+        events
+            .iter()
+            .position(|e| e["event"] == "stepStarted" && e["action"] == action)
+            .unwrap_or_else(|| panic!("no {action} step: {events:?}"))
+    };
+    assert!(
+        started("kill") < started("fetch"),
+        "kill-then-download fetched before killing: {events:?}"
+    );
+    wait_for_served(&g, &format!("two-{fleet_id}"));
+    pulled.extend(api.records("image").iter().map(image_reference));
+
+    // `target` writes a release's state for `up --target`: the latest, or the one named.
+    let target = |release: Option<&str>, file: &str| {
+        let path = g.dir.path().join(file);
+        let mut cmd = balena_compose();
+        cmd.env("BALENA_API_KEY", api.api_key())
+            .args(["target", &slug, "--api-url", api.url(), "-o"])
+            .arg(&path);
+        if let Some(commit) = release {
+            cmd.args(["--release", commit]);
+        }
+        run_ok(cmd, "balena-compose target");
+        path.display().to_string()
+    };
+    let latest = target(None, "latest.json");
+    let text = std::fs::read_to_string(&latest).unwrap();
+    let document: Value = serde_json::from_str(&text).unwrap();
+    let releases = &document["local-device"]["apps"][&g.uuid]["releases"];
+    assert!(releases.get(&second).is_some(), "{text}");
+    let back = target(Some(&first), "first.json");
+    g.up_reaches(&back, &first, &["main"]);
+    wait_for_served(&g, &format!("one-{fleet_id}"));
+    for reference in pulled {
+        let _ = docker_cli(&["image", "rm", &reference]);
+    }
+}
+
+fn image_reference(image: &Value) -> String {
+    format!(
+        "{}@{}",
+        image["is_stored_at__image_location"]
+            .as_str()
+            .unwrap_or_default(),
+        image["content_hash"].as_str().unwrap_or_default()
+    )
 }
 
 /// An image with a 24 MB layer, only in the registry, reached through a 512 kB/s proxy: the

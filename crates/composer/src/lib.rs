@@ -39,6 +39,7 @@ pub mod model;
 mod names;
 mod options;
 pub mod planner;
+pub mod release_state;
 mod resources;
 pub mod target;
 
@@ -172,6 +173,19 @@ pub struct LogLine {
     pub stderr: bool,
     /// The text, without the trailing newline.
     pub message: String,
+}
+
+/// Which output [`Composer::logs_with`] streams.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogQuery {
+    /// Keep streaming new output.
+    pub follow: bool,
+    /// Only the last this many lines (default: all).
+    pub tail: Option<u64>,
+    /// Only output since this Unix time, in seconds.
+    pub since: Option<i32>,
+    /// Prefix each line with the engine's RFC 3339 timestamp.
+    pub timestamps: bool,
 }
 
 /// One app on one engine.
@@ -341,6 +355,19 @@ impl Composer {
         service: &str,
         follow: bool,
     ) -> Result<BoxStream<'static, Result<LogLine>>> {
+        let query = LogQuery {
+            follow,
+            ..LogQuery::default()
+        };
+        self.logs_with(service, &query).await
+    }
+
+    /// Streams the output of the newest container of `service`, as `query` asks.
+    pub async fn logs_with(
+        &self,
+        service: &str,
+        query: &LogQuery,
+    ) -> Result<BoxStream<'static, Result<LogLine>>> {
         let current = engine::read_app(&self.docker, &self.app_ref()).await?;
         let container = current
             .services
@@ -353,10 +380,14 @@ impl Composer {
                 message: "the service has no container".to_owned(),
             })?;
         let options = LogsOptions {
-            follow,
+            follow: query.follow,
             stdout: true,
             stderr: true,
-            tail: "all".to_owned(),
+            tail: query
+                .tail
+                .map_or_else(|| "all".to_owned(), |n| n.to_string()),
+            since: query.since.unwrap_or(0),
+            timestamps: query.timestamps,
             ..LogsOptions::default()
         };
         let docker = self.docker.clone();

@@ -24,9 +24,20 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (docker, options) = args.device.connect(&DeviceConfig::default()).await?;
     let app: AppId = args.app.parse().unwrap_or(AppId::Uuid(args.app.clone()));
-    let state = Composer::new(docker, app, options).state().await?;
+    let composer = Composer::new(docker, app, options);
+    let state = require_app(&composer, &args.app).await?;
     print_state(&state, args.json)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The app's state, or an error when the engine holds nothing of it (an unknown app is a
+/// mistake in its name, not an idle app).
+pub(crate) async fn require_app(composer: &Composer, name: &str) -> anyhow::Result<CurrentState> {
+    let state = composer.state().await?;
+    if state.services.is_empty() && state.networks.is_empty() && state.volumes.is_empty() {
+        anyhow::bail!("no app {name} on this engine: no container, network or volume of it");
+    }
+    Ok(state)
 }
 
 /// Prints a state as JSON or as a short table.

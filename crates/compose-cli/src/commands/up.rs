@@ -208,7 +208,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 bail!("no app selected")
             };
             let id: AppId = name.parse().unwrap_or(AppId::Uuid(name.clone()));
-            let composer = Composer::new(docker, id, options).with_events(tx);
+            let composer = Composer::new(docker, id, options);
+            announce_removal(&composer.state().await?, name, args.json)?;
+            let composer = composer.with_events(tx);
             composer
                 .remove(RemoveOptions {
                     force: args.force,
@@ -221,9 +223,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     // The composer (and with it the sender) is gone: the printer drains and ends.
     let _ = printer.await;
+    finish(result, args.json)
+}
+
+/// The exit of a command that changed the engine (`up`, `down`): the state reached, or the
+/// error, with the exit codes of locks (3) and interrupts (130).
+pub(crate) fn finish(
+    result: Result<composer::CurrentState, composer::Error>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     match result {
         Ok(state) => {
-            super::state::print_state(&state, args.json)?;
+            super::state::print_state(&state, json)?;
             Ok(ExitCode::SUCCESS)
         }
         Err(e @ composer::Error::UpdatesLocked { .. }) => {
@@ -247,13 +258,43 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Says what removing an app the target no longer holds deletes, before it is deleted: the
+/// supervisor removes a removed app's volumes (its data) with it.
+fn announce_removal(state: &composer::CurrentState, name: &str, json: bool) -> anyhow::Result<()> {
+    let services: Vec<&String> = state.services.keys().collect();
+    if services.is_empty() && state.networks.is_empty() && state.volumes.is_empty() {
+        return Ok(());
+    }
+    if json {
+        let event = serde_json::json!({"event": "removingApp", "app": name,
+            "services": services, "networks": state.networks, "volumes": state.volumes});
+        super::output::outln!("{event}");
+        return Ok(());
+    }
+    let list = |items: Vec<&String>| {
+        let names: Vec<&str> = items.iter().map(|s| s.as_str()).collect();
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
+    };
+    super::output::outln!(
+        "app {name} is not in the target: removing its services ({}), networks ({}) and volumes ({}, their data is deleted)",
+        list(services),
+        list(state.networks.iter().collect()),
+        list(state.volumes.iter().collect())
+    );
+    Ok(())
+}
+
 #[allow(clippy::print_stderr)]
 fn report_line(message: &str) {
     eprintln!("error: {message}");
 }
 
 #[allow(clippy::print_stdout)]
-async fn print_events(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, json: bool) {
+pub(crate) async fn print_events(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, json: bool) {
     let mut last_percent = std::collections::HashMap::new();
     while let Some(event) = rx.recv().await {
         if json {

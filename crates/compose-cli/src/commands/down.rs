@@ -1,0 +1,51 @@
+//! `balena-compose down`: stop and remove an app's containers and networks on this device.
+
+use std::process::ExitCode;
+
+use composer::target::DeviceConfig;
+use composer::{AppId, Composer, RemoveOptions};
+
+/// The arguments of `balena-compose down`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The app: numeric id or uuid.
+    #[arg(short = 'a', long = "app", value_name = "APP")]
+    pub app: String,
+    /// Remove the app's volumes (its data) too; by default they are kept.
+    #[arg(long)]
+    pub volumes: bool,
+    /// Take update locks even when the app's services hold them.
+    #[arg(long)]
+    pub force: bool,
+    /// Fail at once when another `up` or `down` is applying to this engine.
+    #[arg(long = "no-wait")]
+    pub no_wait: bool,
+    /// Print progress and the final state as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub device: super::up::DeviceArgs,
+}
+
+/// Runs `balena-compose down`.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let (docker, options) = args.device.connect(&DeviceConfig::default()).await?;
+    let app: AppId = args.app.parse().unwrap_or(AppId::Uuid(args.app.clone()));
+    let composer = Composer::new(docker, app, options);
+    super::state::require_app(&composer, &args.app).await?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let printer = tokio::spawn(super::up::print_events(rx, args.json));
+    let cancel = crate::signals::arm().token();
+    let result = composer
+        .with_events(tx)
+        .remove(RemoveOptions {
+            force: args.force,
+            keep_volumes: !args.volumes,
+            cancel: Some(cancel),
+            no_wait: args.no_wait,
+        })
+        .await;
+    // The composer (and with it the sender) is gone: the printer drains and ends.
+    let _ = printer.await;
+    super::up::finish(result, args.json)
+}
