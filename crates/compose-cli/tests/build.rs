@@ -378,13 +378,14 @@ fn foreign_arch_without_emulated_is_refused_with_advice() {
 
 #[test]
 fn unknown_arch_lists_the_valid_ones() {
-    let out = balena_compose(&["build", ".", "--arch", "arm64"]);
+    let out = balena_compose(&["build", ".", "--arch", "aarch46"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("amd64, aarch64, armv7hf, i386, rpi"),
         "{stderr}"
     );
+    assert!(stderr.contains("did you mean aarch64?"), "{stderr}");
 }
 
 /// Build secrets are served to the build (through BuildKit on this Docker daemon) and never
