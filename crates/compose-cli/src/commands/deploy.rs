@@ -97,6 +97,13 @@ pub struct Args {
     api_retries: u32,
 }
 
+impl Args {
+    /// The project flags, for the options given before the subcommand.
+    pub fn project_mut(&mut self) -> &mut ProjectArgs {
+        &mut self.project
+    }
+}
+
 /// Runs the command.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let tags = release_tags(&args.release_tags)?;
