@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::models::{
-    CreatedRelease, Fleet, Image, ImageUpdate, NewRelease, Release, ReleaseUpdate, ServiceSpec,
-    Status, User,
+    CreatedRelease, CurrentRelease, Fleet, Image, ImageUpdate, NewRelease, Release, ReleaseUpdate,
+    ServiceSpec, Status, User,
 };
 use crate::retry::RetryPolicy;
 use crate::secret::Secret;
@@ -404,8 +404,19 @@ impl Api {
         let record = self.post_idempotent("release", &body, &lookup).await?;
         let release: Release = decode("POST /v7/release", Some(record))?;
 
-        let results: Vec<Result<(String, Image), ApiError>> = stream::iter(&new.services)
-            .map(|service| self.create_service_image(fleet, release.id, service))
+        let results: Vec<Result<Option<(String, Image)>, ApiError>> = stream::iter(&new.services)
+            .map(|service| async {
+                match new.reused.get(&service.name) {
+                    Some(&image) => self
+                        .link_image(release.id, image, service)
+                        .await
+                        .map(|()| None),
+                    None => self
+                        .create_service_image(fleet, release.id, service)
+                        .await
+                        .map(Some),
+                }
+            })
             .buffered(CONCURRENCY)
             .collect()
             .await;
@@ -413,9 +424,10 @@ impl Api {
         let mut first_error = None;
         for result in results {
             match result {
-                Ok((name, image)) => {
+                Ok(Some((name, image))) => {
                     images.insert(name, image);
                 }
+                Ok(None) => {}
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
@@ -504,15 +516,25 @@ impl Api {
         };
         let record = self.post_idempotent("image", &body, &lookup).await?;
         let image: Image = decode("POST /v7/image", Some(record))?;
+        self.link_image(release, image.id, service).await?;
+        Ok((service.name.clone(), image))
+    }
 
+    /// Makes `image` part of `release`, with the service's labels and environment.
+    async fn link_image(
+        &self,
+        release: u64,
+        image: u64,
+        service: &ServiceSpec,
+    ) -> Result<(), ApiError> {
         let link_lookup = Lookup::by(vec![
-            ("image", Lit::Id(image.id)),
+            ("image", Lit::Id(image)),
             ("is_part_of__release", Lit::Id(release)),
         ]);
         let link = self
             .post_idempotent(
                 "image__is_part_of__release",
-                &json!({"is_part_of__release": release, "image": image.id}),
+                &json!({"is_part_of__release": release, "image": image}),
                 &link_lookup,
             )
             .await?;
@@ -529,8 +551,7 @@ impl Api {
             "name",
             &service.environment,
         )
-        .await?;
-        Ok((service.name.clone(), image))
+        .await
     }
 
     /// Labels or environment variables of one release image, five at a time.
@@ -628,6 +649,20 @@ impl Api {
     /// # Errors
     /// Any API error, after the retries.
     pub async fn previous_image_locations(&self, fleet: u64) -> Result<Vec<String>, ApiError> {
+        let current = self.current_release(fleet).await?;
+        Ok(current
+            .into_iter()
+            .flat_map(|release| release.images.into_values())
+            .map(|image| image.location)
+            .collect())
+    }
+
+    /// The fleet's latest successful release, with each service's image (`None` when the
+    /// fleet has none): what `deploy --service` takes the services it does not build from.
+    ///
+    /// # Errors
+    /// Any API error, after the retries.
+    pub async fn current_release(&self, fleet: u64) -> Result<Option<CurrentRelease>, ApiError> {
         let query = [
             ("$select", "id".to_owned()),
             (
@@ -639,21 +674,34 @@ impl Api {
             ),
             (
                 "$expand",
-                "release_image($select=id;$expand=image($select=is_stored_at__image_location))"
+                "release_image($select=id;$expand=image($select=id,is_stored_at__image_location;$expand=is_a_build_of__service($select=service_name)))"
                     .to_owned(),
             ),
             ("$orderby", "id desc".to_owned()),
             ("$top", "1".to_owned()),
         ];
         let rows = self.get_rows("/v7/release", &query).await?;
-        let locations = rows
-            .iter()
-            .flat_map(|release| as_list(release.get("release_image")))
-            .flat_map(|link| as_list(link.get("image")))
-            .filter_map(|image| image.get("is_stored_at__image_location")?.as_str())
-            .map(str::to_owned)
-            .collect();
-        Ok(locations)
+        let Some(release) = rows.first() else {
+            return Ok(None);
+        };
+        let id = release
+            .get("id")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| invalid("GET /v7/release", "a release without id"))?;
+        let mut images = indexmap::IndexMap::new();
+        let linked = as_list(release.get("release_image"))
+            .into_iter()
+            .flat_map(|link| as_list(link.get("image")));
+        for image in linked {
+            let service = as_list(image.get("is_a_build_of__service"))
+                .into_iter()
+                .find_map(|s| s.get("service_name")?.as_str())
+                .ok_or_else(|| invalid("GET /v7/release", "an image without its service"))?
+                .to_owned();
+            let image: Image = decode("GET /v7/release", Some(image.clone()))?;
+            images.insert(service, image);
+        }
+        Ok(Some(CurrentRelease { id, images }))
     }
 
     /// A registry token (`GET /auth/v1/token`) that may pull and push each repository of
