@@ -1065,3 +1065,73 @@ async fn a_present_image_of_a_pulled_service_is_reused_only_for_the_fleets_platf
         format!("reusing {image} (platform linux/amd64 matches)")
     );
 }
+
+/// `deploy --service web` after a full deploy: only web is built (worker, now broken, is
+/// not touched) and pushed; the new release links the current release's worker and ext
+/// images as they are and records the rebuilt services in a release tag. The balena CLI's
+/// `--source` names the project.
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_service_rebuilds_one_service_and_reuses_the_others() {
+    let api = FakeApi::start(FakeConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), false);
+    let name = format!("deploysvc{}", std::process::id());
+    let key = api.api_key().to_owned();
+    let project_dir = dir.path().to_str().unwrap();
+    let before = deploy(&api, &key, &[project_dir, "-p", &name, "--build"]).await;
+    project(dir.path(), true);
+    let after = deploy(
+        &api,
+        &key,
+        &[
+            "--source",
+            project_dir,
+            "-p",
+            &name,
+            "--build",
+            "--service",
+            "web",
+        ],
+    )
+    .await;
+    remove_images(&name);
+    assert!(
+        before.status.success(),
+        "{}",
+        String::from_utf8_lossy(&before.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&after.stderr);
+    assert!(after.status.success(), "{stderr}");
+
+    let releases = api.records("release");
+    assert_eq!(releases.len(), 2);
+    assert!(
+        releases.iter().all(|r| r["status"] == "success"),
+        "{releases:?}"
+    );
+    let (first, second) = (releases[0]["id"].clone(), releases[1]["id"].clone());
+    let images = api.records("image");
+    assert_eq!(images.len(), 4, "only web got a new image: {images:?}");
+    let links = api.records("image__is_part_of__release");
+    let linked = |release: &Value| -> Vec<Value> {
+        links
+            .iter()
+            .filter(|l| &l["is_part_of__release"] == release)
+            .map(|l| l["image"].clone())
+            .collect()
+    };
+    let (old, new) = (linked(&first), linked(&second));
+    assert_eq!(new.len(), 3, "{links:?}");
+    assert_eq!(
+        old.iter().filter(|image| new.contains(image)).count(),
+        2,
+        "worker and ext are the current release's images"
+    );
+    let tags = api.records("release_tag");
+    assert!(
+        tags.iter().any(|t| t["release"] == second
+            && t["tag_key"] == "balena-compose.rebuilt-services"
+            && t["value"] == "web"),
+        "{tags:?}"
+    );
+}

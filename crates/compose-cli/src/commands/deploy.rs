@@ -42,6 +42,15 @@ pub struct Args {
     #[command(flatten)]
     build: BuildArgs,
 
+    /// The balena CLI's --source: the project directory (canonically the PROJECT argument).
+    #[arg(
+        long = "source",
+        value_name = "DIR",
+        hide = true,
+        conflicts_with = "project"
+    )]
+    source: Option<std::path::PathBuf>,
+
     /// Rebuild every service, even those whose image already exists.
     #[arg(long = "build")]
     rebuild: bool,
@@ -105,7 +114,10 @@ impl Args {
 }
 
 /// Runs the command.
-pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(source) = args.source.take() {
+        args.project.project = Some(source);
+    }
     let tags = release_tags(&args.release_tags)?;
     let mut renderer = Renderer::new(OutputMode::detect(args.build.json));
     let key = match args.api_key.clone().filter(|k| !k.is_empty()) {
@@ -141,6 +153,21 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut target = args.target.clone();
     target.device_type = Some(fleet.device_type.clone());
     let contract = release_contract(&args.project)?;
+    // `--service`: the others come from the fleet's current release, so it must have one.
+    let current = if args.build.services.is_empty() {
+        None
+    } else {
+        let current = api
+            .current_release(fleet.id)
+            .await
+            .context("reading the fleet's current release")?;
+        Some(current.with_context(|| {
+            format!(
+                "--service: fleet {} has no successful release to take the other services' images from; deploy every service first",
+                fleet.slug
+            )
+        })?)
+    };
 
     let docker = connect(&args.build).await?;
     renderer.info(&format!(
@@ -180,6 +207,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             .and_then(Value::as_str)
             .map(str::to_owned);
         new.contract = Some(contract);
+    }
+    if let Some(current) = &current {
+        new.reused = reused_images(&finished.plan, &args.build.services, current)?;
     }
     let mut built = IndexMap::new();
     for outcome in &finished.outcomes {
@@ -241,6 +271,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .await
                     .with_context(|| format!("setting release tag {key}"))?;
             }
+            if current.is_some() {
+                api.set_release_tag(
+                    created.release.id,
+                    REBUILT_SERVICES_TAG,
+                    &args.build.services.join(","),
+                )
+                .await
+                .context("recording the rebuilt services")?;
+            }
             if let Some(note) = &args.note {
                 api.set_note(created.release.id, note)
                     .await
@@ -273,6 +312,31 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             ))
         }
     }
+}
+
+/// The release tag of a `deploy --service` release naming the services it rebuilt
+/// (comma-separated); the others' images are those of the release before.
+const REBUILT_SERVICES_TAG: &str = "balena-compose.rebuilt-services";
+
+/// `--service`: every service of the project that was not built takes its image from
+/// `current`; one that `current` lacks is an error, since nothing could run it.
+fn reused_images(
+    plan: &multibuild::Plan,
+    rebuilt: &[String],
+    current: &release::CurrentRelease,
+) -> anyhow::Result<IndexMap<String, u64>> {
+    plan.composition
+        .services
+        .keys()
+        .filter(|name| !rebuilt.contains(name))
+        .map(|name| match current.images.get(name) {
+            Some(image) => Ok((name.clone(), image.id)),
+            None => bail!(
+                "service {name} is not in the fleet's current release (id {}): add --service {name} to build it",
+                current.id
+            ),
+        })
+        .collect()
 }
 
 /// `--arch`/`--device-type`, when given, must be the fleet's: deploy builds for the fleet.
