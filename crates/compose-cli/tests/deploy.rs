@@ -1135,3 +1135,50 @@ async fn deploy_service_rebuilds_one_service_and_reuses_the_others() {
         "{tags:?}"
     );
 }
+
+/// `deploy FLEET IMAGE`: the image (here only on the daemon) is released as the single
+/// service `main` of the default composition, pushed and recorded; with --build it is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_fleet_image_releases_that_image_as_one_service() {
+    let api = FakeApi::start(FakeConfig::default()).await.unwrap();
+    let key = api.api_key().to_owned();
+    let image = format!("deployimage{}:v1", std::process::id());
+    assert!(
+        docker_cli(&["tag", "local/amd64-busybox", &image])
+            .status
+            .success()
+    );
+    let out = deploy(&api, &key, &[&image]).await;
+    let refused = deploy(&api, &key, &[&image, "--build"]).await;
+    let _ = docker_cli(&["image", "rm", &image]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "Creating default composition with image: \\\"{image}\\\""
+        )),
+        "{stdout}"
+    );
+    let releases = api.records("release");
+    assert_eq!(releases.len(), 1);
+    assert_eq!(releases[0]["status"], "success");
+    let services = &releases[0]["composition"]["services"];
+    assert_eq!(
+        services.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["main"]
+    );
+    assert_eq!(services["main"]["image"], image.as_str());
+    let images = api.records("image");
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0]["status"], "success", "{:?}", images[0]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--build cannot be used"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

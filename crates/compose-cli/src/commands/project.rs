@@ -279,6 +279,12 @@ fn parent_compose_file(dir: &Path) -> Option<&'static str> {
     has(&parent)
 }
 
+/// Whether `given` is a plain name that names a service of the compose project in the
+/// current directory (see [`plan`]'s "did you mean --service").
+pub fn names_a_service_here(given: &Path) -> bool {
+    service_named_as_project(given).is_some()
+}
+
 /// `given` when it is a plain name (`web`, not a path) that names a service of the compose
 /// project in the current directory while not being a project itself (no compose file of
 /// its own): `build web` meant `build --service web`.
