@@ -1116,3 +1116,66 @@ fn help_shows_only_the_canonical_spellings() {
         }
     }
 }
+
+/// The balena CLI's `--dockerfile`: a project without a compose file builds its service
+/// `main` with that Dockerfile; one outside the project is refused; a compose file wins, with
+/// a warning.
+#[test]
+fn dockerfile_flag_picks_the_dockerfile_of_a_project_without_compose_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("plain");
+    write(&root, "marker", "from-bar\n");
+    write(
+        &root,
+        "bar/Dockerfile",
+        "FROM local/amd64-busybox\nCOPY marker /marker\n",
+    );
+    let name = format!("dockerfileflag{}", std::process::id());
+    let project = root.to_str().unwrap();
+    let out = balena_compose(&[
+        "build",
+        project,
+        "--dockerfile",
+        "bar/Dockerfile",
+        "-p",
+        &name,
+    ]);
+    let image = format!("{name}_main");
+    let marker = out
+        .status
+        .success()
+        .then(|| run_in(&image, false, &["cat", "/marker"]));
+    let _ = support::docker_cli(&["image", "rm", &image]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(marker.unwrap(), "from-bar\n");
+
+    let outside = balena_compose(&["build", project, "--dockerfile", "../bar/Dockerfile"]);
+    assert!(!outside.status.success());
+    let stderr = String::from_utf8_lossy(&outside.stderr);
+    assert!(stderr.contains("inside, the project directory"), "{stderr}");
+
+    web_and_broken_worker(&root);
+    let ignored = balena_compose(&[
+        "build",
+        project,
+        "--dockerfile",
+        "bar/Dockerfile",
+        "-s",
+        "web",
+        "-p",
+        &name,
+    ]);
+    let _ = support::docker_cli(&["image", "rm", &format!("{name}_web")]);
+    let stderr = String::from_utf8_lossy(&ignored.stderr);
+    assert!(ignored.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "Ignoring alternative dockerfile \"bar/Dockerfile\" because composition file \"docker-compose.yml\" exists"
+        ),
+        "{stderr}"
+    );
+}

@@ -53,6 +53,12 @@ pub struct ProjectArgs {
     #[arg(short = 'm', long)]
     pub multi_dockerignore: bool,
 
+    /// For a project without a compose file: the Dockerfile to build its one service `main`
+    /// with, relative to the project directory (the balena CLI's --dockerfile). Ignored, with
+    /// a warning, when the project has a compose file.
+    #[arg(long, value_name = "PATH")]
+    pub dockerfile: Option<String>,
+
     /// Do not warn when the project has no compose file but its parent directory has one.
     #[arg(long = "noparent-check")]
     pub noparent_check: bool,
@@ -229,6 +235,24 @@ pub fn plan(
     let parent_warning = (!project.noparent_check && project.files.is_empty())
         .then(|| parent_compose_file(&location))
         .flatten();
+    let mut warnings = Vec::new();
+    let mut compose_files = project.files.clone();
+    // Lives until the plan has read the composition it holds.
+    let _dockerfile_composition = match &project.dockerfile {
+        Some(dockerfile) if compose_files.is_empty() => {
+            match composition_for_dockerfile(&location, dockerfile)? {
+                DockerfileComposition::Written(dir) => {
+                    compose_files.push(dir.path().join("docker-compose.yml"));
+                    Some(dir)
+                }
+                DockerfileComposition::Ignored(warning) => {
+                    warnings.push(warning);
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let source = if location == Path::new("-") {
         multibuild::ProjectSource::TarStream(Box::new(std::io::stdin()))
     } else if location.is_file() {
@@ -243,7 +267,7 @@ pub fn plan(
     };
     let mut plan = multibuild::plan(multibuild::PlanOptions {
         source,
-        compose_files: project.files.clone(),
+        compose_files,
         env_file: project.env_file.clone(),
         project_name: project.project_name.clone(),
         arch: target.arch,
@@ -254,6 +278,7 @@ pub fn plan(
         template_vars,
         multi_dockerignore: project.multi_dockerignore,
     })?;
+    plan.project_warnings.append(&mut warnings);
     if let Some(name) = parent_warning {
         // The balena CLI's wording (it refuses; we warn, as the issue asks).
         plan.project_warnings.push(format!(
@@ -261,6 +286,63 @@ pub fn plan(
         ));
     }
     Ok(plan)
+}
+
+/// What `--dockerfile` makes of a project.
+enum DockerfileComposition {
+    /// The project has no compose file: the default composition with that Dockerfile,
+    /// written to `docker-compose.yml` in this directory (its relative paths are read
+    /// against the project directory, as `-f` files are).
+    Written(tempfile::TempDir),
+    /// The project has a compose file, which wins: the warning saying so.
+    Ignored(String),
+}
+
+/// `--dockerfile` checked as the balena CLI checks it (relative, inside the project, an
+/// existing file), and the composition it stands for.
+fn composition_for_dockerfile(
+    project_dir: &Path,
+    dockerfile: &str,
+) -> anyhow::Result<DockerfileComposition> {
+    if !project_dir.is_dir() {
+        bail!("--dockerfile needs a project directory, not a tar");
+    }
+    if let Some(name) = parse::COMPOSE_FILE_NAMES
+        .iter()
+        .find(|name| project_dir.join(name).is_file())
+    {
+        return Ok(DockerfileComposition::Ignored(format!(
+            "Ignoring alternative dockerfile \"{dockerfile}\" because composition file \"{name}\" exists"
+        )));
+    }
+    let path = Path::new(dockerfile);
+    let escapes = path.is_absolute()
+        || path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir));
+    if escapes {
+        bail!(
+            "--dockerfile {dockerfile}: the Dockerfile must be a path relative to, and inside, the project directory"
+        );
+    }
+    if !project_dir.join(path).is_file() {
+        bail!(
+            "--dockerfile {dockerfile}: no such file in the project directory {}",
+            project_dir.display()
+        );
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("balena-compose-dockerfile-")
+        .tempdir()
+        .context("creating a directory for the --dockerfile composition")?;
+    let composition = parse::default_composition(None, Some(dockerfile)).to_json();
+    // JSON is YAML: the composition is read back like any compose file.
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        composition.to_string(),
+    )
+    .context("writing the --dockerfile composition")?;
+    Ok(DockerfileComposition::Written(dir))
 }
 
 /// The compose file in `dir`'s parent directory when `dir` (a project directory) has none of
