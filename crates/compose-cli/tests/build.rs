@@ -386,6 +386,33 @@ fn unknown_arch_lists_the_valid_ones() {
         "{stderr}"
     );
     assert!(stderr.contains("did you mean aarch64?"), "{stderr}");
+
+    // An alias that means one architecture is that one: a project that only has a
+    // Dockerfile.aarch64 resolves for `linux/arm64` and `arm64`, not for `x86_64`.
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "Dockerfile.aarch64",
+        "FROM local/arm64-busybox\n",
+    );
+    let resolve = |arch: &str| {
+        balena_compose(&[
+            "resolve",
+            dir.path().to_str().unwrap(),
+            "--dry-run",
+            "--arch",
+            arch,
+        ])
+    };
+    for arch in ["linux/arm64", "arm64"] {
+        let out = resolve(arch);
+        assert!(
+            out.status.success(),
+            "{arch}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(!resolve("x86_64").status.success());
 }
 
 /// Build secrets are served to the build (through BuildKit on this Docker daemon) and never
