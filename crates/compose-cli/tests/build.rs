@@ -1056,15 +1056,17 @@ fn service_flag_builds_only_that_service_under_the_balena_cli_spellings() {
 fn a_service_name_given_as_the_project_asks_for_service() {
     let dir = tempfile::tempdir().unwrap();
     web_and_broken_worker(dir.path());
+    let name = format!("neverbuilt{}", std::process::id());
     let out = support::balena_compose()
         .current_dir(dir.path())
-        .args(["build", "web", "-p", "neverbuilt"])
+        .args(["build", "web", "-p", &name])
         .output()
         .unwrap();
+    let built = support::docker_cli(&["image", "inspect", &format!("{name}_main")]);
+    let _ = support::docker_cli(&["image", "rm", &format!("{name}_main")]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("did you mean --service web?"), "{stderr}");
-    let built = support::docker_cli(&["image", "inspect", "neverbuilt_main"]);
     assert!(!built.status.success(), "web was built as a project");
 }
 
