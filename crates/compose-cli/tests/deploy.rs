@@ -1078,6 +1078,11 @@ async fn deploy_service_rebuilds_one_service_and_reuses_the_others() {
     let name = format!("deploysvc{}", std::process::id());
     let key = api.api_key().to_owned();
     let project_dir = dir.path().to_str().unwrap();
+    let no_release = deploy(&api, &key, &[project_dir, "-p", &name, "-s", "web"]).await;
+    let stderr = String::from_utf8_lossy(&no_release.stderr);
+    assert!(!no_release.status.success());
+    assert!(stderr.contains("has no successful release"), "{stderr}");
+    assert!(api.records("image").is_empty(), "nothing recorded");
     let before = deploy(&api, &key, &[project_dir, "-p", &name, "--build"]).await;
     project(dir.path(), true);
     let after = deploy(
