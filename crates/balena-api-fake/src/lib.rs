@@ -631,8 +631,8 @@ fn get(state: &State, target: &odata::Target, query: &Query) -> Answer {
     Answer::json(StatusCode::OK, json!({ "d": rows }))
 }
 
-/// `release_image($select=id;$expand=image($select=is_stored_at__image_location))`, the one
-/// expansion the client asks for (the previous release's repositories).
+/// `release_image($select=id;$expand=image($select=id,is_stored_at__image_location;$expand=is_a_build_of__service($select=service_name)))`,
+/// the one expansion the client asks for (the current release's images and their services).
 fn expand_release_images(state: &State, release: &mut Value) {
     let Some(release_id) = record_id(release) else {
         return;
@@ -646,7 +646,18 @@ fn expand_release_images(state: &State, release: &mut Value) {
                 .get("image")
                 .and_then(Value::as_u64)
                 .and_then(|id| state.record("image", id))
-                .map(|i| json!({"id": i["id"], "is_stored_at__image_location": i["is_stored_at__image_location"]}));
+                .map(|i| {
+                    let service = i
+                        .get("is_a_build_of__service")
+                        .and_then(Value::as_u64)
+                        .and_then(|id| state.record("service", id))
+                        .map(|s| json!({"id": s["id"], "service_name": s["service_name"]}));
+                    json!({
+                        "id": i["id"],
+                        "is_stored_at__image_location": i["is_stored_at__image_location"],
+                        "is_a_build_of__service": service.into_iter().collect::<Vec<_>>(),
+                    })
+                });
             json!({"id": l["id"], "image": image.into_iter().collect::<Vec<_>>()})
         })
         .collect();

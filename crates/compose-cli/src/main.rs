@@ -26,8 +26,60 @@ const EXIT_BROKEN_PIPE: u8 = 141;
 #[derive(Debug, Parser)]
 #[command(name = "balena-compose", version, about, long_about)]
 struct Cli {
+    #[command(flatten)]
+    global: GlobalProject,
+
     #[command(subcommand)]
     command: Command,
+}
+
+/// docker compose's options that come before the subcommand (`balena-compose -f a.yml -p x
+/// build`). They are not `global = true`: the subcommands have their own `-f`/`-p`, and
+/// these only fill in what the subcommand's own flags leave unset.
+#[derive(Debug, clap::Args)]
+struct GlobalProject {
+    /// A compose file for the subcommand, as docker compose takes it before the subcommand;
+    /// repeatable.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    files: Vec<std::path::PathBuf>,
+
+    /// The project name, as docker compose takes it before the subcommand.
+    #[arg(short = 'p', long = "project-name", value_name = "NAME")]
+    project_name: Option<String>,
+
+    /// The project directory, as docker compose's --project-directory.
+    #[arg(long = "project-directory", value_name = "DIR")]
+    project_directory: Option<std::path::PathBuf>,
+}
+
+impl GlobalProject {
+    /// Puts these options into a subcommand's project flags where those are unset.
+    fn fill(self, project: &mut commands::project::ProjectArgs) {
+        if project.files.is_empty() {
+            project.files = self.files;
+        }
+        if project.project_name.is_none() {
+            project.project_name = self.project_name;
+        }
+        if project.project.is_none() {
+            project.project = self.project_directory;
+        }
+    }
+
+    /// Whether any of them was given.
+    fn is_set(&self) -> bool {
+        !self.files.is_empty() || self.project_name.is_some() || self.project_directory.is_some()
+    }
+
+    /// The same for `config`, which has no project name.
+    fn fill_config(self, args: &mut commands::config::Args) {
+        if args.files.is_empty() {
+            args.files = self.files;
+        }
+        if args.project_dir.is_none() {
+            args.project_dir = self.project_directory;
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,10 +131,25 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let Cli {
+        global,
+        mut command,
+    } = Cli::parse();
+    match &mut command {
+        Command::Build(args) => global.fill(&mut args.project),
+        Command::Deploy(args) => global.fill(args.project_mut()),
+        Command::Resolve(args) => global.fill(args.project_mut()),
+        Command::Config(args) => global.fill_config(args),
+        _ if global.is_set() => {
+            return report(&anyhow::anyhow!(
+                "-f, -p and --project-directory before the subcommand apply to config, resolve, build and deploy only"
+            ));
+        }
+        _ => {}
+    }
     // Commands that only read files and print need no worker threads; starting them is a
     // good part of such a command's time.
-    let mut builder = match cli.command {
+    let mut builder = match command {
         Command::Config(_) | Command::Template(_) => tokio::runtime::Builder::new_current_thread(),
         _ => {
             commands::output::remember_open_files_limit();
@@ -95,14 +162,14 @@ fn main() -> ExitCode {
     };
     let outcome: anyhow::Result<ExitCode> = runtime.block_on(async move {
         if matches!(
-            cli.command,
+            command,
             Command::Build(_) | Command::Deploy(_) | Command::Up(_) | Command::Down(_)
         ) {
             signals::install().map_err(|e| {
                 anyhow::Error::new(e).context("cannot listen for SIGINT, SIGTERM and SIGHUP")
             })?;
         }
-        match cli.command {
+        match command {
             // One arm per subcommand: `Command::X(args) => commands::x::run(args).await,`
             Command::Config(args) => commands::config::run(args).await,
             Command::Resolve(args) => commands::resolve::run(args).await,

@@ -378,13 +378,41 @@ fn foreign_arch_without_emulated_is_refused_with_advice() {
 
 #[test]
 fn unknown_arch_lists_the_valid_ones() {
-    let out = balena_compose(&["build", ".", "--arch", "arm64"]);
+    let out = balena_compose(&["build", ".", "--arch", "aarch46"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("amd64, aarch64, armv7hf, i386, rpi"),
         "{stderr}"
     );
+    assert!(stderr.contains("did you mean aarch64?"), "{stderr}");
+
+    // An alias that means one architecture is that one: a project that only has a
+    // Dockerfile.aarch64 resolves for `linux/arm64` and `arm64`, not for `x86_64`.
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "Dockerfile.aarch64",
+        "FROM local/arm64-busybox\n",
+    );
+    let resolve = |arch: &str| {
+        balena_compose(&[
+            "resolve",
+            dir.path().to_str().unwrap(),
+            "--dry-run",
+            "--arch",
+            arch,
+        ])
+    };
+    for arch in ["linux/arm64", "arm64"] {
+        let out = resolve(arch);
+        assert!(
+            out.status.success(),
+            "{arch}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(!resolve("x86_64").status.success());
 }
 
 /// Build secrets are served to the build (through BuildKit on this Docker daemon) and never
@@ -953,4 +981,230 @@ fn an_unchanged_project_is_not_built_again() {
     assert!(forced.iter().any(|e| e["event"] == "start"), "{forced:?}");
     assert!(!forced.iter().any(|e| e["event"] == "reuse"), "{forced:?}");
     let _ = support::docker_cli(&["image", "rm", &image]);
+}
+
+/// A project of two services whose `worker` cannot build: anything that touches it fails.
+fn web_and_broken_worker(root: &Path) {
+    write(
+        root,
+        "docker-compose.yml",
+        "services:\n  web:\n    build: ./web\n  worker:\n    build: ./worker\n",
+    );
+    write(
+        root,
+        "web/Dockerfile",
+        "FROM local/amd64-busybox\nARG FLAVOUR\nRUN echo \"log-line-$FLAVOUR\" && echo \"$FLAVOUR\" > /flavour\n",
+    );
+    write(
+        root,
+        "worker/Dockerfile",
+        "FROM local/amd64-busybox\nRUN exit 7\n",
+    );
+}
+
+/// `--service` builds that service only; the balena CLI's spellings (`-n`, `-B`, `-e`,
+/// `--deviceType`, `--no-cache`, `--nologs`) work as their canonical flags do.
+#[test]
+fn service_flag_builds_only_that_service_under_the_balena_cli_spellings() {
+    let dir = tempfile::tempdir().unwrap();
+    web_and_broken_worker(dir.path());
+    let name = format!("svcflag{}", std::process::id());
+    let out = balena_compose(&[
+        "build",
+        dir.path().to_str().unwrap(),
+        "-s",
+        "web",
+        "-n",
+        &name,
+        "-B",
+        "FLAVOUR=mint",
+        "-e",
+        "--deviceType",
+        "generic-amd64",
+        "--no-cache",
+        "--nologs",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let web = format!("{name}_web");
+    let flavour = out
+        .status
+        .success()
+        .then(|| run_in(&web, false, &["cat", "/flavour"]));
+    let _ = support::docker_cli(&["image", "rm", &web]);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(flavour.unwrap().trim(), "mint");
+    assert!(
+        !stderr.contains("log-line-mint"),
+        "--nologs shows the log: {stderr}"
+    );
+    assert!(!stderr.contains("worker"), "worker was touched: {stderr}");
+    let worker = support::docker_cli(&["image", "inspect", &format!("{name}_worker")]);
+    assert!(!worker.status.success(), "worker was built");
+
+    let out = balena_compose(&["build", dir.path().to_str().unwrap(), "--service", "wbe"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--service wbe") && stderr.contains("web, worker"),
+        "{stderr}"
+    );
+}
+
+/// `build web` where `web` is a service of the project here, not a project: the user meant
+/// `--service web`, and nothing is built.
+#[test]
+fn a_service_name_given_as_the_project_asks_for_service() {
+    let dir = tempfile::tempdir().unwrap();
+    web_and_broken_worker(dir.path());
+    let name = format!("neverbuilt{}", std::process::id());
+    let out = support::balena_compose()
+        .current_dir(dir.path())
+        .args(["build", "web", "-p", &name])
+        .output()
+        .unwrap();
+    let built = support::docker_cli(&["image", "inspect", &format!("{name}_main")]);
+    let _ = support::docker_cli(&["image", "rm", &format!("{name}_main")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("did you mean --service web?"), "{stderr}");
+    assert!(!built.status.success(), "web was built as a project");
+}
+
+/// A project without a compose file inside one that has one is probably the wrong folder:
+/// warned about as the balena CLI words it, unless --noparent-check. docker compose's `-p`
+/// before the subcommand names the images; --squash is refused by this daemon.
+#[test]
+fn a_compose_file_in_the_parent_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    web_and_broken_worker(dir.path());
+    let sub = dir.path().join("web");
+    let name = format!("parentchk{}", std::process::id());
+    let build = |extra: &[&str]| {
+        let mut cmd = support::balena_compose();
+        cmd.args(["-p", &name, "build", sub.to_str().unwrap()])
+            .args(extra);
+        cmd.output().unwrap()
+    };
+    let warned = build(&[]);
+    let silent = build(&["--noparent-check"]);
+    let squash = build(&["--squash"]);
+    let image = support::docker_cli(&["image", "inspect", &format!("{name}_main")]);
+    let _ = support::docker_cli(&["image", "rm", &format!("{name}_main")]);
+    let warned_err = String::from_utf8_lossy(&warned.stderr);
+    assert!(warned.status.success(), "{warned_err}");
+    assert!(
+        image.status.success(),
+        "-p before build did not name the image"
+    );
+    assert!(
+        warned_err.contains("\"docker-compose.yml\" file found in parent directory")
+            && warned_err.contains("--noparent-check"),
+        "{warned_err}"
+    );
+    let silent_err = String::from_utf8_lossy(&silent.stderr);
+    assert!(silent.status.success(), "{silent_err}");
+    assert!(!silent_err.contains("parent directory"), "{silent_err}");
+    let squash_err = String::from_utf8_lossy(&squash.stderr);
+    assert!(!squash.status.success());
+    assert!(
+        squash_err.contains("--squash is not supported by this daemon"),
+        "{squash_err}"
+    );
+}
+
+/// `--help` shows the canonical spellings only; the balena CLI's are hidden.
+#[test]
+fn help_shows_only_the_canonical_spellings() {
+    for command in ["build", "deploy"] {
+        let out = support::balena_compose()
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success());
+        assert!(
+            help.contains("--device-type") && help.contains("--build-arg"),
+            "{help}"
+        );
+        for hidden in [
+            "deviceType",
+            "buildArg",
+            "projectName",
+            "--no-cache",
+            "-B,",
+            "-n,",
+            "-e,",
+            "dockerHost",
+            "dockerPort",
+            "--source",
+        ] {
+            assert!(
+                !help.contains(hidden),
+                "{command} --help shows {hidden}:\n{help}"
+            );
+        }
+    }
+}
+
+/// The balena CLI's `--dockerfile`: a project without a compose file builds its service
+/// `main` with that Dockerfile; one outside the project is refused; a compose file wins, with
+/// a warning.
+#[test]
+fn dockerfile_flag_picks_the_dockerfile_of_a_project_without_compose_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("plain");
+    write(&root, "marker", "from-bar\n");
+    write(
+        &root,
+        "bar/Dockerfile",
+        "FROM local/amd64-busybox\nCOPY marker /marker\n",
+    );
+    let name = format!("dockerfileflag{}", std::process::id());
+    let project = root.to_str().unwrap();
+    let out = balena_compose(&[
+        "build",
+        project,
+        "--dockerfile",
+        "bar/Dockerfile",
+        "-p",
+        &name,
+    ]);
+    let image = format!("{name}_main");
+    let marker = out
+        .status
+        .success()
+        .then(|| run_in(&image, false, &["cat", "/marker"]));
+    let _ = support::docker_cli(&["image", "rm", &image]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(marker.unwrap(), "from-bar\n");
+
+    let outside = balena_compose(&["build", project, "--dockerfile", "../bar/Dockerfile"]);
+    assert!(!outside.status.success());
+    let stderr = String::from_utf8_lossy(&outside.stderr);
+    assert!(stderr.contains("inside, the project directory"), "{stderr}");
+
+    web_and_broken_worker(&root);
+    let ignored = balena_compose(&[
+        "build",
+        project,
+        "--dockerfile",
+        "bar/Dockerfile",
+        "-s",
+        "web",
+        "-p",
+        &name,
+    ]);
+    let _ = support::docker_cli(&["image", "rm", &format!("{name}_web")]);
+    let stderr = String::from_utf8_lossy(&ignored.stderr);
+    assert!(ignored.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "Ignoring alternative dockerfile \"bar/Dockerfile\" because composition file \"docker-compose.yml\" exists"
+        ),
+        "{stderr}"
+    );
 }

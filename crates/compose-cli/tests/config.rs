@@ -487,3 +487,59 @@ fn a_service_name_longer_than_an_image_name_can_be_is_refused() {
         assert!(stderr.len() < 1000, "{} bytes of stderr", stderr.len());
     }
 }
+
+/// docker compose's `-f` and `--project-directory` before the subcommand reach `config`; the
+/// subcommand's own `-f` wins; commands without a project refuse them.
+#[test]
+fn compose_options_before_the_subcommand_apply_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "a.yml",
+        "services:\n  from-a:\n    image: busybox\n",
+    );
+    write(
+        dir.path(),
+        "b.yml",
+        "services:\n  from-b:\n    image: busybox\n",
+    );
+    write(
+        dir.path(),
+        "proj/docker-compose.yml",
+        "services:\n  from-dir:\n    image: busybox\n",
+    );
+    let bin = || {
+        let mut cmd = Command::cargo_bin("balena-compose").unwrap();
+        cmd.env_clear();
+        cmd
+    };
+    bin()
+        .arg("-f")
+        .arg(dir.path().join("a.yml"))
+        .args(["config", "--services"])
+        .assert()
+        .success()
+        .stdout("from-a\n");
+    bin()
+        .arg("-f")
+        .arg(dir.path().join("a.yml"))
+        .args(["config", "--services", "-f"])
+        .arg(dir.path().join("b.yml"))
+        .assert()
+        .success()
+        .stdout("from-b\n");
+    bin()
+        .arg("--project-directory")
+        .arg(dir.path().join("proj"))
+        .args(["config", "--services"])
+        .assert()
+        .success()
+        .stdout("from-dir\n");
+    bin()
+        .args(["-p", "x", "state", "--app", "x"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "apply to config, resolve, build and deploy only",
+        ));
+}

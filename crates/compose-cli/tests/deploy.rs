@@ -1065,3 +1065,125 @@ async fn a_present_image_of_a_pulled_service_is_reused_only_for_the_fleets_platf
         format!("reusing {image} (platform linux/amd64 matches)")
     );
 }
+
+/// `deploy --service web` after a full deploy: only web is built (worker, now broken, is
+/// not touched) and pushed; the new release links the current release's worker and ext
+/// images as they are and records the rebuilt services in a release tag. The balena CLI's
+/// `--source` names the project.
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_service_rebuilds_one_service_and_reuses_the_others() {
+    let api = FakeApi::start(FakeConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), false);
+    let name = format!("deploysvc{}", std::process::id());
+    let key = api.api_key().to_owned();
+    let project_dir = dir.path().to_str().unwrap();
+    let no_release = deploy(&api, &key, &[project_dir, "-p", &name, "-s", "web"]).await;
+    let stderr = String::from_utf8_lossy(&no_release.stderr);
+    assert!(!no_release.status.success());
+    assert!(stderr.contains("has no successful release"), "{stderr}");
+    assert!(api.records("image").is_empty(), "nothing recorded");
+    let before = deploy(&api, &key, &[project_dir, "-p", &name, "--build"]).await;
+    project(dir.path(), true);
+    let after = deploy(
+        &api,
+        &key,
+        &[
+            "--source",
+            project_dir,
+            "-p",
+            &name,
+            "--build",
+            "--service",
+            "web",
+        ],
+    )
+    .await;
+    remove_images(&name);
+    assert!(
+        before.status.success(),
+        "{}",
+        String::from_utf8_lossy(&before.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&after.stderr);
+    assert!(after.status.success(), "{stderr}");
+
+    let releases = api.records("release");
+    assert_eq!(releases.len(), 2);
+    assert!(
+        releases.iter().all(|r| r["status"] == "success"),
+        "{releases:?}"
+    );
+    let (first, second) = (releases[0]["id"].clone(), releases[1]["id"].clone());
+    let images = api.records("image");
+    assert_eq!(images.len(), 4, "only web got a new image: {images:?}");
+    let links = api.records("image__is_part_of__release");
+    let linked = |release: &Value| -> Vec<Value> {
+        links
+            .iter()
+            .filter(|l| &l["is_part_of__release"] == release)
+            .map(|l| l["image"].clone())
+            .collect()
+    };
+    let (old, new) = (linked(&first), linked(&second));
+    assert_eq!(new.len(), 3, "{links:?}");
+    assert_eq!(
+        old.iter().filter(|image| new.contains(image)).count(),
+        2,
+        "worker and ext are the current release's images"
+    );
+    let tags = api.records("release_tag");
+    assert!(
+        tags.iter().any(|t| t["release"] == second
+            && t["tag_key"] == "balena-compose.rebuilt-services"
+            && t["value"] == "web"),
+        "{tags:?}"
+    );
+}
+
+/// `deploy FLEET IMAGE`: the image (here only on the daemon) is released as the single
+/// service `main` of the default composition, pushed and recorded; with --build it is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_fleet_image_releases_that_image_as_one_service() {
+    let api = FakeApi::start(FakeConfig::default()).await.unwrap();
+    let key = api.api_key().to_owned();
+    let image = format!("deployimage{}:v1", std::process::id());
+    assert!(
+        docker_cli(&["tag", "local/amd64-busybox", &image])
+            .status
+            .success()
+    );
+    let out = deploy(&api, &key, &[&image]).await;
+    let refused = deploy(&api, &key, &[&image, "--build"]).await;
+    let _ = docker_cli(&["image", "rm", &image]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "Creating default composition with image: \\\"{image}\\\""
+        )),
+        "{stdout}"
+    );
+    let releases = api.records("release");
+    assert_eq!(releases.len(), 1);
+    assert_eq!(releases[0]["status"], "success");
+    let services = &releases[0]["composition"]["services"];
+    assert_eq!(
+        services.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["main"]
+    );
+    assert_eq!(services["main"]["image"], image.as_str());
+    let images = api.records("image");
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0]["status"], "success", "{:?}", images[0]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--build cannot be used"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

@@ -17,6 +17,8 @@ use crate::retry::RetryPolicy;
 use crate::secret::Secret;
 use crate::time;
 
+mod current;
+
 /// How many services (and, per service, labels or variables) are created at a time, as the
 /// reference's `p-map` concurrency.
 const CONCURRENCY: usize = 5;
@@ -404,8 +406,19 @@ impl Api {
         let record = self.post_idempotent("release", &body, &lookup).await?;
         let release: Release = decode("POST /v7/release", Some(record))?;
 
-        let results: Vec<Result<(String, Image), ApiError>> = stream::iter(&new.services)
-            .map(|service| self.create_service_image(fleet, release.id, service))
+        let results: Vec<Result<Option<(String, Image)>, ApiError>> = stream::iter(&new.services)
+            .map(|service| async {
+                match new.reused.get(&service.name) {
+                    Some(&image) => self
+                        .link_image(release.id, image, service)
+                        .await
+                        .map(|()| None),
+                    None => self
+                        .create_service_image(fleet, release.id, service)
+                        .await
+                        .map(Some),
+                }
+            })
             .buffered(CONCURRENCY)
             .collect()
             .await;
@@ -413,9 +426,10 @@ impl Api {
         let mut first_error = None;
         for result in results {
             match result {
-                Ok((name, image)) => {
+                Ok(Some((name, image))) => {
                     images.insert(name, image);
                 }
+                Ok(None) => {}
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
@@ -504,15 +518,25 @@ impl Api {
         };
         let record = self.post_idempotent("image", &body, &lookup).await?;
         let image: Image = decode("POST /v7/image", Some(record))?;
+        self.link_image(release, image.id, service).await?;
+        Ok((service.name.clone(), image))
+    }
 
+    /// Makes `image` part of `release`, with the service's labels and environment.
+    async fn link_image(
+        &self,
+        release: u64,
+        image: u64,
+        service: &ServiceSpec,
+    ) -> Result<(), ApiError> {
         let link_lookup = Lookup::by(vec![
-            ("image", Lit::Id(image.id)),
+            ("image", Lit::Id(image)),
             ("is_part_of__release", Lit::Id(release)),
         ]);
         let link = self
             .post_idempotent(
                 "image__is_part_of__release",
-                &json!({"is_part_of__release": release, "image": image.id}),
+                &json!({"is_part_of__release": release, "image": image}),
                 &link_lookup,
             )
             .await?;
@@ -529,8 +553,7 @@ impl Api {
             "name",
             &service.environment,
         )
-        .await?;
-        Ok((service.name.clone(), image))
+        .await
     }
 
     /// Labels or environment variables of one release image, five at a time.
@@ -620,40 +643,6 @@ impl Api {
                     .map(drop)
             }
         }
-    }
-
-    /// The image locations of the fleet's latest successful release, so that a push token
-    /// can also let the registry mount their blobs.
-    ///
-    /// # Errors
-    /// Any API error, after the retries.
-    pub async fn previous_image_locations(&self, fleet: u64) -> Result<Vec<String>, ApiError> {
-        let query = [
-            ("$select", "id".to_owned()),
-            (
-                "$filter",
-                odata_filter(&[
-                    ("belongs_to__application", Lit::Id(fleet)),
-                    ("status", Lit::Text("success")),
-                ]),
-            ),
-            (
-                "$expand",
-                "release_image($select=id;$expand=image($select=is_stored_at__image_location))"
-                    .to_owned(),
-            ),
-            ("$orderby", "id desc".to_owned()),
-            ("$top", "1".to_owned()),
-        ];
-        let rows = self.get_rows("/v7/release", &query).await?;
-        let locations = rows
-            .iter()
-            .flat_map(|release| as_list(release.get("release_image")))
-            .flat_map(|link| as_list(link.get("image")))
-            .filter_map(|image| image.get("is_stored_at__image_location")?.as_str())
-            .map(str::to_owned)
-            .collect();
-        Ok(locations)
     }
 
     /// A registry token (`GET /auth/v1/token`) that may pull and push each repository of

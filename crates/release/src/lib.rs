@@ -48,8 +48,8 @@ pub use api::{Api, DEFAULT_TIMEOUT, RetryNotice};
 pub use deploy::{BuiltImage, DeployOutcome, push_and_record};
 pub use error::{ApiError, PushError, left_as};
 pub use models::{
-    BUILD_LOG_CAP, CreatedRelease, ERROR_MESSAGE_CAP, Fleet, Image, ImageUpdate, NewRelease,
-    Release, ReleaseUpdate, ServiceSpec, Status, User,
+    BUILD_LOG_CAP, CreatedRelease, CurrentRelease, ERROR_MESSAGE_CAP, Fleet, Image, ImageUpdate,
+    NewRelease, Release, ReleaseUpdate, ServiceSpec, Status, User,
 };
 pub use push::{ImageLocation, PushEvent, PushJob, PushOptions, Pushed, RegistryAuth, push_images};
 pub use retry::RetryPolicy;

@@ -177,6 +177,10 @@ pub struct NewRelease {
     pub contract: Option<Value>,
     /// The services to record, normally [`ServiceSpec::from_composition`].
     pub services: Vec<ServiceSpec>,
+    /// Services not built for this release: service name → the id of an image of an earlier
+    /// release (see [`Api::current_release`](crate::Api::current_release)), linked as it is.
+    /// They are left out of [`CreatedRelease::images`], so nothing is pushed for them.
+    pub reused: IndexMap<String, u64>,
 }
 
 impl NewRelease {
@@ -192,6 +196,7 @@ impl NewRelease {
             is_final: true,
             semver: None,
             contract: None,
+            reused: IndexMap::new(),
         }
     }
 }
@@ -204,6 +209,15 @@ pub struct CreatedRelease {
     /// The release.
     pub release: Release,
     /// Service name → image.
+    pub images: IndexMap<String, Image>,
+}
+
+/// A fleet's latest successful release and, per service name, its image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurrentRelease {
+    /// The release id.
+    pub id: u64,
+    /// Service name → image (its id and registry location).
     pub images: IndexMap<String, Image>,
 }
 

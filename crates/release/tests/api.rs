@@ -631,3 +631,60 @@ async fn a_release_created_without_its_images_is_named_with_what_became_of_it() 
         "{message}"
     );
 }
+
+/// `current_release` names each service's image of the latest successful release; a release
+/// that reuses some of them links those images as they are and creates (and pushes) only the
+/// others.
+#[tokio::test]
+async fn a_release_can_reuse_the_current_release_images_of_some_services() {
+    let (fake, api) = fake().await;
+    let fleet = api.fleet("gh_tester/testfleet").await.unwrap();
+    assert_eq!(api.current_release(fleet.id).await.unwrap(), None);
+    let first = create(&api, &release::random_commit()).await;
+    api.update_release(first.release.id, &ReleaseUpdate::finished(Status::Success))
+        .await
+        .unwrap();
+    let current = api.current_release(fleet.id).await.unwrap().unwrap();
+    assert_eq!(current.id, first.release.id);
+    assert_eq!(
+        current.images.keys().collect::<Vec<_>>(),
+        ["frontend", "backend", "worker"]
+    );
+    for (service, image) in &first.images {
+        assert_eq!(current.images[service].id, image.id, "{service}");
+        assert_eq!(current.images[service].location, image.location);
+    }
+
+    let user = api.whoami().await.unwrap();
+    let mut new = NewRelease::new(user.id, fleet.id, composition(), release::random_commit());
+    for service in ["backend", "worker"] {
+        new.reused
+            .insert(service.to_owned(), current.images[service].id);
+    }
+    let second = api.create_release(&new).await.unwrap();
+    assert_eq!(second.images.keys().collect::<Vec<_>>(), ["frontend"]);
+    assert_eq!(
+        fake.records("image").len(),
+        4,
+        "only frontend got a new image"
+    );
+    let linked: Vec<u64> = fake
+        .records("image__is_part_of__release")
+        .iter()
+        .filter(|l| l["is_part_of__release"] == second.release.id)
+        .map(|l| l["image"].as_u64().unwrap())
+        .collect();
+    assert_eq!(linked.len(), 3);
+    for service in ["backend", "worker"] {
+        assert!(linked.contains(&current.images[service].id), "{service}");
+    }
+    let labels = fake.records("image_label");
+    assert!(
+        labels
+            .iter()
+            .filter(|l| l["label_name"] == "io.balena.update.strategy")
+            .count()
+            == 2,
+        "the reused worker image's labels are recorded for the new release too"
+    );
+}

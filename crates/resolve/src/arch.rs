@@ -18,15 +18,48 @@ pub enum Arch {
     Rpi,
 }
 
-/// A string that is not one of [`Arch::ALL`].
+/// A string that names none of [`Arch::ALL`] (by slug or an unambiguous alias).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown architecture \"{given}\": valid architectures are amd64, aarch64, armv7hf, i386, rpi"
+    "unknown architecture \"{given}\": valid architectures are amd64, aarch64, armv7hf, i386, rpi{}",
+    did_you_mean(suggestion.as_deref())
 )]
 pub struct UnknownArch {
     /// What was given.
     pub given: String,
+    /// The slug(s) it most likely meant (`"aarch64"`, or `"armv7hf or rpi"` for a name both
+    /// could claim), if any is close.
+    pub suggestion: Option<String>,
 }
+
+fn did_you_mean(suggestion: Option<&str>) -> String {
+    suggestion.map_or_else(String::new, |s| format!("; did you mean {s}?"))
+}
+
+/// Names other tools give our architectures (Docker, uname, Debian, OCI platforms), each
+/// meaning exactly one of them. `arm`, `linux/arm` and `armel` are left out on purpose:
+/// they could be armv7hf or rpi, and guessing wrong builds images that do not run.
+const ALIASES: [(&str, Arch); 13] = [
+    ("x86_64", Arch::Amd64),
+    ("x86-64", Arch::Amd64),
+    ("linux/amd64", Arch::Amd64),
+    ("arm64", Arch::Aarch64),
+    ("linux/arm64", Arch::Aarch64),
+    ("linux/arm64/v8", Arch::Aarch64),
+    ("armhf", Arch::Armv7hf),
+    ("armv7l", Arch::Armv7hf),
+    ("armv7", Arch::Armv7hf),
+    ("linux/arm/v7", Arch::Armv7hf),
+    ("linux/arm/v6", Arch::Rpi),
+    ("i686", Arch::I386),
+    ("linux/386", Arch::I386),
+];
+
+/// Names that could be armv7hf or rpi.
+const AMBIGUOUS_ARM: [&str; 3] = ["arm", "linux/arm", "armel"];
+
+/// The edit distance under which a misspelt slug is suggested back.
+const SUGGEST_WITHIN: usize = 3;
 
 impl Arch {
     /// Every architecture, in the order error messages list them.
@@ -123,14 +156,38 @@ impl fmt::Display for Arch {
 impl FromStr for Arch {
     type Err = UnknownArch;
 
+    /// A slug, or one of [`ALIASES`] (case-insensitive).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Arch::ALL
-            .into_iter()
-            .find(|a| a.slug() == s)
-            .ok_or_else(|| UnknownArch {
-                given: s.to_owned(),
-            })
+        let lower = s.to_ascii_lowercase();
+        let by_slug = Arch::ALL.into_iter().find(|a| a.slug() == lower);
+        let by_alias = || {
+            ALIASES
+                .iter()
+                .find(|(alias, _)| *alias == lower)
+                .map(|(_, arch)| *arch)
+        };
+        by_slug.or_else(by_alias).ok_or_else(|| UnknownArch {
+            given: s.to_owned(),
+            suggestion: suggest(&lower),
+        })
     }
+}
+
+/// The slug closest to an unknown name, the way `device_type` suggests slugs (edit distance
+/// over slugs and aliases), if one is close enough to be a likely typo.
+fn suggest(lower: &str) -> Option<String> {
+    if AMBIGUOUS_ARM.contains(&lower) {
+        return Some("armv7hf or rpi".to_owned());
+    }
+    let names = Arch::ALL
+        .into_iter()
+        .map(|a| (a.slug(), a))
+        .chain(ALIASES.iter().copied());
+    names
+        .map(|(name, arch)| (strsim::levenshtein(lower, name), arch))
+        .filter(|(distance, _)| *distance <= SUGGEST_WITHIN)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, arch)| arch.slug().to_owned())
 }
 
 #[cfg(test)]
@@ -143,12 +200,31 @@ mod tests {
         for a in Arch::ALL {
             assert_eq!(a.slug().parse::<Arch>(), Ok(a));
         }
-        let err = "arm64".parse::<Arch>().unwrap_err();
-        assert!(err.to_string().contains("\"arm64\""));
+        let err = "sparc".parse::<Arch>().unwrap_err();
+        assert!(err.to_string().contains("\"sparc\""));
         assert!(
             err.to_string()
                 .contains("amd64, aarch64, armv7hf, i386, rpi")
         );
+        assert!(!err.to_string().contains("did you mean"), "{err}");
+    }
+
+    #[test]
+    fn unambiguous_aliases_are_accepted_and_near_misses_suggested() {
+        for (given, arch) in [
+            ("arm64", Arch::Aarch64),
+            ("linux/arm64", Arch::Aarch64),
+            ("x86_64", Arch::Amd64),
+            ("armhf", Arch::Armv7hf),
+            ("AMD64", Arch::Amd64),
+            ("linux/arm/v6", Arch::Rpi),
+        ] {
+            assert_eq!(given.parse::<Arch>(), Ok(arch), "{given}");
+        }
+        let err = "aarch46".parse::<Arch>().unwrap_err().to_string();
+        assert!(err.contains("did you mean aarch64?"), "{err}");
+        let err = "arm".parse::<Arch>().unwrap_err().to_string();
+        assert!(err.contains("did you mean armv7hf or rpi?"), "{err}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use bollard::Docker;
 use resolve::{Arch, Target};
 use tokio::sync::mpsc;
@@ -55,8 +55,18 @@ pub struct BuildArgs {
     pub tag: Option<String>,
 
     /// Do not use the build cache.
-    #[arg(long)]
+    #[arg(long, alias = "no-cache")]
     pub nocache: bool,
+
+    /// Squash the built layers into one (the balena CLI's --squash); only a daemon with
+    /// experimental features and the classic builder can, so it is refused otherwise.
+    #[arg(long)]
+    pub squash: bool,
+
+    /// Only this service; repeatable. `build` touches nothing else; `deploy` builds only
+    /// these and takes the other services' images from the fleet's current release.
+    #[arg(short = 's', long = "service", value_name = "NAME")]
+    pub services: Vec<String>,
 
     /// Always pull the `FROM` images and the images of image-only services, even when
     /// present locally.
@@ -76,6 +86,10 @@ pub struct BuildArgs {
     /// At most this many services build or pull at once.
     #[arg(short = 'j', long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: u16,
+
+    /// Do not show the services' build output, only their progress and outcome.
+    #[arg(long)]
+    pub nologs: bool,
 
     /// Stop every other service as soon as one fails.
     #[arg(long)]
@@ -125,6 +139,24 @@ pub async fn daemon_arch(docker: &Docker) -> anyhow::Result<Arch> {
     })
 }
 
+/// `--squash`: Docker squashes only with the classic builder on a daemon whose experimental
+/// features are on; our builds need BuildKit (secrets, sessions), so it is refused, saying
+/// which of the two stands in the way.
+async fn refuse_squash(docker: &Docker) -> anyhow::Result<()> {
+    let info = docker
+        .info()
+        .await
+        .context("asking the Docker daemon whether it can squash")?;
+    if info.experimental_build != Some(true) {
+        bail!(
+            "--squash is not supported by this daemon: squashing needs a daemon with experimental features enabled"
+        );
+    }
+    bail!(
+        "--squash is not supported with BuildKit, which balena-compose builds with on this daemon"
+    )
+}
+
 /// Plans and builds; shared with `deploy`. `arch`/`device_type` override the flags (deploy
 /// takes them from the fleet). `reuse` says which images already on the daemon stand in for
 /// a service's build or pull (see [`multibuild::Reuse`]); `--nocache` and `--pull` build all.
@@ -160,13 +192,17 @@ pub async fn build_project(
     };
     let emulation =
         project::build_emulation(target.arch, daemon, target_args, emulate::binfmt_registered)?;
-    let plan = project::plan(
+    let mut plan = project::plan(
         project_args,
         &target,
         emulation,
         args.tag.clone(),
         template_vars,
     )?;
+    project::only_services(&mut plan, &args.services)?;
+    if args.squash {
+        refuse_squash(docker).await?;
+    }
 
     let mut registry_auth = build::RegistryAuth::from_default_docker_config()?;
     if let Some(file) = &args.registry_secrets {
@@ -198,6 +234,9 @@ pub async fn build_project(
     let run = multibuild::run(docker, &plan, &options, tx);
     let render = async {
         while let Some(event) = rx.recv().await {
+            if args.nologs && matches!(event, multibuild::Event::Progress { .. }) {
+                continue;
+            }
             renderer.event(&event);
         }
     };

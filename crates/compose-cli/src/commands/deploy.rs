@@ -24,9 +24,15 @@ use super::project::{ProjectArgs, TargetArgs};
 /// failure after it exists (a push that fails its retries, the registry or API going away,
 /// SIGINT/SIGTERM/SIGHUP) ends with the release and its unfinished images marked `failed`, the local
 /// registry tags removed, and a non-zero exit.
+///
+/// `deploy FLEET IMAGE` (a PROJECT argument that is neither a file nor a directory) releases
+/// that image as the single service `main`, as the balena CLI does. With --service, only
+/// those services are built; the others keep the images of the fleet's current release
+/// (nothing pulled or pushed for them), and the release's `balena-compose.rebuilt-services`
+/// tag names the rebuilt ones.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  balena-compose deploy myorg/myfleet\n  balena-compose deploy myorg/myfleet ./project --build --release-tag version 1.2 --note 'first'\n\nThe API key comes from --api-key, BALENA_API_KEY or the balena CLI's login (~/.balena/token) and is never printed."
+    after_help = "Examples:\n  balena-compose deploy myorg/myfleet\n  balena-compose deploy myorg/myfleet --service web\n  balena-compose deploy myorg/myfleet myorg/myimage:1.0\n  balena-compose deploy myorg/myfleet ./project --build --release-tag version 1.2 --note 'first'\n\nThe API key comes from --api-key, BALENA_API_KEY or the balena CLI's login (~/.balena/token) and is never printed."
 )]
 pub struct Args {
     /// The fleet: `org/name` slug (or numeric id).
@@ -41,6 +47,15 @@ pub struct Args {
 
     #[command(flatten)]
     build: BuildArgs,
+
+    /// The balena CLI's --source: the project directory (canonically the PROJECT argument).
+    #[arg(
+        long = "source",
+        value_name = "DIR",
+        hide = true,
+        conflicts_with = "project"
+    )]
+    source: Option<std::path::PathBuf>,
 
     /// Rebuild every service, even those whose image already exists.
     #[arg(long = "build")]
@@ -97,10 +112,22 @@ pub struct Args {
     api_retries: u32,
 }
 
+impl Args {
+    /// The project flags, for the options given before the subcommand.
+    pub fn project_mut(&mut self) -> &mut ProjectArgs {
+        &mut self.project
+    }
+}
+
 /// Runs the command.
-pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(source) = args.source.take() {
+        args.project.project = Some(source);
+    }
     let tags = release_tags(&args.release_tags)?;
     let mut renderer = Renderer::new(OutputMode::detect(args.build.json));
+    // Kept until the deploy ends: it holds the composition of `deploy FLEET IMAGE`.
+    let _image_project = image_project(&mut args, &renderer)?;
     let key = match args.api_key.clone().filter(|k| !k.is_empty()) {
         Some(key) => key,
         None => match super::balena_login::stored_token()? {
@@ -134,6 +161,21 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut target = args.target.clone();
     target.device_type = Some(fleet.device_type.clone());
     let contract = release_contract(&args.project)?;
+    // `--service`: the others come from the fleet's current release, so it must have one.
+    let current = if args.build.services.is_empty() {
+        None
+    } else {
+        let current = api
+            .current_release(fleet.id)
+            .await
+            .context("reading the fleet's current release")?;
+        Some(current.with_context(|| {
+            format!(
+                "--service: fleet {} has no successful release to take the other services' images from; deploy every service first",
+                fleet.slug
+            )
+        })?)
+    };
 
     let docker = connect(&args.build).await?;
     renderer.info(&format!(
@@ -173,6 +215,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             .and_then(Value::as_str)
             .map(str::to_owned);
         new.contract = Some(contract);
+    }
+    if let Some(current) = &current {
+        new.reused = reused_images(&finished.plan, &args.build.services, current)?;
     }
     let mut built = IndexMap::new();
     for outcome in &finished.outcomes {
@@ -234,6 +279,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .await
                     .with_context(|| format!("setting release tag {key}"))?;
             }
+            if current.is_some() {
+                api.set_release_tag(
+                    created.release.id,
+                    REBUILT_SERVICES_TAG,
+                    &args.build.services.join(","),
+                )
+                .await
+                .context("recording the rebuilt services")?;
+            }
             if let Some(note) = &args.note {
                 api.set_note(created.release.id, note)
                     .await
@@ -266,6 +320,78 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             ))
         }
     }
+}
+
+/// `deploy FLEET IMAGE` (the balena CLI's): a PROJECT argument that is no file or
+/// directory and no service of the project here is an image, deployed as the default
+/// single-service composition (`main`). It is written to a temporary project directory,
+/// returned to live as long as the deploy, so that it builds (pulls, or reuses the daemon's
+/// copy) and is released like any project.
+fn image_project(
+    args: &mut Args,
+    renderer: &Renderer,
+) -> anyhow::Result<Option<tempfile::TempDir>> {
+    let Some(image) = args.project.project.as_deref().and_then(|p| {
+        let is_project = p.exists() || p == std::path::Path::new("-");
+        (!is_project && !super::project::names_a_service_here(p))
+            .then(|| p.to_string_lossy().into_owned())
+    }) else {
+        return Ok(None);
+    };
+    if args.rebuild {
+        bail!("deploy FLEET IMAGE takes the image as it is: --build cannot be used with it");
+    }
+    if !args.project.files.is_empty() || !args.build.services.is_empty() {
+        bail!(
+            "deploy FLEET IMAGE is a one-service release: -f and --service cannot be used with it"
+        );
+    }
+    renderer.info(&format!(
+        "Creating default composition with image: \"{image}\""
+    ));
+    let dir = tempfile::Builder::new()
+        .prefix("balena-compose-image-")
+        .tempdir()
+        .context("creating a directory for the image's composition")?;
+    let composition = parse::default_composition(Some(&image), None).to_json();
+    // JSON is YAML: the composition is read back like any compose file.
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        composition.to_string(),
+    )
+    .context("writing the image's composition")?;
+    if args.project.project_name.is_none() {
+        // The balena CLI's default project name: the current directory's.
+        let cwd = std::env::current_dir().context("reading the current directory")?;
+        args.project.project_name = cwd.file_name().map(|n| n.to_string_lossy().into_owned());
+    }
+    args.project.project = Some(dir.path().to_path_buf());
+    Ok(Some(dir))
+}
+
+/// The release tag of a `deploy --service` release naming the services it rebuilt
+/// (comma-separated); the others' images are those of the release before.
+const REBUILT_SERVICES_TAG: &str = "balena-compose.rebuilt-services";
+
+/// `--service`: every service of the project that was not built takes its image from
+/// `current`; one that `current` lacks is an error, since nothing could run it.
+fn reused_images(
+    plan: &multibuild::Plan,
+    rebuilt: &[String],
+    current: &release::CurrentRelease,
+) -> anyhow::Result<IndexMap<String, u64>> {
+    plan.composition
+        .services
+        .keys()
+        .filter(|name| !rebuilt.contains(name))
+        .map(|name| match current.images.get(name) {
+            Some(image) => Ok((name.clone(), image.id)),
+            None => bail!(
+                "service {name} is not in the fleet's current release (id {}): add --service {name} to build it",
+                current.id
+            ),
+        })
+        .collect()
 }
 
 /// `--arch`/`--device-type`, when given, must be the fleet's: deploy builds for the fleet.

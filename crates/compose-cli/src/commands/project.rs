@@ -28,18 +28,40 @@ pub struct ProjectArgs {
 
     /// The project name: `<name>_<service>` names the built images. Default: the project
     /// directory's name.
-    #[arg(short = 'p', long = "project-name", value_name = "NAME")]
+    #[arg(
+        short = 'p',
+        long = "project-name",
+        value_name = "NAME",
+        short_alias = 'n',
+        alias = "projectName"
+    )]
     pub project_name: Option<String>,
 
     /// A build argument for every service, `KEY=VALUE`; repeatable. It overrides the compose
     /// file's `build.args`; `.balena/balena.yml` build variables override it.
-    #[arg(long = "build-arg", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    #[arg(
+        long = "build-arg",
+        value_name = "KEY=VALUE",
+        value_parser = parse_key_value,
+        short_alias = 'B',
+        alias = "buildArg"
+    )]
     pub build_args: Vec<(String, String)>,
 
     /// Use each service's own `.dockerignore` only (the balena CLI's --multi-dockerignore),
     /// instead of the root one plus the service's own.
     #[arg(short = 'm', long)]
     pub multi_dockerignore: bool,
+
+    /// For a project without a compose file: the Dockerfile to build its one service `main`
+    /// with, relative to the project directory (the balena CLI's --dockerfile). Ignored, with
+    /// a warning, when the project has a compose file.
+    #[arg(long, value_name = "PATH")]
+    pub dockerfile: Option<String>,
+
+    /// Do not warn when the project has no compose file but its parent directory has one.
+    #[arg(long = "noparent-check")]
+    pub noparent_check: bool,
 }
 
 impl ProjectArgs {
@@ -63,7 +85,7 @@ pub struct TargetArgs {
     /// Run foreign-architecture `RUN` steps under qemu: through binfmt_misc when the host
     /// has it registered, else by rewriting the Dockerfile to start each `RUN` with the
     /// host's qemu-<arch>-static (Debian's qemu-user-static).
-    #[arg(long)]
+    #[arg(long, short_alias = 'e')]
     pub emulated: bool,
 
     /// With --emulated: the qemu binary to copy into the images, instead of the host's
@@ -74,7 +96,13 @@ pub struct TargetArgs {
 
     /// The device type: its `Dockerfile.<device-type>` is preferred and it is
     /// `%%BALENA_MACHINE_NAME%%`. Default: a generic type for the architecture.
-    #[arg(short = 'd', long = "device-type", value_name = "TYPE", value_parser = parse_device_type)]
+    #[arg(
+        short = 'd',
+        long = "device-type",
+        value_name = "TYPE",
+        value_parser = parse_device_type,
+        alias = "deviceType"
+    )]
     pub device_type: Option<String>,
 }
 
@@ -195,6 +223,36 @@ pub fn plan(
     template_vars: BTreeMap<String, String>,
 ) -> anyhow::Result<multibuild::Plan> {
     let location = project.location();
+    if let Some(service) = project
+        .project
+        .as_deref()
+        .and_then(service_named_as_project)
+    {
+        bail!(
+            "\"{service}\" is a service of the project in the current directory, not a project: did you mean --service {service}?"
+        );
+    }
+    let parent_warning = (!project.noparent_check && project.files.is_empty())
+        .then(|| parent_compose_file(&location))
+        .flatten();
+    let mut warnings = Vec::new();
+    let mut compose_files = project.files.clone();
+    // Lives until the plan has read the composition it holds.
+    let _dockerfile_composition = match &project.dockerfile {
+        Some(dockerfile) if compose_files.is_empty() => {
+            match composition_for_dockerfile(&location, dockerfile)? {
+                DockerfileComposition::Written(dir) => {
+                    compose_files.push(dir.path().join("docker-compose.yml"));
+                    Some(dir)
+                }
+                DockerfileComposition::Ignored(warning) => {
+                    warnings.push(warning);
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let source = if location == Path::new("-") {
         multibuild::ProjectSource::TarStream(Box::new(std::io::stdin()))
     } else if location.is_file() {
@@ -207,9 +265,9 @@ pub fn plan(
             location.display()
         );
     };
-    Ok(multibuild::plan(multibuild::PlanOptions {
+    let mut plan = multibuild::plan(multibuild::PlanOptions {
         source,
-        compose_files: project.files.clone(),
+        compose_files,
         env_file: project.env_file.clone(),
         project_name: project.project_name.clone(),
         arch: target.arch,
@@ -219,7 +277,137 @@ pub fn plan(
         build_args: project.build_args.iter().cloned().collect(),
         template_vars,
         multi_dockerignore: project.multi_dockerignore,
-    })?)
+    })?;
+    plan.project_warnings.append(&mut warnings);
+    if let Some(name) = parent_warning {
+        // The balena CLI's wording (it refuses; we warn, as the issue asks).
+        plan.project_warnings.push(format!(
+            "\"{name}\" file found in parent directory: please check that the correct source folder was specified. (Suppress with '--noparent-check'.)"
+        ));
+    }
+    Ok(plan)
+}
+
+/// What `--dockerfile` makes of a project.
+enum DockerfileComposition {
+    /// The project has no compose file: the default composition with that Dockerfile,
+    /// written to `docker-compose.yml` in this directory (its relative paths are read
+    /// against the project directory, as `-f` files are).
+    Written(tempfile::TempDir),
+    /// The project has a compose file, which wins: the warning saying so.
+    Ignored(String),
+}
+
+/// `--dockerfile` checked as the balena CLI checks it (relative, inside the project, an
+/// existing file), and the composition it stands for.
+fn composition_for_dockerfile(
+    project_dir: &Path,
+    dockerfile: &str,
+) -> anyhow::Result<DockerfileComposition> {
+    if !project_dir.is_dir() {
+        bail!("--dockerfile needs a project directory, not a tar");
+    }
+    if let Some(name) = parse::COMPOSE_FILE_NAMES
+        .iter()
+        .find(|name| project_dir.join(name).is_file())
+    {
+        return Ok(DockerfileComposition::Ignored(format!(
+            "Ignoring alternative dockerfile \"{dockerfile}\" because composition file \"{name}\" exists"
+        )));
+    }
+    let path = Path::new(dockerfile);
+    let escapes = path.is_absolute()
+        || path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir));
+    if escapes {
+        bail!(
+            "--dockerfile {dockerfile}: the Dockerfile must be a path relative to, and inside, the project directory"
+        );
+    }
+    if !project_dir.join(path).is_file() {
+        bail!(
+            "--dockerfile {dockerfile}: no such file in the project directory {}",
+            project_dir.display()
+        );
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("balena-compose-dockerfile-")
+        .tempdir()
+        .context("creating a directory for the --dockerfile composition")?;
+    let composition = parse::default_composition(None, Some(dockerfile)).to_json();
+    // JSON is YAML: the composition is read back like any compose file.
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        composition.to_string(),
+    )
+    .context("writing the --dockerfile composition")?;
+    Ok(DockerfileComposition::Written(dir))
+}
+
+/// The compose file in `dir`'s parent directory when `dir` (a project directory) has none of
+/// its own: the balena CLI's sign that the wrong source folder was given.
+fn parent_compose_file(dir: &Path) -> Option<&'static str> {
+    let has = |d: &Path| {
+        parse::COMPOSE_FILE_NAMES
+            .iter()
+            .copied()
+            .find(|name| d.join(name).is_file())
+    };
+    if !dir.is_dir() || has(dir).is_some() {
+        return None;
+    }
+    let parent = std::fs::canonicalize(dir).ok()?.parent()?.to_path_buf();
+    has(&parent)
+}
+
+/// Whether `given` is a plain name that names a service of the compose project in the
+/// current directory (see [`plan`]'s "did you mean --service").
+pub fn names_a_service_here(given: &Path) -> bool {
+    service_named_as_project(given).is_some()
+}
+
+/// `given` when it is a plain name (`web`, not a path) that names a service of the compose
+/// project in the current directory while not being a project itself (no compose file of
+/// its own): `build web` meant `build --service web`.
+fn service_named_as_project(given: &Path) -> Option<String> {
+    let name = given.to_str()?;
+    let plain = given.components().count() == 1 && !matches!(name, "." | "-") && !given.is_file();
+    if !plain || parse::discover(given, &[]).is_ok_and(|d| d != parse::Discovered::Dockerfile) {
+        return None;
+    }
+    let options = parse::LoadOptions {
+        project_dir: Some(PathBuf::from(".")),
+        files: Vec::new(),
+        env_file: None,
+        environment: None,
+        profiles: vec!["*".to_owned()],
+    };
+    let composition = parse::load(&options).ok()?;
+    composition
+        .services
+        .contains_key(name)
+        .then(|| name.to_owned())
+}
+
+/// Keeps only the tasks of `services` (all when empty); a name that is not a service of the
+/// plan is an error listing those that are.
+pub fn only_services(plan: &mut multibuild::Plan, services: &[String]) -> anyhow::Result<()> {
+    if services.is_empty() {
+        return Ok(());
+    }
+    if let Some(unknown) = services
+        .iter()
+        .find(|name| !plan.tasks.iter().any(|t| &t.service == *name))
+    {
+        let known: Vec<&str> = plan.tasks.iter().map(|t| t.service.as_str()).collect();
+        bail!(
+            "--service {unknown}: the project has no such service (its services are {})",
+            known.join(", ")
+        );
+    }
+    plan.tasks.retain(|task| services.contains(&task.service));
+    Ok(())
 }
 
 #[cfg(test)]

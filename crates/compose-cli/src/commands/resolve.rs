@@ -73,6 +73,13 @@ struct ResolvedService {
     image: Option<String>,
 }
 
+impl Args {
+    /// The project flags, for the options given before the subcommand.
+    pub fn project_mut(&mut self) -> &mut ProjectArgs {
+        &mut self.project
+    }
+}
+
 /// Runs the command.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // clap requires --arch or --device-type, so there is a target.
