@@ -24,11 +24,29 @@ const EXIT_BROKEN_PIPE: u8 = 141;
 /// builds or pulls every image through a Docker daemon, pushes them as a release, and applies
 /// releases on devices.
 #[derive(Debug, Parser)]
-#[command(name = "balena-compose", version, about, long_about)]
+#[command(name = "balena-compose", version = VERSION, about, long_about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How progress is shown: `auto` is `tty` on a terminal (not `TERM=dumb`), else `plain`;
+    /// `quiet` shows only errors; `json` is `--json`.
+    #[arg(long, global = true, value_enum, default_value_t = commands::progress::ProgressMode::Auto)]
+    progress: commands::progress::ProgressMode,
+    /// Show only errors (`--progress quiet`).
+    #[arg(short, long, global = true, conflicts_with = "progress")]
+    quiet: bool,
 }
+
+/// `--version`: the crate's version, the commit it was built from and the build's date
+/// (set by build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("BALENA_COMPOSE_COMMIT"),
+    " ",
+    env!("BALENA_COMPOSE_BUILD_DATE"),
+    ")"
+);
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -64,14 +82,30 @@ enum Command {
     /// status, networks and volumes. Nothing is read from a local database: the containers',
     /// networks' and volumes' labels are the only source.
     State(commands::state::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    ///
+    /// For bash: `balena-compose completions bash > ~/.local/share/bash-completion/completions/balena-compose`.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to stdout: `balena-compose man | man -l -`.
+    Man,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    commands::progress::choose(if cli.quiet {
+        commands::progress::ProgressMode::Quiet
+    } else {
+        cli.progress
+    });
     // Commands that only read files and print need no worker threads; starting them is a
     // good part of such a command's time.
     let mut builder = match cli.command {
-        Command::Config(_) | Command::Template(_) => tokio::runtime::Builder::new_current_thread(),
+        Command::Config(_) | Command::Template(_) | Command::Completions { .. } | Command::Man => {
+            tokio::runtime::Builder::new_current_thread()
+        }
         _ => {
             commands::output::remember_open_files_limit();
             tokio::runtime::Builder::new_multi_thread()
@@ -82,14 +116,11 @@ fn main() -> ExitCode {
         Err(e) => return report(&anyhow::Error::new(e).context("cannot start the async runtime")),
     };
     let outcome: anyhow::Result<ExitCode> = runtime.block_on(async move {
-        if matches!(
-            cli.command,
-            Command::Build(_) | Command::Deploy(_) | Command::Up(_)
-        ) {
-            signals::install().map_err(|e| {
-                anyhow::Error::new(e).context("cannot listen for SIGINT, SIGTERM and SIGHUP")
-            })?;
-        }
+        // Every command: a signal ends it with 128 + its number, after the clean-up of any
+        // work it armed (see `signals`).
+        signals::install().map_err(|e| {
+            anyhow::Error::new(e).context("cannot listen for SIGINT, SIGTERM and SIGHUP")
+        })?;
         match cli.command {
             // One arm per subcommand: `Command::X(args) => commands::x::run(args).await,`
             Command::Config(args) => commands::config::run(args).await,
@@ -100,6 +131,8 @@ fn main() -> ExitCode {
             Command::Emulate(args) => commands::emulate::run(args).await,
             Command::Up(args) => commands::up::run(args).await,
             Command::State(args) => commands::state::run(args).await,
+            Command::Completions { shell } => print_completions(shell),
+            Command::Man => print_man_page(),
         }
     });
     let code = match outcome {
@@ -111,6 +144,24 @@ fn main() -> ExitCode {
         Some(interrupted) => ExitCode::from(interrupted),
         None => code,
     }
+}
+
+/// `balena-compose completions SHELL`.
+fn print_completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    use clap::CommandFactory as _;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "balena-compose", &mut script);
+    std::io::stdout().lock().write_all(&script)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `balena-compose man`: the top-level page, with every subcommand's summary.
+fn print_man_page() -> anyhow::Result<ExitCode> {
+    use clap::CommandFactory as _;
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+    std::io::stdout().lock().write_all(&page)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints an error and its causes the way every subcommand reports failure.
