@@ -17,14 +17,17 @@ fn main() {
                 .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
         });
     println!("cargo:rustc-env=BALENA_COMPOSE_COMMIT={commit}");
-    println!("cargo:rustc-env=BALENA_COMPOSE_BUILD_DATE={}", civil_date(epoch));
+    println!(
+        "cargo:rustc-env=BALENA_COMPOSE_BUILD_DATE={}",
+        civil_date(epoch)
+    );
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
     // A new commit changes HEAD (or the branch it names): rebuild to show it.
     if let Some(head) = git(&["rev-parse", "--git-path", "HEAD"]) {
         println!("cargo:rerun-if-changed={head}");
     }
-    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"])
-        .and_then(|r| git(&["rev-parse", "--git-path", &r]))
+    if let Some(branch) =
+        git(&["symbolic-ref", "-q", "HEAD"]).and_then(|r| git(&["rev-parse", "--git-path", &r]))
     {
         println!("cargo:rerun-if-changed={branch}");
     }

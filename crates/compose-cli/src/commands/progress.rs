@@ -204,8 +204,9 @@ impl Renderer {
             }
         }
         if let Some(bars) = &self.bars {
-            let style = ProgressStyle::with_template("{spinner} {prefix:.bold} {elapsed:>4} {wide_msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner());
+            let style =
+                ProgressStyle::with_template("{spinner} {prefix:.bold} {elapsed:>4} {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner());
             for task in &plan.tasks {
                 let bar = bars.add(ProgressBar::new_spinner());
                 bar.set_style(style.clone());
@@ -446,7 +447,11 @@ impl Renderer {
         // SERVICE, ID (12), SIZE (9), TIME (7), STATUS (6) and five gaps of two.
         let others = width + 12 + 9 + 7 + 6 + 10;
         let image_width = if self.mode == OutputMode::Terminal {
-            image_width.min(TERMINAL_COLUMNS.saturating_sub(others).max(MIN_IMAGE_COLUMN))
+            image_width.min(
+                TERMINAL_COLUMNS
+                    .saturating_sub(others)
+                    .max(MIN_IMAGE_COLUMN),
+            )
         } else {
             image_width
         };

@@ -1,0 +1,204 @@
+//! What people see: `--progress` modes on a pseudo-terminal and off it, the summary table,
+//! shell completions, the man page and `--version`; through the binary, against the private
+//! daemon of `scripts/docker-env` where something is built.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+
+use support::{balena_compose, balena_compose_on_a_pty, write};
+
+/// A one-service project whose build has two steps and logs a line; the project's name
+/// (hence its image's) is long enough to overflow an 80-column table unless shortened.
+fn two_step_project(root: &Path) -> String {
+    write(
+        root,
+        "docker-compose.yml",
+        "services:\n  app:\n    build: ./app\n",
+    );
+    write(
+        root,
+        "app/Dockerfile",
+        "FROM local/amd64-busybox\nRUN echo hello from the build && sleep 2\n",
+    );
+    format!(
+        "output-tests-with-a-rather-long-project-name-{}",
+        std::process::id()
+    )
+}
+
+fn build_args<'a>(root: &'a Path, project: &'a str) -> Vec<&'a str> {
+    vec![
+        "build",
+        root.to_str().unwrap(),
+        "-p",
+        project,
+        "--arch",
+        "amd64",
+    ]
+}
+
+fn remove_image(project: &str) {
+    let _ = support::docker_cli(&["image", "rm", "-f", &format!("{project}_app")]);
+}
+
+/// `TERM=dumb` cannot redraw a line: `auto` shows plain `[service]` lines as the build goes
+/// (before, indicatif drew nothing on it until the end), and `--progress plain` does so on any
+/// terminal.
+#[test]
+fn a_dumb_terminal_gets_plain_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = two_step_project(dir.path());
+    let args = build_args(dir.path(), &project);
+    let out = balena_compose_on_a_pty("dumb", &args);
+    let seen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{seen}");
+    assert!(seen.contains("[app] "), "{seen}");
+    assert!(seen.contains("hello from the build"), "{seen}");
+
+    let mut plain = args.clone();
+    plain.extend(["--progress", "plain", "--nocache"]);
+    let out = balena_compose_on_a_pty("xterm", &plain);
+    let seen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{seen}");
+    assert!(seen.contains("[app] "), "{seen}");
+    remove_image(&project);
+}
+
+/// On a terminal a service's line shows its step as `2/3 RUN …` with a running timer, and
+/// the final table fits 80 columns (the image name shortened from the left).
+#[test]
+fn a_terminal_line_keeps_the_step_and_a_timer_and_the_table_fits_80_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = two_step_project(dir.path());
+    let mut args = build_args(dir.path(), &project);
+    args.push("--nocache");
+    let out = balena_compose_on_a_pty("xterm", &args);
+    let seen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{seen}");
+    assert!(seen.contains("2/3 RUN echo hello"), "{seen}");
+    // The timer: indicatif's `{elapsed}` counts seconds while the step sleeps.
+    assert!(seen.contains(" 1s "), "{seen}");
+    let table: Vec<&str> = seen
+        .lines()
+        // What follows the last line-clearing sequence is what stays on the screen.
+        .map(|l| {
+            l.rsplit("\x1b[2K")
+                .next()
+                .unwrap_or(l)
+                .trim_end_matches('\r')
+        })
+        .filter(|l| l.starts_with("SERVICE") || l.starts_with("app "))
+        .collect();
+    assert_eq!(table.len(), 2, "{seen}");
+    for line in table {
+        assert!(
+            line.chars().count() <= 80,
+            "wider than 80 columns: {line:?}"
+        );
+        assert!(!line.contains(&project), "{line}");
+    }
+    remove_image(&project);
+}
+
+/// `-q` (`--progress quiet`) shows nothing but errors: a build that works prints nothing, one
+/// that fails prints its error once.
+#[test]
+fn quiet_shows_only_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = two_step_project(dir.path());
+    let mut args = build_args(dir.path(), &project);
+    args.push("-q");
+    let out = balena_compose().args(&args).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+
+    write(
+        dir.path(),
+        "app/Dockerfile",
+        "FROM local/amd64-busybox\nRUN echo about to fail && exit 3\n",
+    );
+    let out = balena_compose()
+        .args(build_args(dir.path(), &project))
+        .args(["--progress", "quiet"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert_eq!(
+        stderr.matches("service \"app\" failed").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Building"), "{stderr}");
+    remove_image(&project);
+}
+
+/// `completions` prints a script each shell loads, `man` a roff page naming the
+/// subcommands, `--version` the version, the commit built and the build's date.
+#[test]
+fn completions_man_page_and_version() {
+    for (shell, marker) in [
+        ("bash", "complete -F _balena__compose"),
+        ("zsh", "#compdef balena-compose"),
+        ("fish", "complete -c balena-compose"),
+    ] {
+        let out = balena_compose()
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{shell}: {out:?}");
+        assert!(script.contains(marker), "{shell}: {script}");
+        assert!(script.contains("--progress"), "{shell}: {script}");
+    }
+    let checked = std::process::Command::new("bash")
+        .arg("-n")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut bash| {
+            use std::io::Write as _;
+            let out = balena_compose().args(["completions", "bash"]).output()?;
+            bash.stdin.take().unwrap().write_all(&out.stdout)?;
+            bash.wait()
+        })
+        .unwrap();
+    assert!(
+        checked.success(),
+        "the bash completion script does not parse"
+    );
+
+    let out = balena_compose().arg("man").output().unwrap();
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(page.contains(".TH balena-compose 1"), "{page}");
+    for subcommand in ["build", "deploy", "completions", "man"] {
+        assert!(page.contains(subcommand), "{subcommand}: {page}");
+    }
+
+    let out = balena_compose().arg("--version").output().unwrap();
+    let version = String::from_utf8_lossy(&out.stdout);
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout);
+    let (commit, date) = version
+        .trim()
+        .strip_prefix(concat!("balena-compose ", env!("CARGO_PKG_VERSION"), " ("))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .and_then(|rest| rest.split_once(' '))
+        .unwrap_or_else(|| panic!("{version}"));
+    assert_eq!(commit, head.trim(), "{version}");
+    let digits: Vec<&str> = date.split('-').collect();
+    assert!(
+        digits.len() == 3
+            && digits.iter().all(|d| d.parse::<u32>().is_ok())
+            && digits[0].len() == 4,
+        "{version}"
+    );
+}
