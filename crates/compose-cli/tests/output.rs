@@ -7,7 +7,8 @@ mod support;
 
 use std::path::Path;
 
-use support::{balena_compose, balena_compose_on_a_pty, write};
+use balena_api_fake::{FakeApi, FakeConfig};
+use support::{balena_compose, balena_compose_on_a_pty, json_lines, write};
 
 /// A one-service project whose build has two steps and logs a line; the project's name
 /// (hence its image's) is long enough to overflow an 80-column table unless shortened.
@@ -201,4 +202,59 @@ fn completions_man_page_and_version() {
             && digits[0].len() == 4,
         "{version}"
     );
+}
+
+/// `deploy`'s push progress names services, not registry paths, in plain lines and in
+/// `--json` `push` events; its last lines on stdout are the release's id, commit and status.
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_names_services_while_pushing_and_ends_with_the_release() {
+    let api = FakeApi::start(FakeConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let project = two_step_project(dir.path());
+    let deploy = |progress: &'static str| {
+        let mut cmd = balena_compose();
+        cmd.env("BALENA_API_KEY", api.api_key()).args([
+            "deploy",
+            "gh_tester/testfleet",
+            "--api-url",
+            api.url(),
+            dir.path().to_str().unwrap(),
+            "-p",
+            &project,
+            "--progress",
+            progress,
+        ]);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    };
+
+    let out = deploy("plain").await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("[push] app: pushed sha256:"), "{stderr}");
+    assert!(!stderr.contains("[push] 127.0.0.1"), "{stderr}");
+    let releases = api.records("release");
+    let release = releases.last().unwrap();
+    let last: Vec<&str> = stdout.lines().rev().take(3).collect();
+    assert_eq!(
+        last,
+        [
+            "Status:     success".to_owned(),
+            format!("Commit:     {}", release["commit"].as_str().unwrap()),
+            format!("Release id: {}", release["id"]),
+        ],
+        "{stdout}"
+    );
+
+    let out = deploy("json").await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pushes: Vec<_> = json_lines(&out.stdout)
+        .into_iter()
+        .filter(|e| e["event"] == "push")
+        .collect();
+    assert!(!pushes.is_empty());
+    for push in pushes {
+        assert_eq!(push["service"], "app", "{push}");
+    }
+    remove_image(&project);
 }

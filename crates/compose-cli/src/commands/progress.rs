@@ -14,7 +14,7 @@
 //! | `done` | `service`, `ok`, `image`, `id`, `size`, `seconds` |
 //! | `error` | `service`, `message` |
 //! | `info` | `message` (deploy) |
-//! | `push` | `location`, `status` (`pushed`/`retrying`/`failed`), `digest`, `size`, `error` (deploy) |
+//! | `push` | `service`, `location`, `status` (`pushed`/`retrying`/`failed`), `digest`, `size`, `error` (deploy) |
 //! | `summary` | `services`: `[{service, image, id, ok, reused, error?}]` (and `release` for deploys), last |
 
 use std::collections::HashMap;
@@ -106,6 +106,9 @@ pub struct Renderer {
 struct PushProgress {
     /// Bytes sent and to send, by location.
     bytes: HashMap<String, (u64, u64)>,
+    /// The service whose image goes to each location: people know services, not registry
+    /// paths.
+    services: HashMap<String, String>,
     images: usize,
     pushed: usize,
     bar: Option<ProgressBar>,
@@ -277,10 +280,17 @@ impl Renderer {
         }
     }
 
-    /// Called once before a deploy's pushes start: `images` pushes run at once.
-    pub fn begin_push(&mut self, images: usize) {
+    /// Called once before a deploy's pushes start, with each service's image location; all
+    /// pushes run at once.
+    pub fn begin_push(&mut self, locations: impl IntoIterator<Item = (String, String)>) {
+        let services: HashMap<String, String> = locations
+            .into_iter()
+            .map(|(service, location)| (location, service))
+            .collect();
+        let images = services.len();
         self.push = PushProgress {
             images,
+            services,
             last_line: Some(Instant::now()),
             ..PushProgress::default()
         };
@@ -381,10 +391,15 @@ impl Renderer {
             ),
             _ => return,
         };
+        let service = self.push.services.get(location).map_or("", String::as_str);
         match self.mode {
-            OutputMode::Json => outln!("{value}"),
+            OutputMode::Json => {
+                let mut value = value;
+                value["service"] = json!(service);
+                outln!("{value}");
+            }
             OutputMode::Quiet if !matches!(event, P::Failed { .. }) => {}
-            _ => self.println(&format!("[push] {location}: {text}")),
+            _ => self.println(&format!("[push] {service}: {text}")),
         }
     }
 
@@ -427,6 +442,12 @@ impl Renderer {
             self.table(outcomes);
         }
         self.failures(outcomes);
+        if let Some(release) = release {
+            // The last lines of a deploy, on stdout for `| tail -3`: what was made.
+            outln!("Release id: {}", release["id"]);
+            outln!("Commit:     {}", release["commit"].as_str().unwrap_or("-"));
+            outln!("Status:     {}", release["status"].as_str().unwrap_or("-"));
+        }
     }
 
     /// The summary's table on stdout; on a terminal it fits [`TERMINAL_COLUMNS`], image names
@@ -670,7 +691,7 @@ mod tests {
     fn push_progress_sums_the_concurrent_pushes() {
         use release::PushEvent as P;
         let mut renderer = Renderer::new(OutputMode::Json);
-        renderer.begin_push(3);
+        renderer.begin_push(["a", "b", "c"].map(|s| (s.to_owned(), s.to_owned())));
         let progress = |location: &str, current, total| P::Progress {
             location: location.to_owned(),
             current,
