@@ -102,11 +102,13 @@ fn main() -> ExitCode {
     });
     // Commands that only read files and print need no worker threads; starting them is a
     // good part of such a command's time.
-    let mut builder = match cli.command {
-        Command::Config(_) | Command::Template(_) | Command::Completions { .. } | Command::Man => {
-            tokio::runtime::Builder::new_current_thread()
-        }
-        _ => {
+    let quick = matches!(
+        cli.command,
+        Command::Config(_) | Command::Template(_) | Command::Completions { .. } | Command::Man
+    );
+    let mut builder = match quick {
+        true => tokio::runtime::Builder::new_current_thread(),
+        false => {
             commands::output::remember_open_files_limit();
             tokio::runtime::Builder::new_multi_thread()
         }
@@ -116,11 +118,16 @@ fn main() -> ExitCode {
         Err(e) => return report(&anyhow::Error::new(e).context("cannot start the async runtime")),
     };
     let outcome: anyhow::Result<ExitCode> = runtime.block_on(async move {
-        // Every command: a signal ends it with 128 + its number, after the clean-up of any
-        // work it armed (see `signals`).
-        signals::install().map_err(|e| {
-            anyhow::Error::new(e).context("cannot listen for SIGINT, SIGTERM and SIGHUP")
-        })?;
+        // Every command that can take a while (waiting for a daemon, a registry, a large
+        // context): a signal ends it with 128 + its number, after the clean-up of any work
+        // it armed (see `signals`). The quick ones keep the default, which ends them at once
+        // (a shell reports that as 128 + the number too): on their single thread a handler
+        // would only run once they are done.
+        if !quick {
+            signals::install().map_err(|e| {
+                anyhow::Error::new(e).context("cannot listen for SIGINT, SIGTERM and SIGHUP")
+            })?;
+        }
         match cli.command {
             // One arm per subcommand: `Command::X(args) => commands::x::run(args).await,`
             Command::Config(args) => commands::config::run(args).await,

@@ -258,3 +258,32 @@ async fn deploy_names_services_while_pushing_and_ends_with_the_release() {
     }
     remove_image(&project);
 }
+
+/// A signal ends any command that waits (here `state`, on a daemon that accepts the
+/// connection and never answers) with 128 + its number, quietly; not only build, deploy
+/// and up.
+#[test]
+fn a_signal_ends_a_waiting_command_with_128_plus_its_number() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = format!("tcp://{}", silent.local_addr().unwrap());
+    let state: &[&str] = &["state", "--app", "1", "--docker-host", &host];
+    let commands = [(state, "TERM", 143), (state, "INT", 130)];
+    for (args, signal, code) in commands {
+        let child = balena_compose()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        let killed = std::process::Command::new("/bin/kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
