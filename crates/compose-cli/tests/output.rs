@@ -247,7 +247,11 @@ async fn deploy_names_services_while_pushing_and_ends_with_the_release() {
     );
 
     let out = deploy("json").await.unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let pushes: Vec<_> = json_lines(&out.stdout)
         .into_iter()
         .filter(|e| e["event"] == "push")
