@@ -104,7 +104,7 @@ fn a_terminal_line_keeps_the_step_and_a_timer_and_the_table_fits_80_columns() {
 }
 
 /// `-q` (`--progress quiet`) shows nothing but errors: a build that works prints nothing, one
-/// that fails prints its error once.
+/// that fails prints its error once; so does `--progress plain`.
 #[test]
 fn quiet_shows_only_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -135,6 +135,17 @@ fn quiet_shows_only_errors() {
         "{stderr}"
     );
     assert!(!stderr.contains("Building"), "{stderr}");
+
+    // Plain lines: the failing step's log as it comes, the error once, in the summary.
+    let out = balena_compose()
+        .args(build_args(dir.path(), &project))
+        .args(["--progress", "plain"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("[app] FAILED (see below)"), "{stderr}");
+    assert_eq!(stderr.matches("non-zero code: 3").count(), 1, "{stderr}");
     remove_image(&project);
 }
 

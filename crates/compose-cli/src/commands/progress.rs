@@ -273,7 +273,8 @@ impl Renderer {
                 bar.finish_with_message(match &outcome.error {
                     None if outcome.reused => "up to date (reused)".to_owned(),
                     None => format!("done in {}", seconds(outcome.duration)),
-                    Some(e) => format!("FAILED: {}", first_line(e)),
+                    // The error, with its last log lines, follows once, in the summary.
+                    Some(_) => "FAILED (see below)".to_owned(),
                 });
             }
             _ => bar.set_message(text),
@@ -560,10 +561,6 @@ fn seconds(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }
 
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or("")
-}
-
 /// Bytes as people read them (`1.2 MB`).
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
@@ -610,7 +607,7 @@ fn event_text(event: &Event) -> Option<(&str, String)> {
                     Some(id) => format!("{id}: {status}"),
                     None => status.clone(),
                 },
-                build::BuildEvent::Error { message } => format!("error: {message}"),
+                // A failed build's error is printed once, in the summary, not as it comes.
                 _ => return None,
             },
         ),
@@ -627,7 +624,7 @@ fn event_text(event: &Event) -> Option<(&str, String)> {
                     outcome.size.map_or_else(|| "-".to_owned(), human_size),
                     seconds(outcome.duration)
                 ),
-                Some(e) => format!("FAILED: {e}"),
+                Some(_) => "FAILED (see below)".to_owned(),
             },
         ),
     })
