@@ -302,3 +302,53 @@ fn a_signal_ends_a_waiting_command_with_128_plus_its_number() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+/// The closing line's time is the command's wall time, not the slowest service's: with
+/// `--jobs 1` two one-second builds run one after the other, and the total is at least their
+/// sum.
+#[test]
+fn the_elapsed_time_is_the_commands_wall_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let nonce = std::process::id();
+    write(
+        dir.path(),
+        "docker-compose.yml",
+        "services:\n  a:\n    build: ./a\n  b:\n    build: ./b\n",
+    );
+    for service in ["a", "b"] {
+        write(
+            dir.path(),
+            &format!("{service}/Dockerfile"),
+            &format!("FROM local/amd64-busybox\nRUN sleep 1 && echo {service}{nonce}\n"),
+        );
+    }
+    let project = format!("output-walltime-{nonce}");
+    let out = balena_compose()
+        .args(build_args(dir.path(), &project))
+        .args(["--jobs", "1", "--nocache", "--progress", "plain"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let seconds = |text: &str| text.trim_end_matches('s').parse::<f64>().unwrap();
+    // The TIME column, the one before STATUS.
+    let services: f64 = stdout
+        .lines()
+        .skip(1)
+        .map(|line| seconds(line.split_whitespace().rev().nth(1).unwrap()))
+        .sum();
+    let total = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("Built 2 services in "))
+        .map(seconds)
+        .unwrap_or_else(|| panic!("{stderr}"));
+    // Each figure is rounded to a tenth.
+    assert!(
+        total + 0.15 >= services,
+        "{total} < {services}: {stdout}{stderr}"
+    );
+    for service in ["a", "b"] {
+        let _ = support::docker_cli(&["image", "rm", "-f", &format!("{project}_{service}")]);
+    }
+}
