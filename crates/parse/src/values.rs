@@ -53,7 +53,9 @@ pub(crate) fn check_passthrough_values(
 
 fn check_restart(value: &Value) -> Result<(), String> {
     let policy = scalar(value)?.unwrap_or_default();
-    let valid = RESTART_POLICIES.contains(&policy.as_str())
+    // Empty (an unset `${RESTART}`) is Docker's default, `no`.
+    let valid = policy.is_empty()
+        || RESTART_POLICIES.contains(&policy.as_str())
         || policy
             .strip_prefix("on-failure:")
             .is_some_and(|n| n.parse::<u32>().is_ok());
@@ -70,7 +72,7 @@ fn check_duration(value: &Value) -> Result<(), String> {
     match value {
         // A number is what a YAML `0` or a pre-parsed value gives: seconds to the engine.
         Value::Number(_) | Value::Null => Ok(()),
-        Value::String(s) if s == "0" || DURATION.is_match(s) => Ok(()),
+        Value::String(s) if s.is_empty() || s == "0" || DURATION.is_match(s) => Ok(()),
         other => Err(format!(
             "{other} is not a duration: use a number and a unit, e.g. 30s, 1m30s or 500ms"
         )),
