@@ -24,14 +24,32 @@ const EXIT_BROKEN_PIPE: u8 = 141;
 /// builds or pulls every image through a Docker daemon, pushes them as a release, and applies
 /// releases on devices.
 #[derive(Debug, Parser)]
-#[command(name = "balena-compose", version, about, long_about)]
+#[command(name = "balena-compose", version = VERSION, about, long_about)]
 struct Cli {
     #[command(flatten)]
     global: GlobalProject,
 
     #[command(subcommand)]
     command: Command,
+    /// How progress is shown: `auto` is `tty` on a terminal (not `TERM=dumb`), else `plain`;
+    /// `quiet` shows only errors; `json` is `--json`.
+    #[arg(long, global = true, value_enum, default_value_t = commands::progress::ProgressMode::Auto)]
+    progress: commands::progress::ProgressMode,
+    /// Show only errors (`--progress quiet`).
+    #[arg(short, long, global = true, conflicts_with = "progress")]
+    quiet: bool,
 }
+
+/// `--version`: the crate's version, the commit it was built from and the build's date
+/// (set by build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("BALENA_COMPOSE_COMMIT"),
+    " ",
+    env!("BALENA_COMPOSE_BUILD_DATE"),
+    ")"
+);
 
 /// docker compose's options that come before the subcommand (`balena-compose -f a.yml -p x
 /// build`). They are not `global = true`: the subcommands have their own `-f`/`-p`, and
@@ -128,13 +146,29 @@ enum Command {
     /// Print the output of an app's services, each line prefixed with its service's name;
     /// `-f` streams new output.
     Logs(commands::logs::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    ///
+    /// For bash: `balena-compose completions bash > ~/.local/share/bash-completion/completions/balena-compose`.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to stdout: `balena-compose man | man -l -`.
+    Man,
 }
 
 fn main() -> ExitCode {
     let Cli {
         global,
         mut command,
+        progress,
+        quiet,
     } = Cli::parse();
+    commands::progress::choose(if quiet {
+        commands::progress::ProgressMode::Quiet
+    } else {
+        progress
+    });
     match &mut command {
         Command::Build(args) => global.fill(&mut args.project),
         Command::Deploy(args) => global.fill(args.project_mut()),
@@ -149,9 +183,13 @@ fn main() -> ExitCode {
     }
     // Commands that only read files and print need no worker threads; starting them is a
     // good part of such a command's time.
-    let mut builder = match command {
-        Command::Config(_) | Command::Template(_) => tokio::runtime::Builder::new_current_thread(),
-        _ => {
+    let quick = matches!(
+        command,
+        Command::Config(_) | Command::Template(_) | Command::Completions { .. } | Command::Man
+    );
+    let mut builder = match quick {
+        true => tokio::runtime::Builder::new_current_thread(),
+        false => {
             commands::output::remember_open_files_limit();
             tokio::runtime::Builder::new_multi_thread()
         }
@@ -161,10 +199,12 @@ fn main() -> ExitCode {
         Err(e) => return report(&anyhow::Error::new(e).context("cannot start the async runtime")),
     };
     let outcome: anyhow::Result<ExitCode> = runtime.block_on(async move {
-        if matches!(
-            command,
-            Command::Build(_) | Command::Deploy(_) | Command::Up(_) | Command::Down(_)
-        ) {
+        // Every command that can take a while (waiting for a daemon, a registry, a large
+        // context): a signal ends it with 128 + its number, after the clean-up of any work
+        // it armed (see `signals`). The quick ones keep the default, which ends them at once
+        // (a shell reports that as 128 + the number too): on their single thread a handler
+        // would only run once they are done.
+        if !quick {
             signals::install().map_err(|e| {
                 anyhow::Error::new(e).context("cannot listen for SIGINT, SIGTERM and SIGHUP")
             })?;
@@ -183,6 +223,8 @@ fn main() -> ExitCode {
             Command::Target(args) => commands::target::run(args).await,
             Command::Ps(args) => commands::ps::run(args).await,
             Command::Logs(args) => commands::logs::run(args).await,
+            Command::Completions { shell } => print_completions(shell),
+            Command::Man => print_man_page(),
         }
     });
     let code = match outcome {
@@ -194,6 +236,24 @@ fn main() -> ExitCode {
         Some(interrupted) => ExitCode::from(interrupted),
         None => code,
     }
+}
+
+/// `balena-compose completions SHELL`.
+fn print_completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    use clap::CommandFactory as _;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "balena-compose", &mut script);
+    std::io::stdout().lock().write_all(&script)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `balena-compose man`: the top-level page, with every subcommand's summary.
+fn print_man_page() -> anyhow::Result<ExitCode> {
+    use clap::CommandFactory as _;
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+    std::io::stdout().lock().write_all(&page)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints an error and its causes the way every subcommand reports failure.

@@ -543,3 +543,55 @@ fn compose_options_before_the_subcommand_apply_to_it() {
             "apply to config, resolve, build and deploy only",
         ));
 }
+
+/// An unknown key is named with its file, line and column and the closest known key; the
+/// values compose validates (`restart`, durations) are refused here too, located the same
+/// way; nothing is printed on stdout.
+#[test]
+fn unknown_keys_and_bad_values_are_located_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("docker-compose.yml");
+    let cases = [
+        (
+            "    restrat: always\n",
+            "4:5",
+            "unknown key \"restrat\"; did you mean \"restart\"?",
+        ),
+        ("    zzzqqq: 1\n", "4:5", "unknown key \"zzzqqq\"\n"),
+        (
+            "    restart: sometimes\n",
+            "4:5",
+            "service.restart \"sometimes\" is not a restart policy",
+        ),
+        (
+            "    restart: on-failure:x\n",
+            "4:5",
+            "is not a restart policy",
+        ),
+        (
+            "    stop_grace_period: 5 parsecs\n",
+            "4:5",
+            "service.stop_grace_period \"5 parsecs\" is not a duration",
+        ),
+        (
+            "    healthcheck:\n      test: [CMD, 'true']\n      interval: 1 fortnight\n",
+            "6:7",
+            "service.healthcheck.interval \"1 fortnight\" is not a duration",
+        ),
+    ];
+    for (extra, position, message) in cases {
+        std::fs::write(&file, format!("services:\n  app:\n    image: x\n{extra}")).unwrap();
+        let out = config().arg("-f").arg(&file).assert().code(1).stdout("");
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr);
+        let located = format!("error: {}:{position}: service \"app\": ", file.display());
+        assert!(stderr.starts_with(&located), "{extra}: {stderr}");
+        assert!(stderr.contains(message), "{extra}: {stderr}");
+    }
+    for good in [
+        "    restart: on-failure:3\n    stop_grace_period: 1m30s\n",
+        "    restart: 'no'\n    healthcheck:\n      interval: 500ms\n      timeout: 10s\n",
+    ] {
+        std::fs::write(&file, format!("services:\n  app:\n    image: x\n{good}")).unwrap();
+        config().arg("-f").arg(&file).assert().success();
+    }
+}

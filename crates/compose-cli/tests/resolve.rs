@@ -584,3 +584,34 @@ fn a_tar_project_reads_extends_include_and_env_from_the_archive() {
         );
     }
 }
+
+/// A context without a Dockerfile: the error names the service, the files looked for (the
+/// device type's, the architecture's, the template, the plain one) and the context, and
+/// nothing is written.
+#[test]
+fn a_missing_dockerfile_lists_what_was_looked_for_and_where() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "docker-compose.yml",
+        "services:\n  app:\n    build: ./app\n",
+    );
+    write(dir.path(), "app/README", "no Dockerfile here\n");
+    let out_dir = dir.path().join("out");
+    let out = resolve_cmd(&[
+        dir.path().to_str().unwrap(),
+        "-o",
+        out_dir.to_str().unwrap(),
+        "-d",
+        "intel-nuc",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        "error: service \"app\": Could not find a Dockerfile for this service (looked for \
+         Dockerfile.intel-nuc, Dockerfile.amd64, Dockerfile.template, Dockerfile) in the build \
+         context \"app\" of the project"
+    );
+    assert!(!out_dir.join("app.tar").exists());
+}

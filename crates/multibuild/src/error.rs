@@ -90,6 +90,15 @@ pub enum Error {
     /// No Dockerfile could be chosen or rendered.
     #[error(transparent)]
     Resolve(resolve::Error),
+    /// No Dockerfile in a service's build context: says which directory was looked in.
+    /// The cause is in the message, so it is not also a `source()`.
+    #[error("{cause} in the build context \"{context}\" of the project")]
+    NoDockerfileIn {
+        /// The build context's directory.
+        context: String,
+        /// The resolver's error, naming the service and the files looked for.
+        cause: resolve::Error,
+    },
     /// The Dockerfile could not be transposed for emulation.
     #[error(transparent)]
     Emulate(emulate::Error),

@@ -476,7 +476,13 @@ impl Planner<'_> {
         params.dockerfile = custom_dockerfile;
         params.vars = self.vars.clone();
         // resolve's errors name the service themselves.
-        let resolved = resolve::resolve(&Files(&context), &params).map_err(Error::Resolve)?;
+        let resolved = resolve::resolve(&Files(&context), &params).map_err(|e| match e {
+            resolve::Error::NotFound { .. } => Error::NoDockerfileIn {
+                context: build.context.to_string(),
+                cause: e,
+            },
+            e => Error::Resolve(e),
+        })?;
 
         let mut overrides: Vec<Override> = resolved.remove.iter().map(Override::remove).collect();
         let (dockerfile, transposed) = match self.emulation {

@@ -39,10 +39,14 @@ pub enum Error {
         message: String,
     },
     /// A rule broken by one service (the reference's `ServiceError`).
-    #[error("{}: service \"{}\": {}", file.display(), Printable(service), Printable(message))]
+    #[error("{}{}: service \"{}\": {}", file.display(), Position(*line, *column), Printable(service), Printable(message))]
     Service {
         /// The (first) compose file.
         file: PathBuf,
+        /// 1-based line of the key at fault (0 when unknown).
+        line: u64,
+        /// 1-based column of the key at fault (0 when unknown).
+        column: u64,
         /// The service at fault.
         service: String,
         /// The field at fault, dotted (`build.network`), when there is one.
@@ -136,6 +140,18 @@ impl Error {
 /// control characters escaped, so that a hostile compose file cannot write terminal escape
 /// sequences to the user's terminal.
 struct Printable<'a>(&'a str);
+
+/// `:line:column` after a file name, or nothing when the line is unknown (0).
+struct Position(u64, u64);
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Position(0, _) => Ok(()),
+            Position(line, column) => write!(f, ":{line}:{column}"),
+        }
+    }
+}
 
 impl std::fmt::Display for Printable<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -455,6 +455,8 @@ fn resolve_extends(
 ) -> Result<Value, Error> {
     let service_error = |message: String| Error::Service {
         file: file.to_path_buf(),
+        line: 0,
+        column: 0,
         service: name.to_string(),
         field: Some("extends".to_string()),
         message,

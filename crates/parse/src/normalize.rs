@@ -35,9 +35,49 @@ impl Context<'_> {
     fn service_error(&self, service: &str, field: &str, message: impl Into<String>) -> Error {
         Error::Service {
             file: self.file.to_path_buf(),
+            line: 0,
+            column: 0,
             service: service.to_string(),
             field: (!field.is_empty()).then(|| field.to_string()),
             message: message.into(),
+        }
+    }
+
+    /// An unknown key of a service, with where it is in the (first) compose file and the
+    /// closest key among `known`: `restrat` is most likely `restart`.
+    fn unknown_key<'k>(
+        &self,
+        service: &str,
+        key: &str,
+        known: impl Iterator<Item = &'k str>,
+    ) -> Error {
+        let closest = known
+            .map(|k| (strsim::damerau_levenshtein(key, k), k))
+            .min()
+            .filter(|(distance, _)| *distance <= (key.chars().count() / 3).max(1));
+        let mut message = format!("unknown key \"{key}\"");
+        if let Some((_, k)) = closest {
+            message.push_str(&format!("; did you mean \"{k}\"?"));
+        }
+        self.key_error(service, &[key], message)
+    }
+
+    /// An error about the key at `path` in a service (`["healthcheck", "interval"]`), with
+    /// the key's line and column in the (first) compose file when it is there.
+    pub(crate) fn key_error(&self, service: &str, path: &[&str], message: String) -> Error {
+        let full: Vec<&str> = ["services", service].iter().chain(path).copied().collect();
+        // An error path: reading the file again costs nothing that matters.
+        let (line, column) = std::fs::read_to_string(self.file)
+            .ok()
+            .and_then(|text| crate::yaml::key_position(&text, &full))
+            .unwrap_or((0, 0));
+        Error::Service {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            service: service.to_string(),
+            field: Some(path.join(".")),
+            message,
         }
     }
 
@@ -538,9 +578,14 @@ fn service(
             || SERVICE_PASSTHROUGH.contains(&key)
             || key.starts_with("x-"))
         {
-            return Err(err(key, format!("unknown key \"{key}\"")));
+            return Err(ctx.unknown_key(
+                name,
+                key,
+                SERVICE_TYPED.iter().chain(SERVICE_PASSTHROUGH).copied(),
+            ));
         }
     }
+    crate::values::check_passthrough_values(name, map, ctx)?;
     warn_dropped_fields(name, map, ctx, warnings);
     if !map.contains_key("image") && !map.contains_key("build") {
         return Err(err(

@@ -1,8 +1,83 @@
 //! Reading the loosely-typed YAML tree: scalars as strings, the list-or-map forms compose
 //! allows, and the short syntaxes that several files must agree on when they are merged.
 
+use std::sync::LazyLock;
+
 use indexmap::IndexMap;
+use regex::Regex;
 use serde_json::{Map, Value};
+
+use crate::error::Error;
+use crate::normalize::Context;
+
+/// A Go duration as compose and Docker read them: `90s`, `1m30s`, `500ms`, `1.5h`.
+static DURATION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$").unwrap_or_else(|_| unreachable!())
+});
+
+/// The `restart` policies Docker accepts (`on-failure:N` aside).
+const RESTART_POLICIES: [&str; 4] = ["no", "always", "on-failure", "unless-stopped"];
+
+/// The fields passed through to the engine unchanged that compose itself validates: an error
+/// here beats one from the engine on the device, long after the build.
+pub(crate) fn check_passthrough_values(
+    service: &str,
+    map: &Map<String, Value>,
+    ctx: &Context,
+) -> Result<(), Error> {
+    if let Some(restart) = map.get("restart") {
+        check_restart(restart)
+            .map_err(|m| ctx.key_error(service, &["restart"], format!("service.restart {m}")))?;
+    }
+    if let Some(period) = map.get("stop_grace_period") {
+        check_duration(period).map_err(|m| {
+            ctx.key_error(
+                service,
+                &["stop_grace_period"],
+                format!("service.stop_grace_period {m}"),
+            )
+        })?;
+    }
+    if let Some(Value::Object(health)) = map.get("healthcheck") {
+        for key in ["interval", "timeout", "start_period", "start_interval"] {
+            if let Some(value) = health.get(key) {
+                check_duration(value).map_err(|m| {
+                    let message = format!("service.healthcheck.{key} {m}");
+                    ctx.key_error(service, &["healthcheck", key], message)
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_restart(value: &Value) -> Result<(), String> {
+    let policy = scalar(value)?.unwrap_or_default();
+    // Empty (an unset `${RESTART}`) is Docker's default, `no`.
+    let valid = policy.is_empty()
+        || RESTART_POLICIES.contains(&policy.as_str())
+        || policy
+            .strip_prefix("on-failure:")
+            .is_some_and(|n| n.parse::<u32>().is_ok());
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "\"{policy}\" is not a restart policy: use no, always, on-failure[:N] or unless-stopped"
+        ))
+    }
+}
+
+fn check_duration(value: &Value) -> Result<(), String> {
+    match value {
+        // A number is what a YAML `0` or a pre-parsed value gives: seconds to the engine.
+        Value::Number(_) | Value::Null => Ok(()),
+        Value::String(s) if s.is_empty() || s == "0" || DURATION.is_match(s) => Ok(()),
+        other => Err(format!(
+            "{other} is not a duration: use a number and a unit, e.g. 30s, 1m30s or 500ms"
+        )),
+    }
+}
 
 /// A scalar as compose reads it into a string field (`80` → `"80"`, `true` → `"true"`);
 /// `None` for null, `Err` for a list or mapping.

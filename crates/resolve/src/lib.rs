@@ -215,10 +215,12 @@ impl fmt::Display for ServiceName {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No `build.dockerfile` was given and the context has no Dockerfile of any kind.
-    #[error("{service}Could not find a Dockerfile for this service")]
+    #[error("{service}Could not find a Dockerfile for this service (looked for {looked_for})")]
     NotFound {
         /// The service.
         service: ServiceName,
+        /// The names looked for at the context's root, best first.
+        looked_for: String,
     },
     /// Neither the `build.dockerfile` path nor any of its variants is in the context.
     #[error("{service}Specified file not found or is invalid: {path}")]

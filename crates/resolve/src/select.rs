@@ -102,7 +102,18 @@ where
                 service,
                 path: path.clone(),
             },
-            None => Error::NotFound { service },
+            None => Error::NotFound {
+                service,
+                looked_for: format!(
+                    "{}Dockerfile.{}, Dockerfile.template, Dockerfile",
+                    if params.device_type.is_empty() {
+                        String::new()
+                    } else {
+                        format!("Dockerfile.{}, ", params.device_type)
+                    },
+                    params.arch.slug()
+                ),
+            },
         });
     };
 

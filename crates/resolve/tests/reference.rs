@@ -416,7 +416,8 @@ fn unspecified_and_missing_dockerfile() {
     assert!(matches!(e, Error::NotFound { .. }));
     assert_eq!(
         e.to_string(),
-        "Could not find a Dockerfile for this service"
+        "Could not find a Dockerfile for this service (looked for Dockerfile.nuc, \
+         Dockerfile.amd64, Dockerfile.template, Dockerfile)"
     );
     assert!(
         ctx.reads().is_empty(),

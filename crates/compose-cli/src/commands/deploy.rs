@@ -250,7 +250,12 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         created.release.commit
     ));
 
-    renderer.begin_push(created.images.len());
+    renderer.begin_push(
+        created
+            .images
+            .iter()
+            .map(|(service, image)| (service.clone(), image.location.clone())),
+    );
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
     let options = release::PushOptions {
         cancel: cancel.clone(),

@@ -14,7 +14,7 @@
 //! | `done` | `service`, `ok`, `image`, `id`, `size`, `seconds` |
 //! | `error` | `service`, `message` |
 //! | `info` | `message` (deploy) |
-//! | `push` | `location`, `status` (`pushed`/`retrying`/`failed`), `digest`, `size`, `error` (deploy) |
+//! | `push` | `service`, `location`, `status` (`pushed`/`retrying`/`failed`), `digest`, `size`, `error` (deploy) |
 //! | `summary` | `services`: `[{service, image, id, ok, reused, error?}]` (and `release` for deploys), last |
 
 use std::collections::HashMap;
@@ -27,6 +27,29 @@ use serde_json::{Value, json};
 
 use super::output::{errln, outln};
 
+/// `--progress`: what the user asked for; [`OutputMode::detect`] makes it what is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressMode {
+    /// `tty` on a terminal that can redraw lines, else `plain`.
+    Auto,
+    /// Live lines, one per service (a terminal is assumed).
+    Tty,
+    /// `[service] …` lines.
+    Plain,
+    /// Errors only.
+    Quiet,
+    /// One JSON object per line on stdout (`--json`).
+    Json,
+}
+
+/// The `--progress` of this process, set once by `main` before any command runs.
+static CHOSEN: std::sync::OnceLock<ProgressMode> = std::sync::OnceLock::new();
+
+/// Records the global `--progress` (or `-q`).
+pub fn choose(mode: ProgressMode) {
+    let _ = CHOSEN.set(mode);
+}
+
 /// Where output goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputMode {
@@ -36,17 +59,29 @@ pub enum OutputMode {
     Plain,
     /// Live lines on a terminal.
     Terminal,
+    /// Errors only.
+    Quiet,
 }
 
 impl OutputMode {
-    /// `--json`, else a terminal when stderr is one, else plain lines.
+    /// A command's `--json`, else the global `--progress`; `auto` is a terminal when stderr
+    /// is one and `TERM` is not `dumb` (a dumb terminal cannot redraw a line, and indicatif
+    /// would show nothing until the end), else plain lines.
     pub fn detect(json: bool) -> Self {
-        if json {
-            OutputMode::Json
-        } else if std::io::stderr().is_terminal() {
-            OutputMode::Terminal
-        } else {
-            OutputMode::Plain
+        match CHOSEN.get().copied().unwrap_or(ProgressMode::Auto) {
+            _ if json => OutputMode::Json,
+            ProgressMode::Json => OutputMode::Json,
+            ProgressMode::Quiet => OutputMode::Quiet,
+            ProgressMode::Plain => OutputMode::Plain,
+            ProgressMode::Tty => OutputMode::Terminal,
+            ProgressMode::Auto => {
+                let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+                if std::io::stderr().is_terminal() && !dumb {
+                    OutputMode::Terminal
+                } else {
+                    OutputMode::Plain
+                }
+            }
         }
     }
 }
@@ -59,6 +94,10 @@ pub struct Renderer {
     lines: HashMap<String, ProgressBar>,
     width: usize,
     push: PushProgress,
+    /// Each service's current step (`3/7 RUN npm ci`), kept on its live line under the logs.
+    steps: HashMap<String, String>,
+    /// When the command started: the summary's time is its wall time.
+    started: Instant,
 }
 
 /// The aggregate of a deploy's concurrent pushes: one bar on a terminal, a line every
@@ -67,6 +106,9 @@ pub struct Renderer {
 struct PushProgress {
     /// Bytes sent and to send, by location.
     bytes: HashMap<String, (u64, u64)>,
+    /// The service whose image goes to each location: people know services, not registry
+    /// paths.
+    services: HashMap<String, String>,
     images: usize,
     pushed: usize,
     bar: Option<ProgressBar>,
@@ -106,6 +148,8 @@ impl Renderer {
             lines: HashMap::new(),
             width: 0,
             push: PushProgress::default(),
+            steps: HashMap::new(),
+            started: Instant::now(),
         }
     }
 
@@ -113,6 +157,7 @@ impl Renderer {
     pub fn info(&self, message: &str) {
         match self.mode {
             OutputMode::Json => outln!("{}", json!({"event": "info", "message": message})),
+            OutputMode::Quiet => {}
             _ => self.println(message),
         }
     }
@@ -123,6 +168,7 @@ impl Renderer {
         let (mode, bars) = (self.mode, self.bars.clone());
         move |message: &str| match (mode, &bars) {
             (OutputMode::Json, _) => outln!("{}", json!({"event": "info", "message": message})),
+            (OutputMode::Quiet, _) => {}
             (_, Some(bars)) => {
                 let _ = bars.println(message);
             }
@@ -147,7 +193,7 @@ impl Renderer {
             .map(|t| t.service.len())
             .max()
             .unwrap_or(0);
-        if self.mode != OutputMode::Json {
+        if matches!(self.mode, OutputMode::Plain | OutputMode::Terminal) {
             self.println(&format!(
                 "Building {} for {}/{}",
                 plan.project_name, plan.arch, plan.device_type
@@ -156,12 +202,14 @@ impl Renderer {
         for warning in plan.warnings() {
             match self.mode {
                 OutputMode::Json => outln!("{}", json!({"event": "warning", "message": warning})),
+                OutputMode::Quiet => {}
                 _ => self.println(&format!("warning: {warning}")),
             }
         }
         if let Some(bars) = &self.bars {
-            let style = ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner());
+            let style =
+                ProgressStyle::with_template("{spinner} {prefix:.bold} {elapsed:>4} {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner());
             for task in &plan.tasks {
                 let bar = bars.add(ProgressBar::new_spinner());
                 bar.set_style(style.clone());
@@ -187,6 +235,7 @@ impl Renderer {
                 }
             }
             OutputMode::Terminal => self.terminal(event),
+            OutputMode::Quiet => {}
         }
     }
 
@@ -202,21 +251,47 @@ impl Renderer {
             return;
         };
         match event {
+            Event::Progress {
+                event:
+                    build::BuildEvent::Step {
+                        index,
+                        total,
+                        instruction,
+                    },
+                ..
+            } => {
+                let step = format!("{index}/{total} {instruction}");
+                bar.set_message(step.clone());
+                self.steps.insert(service.to_owned(), step);
+            }
+            // A log line shows under its step, which stays in view.
+            Event::Progress { .. } => match self.steps.get(service) {
+                Some(step) => bar.set_message(format!("{step} | {text}")),
+                None => bar.set_message(text),
+            },
             Event::Done(outcome) => {
                 bar.finish_with_message(match &outcome.error {
                     None if outcome.reused => "up to date (reused)".to_owned(),
                     None => format!("done in {}", seconds(outcome.duration)),
-                    Some(e) => format!("FAILED: {}", first_line(e)),
+                    // The error, with its last log lines, follows once, in the summary.
+                    Some(_) => "FAILED (see below)".to_owned(),
                 });
             }
             _ => bar.set_message(text),
         }
     }
 
-    /// Called once before a deploy's pushes start: `images` pushes run at once.
-    pub fn begin_push(&mut self, images: usize) {
+    /// Called once before a deploy's pushes start, with each service's image location; all
+    /// pushes run at once.
+    pub fn begin_push(&mut self, locations: impl IntoIterator<Item = (String, String)>) {
+        let services: HashMap<String, String> = locations
+            .into_iter()
+            .map(|(service, location)| (location, service))
+            .collect();
+        let images = services.len();
         self.push = PushProgress {
             images,
+            services,
             last_line: Some(Instant::now()),
             ..PushProgress::default()
         };
@@ -278,7 +353,7 @@ impl Renderer {
                     errln!("[push] {}", self.push.text());
                 }
             }
-            OutputMode::Json => {}
+            OutputMode::Json | OutputMode::Quiet => {}
         }
     }
 
@@ -317,9 +392,15 @@ impl Renderer {
             ),
             _ => return,
         };
+        let service = self.push.services.get(location).map_or("", String::as_str);
         match self.mode {
-            OutputMode::Json => outln!("{value}"),
-            _ => self.println(&format!("[push] {location}: {text}")),
+            OutputMode::Json => {
+                let mut value = value;
+                value["service"] = json!(service);
+                outln!("{value}");
+            }
+            OutputMode::Quiet if !matches!(event, P::Failed { .. }) => {}
+            _ => self.println(&format!("[push] {service}: {text}")),
         }
     }
 
@@ -358,6 +439,21 @@ impl Renderer {
             outln!("{summary}");
             return;
         }
+        if self.mode != OutputMode::Quiet {
+            self.table(outcomes);
+        }
+        self.failures(outcomes);
+        if let Some(release) = release {
+            // The last lines of a deploy, on stdout for `| tail -3`: what was made.
+            outln!("Release id: {}", release["id"]);
+            outln!("Commit:     {}", release["commit"].as_str().unwrap_or("-"));
+            outln!("Status:     {}", release["status"].as_str().unwrap_or("-"));
+        }
+    }
+
+    /// The summary's table on stdout; on a terminal it fits [`TERMINAL_COLUMNS`], image names
+    /// shortened from the left (their tag is what tells builds apart).
+    fn table(&self, outcomes: &[ServiceOutcome]) {
         let width = outcomes
             .iter()
             .map(|o| o.service.len())
@@ -370,6 +466,17 @@ impl Renderer {
             .max()
             .unwrap_or(5)
             .max(5);
+        // SERVICE, ID (12), SIZE (9), TIME (7), STATUS (6) and five gaps of two.
+        let others = width + 12 + 9 + 7 + 6 + 10;
+        let image_width = if self.mode == OutputMode::Terminal {
+            image_width.min(
+                TERMINAL_COLUMNS
+                    .saturating_sub(others)
+                    .max(MIN_IMAGE_COLUMN),
+            )
+        } else {
+            image_width
+        };
         outln!(
             "{:width$}  {:image_width$}  {:12}  {:>9}  {:>7}  STATUS",
             "SERVICE",
@@ -387,7 +494,7 @@ impl Renderer {
             outln!(
                 "{:width$}  {:image_width$}  {:12}  {:>9}  {:>7}  {}",
                 o.service,
-                o.image.as_deref().unwrap_or("-"),
+                shorten_left(o.image.as_deref().unwrap_or("-"), image_width),
                 id,
                 o.size.map_or_else(|| "-".to_owned(), human_size),
                 seconds(o.duration),
@@ -398,6 +505,10 @@ impl Renderer {
                 },
             );
         }
+    }
+
+    /// Each failed service's error, once, then the closing line with the wall time.
+    fn failures(&self, outcomes: &[ServiceOutcome]) {
         let failed: Vec<&ServiceOutcome> = outcomes.iter().filter(|o| !o.ok()).collect();
         for o in &failed {
             errln!("\nerror: service \"{}\" failed:", o.service);
@@ -406,11 +517,13 @@ impl Renderer {
             }
         }
         if failed.is_empty() {
-            errln!(
-                "\nBuilt {} in {}",
-                services(outcomes.len()),
-                total(outcomes)
-            );
+            if self.mode != OutputMode::Quiet {
+                errln!(
+                    "\nBuilt {} in {}",
+                    services(outcomes.len()),
+                    seconds(self.started.elapsed())
+                );
+            }
         } else {
             errln!("\n{} of {} failed", services(failed.len()), outcomes.len());
             let errors: Vec<&str> = failed.iter().filter_map(|o| o.error.as_deref()).collect();
@@ -429,22 +542,23 @@ fn services(n: usize) -> String {
     }
 }
 
-fn total(outcomes: &[ServiceOutcome]) -> String {
-    seconds(
-        outcomes
-            .iter()
-            .map(|o| o.duration)
-            .max()
-            .unwrap_or_default(),
-    )
+/// The width the summary table keeps to on a terminal.
+const TERMINAL_COLUMNS: usize = 80;
+/// The image column is never narrower than this, even for long service names.
+const MIN_IMAGE_COLUMN: usize = 16;
+
+/// `text` in at most `width` characters, its start replaced by `…` when it is longer.
+fn shorten_left(text: &str, width: usize) -> String {
+    let count = text.chars().count();
+    if count <= width || width == 0 {
+        return text.to_owned();
+    }
+    let tail: String = text.chars().skip(count - width + 1).collect();
+    format!("…{tail}")
 }
 
 fn seconds(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or("")
 }
 
 /// Bytes as people read them (`1.2 MB`).
@@ -493,7 +607,7 @@ fn event_text(event: &Event) -> Option<(&str, String)> {
                     Some(id) => format!("{id}: {status}"),
                     None => status.clone(),
                 },
-                build::BuildEvent::Error { message } => format!("error: {message}"),
+                // A failed build's error is printed once, in the summary, not as it comes.
                 _ => return None,
             },
         ),
@@ -510,7 +624,7 @@ fn event_text(event: &Event) -> Option<(&str, String)> {
                     outcome.size.map_or_else(|| "-".to_owned(), human_size),
                     seconds(outcome.duration)
                 ),
-                Some(e) => format!("FAILED: {e}"),
+                Some(_) => "FAILED (see below)".to_owned(),
             },
         ),
     })
@@ -574,7 +688,7 @@ mod tests {
     fn push_progress_sums_the_concurrent_pushes() {
         use release::PushEvent as P;
         let mut renderer = Renderer::new(OutputMode::Json);
-        renderer.begin_push(3);
+        renderer.begin_push(["a", "b", "c"].map(|s| (s.to_owned(), s.to_owned())));
         let progress = |location: &str, current, total| P::Progress {
             location: location.to_owned(),
             current,

@@ -378,10 +378,8 @@ fn service_named_as_project(given: &Path) -> Option<String> {
     }
     let options = parse::LoadOptions {
         project_dir: Some(PathBuf::from(".")),
-        files: Vec::new(),
-        env_file: None,
-        environment: None,
         profiles: vec!["*".to_owned()],
+        ..parse::LoadOptions::default()
     };
     let composition = parse::load(&options).ok()?;
     composition

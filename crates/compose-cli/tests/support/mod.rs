@@ -211,3 +211,23 @@ fn pipe(
     let _ = to.shutdown(Shutdown::Write);
     let _ = from.shutdown(Shutdown::Read);
 }
+
+/// `balena-compose ARGS` on a pseudo-terminal (util-linux `script` is the terminal), with
+/// `TERM=term`: what a person at that terminal sees, escape sequences and all, is the
+/// output's stdout (stdout and stderr both go to the terminal).
+pub fn balena_compose_on_a_pty(term: &str, args: &[&str]) -> Output {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let bin = assert_cmd::cargo::cargo_bin("balena-compose");
+    let line: Vec<String> = std::iter::once(bin.to_str().unwrap())
+        .chain(args.iter().copied())
+        .map(quote)
+        .collect();
+    Command::new("script")
+        .args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
+        .env("DOCKER_HOST", docker_host())
+        .env("DOCKER_CONFIG", no_docker_config())
+        .env("TERM", term)
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run script (util-linux)")
+}

@@ -6,6 +6,9 @@
 
 mod emit;
 mod fast;
+mod keys;
+
+pub(crate) use keys::key_position;
 
 use std::collections::HashMap;
 use std::sync::LazyLock;

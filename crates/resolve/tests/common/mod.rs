@@ -58,9 +58,17 @@ pub fn ok(files: &[(&str, &str)], params: &Params) -> Resolved {
 }
 
 /// Resolve, expecting an error; returns its message.
+/// The error's text as the reference words it: without what `NotFound` adds about the
+/// files looked for (tested on its own).
 pub fn err(files: &[(&str, &str)], params: &Params) -> String {
     match run(files, params) {
         Ok(r) => panic!("expected an error, resolved {r:?}"),
-        Err(e) => e.to_string(),
+        Err(e) => {
+            let text = e.to_string();
+            match text.split_once(" (looked for ") {
+                Some((reference, _)) => reference.to_owned(),
+                None => text,
+            }
+        }
     }
 }
