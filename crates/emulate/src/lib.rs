@@ -41,6 +41,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod binfmt;
 mod host;
 mod lexer;
 mod output;
@@ -49,8 +50,8 @@ mod transpose;
 use resolve::Arch;
 
 pub use host::{
-    Emulation, binfmt_registered, binfmt_registered_in, choose_emulation, host_arch, host_qemu,
-    host_qemu_in, qemu_binary_name,
+    Emulation, binfmt_registered, binfmt_registered_in, choose_emulation, choose_emulation_with,
+    host_arch, host_qemu, host_qemu_in, qemu_binary_name,
 };
 pub use output::{
     BuildOutput, filter_error_message, filter_line, foreign_exec_error, is_exec_format_error,
@@ -143,6 +144,40 @@ pub enum Error {
         binary: String,
         /// The directories searched, `:`-separated.
         searched: String,
+    },
+    /// binfmt_misc needs root.
+    #[error("{doing} needs root: run `sudo balena-compose emulation setup`")]
+    NeedsRoot {
+        /// What was being done.
+        doing: String,
+    },
+    /// Debian's registration line for an architecture is missing.
+    #[error(
+        "{conf} (the binfmt_misc registration of qemu for {arch}) is missing or empty: install \
+         Debian's qemu-user-static package (apt-get install qemu-user-static)",
+        conf = conf.display()
+    )]
+    NoBinfmtConf {
+        /// The architecture.
+        arch: Arch,
+        /// The file looked for.
+        conf: std::path::PathBuf,
+    },
+    /// mount(8) failed.
+    #[error("cannot mount binfmt_misc at {dir}: {said}", dir = dir.display())]
+    MountBinfmt {
+        /// The mount point.
+        dir: std::path::PathBuf,
+        /// What mount said.
+        said: String,
+    },
+    /// Reading or writing binfmt_misc failed.
+    #[error("{doing}: {message}")]
+    BinfmtIo {
+        /// What was being done.
+        doing: String,
+        /// The I/O error.
+        message: String,
     },
     /// A `RUN` under the rewrite started a foreign program, which the kernel could not execute.
     #[error(

@@ -10,6 +10,7 @@ use bollard::Docker;
 use resolve::{Arch, Target};
 use tokio::sync::mpsc;
 
+use super::output::errln;
 use super::progress::{OutputMode, Renderer};
 use super::project::{self, ProjectArgs, TargetArgs};
 
@@ -160,6 +161,9 @@ pub async fn build_project(
     };
     let emulation =
         project::build_emulation(target.arch, daemon, target_args, emulate::binfmt_registered)?;
+    if let Some(warning) = project::rewrite_warning(&emulation) {
+        errln!("warning: {warning}");
+    }
     let plan = project::plan(
         project_args,
         &target,

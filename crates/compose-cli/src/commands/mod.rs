@@ -5,6 +5,7 @@ pub mod config;
 pub mod daemon;
 pub mod deploy;
 pub mod emulate;
+pub mod emulation;
 pub(crate) mod output;
 pub mod progress;
 pub mod project;
