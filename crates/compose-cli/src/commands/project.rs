@@ -191,7 +191,7 @@ pub fn build_emulation(
         "it is a remote daemon".to_owned()
     };
     bail!(
-        "the Docker daemon ({host}) cannot run {target} build steps: {where_}. Add --emulated to run them under qemu, register qemu for {target} in binfmt_misc on the daemon's machine (e.g. `apt-get install qemu-user-static binfmt-support`), or build on a {target} daemon (--docker-host)",
+        "the Docker daemon ({host}) cannot run {target} build steps: {where_}. Add --emulated to run them under qemu, register qemu for {target} in binfmt_misc on the daemon's machine (`sudo balena-compose emulation setup` there, with Debian's qemu-user-static installed), or build on a {target} daemon (--docker-host)",
         host = daemon.arch,
     )
 }
