@@ -7,7 +7,8 @@ use crate::{Error, TransposeOptions};
 const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
 
 /// Rewrite `dockerfile` so that every `RUN` (also under `ONBUILD`) starts the in-image qemu,
-/// and every stage gets the qemu binary copied in right after its `FROM`.
+/// and every stage that does not inherit it from an earlier stage gets the qemu binary copied
+/// in right after its `FROM`.
 ///
 /// Only the `RUN` instructions change and one `COPY` line is inserted after each `FROM`; every
 /// other byte (parser directives, comments, blank lines, other instructions with all their
@@ -43,7 +44,7 @@ pub fn transpose(dockerfile: &str, opts: &TransposeOptions) -> Result<String, Er
         match keyword.to_ascii_uppercase().as_str() {
             "FROM" => {
                 stages.enter(&ins.logical[args_at..]);
-                if stages.native {
+                if stages.native || stages.inherits {
                     continue;
                 }
                 out.push_str(&dockerfile[copied..ins.next]);
@@ -219,6 +220,11 @@ struct Stages {
     /// The current stage is `FROM --platform=$BUILDPLATFORM` (or a stage that is): it runs
     /// natively on the build host, so it is left as written.
     native: bool,
+    /// The current stage is `FROM` an earlier stage, which already has qemu: copying it in
+    /// again is useless, and on the classic builder a re-copy followed by a `COPY --from` of
+    /// that stage hits moby/moby#37965 ("failed to get layer … layer does not exist") on a
+    /// cold cache.
+    inherits: bool,
 }
 
 impl Default for Stages {
@@ -228,6 +234,7 @@ impl Default for Stages {
             current_name: None,
             shell: DEFAULT_SHELL.iter().map(|s| (*s).to_owned()).collect(),
             native: false,
+            inherits: false,
         }
     }
 }
@@ -256,6 +263,7 @@ impl Stages {
                 .find(|(name, _, _)| *name == base)
                 .map(|(_, shell, native)| (shell.clone(), *native))
         });
+        self.inherits = parent.is_some();
         self.native = flags.iter().any(|f| is_build_platform_flag(f))
             || parent.as_ref().is_some_and(|(_, native)| *native);
         self.shell = parent

@@ -86,6 +86,20 @@ fn should_support_multistage_dockerfiles() {
     assert_eq!(t(input), expected);
 }
 
+/// A stage `FROM` an earlier stage inherits its qemu: copying it again is useless, and on the
+/// classic builder that re-copy followed by `COPY --from` hits moby/moby#37965 on a cold cache.
+#[test]
+fn a_stage_from_an_earlier_stage_gets_no_second_copy() {
+    let input = "FROM a AS base\nRUN one\nFROM base\nRUN two\nCOPY --from=base /x /y\nFROM b\nRUN three\n";
+    let expected = format!(
+        "FROM a AS base\n{COPY_QEMU}\n{}\nFROM base\n{}\nCOPY --from=base /x /y\nFROM b\n{COPY_QEMU}\n{}\n",
+        run_line(r#""/bin/sh","-c","one""#),
+        run_line(r#""/bin/sh","-c","two""#),
+        run_line(r#""/bin/sh","-c","three""#),
+    );
+    assert_eq!(t(input), expected);
+}
+
 #[test]
 fn should_support_copy_from_directives() {
     // Reference: `COPY --from=builder ["src","dest"]`. We keep the line as written.
