@@ -281,3 +281,53 @@ fn emulation_binfmt_is_refused_where_the_daemon_has_none() {
         "{stderr}"
     );
 }
+
+/// The rewrite of a two-stage Dockerfile whose second stage is `FROM` the first and copies
+/// from it builds on a cold cache (`--nocache`; the daemon is shared, so nothing is pruned):
+/// qemu is copied into the first stage only (moby/moby#37965 otherwise).
+#[test]
+fn a_two_stage_rewrite_builds_on_a_cold_cache() {
+    let _lock = binfmt_lock(false);
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "Dockerfile",
+        "FROM local/aarch64-busybox AS base\nRUN uname -m > /arch\nFROM base\nRUN echo second > /second\nCOPY --chown=1:1 --from=base /arch /arch2\n",
+    );
+    let project = format!("twostage{}", std::process::id());
+    let image = format!("{project}_main");
+    let out = run(&[
+        "build",
+        dir.path().to_str().unwrap(),
+        "-p",
+        &project,
+        "--arch",
+        "aarch64",
+        "--emulation",
+        "rewrite",
+        "--nocache",
+    ]);
+    let built = out.status.success().then(|| {
+        let arch2 = docker_ok(&["run", "--rm", "--network", "none", &image, "cat", "/arch2"]);
+        let history = docker_ok(&[
+            "history",
+            "--no-trunc",
+            "--format",
+            "{{.CreatedBy}}",
+            &image,
+        ]);
+        (arch2, history)
+    });
+    let _ = docker_cli(&["rmi", &image]);
+    assert!(built.is_some(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (arch2, history) = built.unwrap();
+    assert_eq!(arch2.trim(), "aarch64");
+    let copies = history
+        .lines()
+        .filter(|step| step.contains("COPY") && step.contains("qemu-aarch64-static"))
+        .count();
+    assert_eq!(
+        copies, 1,
+        "qemu is copied into the first stage only: {history}"
+    );
+}

@@ -90,7 +90,8 @@ fn should_support_multistage_dockerfiles() {
 /// classic builder that re-copy followed by `COPY --from` hits moby/moby#37965 on a cold cache.
 #[test]
 fn a_stage_from_an_earlier_stage_gets_no_second_copy() {
-    let input = "FROM a AS base\nRUN one\nFROM base\nRUN two\nCOPY --from=base /x /y\nFROM b\nRUN three\n";
+    let input =
+        "FROM a AS base\nRUN one\nFROM base\nRUN two\nCOPY --from=base /x /y\nFROM b\nRUN three\n";
     let expected = format!(
         "FROM a AS base\n{COPY_QEMU}\n{}\nFROM base\n{}\nCOPY --from=base /x /y\nFROM b\n{COPY_QEMU}\n{}\n",
         run_line(r#""/bin/sh","-c","one""#),
