@@ -216,6 +216,13 @@ fn binfmt_builds_start_child_programs_and_ship_no_qemu() {
         let (inside, names) = built.unwrap();
         assert_eq!(inside.trim(), machine);
         assert!(!stderr.contains("-execve"), "no rewrite warning: {stderr}");
+        // Every step of the build (RUN, LABEL) gets the daemon's platform warning; shown once.
+        let shown = format!("{}{stderr}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(
+            shown.matches("The requested image's platform").count(),
+            1,
+            "{shown}"
+        );
         assert!(
             names.iter().all(|n| !n.contains("qemu")),
             "{arch}: a layer holds qemu: {names:?}"

@@ -55,6 +55,7 @@ pub use host::{
 };
 pub use output::{
     BuildOutput, filter_error_message, filter_line, foreign_exec_error, is_exec_format_error,
+    is_platform_mismatch_warning,
 };
 pub use transpose::{add_secret_mounts, pin_build_platform, transpose};
 

@@ -560,7 +560,18 @@ impl Worker<'_> {
         // One redactor for the whole build: every event, and so the log, goes through it.
         let redactor = task.secrets.redactor();
         let forward = async {
+            // The daemon repeats its platform warning at every step of a foreign build: the
+            // first says it all.
+            let mut platform_warned = false;
             while let Some(mut event) = rx.recv().await {
+                if let build::BuildEvent::Output { line } = &event
+                    && emulate::is_platform_mismatch_warning(line)
+                {
+                    if platform_warned {
+                        continue;
+                    }
+                    platform_warned = true;
+                }
                 if with_secrets {
                     event = hide_secrets(event, &redactor, &added_flags);
                 }
