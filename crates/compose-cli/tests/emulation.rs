@@ -261,6 +261,15 @@ fn forced_rewrite_warns_once_before_building() {
         "{stderr}"
     );
     assert!(stderr.contains("emulation setup"), "{stderr}");
+    let size = std::fs::metadata("/usr/bin/qemu-aarch64-static")
+        .unwrap()
+        .len();
+    #[allow(clippy::cast_precision_loss)]
+    let carried = format!(
+        "carry /usr/bin/qemu-aarch64-static ({:.1} MB) in a layer",
+        size as f64 / 1_000_000.0
+    );
+    assert_eq!(stderr.matches(&carried).count(), 1, "{stderr}");
     let warned = stderr.find("which has no -execve").unwrap();
     let first_step = stderr.find("Step 1/").unwrap_or(usize::MAX);
     assert!(warned < first_step, "the warning comes first: {stderr}");

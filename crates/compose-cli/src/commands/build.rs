@@ -161,7 +161,7 @@ pub async fn build_project(
     };
     let emulation =
         project::build_emulation(target.arch, daemon, target_args, emulate::binfmt_registered)?;
-    if let Some(warning) = project::rewrite_warning(&emulation) {
+    for warning in project::rewrite_warnings(&emulation) {
         errln!("warning: {warning}");
     }
     let plan = project::plan(

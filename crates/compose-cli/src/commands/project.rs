@@ -196,16 +196,30 @@ pub fn build_emulation(
     )
 }
 
-/// The one warning a rewrite build gets before it starts when its qemu (Debian's, without
-/// `-execve`) cannot start child programs: a `RUN` that starts any would fail midway.
-pub fn rewrite_warning(emulation: &Emulation) -> Option<String> {
-    match emulation {
-        Emulation::Rewrite { host_qemu, options } if !options.execve => Some(format!(
+/// The warnings a rewrite build gets once, before it starts: its qemu (Debian's, without
+/// `-execve`) cannot start child programs, so a `RUN` that starts any would fail midway; and
+/// the images carry qemu in a layer (the classic builder copies it in), with its size.
+pub fn rewrite_warnings(emulation: &Emulation) -> Vec<String> {
+    let Emulation::Rewrite { host_qemu, options } = emulation else {
+        return Vec::new();
+    };
+    let mut warnings = Vec::new();
+    if !options.execve {
+        warnings.push(format!(
             "emulating with the Dockerfile rewrite and {qemu}, which has no -execve: a RUN can only run its shell's builtins, and one that starts another program (apt-get, sleep, a pipe) fails with \"Exec format error\". Run `sudo balena-compose emulation setup` to build through binfmt_misc instead, or pass --qemu with a qemu built with -execve (balena's)",
             qemu = host_qemu.display()
-        )),
-        _ => None,
+        ));
     }
+    let size = std::fs::metadata(host_qemu).map_or(0, |m| m.len());
+    // Megabytes with one decimal, as the build summary shows sizes.
+    #[allow(clippy::cast_precision_loss)]
+    let megabytes = size as f64 / 1_000_000.0;
+    warnings.push(format!(
+        "the images built by the rewrite carry {qemu} ({megabytes:.1} MB) in a layer, at {inside}; built through binfmt_misc (`sudo balena-compose emulation setup`) they carry nothing",
+        qemu = host_qemu.display(),
+        inside = options.qemu_path,
+    ));
+    warnings
 }
 
 /// How to build for `target` on a host of `host`'s architecture with `--emulated`.
