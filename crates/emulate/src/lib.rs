@@ -71,6 +71,9 @@ pub struct TransposeOptions {
     /// Pass `-execve` to qemu, so it also emulates the programs a `RUN` starts. Only balena's
     /// qemu (given with `--qemu PATH`) understands it; Debian's rejects it.
     pub execve: bool,
+    /// Mount qemu into each `RUN` from the context (`RUN --mount=type=bind,…`, BuildKit only)
+    /// instead of copying it into each stage: no layer of the result holds it.
+    pub bind_mount: bool,
 }
 
 impl TransposeOptions {
@@ -81,7 +84,16 @@ impl TransposeOptions {
             context_qemu_path: qemu_context_path(arch),
             qemu_path: format!("/usr/bin/{}", qemu_binary_name(arch)),
             execve: false,
+            bind_mount: false,
         }
+    }
+
+    /// The `RUN` flag that mounts qemu from the context, for [`TransposeOptions::bind_mount`].
+    pub fn qemu_mount_flag(&self) -> String {
+        format!(
+            "--mount=type=bind,source={},target={}",
+            self.context_qemu_path, self.qemu_path
+        )
     }
 }
 

@@ -44,7 +44,7 @@ pub fn transpose(dockerfile: &str, opts: &TransposeOptions) -> Result<String, Er
         match keyword.to_ascii_uppercase().as_str() {
             "FROM" => {
                 stages.enter(&ins.logical[args_at..]);
-                if stages.native || stages.inherits {
+                if stages.native || stages.inherits || opts.bind_mount {
                     continue;
                 }
                 out.push_str(&dockerfile[copied..ins.next]);
@@ -145,6 +145,16 @@ fn rewrite_run(
 ) -> Result<String, Error> {
     let args_at = lexer::args_offset(run);
     let args = &run[args_at..];
+    let prefix = if opts.bind_mount {
+        let (keyword, flags_at) = lexer::split_keyword(run);
+        format!(
+            "{keyword} {} {}",
+            opts.qemu_mount_flag(),
+            &run[flags_at..args_at]
+        )
+    } else {
+        run[..args_at].to_owned()
+    };
     let mut argv: Vec<&str> = vec![opts.qemu_path.as_str()];
     if opts.execve {
         argv.push("-execve");
@@ -154,7 +164,7 @@ fn rewrite_run(
             return Err(Error::EmptyExec { line: ins.line });
         }
         argv.extend(exec.iter().map(String::as_str));
-        return Ok(format!("{}{}", &run[..args_at], json_array(&argv)));
+        return Ok(format!("{prefix}{}", json_array(&argv)));
     }
     let script = if ins.heredocs.is_empty() {
         args.to_owned()
@@ -163,7 +173,7 @@ fn rewrite_run(
     };
     argv.extend(shell.iter().map(String::as_str));
     argv.push(&script);
-    Ok(format!("{}{}", &run[..args_at], json_array(&argv)))
+    Ok(format!("{prefix}{}", json_array(&argv)))
 }
 
 /// The shell script BuildKit runs for a heredoc `RUN` (moby's `dispatchRun`):

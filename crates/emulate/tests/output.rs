@@ -12,6 +12,7 @@ fn arm_opts() -> TransposeOptions {
         context_qemu_path: ".balena/qemu-arm-static".into(),
         qemu_path: "/usr/bin/qemu-arm-static".into(),
         execve: true,
+        bind_mount: false,
     }
 }
 

@@ -13,6 +13,7 @@ fn reference_opts() -> TransposeOptions {
         context_qemu_path: "hostQemu".into(),
         qemu_path: "containerQemu".into(),
         execve: true,
+        bind_mount: false,
     }
 }
 
@@ -99,6 +100,22 @@ fn a_stage_from_an_earlier_stage_gets_no_second_copy() {
         run_line(r#""/bin/sh","-c","three""#),
     );
     assert_eq!(t(input), expected);
+}
+
+/// With `bind_mount` (BuildKit), qemu is mounted into each `RUN` from the context and copied
+/// into no stage; the `RUN`'s own flags are kept after the mount.
+#[test]
+fn bind_mount_puts_qemu_in_no_layer() {
+    let mut opts = TransposeOptions::new(resolve::Arch::Aarch64);
+    opts.bind_mount = true;
+    let out = transpose("FROM a\nRUN --network=none echo hi\nRUN [\"/bin/true\"]\n", &opts).unwrap();
+    let mount = "--mount=type=bind,source=.balena/qemu-aarch64-static,target=/usr/bin/qemu-aarch64-static";
+    assert_eq!(
+        out,
+        format!(
+            "FROM a\nRUN {mount} --network=none [\"/usr/bin/qemu-aarch64-static\",\"/bin/sh\",\"-c\",\"echo hi\"]\nRUN {mount} [\"/usr/bin/qemu-aarch64-static\",\"/bin/true\"]\n"
+        )
+    );
 }
 
 #[test]
