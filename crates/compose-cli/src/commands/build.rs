@@ -161,7 +161,12 @@ pub async fn build_project(
     };
     let emulation =
         project::build_emulation(target.arch, daemon, target_args, emulate::binfmt_registered)?;
-    for warning in project::rewrite_warnings(&emulation) {
+    // The rewrite bind-mounts qemu on BuildKit (multibuild decides the same way).
+    let buildkit = matches!(emulation, emulate::Emulation::Rewrite { .. })
+        && build::daemon_info(docker)
+            .await
+            .is_ok_and(|info| info.buildkit_secrets().is_ok());
+    for warning in project::rewrite_warnings(&emulation, buildkit) {
         errln!("warning: {warning}");
     }
     let plan = project::plan(

@@ -197,9 +197,10 @@ pub fn build_emulation(
 }
 
 /// The warnings a rewrite build gets once, before it starts: its qemu (Debian's, without
-/// `-execve`) cannot start child programs, so a `RUN` that starts any would fail midway; and
-/// the images carry qemu in a layer (the classic builder copies it in), with its size.
-pub fn rewrite_warnings(emulation: &Emulation) -> Vec<String> {
+/// `-execve`) cannot start child programs, so a `RUN` that starts any would fail midway; and,
+/// on the classic builder (`buildkit: false`, which cannot bind-mount qemu into `RUN`s), the
+/// images carry qemu in a layer, with its size.
+pub fn rewrite_warnings(emulation: &Emulation, buildkit: bool) -> Vec<String> {
     let Emulation::Rewrite { host_qemu, options } = emulation else {
         return Vec::new();
     };
@@ -210,12 +211,15 @@ pub fn rewrite_warnings(emulation: &Emulation) -> Vec<String> {
             qemu = host_qemu.display()
         ));
     }
+    if buildkit {
+        return warnings;
+    }
     let size = std::fs::metadata(host_qemu).map_or(0, |m| m.len());
     // Megabytes with one decimal, as the build summary shows sizes.
     #[allow(clippy::cast_precision_loss)]
     let megabytes = size as f64 / 1_000_000.0;
     warnings.push(format!(
-        "the images built by the rewrite carry {qemu} ({megabytes:.1} MB) in a layer, at {inside}; built through binfmt_misc (`sudo balena-compose emulation setup`) they carry nothing",
+        "the Docker daemon has no BuildKit, so the images built by the rewrite carry {qemu} ({megabytes:.1} MB) in a layer, at {inside}; built through binfmt_misc (`sudo balena-compose emulation setup`) they carry nothing",
         qemu = host_qemu.display(),
         inside = options.qemu_path,
     ));
@@ -356,6 +360,26 @@ mod tests {
             err.contains("binfmt_misc") && err.contains("qemu-aarch64-static"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn only_the_classic_builder_warns_that_images_carry_qemu() {
+        let qemu = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(qemu.path(), vec![0u8; 2_500_000]).unwrap();
+        let rewrite = Emulation::Rewrite {
+            host_qemu: qemu.path().to_owned(),
+            options: emulate::TransposeOptions::new(Arch::Aarch64),
+        };
+        let classic = rewrite_warnings(&rewrite, false);
+        assert_eq!(classic.len(), 2, "{classic:?}");
+        assert!(classic[0].contains("no -execve"), "{classic:?}");
+        assert!(
+            classic[1].contains("(2.5 MB) in a layer, at /usr/bin/qemu-aarch64-static"),
+            "{classic:?}"
+        );
+        let buildkit = rewrite_warnings(&rewrite, true);
+        assert_eq!(buildkit.len(), 1, "{buildkit:?}");
+        assert!(rewrite_warnings(&Emulation::Binfmt, false).is_empty());
     }
 
     #[test]
