@@ -111,7 +111,9 @@ fn three_services_for_aarch64_emulated_with_build_variables() {
         root.to_str().unwrap(),
         "--arch",
         "aarch64",
-        "--emulated",
+        // The rewrite (binfmt_misc is registered by docker-env: --emulated would use it).
+        "--emulation",
+        "rewrite",
         "-p",
         &project,
         "--json",
