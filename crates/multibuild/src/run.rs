@@ -730,9 +730,9 @@ impl Worker<'_> {
             return None;
         }
         let platform = self.plan.arch.docker_platform().to_owned();
-        if self.plan.emulation == Emulation::Binfmt {
-            return Some(platform);
-        }
+        // The same rule under binfmt_misc as under the rewrite: a platform given to the
+        // classic builder also binds `COPY --from` a `$BUILDPLATFORM` stage, which it then
+        // refuses ("does not match the specified platform").
         let references = crate::dockerfile_from::base_images(&task.resolved.contents);
         let mut manifests = Vec::new();
         for reference in &references {
