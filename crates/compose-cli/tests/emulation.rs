@@ -265,7 +265,11 @@ fn forced_rewrite_on_buildkit_warns_once_and_leaves_no_qemu() {
         names.iter().all(|n| !n.contains("qemu")),
         "a layer holds qemu: {names:?}"
     );
-    assert_eq!(stderr.matches("which has no -execve").count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.matches("which has no -execve").count(),
+        1,
+        "{stderr}"
+    );
     assert!(stderr.contains("emulation setup"), "{stderr}");
     assert!(!stderr.contains("in a layer"), "BuildKit: {stderr}");
     // The mount we added is not shown: the RUN reads as the user wrote it.
@@ -340,8 +344,5 @@ fn a_two_stage_rewrite_builds_on_a_cold_cache() {
         .lines()
         .filter(|step| step.contains("COPY") && step.contains("qemu-aarch64-static"))
         .count();
-    assert_eq!(
-        copies, 0,
-        "qemu is in no layer: {history}"
-    );
+    assert_eq!(copies, 0, "qemu is in no layer: {history}");
 }

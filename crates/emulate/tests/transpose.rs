@@ -108,8 +108,13 @@ fn a_stage_from_an_earlier_stage_gets_no_second_copy() {
 fn bind_mount_puts_qemu_in_no_layer() {
     let mut opts = TransposeOptions::new(resolve::Arch::Aarch64);
     opts.bind_mount = true;
-    let out = transpose("FROM a\nRUN --network=none echo hi\nRUN [\"/bin/true\"]\n", &opts).unwrap();
-    let mount = "--mount=type=bind,source=.balena/qemu-aarch64-static,target=/usr/bin/qemu-aarch64-static";
+    let out = transpose(
+        "FROM a\nRUN --network=none echo hi\nRUN [\"/bin/true\"]\n",
+        &opts,
+    )
+    .unwrap();
+    let mount =
+        "--mount=type=bind,source=.balena/qemu-aarch64-static,target=/usr/bin/qemu-aarch64-static";
     assert_eq!(
         out,
         format!(

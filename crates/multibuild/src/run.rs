@@ -534,7 +534,9 @@ impl Worker<'_> {
                 .ids()
                 .map(|id| format!("--mount=type=secret,id={id},target=/run/secrets/{id} "))
                 .collect();
-            if let Emulation::Rewrite { options: rewrite, .. } = &self.plan.emulation
+            if let Emulation::Rewrite {
+                options: rewrite, ..
+            } = &self.plan.emulation
                 && task.transposed
             {
                 added_flags.push(format!("{} ", rewrite.qemu_mount_flag()));
