@@ -94,6 +94,21 @@ fn setup_status_and_remove_leave_other_registrations_alone() {
         other: other.clone(),
     };
 
+    // binfmt_misc needs root: a user's `remove` says so and removes nothing.
+    let as_nobody = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(assert_cmd::cargo::cargo_bin("balena-compose"))
+        .args(["emulation", "remove"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&as_nobody.stderr);
+    assert!(!as_nobody.status.success());
+    assert!(
+        said.contains("balena-compose-qemu-aarch64 needs root"),
+        "{said}"
+    );
+    assert!(entry(&status(), "balena-compose-qemu-aarch64").is_some());
+
     let removed = ok(&["emulation", "remove"]);
     assert!(
         removed.contains("removed balena-compose-qemu-aarch64")

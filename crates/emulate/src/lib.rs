@@ -159,7 +159,7 @@ pub enum Error {
         searched: String,
     },
     /// binfmt_misc needs root.
-    #[error("{doing} needs root: run `sudo balena-compose emulation setup`")]
+    #[error("{doing} needs root: run the command as root (sudo)")]
     NeedsRoot {
         /// What was being done.
         doing: String,
