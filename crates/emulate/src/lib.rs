@@ -197,8 +197,8 @@ pub enum Error {
         "{step} failed: a program it started is an {arch} binary the build host cannot execute \
          ({evidence:?}; the daemon said: {daemon_error}). Under the emulation rewrite only the \
          RUN's own shell runs under {qemu}{execve_note}. Two ways out: register qemu for {arch} \
-         with binfmt_misc on the Docker host (for example `update-binfmts --enable qemu-{qemu_arch}`, \
-         or write /usr/lib/binfmt.d/qemu-{qemu_arch}.conf to /proc/sys/fs/binfmt_misc/register), \
+         with binfmt_misc on the Docker host (`sudo balena-compose emulation setup --arch {arch}` \
+         there), \
          and the build runs with platform {platform} and no rewrite; or pass --qemu PATH with a \
          qemu that supports -execve (such as balena's qemu-{qemu_arch}-static)",
         qemu_arch = arch.qemu_arch(),
