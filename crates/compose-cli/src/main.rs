@@ -115,6 +115,8 @@ enum Command {
     Template(commands::template::Args),
     /// Rewrite one build context to run its `RUN` steps under qemu.
     Emulate(commands::emulate::Args),
+    /// Register qemu in binfmt_misc so foreign images build without a rewrite.
+    Emulation(commands::emulation::Args),
     /// Apply a release's target state to this device's engine.
     ///
     /// Apply a release to the device's engine: fetch images, create networks and volumes, and
@@ -217,6 +219,7 @@ fn main() -> ExitCode {
             Command::Deploy(args) => commands::deploy::run(args).await,
             Command::Template(args) => commands::template::run(args).await,
             Command::Emulate(args) => commands::emulate::run(args).await,
+            Command::Emulation(args) => commands::emulation::run(args).await,
             Command::Up(args) => commands::up::run(args).await,
             Command::State(args) => commands::state::run(args).await,
             Command::Down(args) => commands::down::run(args).await,

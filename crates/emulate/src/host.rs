@@ -9,8 +9,6 @@ use crate::{Error, TransposeOptions};
 
 /// Where Debian's `qemu-user-static` installs its binaries.
 const QEMU_DIR: &str = "/usr/bin";
-/// Where binfmt_misc is mounted.
-const BINFMT_DIR: &str = "/proc/sys/fs/binfmt_misc";
 
 /// The file name of the static qemu for `arch` (`qemu-aarch64-static`).
 pub fn qemu_binary_name(arch: Arch) -> String {
@@ -44,20 +42,16 @@ pub fn host_qemu_in(arch: Arch, dirs: &[PathBuf]) -> Result<PathBuf, Error> {
         })
 }
 
-/// Whether the kernel runs `arch` binaries through a binfmt_misc registration named
-/// `qemu-<qemu arch>` (as Debian's `qemu-user-static` and `update-binfmts` register them) that
-/// is enabled, with binfmt_misc itself enabled.
+/// Whether the kernel runs `arch` binaries of containers through an enabled binfmt_misc
+/// registration of qemu (Debian's `qemu-<qemu arch>` or `emulation setup`'s own) with the
+/// `F` flag, with binfmt_misc itself enabled.
 pub fn binfmt_registered(arch: Arch) -> bool {
-    binfmt_registered_in(Path::new(BINFMT_DIR), arch)
+    binfmt_registered_in(Path::new(crate::binfmt::BINFMT_DIR), arch)
 }
 
 /// [`binfmt_registered`], with binfmt_misc mounted at `dir`.
 pub fn binfmt_registered_in(dir: &Path, arch: Arch) -> bool {
-    let enabled = |file: PathBuf| {
-        std::fs::read_to_string(file)
-            .is_ok_and(|text| text.lines().next().is_some_and(|l| l.trim() == "enabled"))
-    };
-    enabled(dir.join("status")) && enabled(dir.join(format!("qemu-{}", arch.qemu_arch())))
+    crate::binfmt::usable_registration_in(dir, arch).is_some()
 }
 
 /// The architecture of this machine, if it is one balena knows.
@@ -97,8 +91,9 @@ pub fn choose_emulation(
     choose_emulation_with(target, host, qemu_override, binfmt_registered, host_qemu)
 }
 
-/// [`choose_emulation`] with the host probes supplied, for tests.
-fn choose_emulation_with(
+/// [`choose_emulation`] with the host probes supplied (for tests, and for callers that know
+/// better whether the daemon sees this machine's binfmt_misc).
+pub fn choose_emulation_with(
     target: Arch,
     host: Arch,
     qemu_override: Option<&Path>,
@@ -179,7 +174,7 @@ mod tests {
         assert!(!binfmt_registered_in(dir.path(), Arch::Aarch64));
         std::fs::write(
             dir.path().join("qemu-aarch64"),
-            "enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\n",
+            "enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: POF\n",
         )
         .unwrap();
         assert!(binfmt_registered_in(dir.path(), Arch::Aarch64));

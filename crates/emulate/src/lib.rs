@@ -41,6 +41,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod binfmt;
 mod host;
 mod lexer;
 mod output;
@@ -49,11 +50,12 @@ mod transpose;
 use resolve::Arch;
 
 pub use host::{
-    Emulation, binfmt_registered, binfmt_registered_in, choose_emulation, host_arch, host_qemu,
-    host_qemu_in, qemu_binary_name,
+    Emulation, binfmt_registered, binfmt_registered_in, choose_emulation, choose_emulation_with,
+    host_arch, host_qemu, host_qemu_in, qemu_binary_name,
 };
 pub use output::{
     BuildOutput, filter_error_message, filter_line, foreign_exec_error, is_exec_format_error,
+    is_platform_mismatch_warning,
 };
 pub use transpose::{add_secret_mounts, pin_build_platform, transpose};
 
@@ -69,6 +71,9 @@ pub struct TransposeOptions {
     /// Pass `-execve` to qemu, so it also emulates the programs a `RUN` starts. Only balena's
     /// qemu (given with `--qemu PATH`) understands it; Debian's rejects it.
     pub execve: bool,
+    /// Mount qemu into each `RUN` from the context (`RUN --mount=type=bind,…`, BuildKit only)
+    /// instead of copying it into each stage: no layer of the result holds it.
+    pub bind_mount: bool,
 }
 
 impl TransposeOptions {
@@ -79,7 +84,16 @@ impl TransposeOptions {
             context_qemu_path: qemu_context_path(arch),
             qemu_path: format!("/usr/bin/{}", qemu_binary_name(arch)),
             execve: false,
+            bind_mount: false,
         }
+    }
+
+    /// The `RUN` flag that mounts qemu from the context, for [`TransposeOptions::bind_mount`].
+    pub fn qemu_mount_flag(&self) -> String {
+        format!(
+            "--mount=type=bind,source={},target={}",
+            self.context_qemu_path, self.qemu_path
+        )
     }
 }
 
@@ -144,13 +158,47 @@ pub enum Error {
         /// The directories searched, `:`-separated.
         searched: String,
     },
+    /// binfmt_misc needs root.
+    #[error("{doing} needs root: run the command as root (sudo)")]
+    NeedsRoot {
+        /// What was being done.
+        doing: String,
+    },
+    /// Debian's registration line for an architecture is missing.
+    #[error(
+        "{conf} (the binfmt_misc registration of qemu for {arch}) is missing or empty: install \
+         Debian's qemu-user-static package (apt-get install qemu-user-static)",
+        conf = conf.display()
+    )]
+    NoBinfmtConf {
+        /// The architecture.
+        arch: Arch,
+        /// The file looked for.
+        conf: std::path::PathBuf,
+    },
+    /// mount(8) failed.
+    #[error("cannot mount binfmt_misc at {dir}: {said}", dir = dir.display())]
+    MountBinfmt {
+        /// The mount point.
+        dir: std::path::PathBuf,
+        /// What mount said.
+        said: String,
+    },
+    /// Reading or writing binfmt_misc failed.
+    #[error("{doing}: {message}")]
+    BinfmtIo {
+        /// What was being done.
+        doing: String,
+        /// The I/O error.
+        message: String,
+    },
     /// A `RUN` under the rewrite started a foreign program, which the kernel could not execute.
     #[error(
         "{step} failed: a program it started is an {arch} binary the build host cannot execute \
          ({evidence:?}; the daemon said: {daemon_error}). Under the emulation rewrite only the \
          RUN's own shell runs under {qemu}{execve_note}. Two ways out: register qemu for {arch} \
-         with binfmt_misc on the Docker host (for example `update-binfmts --enable qemu-{qemu_arch}`, \
-         or write /usr/lib/binfmt.d/qemu-{qemu_arch}.conf to /proc/sys/fs/binfmt_misc/register), \
+         with binfmt_misc on the Docker host (`sudo balena-compose emulation setup --arch {arch}` \
+         there), \
          and the build runs with platform {platform} and no rewrite; or pass --qemu PATH with a \
          qemu that supports -execve (such as balena's qemu-{qemu_arch}-static)",
         qemu_arch = arch.qemu_arch(),

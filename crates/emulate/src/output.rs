@@ -154,6 +154,14 @@ pub struct BuildOutput {
     exec_format_error: Option<String>,
 }
 
+/// Whether `line` is the daemon's warning that a base image's platform is not the host's
+/// (`[Warning] The requested image's platform (linux/arm64) does not match the detected host
+/// platform (linux/amd64) …`), which the classic builder prints at every step of a foreign
+/// build.
+pub fn is_platform_mismatch_warning(line: &str) -> bool {
+    line.contains("The requested image's platform") && line.contains("does not match")
+}
+
 impl BuildOutput {
     /// Follow the output of a build of a Dockerfile transposed for `arch` with `opts`.
     pub fn new(arch: Arch, opts: TransposeOptions) -> Self {

@@ -7,7 +7,8 @@ use crate::{Error, TransposeOptions};
 const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
 
 /// Rewrite `dockerfile` so that every `RUN` (also under `ONBUILD`) starts the in-image qemu,
-/// and every stage gets the qemu binary copied in right after its `FROM`.
+/// and every stage that does not inherit it from an earlier stage gets the qemu binary copied
+/// in right after its `FROM`.
 ///
 /// Only the `RUN` instructions change and one `COPY` line is inserted after each `FROM`; every
 /// other byte (parser directives, comments, blank lines, other instructions with all their
@@ -43,7 +44,7 @@ pub fn transpose(dockerfile: &str, opts: &TransposeOptions) -> Result<String, Er
         match keyword.to_ascii_uppercase().as_str() {
             "FROM" => {
                 stages.enter(&ins.logical[args_at..]);
-                if stages.native {
+                if stages.native || stages.inherits || opts.bind_mount {
                     continue;
                 }
                 out.push_str(&dockerfile[copied..ins.next]);
@@ -144,6 +145,16 @@ fn rewrite_run(
 ) -> Result<String, Error> {
     let args_at = lexer::args_offset(run);
     let args = &run[args_at..];
+    let prefix = if opts.bind_mount {
+        let (keyword, flags_at) = lexer::split_keyword(run);
+        format!(
+            "{keyword} {} {}",
+            opts.qemu_mount_flag(),
+            &run[flags_at..args_at]
+        )
+    } else {
+        run[..args_at].to_owned()
+    };
     let mut argv: Vec<&str> = vec![opts.qemu_path.as_str()];
     if opts.execve {
         argv.push("-execve");
@@ -153,7 +164,7 @@ fn rewrite_run(
             return Err(Error::EmptyExec { line: ins.line });
         }
         argv.extend(exec.iter().map(String::as_str));
-        return Ok(format!("{}{}", &run[..args_at], json_array(&argv)));
+        return Ok(format!("{prefix}{}", json_array(&argv)));
     }
     let script = if ins.heredocs.is_empty() {
         args.to_owned()
@@ -162,7 +173,7 @@ fn rewrite_run(
     };
     argv.extend(shell.iter().map(String::as_str));
     argv.push(&script);
-    Ok(format!("{}{}", &run[..args_at], json_array(&argv)))
+    Ok(format!("{prefix}{}", json_array(&argv)))
 }
 
 /// The shell script BuildKit runs for a heredoc `RUN` (moby's `dispatchRun`):
@@ -219,6 +230,11 @@ struct Stages {
     /// The current stage is `FROM --platform=$BUILDPLATFORM` (or a stage that is): it runs
     /// natively on the build host, so it is left as written.
     native: bool,
+    /// The current stage is `FROM` an earlier stage, which already has qemu: copying it in
+    /// again is useless, and on the classic builder a re-copy followed by a `COPY --from` of
+    /// that stage hits moby/moby#37965 ("failed to get layer … layer does not exist") on a
+    /// cold cache.
+    inherits: bool,
 }
 
 impl Default for Stages {
@@ -228,6 +244,7 @@ impl Default for Stages {
             current_name: None,
             shell: DEFAULT_SHELL.iter().map(|s| (*s).to_owned()).collect(),
             native: false,
+            inherits: false,
         }
     }
 }
@@ -256,6 +273,7 @@ impl Stages {
                 .find(|(name, _, _)| *name == base)
                 .map(|(_, shell, native)| (shell.clone(), *native))
         });
+        self.inherits = parent.is_some();
         self.native = flags.iter().any(|f| is_build_platform_flag(f))
             || parent.as_ref().is_some_and(|(_, native)| *native);
         self.shell = parent

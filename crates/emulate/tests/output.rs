@@ -12,6 +12,7 @@ fn arm_opts() -> TransposeOptions {
         context_qemu_path: ".balena/qemu-arm-static".into(),
         qemu_path: "/usr/bin/qemu-arm-static".into(),
         execve: true,
+        bind_mount: false,
     }
 }
 
@@ -153,7 +154,7 @@ fn explains_a_foreign_exec_with_both_ways_out() {
         "wc: Exec format error",
         "The command '/bin/sh -c echo hi | wc -c' returned a non-zero code: 126",
         "binfmt_misc",
-        "/usr/lib/binfmt.d/qemu-aarch64.conf",
+        "balena-compose emulation setup --arch aarch64",
         "linux/arm64",
         "--qemu PATH",
         "-execve",

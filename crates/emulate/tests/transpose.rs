@@ -13,6 +13,7 @@ fn reference_opts() -> TransposeOptions {
         context_qemu_path: "hostQemu".into(),
         qemu_path: "containerQemu".into(),
         execve: true,
+        bind_mount: false,
     }
 }
 
@@ -84,6 +85,42 @@ fn should_support_multistage_dockerfiles() {
         run_line(r#""/bin/sh","-c","apk add curl""#),
     );
     assert_eq!(t(input), expected);
+}
+
+/// A stage `FROM` an earlier stage inherits its qemu: copying it again is useless, and on the
+/// classic builder that re-copy followed by `COPY --from` hits moby/moby#37965 on a cold cache.
+#[test]
+fn a_stage_from_an_earlier_stage_gets_no_second_copy() {
+    let input =
+        "FROM a AS base\nRUN one\nFROM base\nRUN two\nCOPY --from=base /x /y\nFROM b\nRUN three\n";
+    let expected = format!(
+        "FROM a AS base\n{COPY_QEMU}\n{}\nFROM base\n{}\nCOPY --from=base /x /y\nFROM b\n{COPY_QEMU}\n{}\n",
+        run_line(r#""/bin/sh","-c","one""#),
+        run_line(r#""/bin/sh","-c","two""#),
+        run_line(r#""/bin/sh","-c","three""#),
+    );
+    assert_eq!(t(input), expected);
+}
+
+/// With `bind_mount` (BuildKit), qemu is mounted into each `RUN` from the context and copied
+/// into no stage; the `RUN`'s own flags are kept after the mount.
+#[test]
+fn bind_mount_puts_qemu_in_no_layer() {
+    let mut opts = TransposeOptions::new(resolve::Arch::Aarch64);
+    opts.bind_mount = true;
+    let out = transpose(
+        "FROM a\nRUN --network=none echo hi\nRUN [\"/bin/true\"]\n",
+        &opts,
+    )
+    .unwrap();
+    let mount =
+        "--mount=type=bind,source=.balena/qemu-aarch64-static,target=/usr/bin/qemu-aarch64-static";
+    assert_eq!(
+        out,
+        format!(
+            "FROM a\nRUN {mount} --network=none [\"/usr/bin/qemu-aarch64-static\",\"/bin/sh\",\"-c\",\"echo hi\"]\nRUN {mount} [\"/usr/bin/qemu-aarch64-static\",\"/bin/true\"]\n"
+        )
+    );
 }
 
 #[test]

@@ -149,8 +149,10 @@ pub struct BuildTask {
     /// The service's build secrets (`build-secrets` in `balena.yml`), by `dest`: readable at
     /// `/run/secrets/<dest>` by every `RUN`. `Debug` shows only the names.
     pub secrets: build::BuildSecrets,
-    /// With secrets: `dockerfile` with a BuildKit secret mount for each of them added to every
-    /// `RUN` (see [`emulate::add_secret_mounts`]); what a BuildKit build sends instead.
+    /// What a BuildKit build sends instead of `dockerfile`: with the rewrite, the Dockerfile
+    /// transposed to bind-mount qemu into each `RUN` (no layer holds it); with secrets, a
+    /// BuildKit secret mount for each of them added to every `RUN` (see
+    /// [`emulate::add_secret_mounts`]). `None`: neither.
     pub mounted_dockerfile: Option<String>,
     context: context::Context,
     overrides: Vec<Override>,
@@ -485,18 +487,27 @@ impl Planner<'_> {
         })?;
 
         let mut overrides: Vec<Override> = resolved.remove.iter().map(Override::remove).collect();
-        let (dockerfile, transposed) = match self.emulation {
+        // With the rewrite, BuildKit gets the variant that bind-mounts qemu into each RUN.
+        let (dockerfile, bound, transposed) = match self.emulation {
             Emulation::Rewrite { host_qemu, options } => {
                 let transposed = emulate::transpose(&resolved.contents, options)
                     .map_err(|e| in_service(Error::Emulate(e)))?;
+                let bound = emulate::transpose(
+                    &resolved.contents,
+                    &emulate::TransposeOptions {
+                        bind_mount: true,
+                        ..options.clone()
+                    },
+                )
+                .map_err(|e| in_service(Error::Emulate(e)))?;
                 overrides.push(Override::host_file(
                     options.context_qemu_path.clone(),
                     host_qemu.clone(),
                     0o755,
                 ));
-                (transposed, true)
+                (transposed, Some(bound), true)
             }
-            Emulation::Native | Emulation::Binfmt => (resolved.contents.clone(), false),
+            Emulation::Native | Emulation::Binfmt => (resolved.contents.clone(), None, false),
         };
         overrides.push(Override::file(
             resolved.dockerfile_path.clone(),
@@ -504,11 +515,11 @@ impl Planner<'_> {
         ));
         let secrets = self.secrets(name).map_err(in_service)?;
         let mounted_dockerfile = if secrets.is_empty() {
-            None
+            bound
         } else {
             let ids: Vec<&str> = secrets.ids().collect();
             Some(
-                emulate::add_secret_mounts(&dockerfile, &ids)
+                emulate::add_secret_mounts(bound.as_deref().unwrap_or(&dockerfile), &ids)
                     .map_err(|e| in_service(Error::Emulate(e)))?,
             )
         };

@@ -106,6 +106,17 @@ async fn secrets_mode(docker: &Docker, plan: &Plan, options: &RunOptions) -> Sec
     }
 }
 
+/// Whether the rewrite's builds go through BuildKit (qemu bind-mounted into each `RUN`, so no
+/// layer holds it): when the plan uses the rewrite and the daemon's BuildKit can mount.
+async fn buildkit_rewrite(docker: &Docker, plan: &Plan) -> bool {
+    if !matches!(plan.emulation, Emulation::Rewrite { .. }) {
+        return false;
+    }
+    build::daemon_info(docker)
+        .await
+        .is_ok_and(|info| info.buildkit_secrets().is_ok())
+}
+
 /// What a task does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -253,6 +264,7 @@ pub async fn run(
     };
 
     let secrets_mode = &secrets_mode;
+    let buildkit_rewrite = buildkit_rewrite(docker, plan).await;
     let tasks = plan.tasks.iter().map(|task| {
         let slots = slots.clone();
         let auth = auth.clone();
@@ -277,6 +289,7 @@ pub async fn run(
                         service: &task.service,
                         events: &events,
                         secrets_mode,
+                        buildkit_rewrite,
                     };
                     tokio::select! {
                         outcome = work.run(kind) => outcome,
@@ -302,6 +315,8 @@ struct Worker<'a> {
     service: &'a str,
     events: &'a mpsc::Sender<Event>,
     secrets_mode: &'a SecretsMode,
+    /// Rewrite builds go through BuildKit, with qemu bind-mounted into each `RUN`.
+    buildkit_rewrite: bool,
 }
 
 impl Worker<'_> {
@@ -455,7 +470,11 @@ impl Worker<'_> {
 
     async fn build(&self, task: &BuildTask) -> ServiceOutcome {
         let with_secrets = !task.secrets.is_empty();
-        let buildkit = with_secrets && *self.secrets_mode == SecretsMode::BuildKit;
+        let buildkit = match *self.secrets_mode {
+            SecretsMode::BuildKit if with_secrets => true,
+            SecretsMode::Volumes if with_secrets => false,
+            _ => task.transposed && self.buildkit_rewrite,
+        };
         // Before the inputs are taken: a pulled base of the right platform changes its ID.
         if self.foreign()
             && let Err(e) = self.check_base_platforms(task).await
@@ -515,6 +534,13 @@ impl Worker<'_> {
                 .ids()
                 .map(|id| format!("--mount=type=secret,id={id},target=/run/secrets/{id} "))
                 .collect();
+            if let Emulation::Rewrite {
+                options: rewrite, ..
+            } = &self.plan.emulation
+                && task.transposed
+            {
+                added_flags.push(format!("{} ", rewrite.qemu_mount_flag()));
+            }
         } else if with_secrets && *self.secrets_mode == SecretsMode::Volumes {
             match write_secrets_dir(&task.secrets) {
                 Ok(dir) => {
@@ -560,8 +586,19 @@ impl Worker<'_> {
         // One redactor for the whole build: every event, and so the log, goes through it.
         let redactor = task.secrets.redactor();
         let forward = async {
+            // The daemon repeats its platform warning at every step of a foreign build: the
+            // first says it all.
+            let mut platform_warned = false;
             while let Some(mut event) = rx.recv().await {
-                if with_secrets {
+                if let build::BuildEvent::Output { line } = &event
+                    && emulate::is_platform_mismatch_warning(line)
+                {
+                    if platform_warned {
+                        continue;
+                    }
+                    platform_warned = true;
+                }
+                if with_secrets || !added_flags.is_empty() {
                     event = hide_secrets(event, &redactor, &added_flags);
                 }
                 if let Some(filter) = filter.as_mut() {
@@ -695,9 +732,9 @@ impl Worker<'_> {
             return None;
         }
         let platform = self.plan.arch.docker_platform().to_owned();
-        if self.plan.emulation == Emulation::Binfmt {
-            return Some(platform);
-        }
+        // The same rule under binfmt_misc as under the rewrite: a platform given to the
+        // classic builder also binds `COPY --from` a `$BUILDPLATFORM` stage, which it then
+        // refuses ("does not match the specified platform").
         let references = crate::dockerfile_from::base_images(&task.resolved.contents);
         let mut manifests = Vec::new();
         for reference in &references {

@@ -10,6 +10,7 @@ use bollard::Docker;
 use resolve::{Arch, Target};
 use tokio::sync::mpsc;
 
+use super::output::errln;
 use super::progress::{OutputMode, Renderer};
 use super::project::{self, ProjectArgs, TargetArgs};
 
@@ -192,6 +193,14 @@ pub async fn build_project(
     };
     let emulation =
         project::build_emulation(target.arch, daemon, target_args, emulate::binfmt_registered)?;
+    // The rewrite bind-mounts qemu on BuildKit (multibuild decides the same way).
+    let buildkit = matches!(emulation, emulate::Emulation::Rewrite { .. })
+        && build::daemon_info(docker)
+            .await
+            .is_ok_and(|info| info.buildkit_secrets().is_ok());
+    for warning in project::rewrite_warnings(&emulation, buildkit) {
+        errln!("warning: {warning}");
+    }
     let mut plan = project::plan(
         project_args,
         &target,

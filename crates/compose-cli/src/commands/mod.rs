@@ -6,6 +6,7 @@ pub mod daemon;
 pub mod deploy;
 pub mod down;
 pub mod emulate;
+pub mod emulation;
 pub mod logs;
 pub(crate) mod output;
 pub mod progress;

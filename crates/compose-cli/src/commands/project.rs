@@ -88,6 +88,12 @@ pub struct TargetArgs {
     #[arg(long, short_alias = 'e')]
     pub emulated: bool,
 
+    /// How --emulated runs foreign `RUN` steps (implies --emulated): `auto` (binfmt_misc when
+    /// it is registered for the target on the daemon's machine, else the rewrite), `binfmt`
+    /// (fail unless it is registered: `balena-compose emulation setup`), or `rewrite`.
+    #[arg(long, value_name = "MODE", value_enum)]
+    pub emulation: Option<EmulationMode>,
+
     /// With --emulated: the qemu binary to copy into the images, instead of the host's
     /// qemu-<arch>-static. It is run with `-execve`, so it must be one that understands it
     /// (balena's qemu), which also lets a `RUN` start other foreign programs.
@@ -104,6 +110,28 @@ pub struct TargetArgs {
         alias = "deviceType"
     )]
     pub device_type: Option<String>,
+}
+
+/// `--emulation`: which way of emulating to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EmulationMode {
+    /// binfmt_misc when registered for the target, else the rewrite.
+    Auto,
+    /// binfmt_misc only.
+    Binfmt,
+    /// The Dockerfile rewrite only.
+    Rewrite,
+}
+
+impl TargetArgs {
+    /// Whether emulation was asked for (`--emulated` or `--emulation`).
+    pub fn emulates(&self) -> bool {
+        self.emulated || self.emulation.is_some()
+    }
+
+    fn mode(&self) -> EmulationMode {
+        self.emulation.unwrap_or(EmulationMode::Auto)
+    }
 }
 
 /// `KEY=VALUE`, the first `=` separating.
@@ -140,11 +168,16 @@ pub fn parse_arch(s: &str) -> Result<Arch, String> {
 /// builds them (a native ARM host, a cloud builder), whatever this machine is; with
 /// `--emulated`, transposed to run under this host's qemu when the host cannot run the target.
 pub fn resolve_emulation(target: Arch, args: &TargetArgs) -> anyhow::Result<Emulation> {
-    if !args.emulated {
+    if !args.emulates() {
         return Ok(Emulation::Native);
     }
     let host = emulate::host_arch().unwrap_or(Arch::Amd64);
-    emulation(target, host, args, false)
+    if args.mode() == EmulationMode::Binfmt {
+        bail!(
+            "resolve writes contexts for any daemon: --emulation binfmt does not apply; use --emulated or --emulation rewrite"
+        );
+    }
+    emulation(target, host, args, |_| false)
 }
 
 /// The Docker daemon a build runs on, as far as running foreign binaries is concerned.
@@ -170,9 +203,11 @@ pub fn build_emulation(
     if target.runs_natively_on(daemon.arch) {
         return Ok(Emulation::Native);
     }
-    if args.emulated {
+    if args.emulates() {
         // A remote daemon does not see this machine's binfmt_misc: rewrite instead.
-        return emulation(target, daemon.arch, args, daemon.local);
+        return emulation(target, daemon.arch, args, |arch| {
+            daemon.local && binfmt(arch)
+        });
     }
     if daemon.local && binfmt(target) {
         return Ok(Emulation::Binfmt);
@@ -184,34 +219,77 @@ pub fn build_emulation(
         "it is a remote daemon".to_owned()
     };
     bail!(
-        "the Docker daemon ({host}) cannot run {target} build steps: {where_}. Add --emulated to run them under qemu, register qemu for {target} in binfmt_misc on the daemon's machine (e.g. `apt-get install qemu-user-static binfmt-support`), or build on a {target} daemon (--docker-host)",
+        "the Docker daemon ({host}) cannot run {target} build steps: {where_}. Add --emulated to run them under qemu, register qemu for {target} in binfmt_misc on the daemon's machine (`sudo balena-compose emulation setup` there, with Debian's qemu-user-static installed), or build on a {target} daemon (--docker-host)",
         host = daemon.arch,
     )
 }
 
+/// The warnings a rewrite build gets once, before it starts: its qemu (Debian's, without
+/// `-execve`) cannot start child programs, so a `RUN` that starts any would fail midway; and,
+/// on the classic builder (`buildkit: false`, which cannot bind-mount qemu into `RUN`s), the
+/// images carry qemu in a layer, with its size.
+pub fn rewrite_warnings(emulation: &Emulation, buildkit: bool) -> Vec<String> {
+    let Emulation::Rewrite { host_qemu, options } = emulation else {
+        return Vec::new();
+    };
+    let mut warnings = Vec::new();
+    if !options.execve {
+        warnings.push(format!(
+            "emulating with the Dockerfile rewrite and {qemu}, which has no -execve: a RUN can only run its shell's builtins, and one that starts another program (apt-get, sleep, a pipe) fails with \"Exec format error\". Run `sudo balena-compose emulation setup` to build through binfmt_misc instead, or pass --qemu with a qemu built with -execve (balena's)",
+            qemu = host_qemu.display()
+        ));
+    }
+    if buildkit {
+        return warnings;
+    }
+    let size = std::fs::metadata(host_qemu).map_or(0, |m| m.len());
+    // Megabytes with one decimal, as the build summary shows sizes.
+    #[allow(clippy::cast_precision_loss)]
+    let megabytes = size as f64 / 1_000_000.0;
+    warnings.push(format!(
+        "the Docker daemon has no BuildKit, so the images built by the rewrite carry {qemu} ({megabytes:.1} MB) in a layer, at {inside}; built through binfmt_misc (`sudo balena-compose emulation setup`) they carry nothing",
+        qemu = host_qemu.display(),
+        inside = options.qemu_path,
+    ));
+    warnings
+}
+
 /// How to build for `target` on a host of `host`'s architecture with `--emulated`.
 ///
-/// `allow_binfmt: false` asks for the rewrite even where binfmt_misc would do, for contexts
-/// that must build anywhere (`resolve` writes them out for plain `docker build`) or daemons
-/// that do not share this machine's kernel.
+/// `binfmt` says whether the daemon runs `target` through binfmt_misc; it answers `false` for
+/// contexts that must build anywhere (`resolve` writes them out for plain `docker build`) and
+/// for daemons that do not share this machine's kernel. `--qemu` always means the rewrite
+/// (it is the qemu to copy in).
 fn emulation(
     target: Arch,
     host: Arch,
     args: &TargetArgs,
-    allow_binfmt: bool,
+    binfmt: impl Fn(Arch) -> bool,
 ) -> anyhow::Result<Emulation> {
     if target.runs_natively_on(host) {
         return Ok(Emulation::Native);
     }
-    let chosen = emulate::choose_emulation(target, host, args.qemu.as_deref())
-        .context("choosing how to emulate")?;
-    Ok(match chosen {
-        Emulation::Binfmt if !allow_binfmt => Emulation::Rewrite {
-            host_qemu: emulate::host_qemu(target)?,
-            options: emulate::TransposeOptions::new(target),
-        },
-        other => other,
-    })
+    let registered = binfmt(target);
+    match args.mode() {
+        EmulationMode::Binfmt if args.qemu.is_some() => {
+            bail!("--qemu is the qemu of the rewrite: it cannot be used with --emulation binfmt")
+        }
+        EmulationMode::Binfmt if !registered => bail!(
+            "--emulation binfmt: the Docker daemon does not run {target} programs through binfmt_misc (no registration of qemu-{qemu_arch} with the F flag on its machine, or it is a remote daemon): run `sudo balena-compose emulation setup --arch {target}` on the daemon's machine, or use --emulation rewrite",
+            qemu_arch = target.qemu_arch()
+        ),
+        EmulationMode::Binfmt => return Ok(Emulation::Binfmt),
+        EmulationMode::Auto if registered && args.qemu.is_none() => return Ok(Emulation::Binfmt),
+        EmulationMode::Auto | EmulationMode::Rewrite => {}
+    }
+    emulate::choose_emulation_with(
+        target,
+        host,
+        args.qemu.as_deref(),
+        |_| false,
+        emulate::host_qemu,
+    )
+    .context("choosing how to emulate")
 }
 
 /// Reads the project and plans every service.
@@ -427,6 +505,7 @@ mod tests {
     fn flags(emulated: bool) -> TargetArgs {
         TargetArgs {
             emulated,
+            emulation: None,
             qemu: None,
             device_type: None,
         }
@@ -467,6 +546,26 @@ mod tests {
             err.contains("binfmt_misc") && err.contains("qemu-aarch64-static"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn only_the_classic_builder_warns_that_images_carry_qemu() {
+        let qemu = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(qemu.path(), vec![0u8; 2_500_000]).unwrap();
+        let rewrite = Emulation::Rewrite {
+            host_qemu: qemu.path().to_owned(),
+            options: emulate::TransposeOptions::new(Arch::Aarch64),
+        };
+        let classic = rewrite_warnings(&rewrite, false);
+        assert_eq!(classic.len(), 2, "{classic:?}");
+        assert!(classic[0].contains("no -execve"), "{classic:?}");
+        assert!(
+            classic[1].contains("(2.5 MB) in a layer, at /usr/bin/qemu-aarch64-static"),
+            "{classic:?}"
+        );
+        let buildkit = rewrite_warnings(&rewrite, true);
+        assert_eq!(buildkit.len(), 1, "{buildkit:?}");
+        assert!(rewrite_warnings(&Emulation::Binfmt, false).is_empty());
     }
 
     #[test]
