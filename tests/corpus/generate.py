@@ -875,11 +875,21 @@ def dockerfile_cases():
 
 def target_cases():
     c = "target"
-    for arch in ["foo", "", "ARM64", "x86_64", "armhf", "amd64 ", "aarch64\n", "../amd64"]:
+    for arch in ["foo", "", "amd64 ", "aarch64\n", "../amd64"]:
         safe = "".join(ch if ch.isalnum() else "_" for ch in arch) or "empty"
         case(f"target-unknown-arch-{safe}", c, f"--arch {arch!r} is not an architecture",
              ["resolve", "{project}", "--arch", arch, "-o", "{out}"], 2, files=app(),
              stderr="valid architectures are")
+    # Names that mean one architecture are aliases of its balena slug (docker's, uname's,
+    # Debian's); an ambiguous one is an error suggesting the candidates.
+    for arch in ["ARM64", "x86_64", "armhf", "linux/arm64"]:
+        safe = "".join(ch if ch.isalnum() else "_" for ch in arch)
+        case(f"target-arch-alias-{safe}", c, f"--arch {arch!r} is an alias of a balena architecture",
+             ["resolve", "{project}", "--arch", arch, "-o", "{out}"], 0, files=app(),
+             stdout="app.tar")
+    case("target-arch-ambiguous-arm", c, "--arch arm could be armv7hf or rpi",
+         ["resolve", "{project}", "--arch", "arm", "-o", "{out}"], 2, files=app(),
+         stderr="armv7hf or rpi")
     case("target-foreign-arch-no-emulated", c, "a foreign arch without --emulated writes the plain context",
          ["resolve", "{project}", "--arch", "aarch64", "-o", "{out}"], 0, files=app(),
          stdout="app.tar")

@@ -9,7 +9,7 @@ use hyper::client::conn::http1::SendRequest;
 
 use crate::dial::{Dialer, Endpoint};
 use crate::docker_context::{Daemon, DaemonFlags};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, describe_transport_error};
 
 /// The address used when neither `--docker-host` nor `DOCKER_HOST` is set.
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
@@ -176,22 +176,6 @@ where
         idle.put(sender);
     }
     Ok(response)
-}
-
-/// bollard's errors for transport failures say little at the top level ("error trying to
-/// connect"); the interesting part is in the source chain.
-fn describe_transport_error(e: &bollard::errors::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Runs before every request bollard sends.

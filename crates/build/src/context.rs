@@ -119,6 +119,21 @@ impl ProducerOutcome {
         }
     }
 
+    /// The producer's error, taken out, if it failed. Unlike [`Self::take_error`], a producer
+    /// that has not finished is no failure: when the request to the daemon failed first (the
+    /// daemon unreachable, descriptors run out), the producer may not even have started, and
+    /// the request's own error is the one that explains it.
+    pub(crate) fn take_failure(&self) -> Option<io::Error> {
+        let mut slot = self.0.lock().ok()?;
+        match slot.take() {
+            Some(Err(e)) => Some(e),
+            other => {
+                *slot = other;
+                None
+            }
+        }
+    }
+
     /// The producer's error, taken out, if it failed (or stopped without finishing).
     pub(crate) fn take_error(&self) -> Option<io::Error> {
         let mut slot = self.0.lock().ok()?;

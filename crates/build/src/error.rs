@@ -146,14 +146,15 @@ pub enum Error {
         /// Why the pull failed, if it did (shown in the message, not as a source).
         pull_error: Option<Box<Error>>,
     },
-    /// Any other Docker Engine API failure.
-    #[error("{action}: {source}")]
+    /// Any other Docker Engine API failure. The message carries bollard's error with its
+    /// causes (bollard's own text hides them: "client error (Connect)" without the "Too many
+    /// open files" under it), so it is not also returned as a source.
+    #[error("{action}: {}", describe_transport_error(cause))]
     Docker {
         /// What we were doing, e.g. `inspecting image sha256:…`.
         action: String,
         /// The bollard error.
-        #[source]
-        source: bollard::errors::Error,
+        cause: bollard::errors::Error,
     },
 }
 
@@ -176,10 +177,25 @@ impl Error {
     pub(crate) fn docker(action: impl Into<String>, source: bollard::errors::Error) -> Self {
         Self::Docker {
             action: action.into(),
-            source,
+            cause: source,
         }
     }
 }
 
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A bollard error with every cause under it that its own text does not already say.
+pub(crate) fn describe_transport_error(e: &bollard::errors::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

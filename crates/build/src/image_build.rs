@@ -325,7 +325,7 @@ async fn run_raw_build(
     let response = match raw::send(&endpoint, request).await {
         Ok(response) => response,
         Err(e) => {
-            if let Some(e) = producer.take_error() {
+            if let Some(e) = producer.take_failure() {
                 return Err(Error::Context(e));
             }
             return Err(Error::Unreachable {
@@ -587,7 +587,7 @@ impl BuildState {
         use bollard::errors::Error as B;
         // A failed upload shows up as a transport error or a daemon complaint about a
         // truncated tar; the producer's own error is the one that explains it.
-        if let Some(e) = producer.take_error() {
+        if let Some(e) = producer.take_failure() {
             return Err(Error::Context(e));
         }
         let message = match error {
