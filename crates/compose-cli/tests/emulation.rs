@@ -245,21 +245,13 @@ fn binfmt_builds_start_child_programs_and_ship_no_qemu() {
     }
 }
 
-/// `--emulation rewrite` forces the rewrite even with binfmt_misc registered, and warns once,
-/// before building, that its qemu cannot start child programs. On BuildKit (this daemon) qemu
-/// is bind-mounted into each `RUN`: no layer of the result holds it.
-#[test]
-fn forced_rewrite_on_buildkit_warns_once_and_leaves_no_qemu() {
-    let _lock = binfmt_lock(false);
+/// `build --arch aarch64 --emulation rewrite EXTRA…` of a one-service project whose
+/// Dockerfile is `dockerfile`, named `<prefix><pid>`; the output and the image's name.
+fn build_rewrite(prefix: &str, dockerfile: &str, extra: &[&str]) -> (Output, String) {
     let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "Dockerfile",
-        "FROM local/aarch64-busybox\nRUN echo built > /out\nRUN echo again >> /out\n",
-    );
-    let project = format!("forcedrewrite{}", std::process::id());
-    let image = format!("{project}_main");
-    let out = run(&[
+    write(dir.path(), "Dockerfile", dockerfile);
+    let project = format!("{prefix}{}", std::process::id());
+    let mut args = vec![
         "build",
         dir.path().to_str().unwrap(),
         "-p",
@@ -268,7 +260,22 @@ fn forced_rewrite_on_buildkit_warns_once_and_leaves_no_qemu() {
         "aarch64",
         "--emulation",
         "rewrite",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    (run(&args), format!("{project}_main"))
+}
+
+/// `--emulation rewrite` forces the rewrite even with binfmt_misc registered, and warns once,
+/// before building, that its qemu cannot start child programs. On BuildKit (this daemon) qemu
+/// is bind-mounted into each `RUN`: no layer of the result holds it.
+#[test]
+fn forced_rewrite_on_buildkit_warns_once_and_leaves_no_qemu() {
+    let _lock = binfmt_lock(false);
+    let (out, image) = build_rewrite(
+        "forcedrewrite",
+        "FROM local/aarch64-busybox\nRUN echo built > /out\nRUN echo again >> /out\n",
+        &[],
+    );
     let names = out.status.success().then(|| layer_file_names(&image));
     let _ = docker_cli(&["rmi", &image]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -321,25 +328,11 @@ fn emulation_binfmt_is_refused_where_the_daemon_has_none() {
 #[test]
 fn a_two_stage_rewrite_builds_on_a_cold_cache() {
     let _lock = binfmt_lock(false);
-    let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "Dockerfile",
+    let (out, image) = build_rewrite(
+        "twostage",
         "FROM local/aarch64-busybox AS base\nRUN uname -m > /arch\nFROM base\nRUN echo second > /second\nCOPY --chown=1:1 --from=base /arch /arch2\n",
+        &["--nocache"],
     );
-    let project = format!("twostage{}", std::process::id());
-    let image = format!("{project}_main");
-    let out = run(&[
-        "build",
-        dir.path().to_str().unwrap(),
-        "-p",
-        &project,
-        "--arch",
-        "aarch64",
-        "--emulation",
-        "rewrite",
-        "--nocache",
-    ]);
     let built = out.status.success().then(|| {
         let arch2 = docker_ok(&["run", "--rm", "--network", "none", &image, "cat", "/arch2"]);
         let history = docker_ok(&[
