@@ -231,6 +231,7 @@ fn binfmt_builds_start_child_programs_and_ship_no_qemu() {
         let (inside, names) = built.unwrap();
         assert_eq!(inside.trim(), machine);
         assert!(!stderr.contains("-execve"), "no rewrite warning: {stderr}");
+        assert!(!stderr.contains("MB) in a layer"), "binfmt: {stderr}");
         // Every step of the build (RUN, LABEL) gets the daemon's platform warning; shown once.
         let shown = format!("{}{stderr}", String::from_utf8_lossy(&out.stdout));
         assert_eq!(
@@ -245,24 +246,46 @@ fn binfmt_builds_start_child_programs_and_ship_no_qemu() {
     }
 }
 
-/// `build --arch aarch64 --emulation rewrite EXTRA…` of a one-service project whose
-/// Dockerfile is `dockerfile`, named `<prefix><pid>`; the output and the image's name.
-fn build_rewrite(prefix: &str, dockerfile: &str, extra: &[&str]) -> (Output, String) {
+/// Which builder a rewrite build runs on: the daemon's BuildKit, or the classic builder
+/// forced with docker's own switch, `DOCKER_BUILDKIT=0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Builder {
+    BuildKit,
+    Classic,
+}
+
+/// `build PROJECT -p <prefix><pid> --arch aarch64 --emulation rewrite` on `builder`; the output.
+fn build_project_rewrite(dir: &std::path::Path, project: &str, builder: Builder) -> Output {
+    let mut cmd = balena_compose();
+    match builder {
+        Builder::BuildKit => cmd.env_remove("DOCKER_BUILDKIT"),
+        Builder::Classic => cmd.env("DOCKER_BUILDKIT", "0"),
+    };
+    cmd.args(["build", dir.to_str().unwrap(), "-p", project])
+        .args(["--arch", "aarch64", "--emulation", "rewrite"])
+        .output()
+        .unwrap()
+}
+
+/// A rewrite build of a one-service project whose Dockerfile is `dockerfile`, named
+/// `<prefix><pid>`, on `builder`; the output and the image's name.
+fn build_rewrite(prefix: &str, dockerfile: &str, builder: Builder) -> (Output, String) {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "Dockerfile", dockerfile);
     let project = format!("{prefix}{}", std::process::id());
-    let mut args = vec![
-        "build",
-        dir.path().to_str().unwrap(),
-        "-p",
-        &project,
-        "--arch",
-        "aarch64",
-        "--emulation",
-        "rewrite",
-    ];
-    args.extend_from_slice(extra);
-    (run(&args), format!("{project}_main"))
+    let out = build_project_rewrite(dir.path(), &project, builder);
+    (out, format!("{project}_main"))
+}
+
+/// What the classic builder's warning says of the qemu its images carry: its size, as the
+/// warning shows it (megabytes with one decimal).
+fn carries_qemu_warning() -> String {
+    let size = std::fs::metadata("/usr/bin/qemu-aarch64-static")
+        .unwrap()
+        .len();
+    #[allow(clippy::cast_precision_loss)]
+    let megabytes = size as f64 / 1_000_000.0;
+    format!("/usr/bin/qemu-aarch64-static ({megabytes:.1} MB) in a layer")
 }
 
 /// `--emulation rewrite` forces the rewrite even with binfmt_misc registered, and warns once,
@@ -274,7 +297,7 @@ fn forced_rewrite_on_buildkit_warns_once_and_leaves_no_qemu() {
     let (out, image) = build_rewrite(
         "forcedrewrite",
         "FROM local/aarch64-busybox\nRUN echo built > /out\nRUN echo again >> /out\n",
-        &[],
+        Builder::BuildKit,
     );
     let names = out.status.success().then(|| layer_file_names(&image));
     let _ = docker_cli(&["rmi", &image]);
@@ -293,7 +316,7 @@ fn forced_rewrite_on_buildkit_warns_once_and_leaves_no_qemu() {
         "{stderr}"
     );
     assert!(stderr.contains("emulation setup"), "{stderr}");
-    assert!(!stderr.contains("in a layer"), "BuildKit: {stderr}");
+    assert!(!stderr.contains("MB) in a layer"), "BuildKit: {stderr}");
     // The mount we added is not shown: the RUN reads as the user wrote it.
     assert!(!stdout.contains("--mount=type=bind"), "{stdout}");
 }
@@ -321,36 +344,92 @@ fn emulation_binfmt_is_refused_where_the_daemon_has_none() {
     );
 }
 
-/// The rewrite of a two-stage Dockerfile whose second stage is `FROM` the first and copies
-/// from it builds on a cold cache (`--nocache`; the daemon is shared, so nothing is pruned),
-/// with qemu in no layer (BuildKit mounts it; on the classic builder it is copied into the
-/// first stage only, see the emulate crate's transpose tests, for moby/moby#37965).
+/// moby/moby#37965 on the classic builder: a `COPY` of a file the stage already has (the
+/// rewrite's qemu, re-copied into a stage `FROM` an earlier one) followed by a `COPY
+/// --from=<stage>` fails with "failed to get layer … layer does not exist" on a cold cache, and
+/// passes on a second try. The rewrite copies qemu only into stages that do not inherit it.
+///
+/// The cache is made cold for this build alone (the daemon is shared, so nothing is pruned): a
+/// marker unique to the run in the first stage's `RUN`, so no layer after it can come from the
+/// cache. With the copy into inheriting stages planted back (transpose.rs), this test failed
+/// on the classic builder at `COPY --chown=1:1 --from=base /arch /arch2` with "failed to get
+/// layer sha256:…: layer does not exist" (2026-12-06, Docker 20.10.24, vfs): the bug
+/// reproduces, and only when that `COPY` directly follows the re-copy (a `RUN` between them
+/// hides it). BuildKit (qemu bind-mounted, never copied) builds it too.
 #[test]
 fn a_two_stage_rewrite_builds_on_a_cold_cache() {
     let _lock = binfmt_lock(false);
-    let (out, image) = build_rewrite(
-        "twostage",
-        "FROM local/aarch64-busybox AS base\nRUN uname -m > /arch\nFROM base\nRUN echo second > /second\nCOPY --chown=1:1 --from=base /arch /arch2\n",
-        &["--nocache"],
+    for builder in [Builder::Classic, Builder::BuildKit] {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let (out, image) = build_rewrite(
+            &format!("twostage{builder:?}").to_lowercase(),
+            &format!(
+                "FROM local/aarch64-busybox AS base\nRUN echo {nanos} > /marker && uname -m > /arch\nFROM base\nCOPY --chown=1:1 --from=base /arch /arch2\nRUN echo second > /second\n"
+            ),
+            builder,
+        );
+        let built = out.status.success().then(|| {
+            let arch2 = docker_ok(&["run", "--rm", "--network", "none", &image, "cat", "/arch2"]);
+            (arch2, layer_file_names(&image))
+        });
+        let _ = docker_cli(&["rmi", &image]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(built.is_some(), "{builder:?}: {stderr}");
+        let (arch2, names) = built.unwrap();
+        assert_eq!(arch2.trim(), "aarch64", "{builder:?}");
+        let qemu_files = names
+            .iter()
+            .filter(|n| n.ends_with("qemu-aarch64-static"))
+            .count();
+        // The classic builder copies qemu once, into the first stage; BuildKit mounts it.
+        let expected = usize::from(builder == Builder::Classic);
+        assert_eq!(qemu_files, expected, "{builder:?}: {names:?}");
+    }
+}
+
+/// On the classic builder the rewrite's images carry qemu: the build says so once, before it
+/// starts, with qemu's size (not once per service or per step), and it is true. BuildKit and
+/// binfmt_misc images carry none, and those builds say nothing of it (see the tests above).
+#[test]
+fn the_classic_builder_says_once_that_the_images_carry_qemu() {
+    let _lock = binfmt_lock(false);
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "docker-compose.yml",
+        "services:\n  one:\n    build: ./one\n  two:\n    build: ./two\n",
     );
-    let built = out.status.success().then(|| {
-        let arch2 = docker_ok(&["run", "--rm", "--network", "none", &image, "cat", "/arch2"]);
-        let history = docker_ok(&[
-            "history",
-            "--no-trunc",
-            "--format",
-            "{{.CreatedBy}}",
-            &image,
-        ]);
-        (arch2, history)
+    for service in ["one", "two"] {
+        write(
+            dir.path(),
+            &format!("{service}/Dockerfile"),
+            &format!("FROM local/aarch64-busybox\nRUN echo {service} > /name\n"),
+        );
+    }
+    let project = format!("carriesqemu{}", std::process::id());
+    let out = build_project_rewrite(dir.path(), &project, Builder::Classic);
+    let images = ["one", "two"].map(|service| format!("{project}_{service}"));
+    let names = out.status.success().then(|| {
+        images
+            .iter()
+            .map(|i| layer_file_names(i))
+            .collect::<Vec<_>>()
     });
-    let _ = docker_cli(&["rmi", &image]);
-    assert!(built.is_some(), "{}", String::from_utf8_lossy(&out.stderr));
-    let (arch2, history) = built.unwrap();
-    assert_eq!(arch2.trim(), "aarch64");
-    let copies = history
-        .lines()
-        .filter(|step| step.contains("COPY") && step.contains("qemu-aarch64-static"))
-        .count();
-    assert_eq!(copies, 0, "qemu is in no layer: {history}");
+    for image in &images {
+        let _ = docker_cli(&["rmi", image]);
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(names.is_some(), "{stderr}");
+    let shown = format!("{}{stderr}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(shown.matches(&carries_qemu_warning()).count(), 1, "{shown}");
+    assert!(shown.contains("DOCKER_BUILDKIT=0"), "{shown}");
+    for (image, names) in images.iter().zip(names.unwrap()) {
+        assert!(
+            names.iter().any(|n| n == "usr/bin/qemu-aarch64-static"),
+            "{image}: {names:?}"
+        );
+    }
 }

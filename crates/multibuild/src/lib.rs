@@ -57,4 +57,4 @@ pub use dockerfile_from::base_images;
 pub use error::Error;
 pub use inputs::{ARCH_LABEL, DEVICE_TYPE_LABEL, INPUTS_LABEL, Reuse};
 pub use plan::{BuildTask, Plan, PlanOptions, ProjectSource, Task, TaskKind, plan};
-pub use run::{Action, Event, MAX_LOG_BYTES, RunOptions, ServiceOutcome, run};
+pub use run::{Action, Event, MAX_LOG_BYTES, RunOptions, ServiceOutcome, rewrite_on_buildkit, run};

@@ -107,14 +107,22 @@ async fn secrets_mode(docker: &Docker, plan: &Plan, options: &RunOptions) -> Sec
 }
 
 /// Whether the rewrite's builds go through BuildKit (qemu bind-mounted into each `RUN`, so no
-/// layer holds it): when the plan uses the rewrite and the daemon's BuildKit can mount.
-async fn buildkit_rewrite(docker: &Docker, plan: &Plan) -> bool {
-    if !matches!(plan.emulation, Emulation::Rewrite { .. }) {
+/// layer holds it): when `emulation` is the rewrite, `DOCKER_BUILDKIT` (docker's own switch)
+/// does not turn BuildKit off, and the daemon's BuildKit can mount. The CLI asks too, to warn
+/// before building when the images will carry qemu.
+pub async fn rewrite_on_buildkit(docker: &Docker, emulation: &Emulation) -> bool {
+    if !matches!(emulation, Emulation::Rewrite { .. }) || buildkit_turned_off() {
         return false;
     }
     build::daemon_info(docker)
         .await
         .is_ok_and(|info| info.buildkit_secrets().is_ok())
+}
+
+/// `DOCKER_BUILDKIT` set to a false value as docker reads it (Go's `strconv.ParseBool`).
+fn buildkit_turned_off() -> bool {
+    std::env::var("DOCKER_BUILDKIT")
+        .is_ok_and(|v| matches!(v.as_str(), "0" | "f" | "F" | "false" | "FALSE" | "False"))
 }
 
 /// What a task does.
@@ -264,7 +272,7 @@ pub async fn run(
     };
 
     let secrets_mode = &secrets_mode;
-    let buildkit_rewrite = buildkit_rewrite(docker, plan).await;
+    let buildkit_rewrite = rewrite_on_buildkit(docker, &plan.emulation).await;
     let tasks = plan.tasks.iter().map(|task| {
         let slots = slots.clone();
         let auth = auth.clone();

@@ -193,11 +193,8 @@ pub async fn build_project(
     };
     let emulation =
         project::build_emulation(target.arch, daemon, target_args, emulate::binfmt_registered)?;
-    // The rewrite bind-mounts qemu on BuildKit (multibuild decides the same way).
-    let buildkit = matches!(emulation, emulate::Emulation::Rewrite { .. })
-        && build::daemon_info(docker)
-            .await
-            .is_ok_and(|info| info.buildkit_secrets().is_ok());
+    // The rewrite bind-mounts qemu on BuildKit: asked as multibuild will decide it.
+    let buildkit = multibuild::rewrite_on_buildkit(docker, &emulation).await;
     for warning in project::rewrite_warnings(&emulation, buildkit) {
         errln!("warning: {warning}");
     }

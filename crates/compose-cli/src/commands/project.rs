@@ -226,8 +226,8 @@ pub fn build_emulation(
 
 /// The warnings a rewrite build gets once, before it starts: its qemu (Debian's, without
 /// `-execve`) cannot start child programs, so a `RUN` that starts any would fail midway; and,
-/// on the classic builder (`buildkit: false`, which cannot bind-mount qemu into `RUN`s), the
-/// images carry qemu in a layer, with its size.
+/// on the classic builder (`buildkit: false`: no BuildKit on the daemon, or `DOCKER_BUILDKIT=0`;
+/// it cannot bind-mount qemu into `RUN`s), the images carry qemu in a layer, with its size.
 pub fn rewrite_warnings(emulation: &Emulation, buildkit: bool) -> Vec<String> {
     let Emulation::Rewrite { host_qemu, options } = emulation else {
         return Vec::new();
@@ -247,7 +247,7 @@ pub fn rewrite_warnings(emulation: &Emulation, buildkit: bool) -> Vec<String> {
     #[allow(clippy::cast_precision_loss)]
     let megabytes = size as f64 / 1_000_000.0;
     warnings.push(format!(
-        "the Docker daemon has no BuildKit, so the images built by the rewrite carry {qemu} ({megabytes:.1} MB) in a layer, at {inside}; built through binfmt_misc (`sudo balena-compose emulation setup`) they carry nothing",
+        "the rewrite builds on the classic builder (the Docker daemon has no BuildKit, or DOCKER_BUILDKIT=0), which cannot mount qemu into RUNs: the images it builds carry {qemu} ({megabytes:.1} MB) in a layer, at {inside}; built through binfmt_misc (`sudo balena-compose emulation setup`) they carry nothing",
         qemu = host_qemu.display(),
         inside = options.qemu_path,
     ));
