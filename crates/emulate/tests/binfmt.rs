@@ -68,6 +68,8 @@ async fn binfmt_registration_builds_with_platform_and_no_rewrite() {
     let docker = common::docker().await;
     let tag = common::unique_tag("binfmt");
     let ours = {
+        // Shared: the rewrite's foreign-exec test disables aarch64 entries under it exclusive.
+        let _lock = common::binfmt_lock(false);
         let registration = Registration::register();
         let ours = registration.entry.is_some();
         assert!(binfmt_registered(Arch::Aarch64));

@@ -1,6 +1,9 @@
 //! Helpers for the tests that build on the real private Docker daemon.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
 use bollard::Docker;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
@@ -133,4 +136,58 @@ pub async fn remove_image(docker: &Docker, image: &str) {
             None,
         )
         .await;
+}
+
+/// The lock on binfmt_misc, machine-global state: held shared by a test that needs the
+/// registrations `scripts/docker-env up` made, exclusive by one that changes them for a while.
+/// The same file as the CLI's emulation tests lock (`$BALENA_COMPOSE_DEV_ROOT/binfmt.lock`),
+/// so concurrent test binaries and sessions on this machine agree.
+pub fn binfmt_lock(exclusive: bool) -> File {
+    let root = std::env::var("BALENA_COMPOSE_DEV_ROOT")
+        .unwrap_or_else(|_| "/var/tmp/balena-compose-dev".to_owned());
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(PathBuf::from(root).join("binfmt.lock"))
+        .unwrap();
+    if exclusive {
+        file.lock().unwrap();
+    } else {
+        file.lock_shared().unwrap();
+    }
+    file
+}
+
+/// The enabled qemu registrations for one architecture, disabled (not removed) while this
+/// lives: so that a test sees the machine as one without binfmt_misc. Re-enabled on drop, also
+/// when the test panics. Hold [`binfmt_lock`] exclusive around it.
+pub struct BinfmtDisabled {
+    entries: Vec<PathBuf>,
+}
+
+impl BinfmtDisabled {
+    /// Disable every enabled registration of `qemu_arch` (`aarch64`) in binfmt_misc at `dir`.
+    pub fn new(dir: &Path, qemu_arch: &str) -> BinfmtDisabled {
+        let mut guard = BinfmtDisabled {
+            entries: Vec::new(),
+        };
+        for entry in emulate::binfmt::registrations_in(dir) {
+            if entry.qemu_arch == qemu_arch && entry.enabled {
+                let path = dir.join(&entry.name);
+                // Writing 0 to an entry disables it, 1 enables it again.
+                std::fs::write(&path, "0").unwrap();
+                guard.entries.push(path);
+            }
+        }
+        guard
+    }
+}
+
+impl Drop for BinfmtDisabled {
+    fn drop(&mut self) {
+        for entry in &self.entries {
+            let _ = std::fs::write(entry, "1");
+        }
+    }
 }
