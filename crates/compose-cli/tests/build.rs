@@ -607,6 +607,7 @@ fn build_emulated_aarch64(dir: &Path, project: &str, extra: &[&str]) -> Output {
         "--emulated",
     ];
     args.extend_from_slice(extra);
+    let _binfmt = support::binfmt_lock(false);
     balena_compose(&args)
 }
 

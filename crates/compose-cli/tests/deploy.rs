@@ -885,7 +885,9 @@ fn architecture(image: &str) -> String {
 async fn an_aarch64_build_is_not_pushed_to_an_amd64_fleet() {
     let (api, dir, name, image) = reuse_setup("reusearch").await;
     let _cleanup = RemoveImages(vec![image.clone()]);
+    let binfmt = support::binfmt_lock(false);
     build_ok(dir.path(), &name, &["--arch", "aarch64", "--emulated"]);
+    drop(binfmt);
     assert_eq!(architecture(&image), "arm64");
 
     let key = api.api_key().to_owned();

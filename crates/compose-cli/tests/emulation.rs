@@ -3,38 +3,19 @@
 //! (whose `up` runs `emulation setup`).
 //!
 //! binfmt_misc is global to the machine: the test that removes the registrations holds an
-//! exclusive lock on `$BALENA_COMPOSE_DEV_ROOT/binfmt.lock` and registers them again before it
-//! lets go; the builds that need them hold it shared.
+//! exclusive [`binfmt_lock`] and registers them again before it lets go; the builds that need
+//! them hold it shared.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
-use std::fs::File;
 use std::io::Read as _;
-use std::path::PathBuf;
 use std::process::Output;
 
 use serde_json::Value;
-use support::{balena_compose, docker_cli, docker_ok, write};
+use support::{balena_compose, binfmt_lock, docker_cli, docker_ok, write};
 
 const BINFMT: &str = "/proc/sys/fs/binfmt_misc";
-
-fn binfmt_lock(exclusive: bool) -> File {
-    let root = std::env::var("BALENA_COMPOSE_DEV_ROOT")
-        .unwrap_or_else(|_| "/var/tmp/balena-compose-dev".to_owned());
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(PathBuf::from(root).join("binfmt.lock"))
-        .unwrap();
-    if exclusive {
-        file.lock().unwrap();
-    } else {
-        file.lock_shared().unwrap();
-    }
-    file
-}
 
 fn run(args: &[&str]) -> Output {
     balena_compose().args(args).output().unwrap()

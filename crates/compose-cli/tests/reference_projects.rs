@@ -216,10 +216,12 @@ fn build_platform_stages_run_on_the_build_host_under_emulation() {
     let project = unique("bcbuildplat");
     let image = format!("{project}_main");
     let _images = Images(vec![image.clone()]);
+    let binfmt = support::binfmt_lock(false);
     let out = run_in_dir(
         dir.path(),
         &["build", "--arch", "aarch64", "--emulated", "-p", &project],
     );
+    drop(binfmt);
     assert_ok(&out);
     let built_on = docker_ok(&[
         "run",

@@ -470,12 +470,14 @@ fn an_emulated_aarch64_build_reads_its_build_secret() {
     write(&root, ".balena/secrets/token.txt", &token);
     let project = format!("armsecret{}", std::process::id());
     // Secrets are not in the build cache's key: an earlier run's layer saw an earlier value.
+    let binfmt = support::binfmt_lock(false);
     let out = build(
         &root,
         &home,
         &project,
         &["--arch", "aarch64", "--emulated", "--nocache"],
     );
+    drop(binfmt);
     let all = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

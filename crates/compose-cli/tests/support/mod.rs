@@ -231,3 +231,24 @@ pub fn balena_compose_on_a_pty(term: &str, args: &[&str]) -> Output {
         .output()
         .expect("cannot run script (util-linux)")
 }
+
+/// The lock on binfmt_misc (`$BALENA_COMPOSE_DEV_ROOT/binfmt.lock`), which is global to the
+/// machine: a build that may go through the aarch64 and armv7hf registrations `scripts/docker-env
+/// up` made holds it shared; a test that removes or disables them for a while (emulation.rs,
+/// the emulate crate's daemon tests) holds it exclusive, so no such build runs meanwhile.
+pub fn binfmt_lock(exclusive: bool) -> std::fs::File {
+    let root = std::env::var("BALENA_COMPOSE_DEV_ROOT")
+        .unwrap_or_else(|_| "/var/tmp/balena-compose-dev".to_owned());
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(PathBuf::from(root).join("binfmt.lock"))
+        .unwrap();
+    if exclusive {
+        file.lock().unwrap();
+    } else {
+        file.lock_shared().unwrap();
+    }
+    file
+}
