@@ -782,11 +782,26 @@ fn deploy_then_up_a_with_config_json_runs_the_release_and_applies_the_next() {
     );
     wait_for_served(&g, &format!("one-{fleet_id}"));
     pulled.extend(api.records("image").iter().map(image_reference));
+    // What runs, by the fleet's name (the README's loop).
+    let out = g.cmd(&["ps", "-a", &app, "--json"]).assert().success();
+    let rows = support::json_lines(&out.get_output().stdout);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["service"], "main", "{rows:?}");
 
-    // Release 2: a change; `up -a` again applies it, killing first (the fleet's strategy).
+    // Release 2: a change; `up -a` again applies it, killing first (the fleet's strategy),
+    // as `up --dry-run` says beforehand.
     write_served_project(project.path(), &format!("two-{fleet_id}"));
     let second = deploy_release(&api, &slug, dir, &name);
     assert_ne!(first, second);
+    let planned = g
+        .cmd(&["up", "-a", &app, "--config", &config_json, "--dry-run"])
+        .assert()
+        .success();
+    let planned = String::from_utf8_lossy(&planned.get_output().stdout).to_string();
+    assert!(
+        planned.contains("kill main") && planned.contains("fetch main"),
+        "{planned}"
+    );
     let out = g
         .cmd(&["up", "-a", &app, "--config", &config_json, "--json"])
         .timeout(Duration::from_secs(180))
