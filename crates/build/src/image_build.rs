@@ -14,6 +14,7 @@ use indexmap::IndexMap;
 use tokio::sync::mpsc;
 
 use crate::auth::RegistryAuth;
+use crate::error::describe_transport_error;
 use crate::connect::{REPEATED_VALUE_SEPARATOR, to_base64url};
 use crate::context::{ContextBody, ProducerOutcome};
 use crate::error::{Error, Result};
@@ -143,6 +144,15 @@ pub async fn build_image(
         None => run.await?,
     };
     Ok(built)
+}
+
+/// The daemon's address for a message: the one the build was given, else the environment's.
+fn daemon_host(options: &BuildOptions) -> String {
+    match &options.daemon {
+        Some(daemon) => daemon.host.clone(),
+        None => crate::Daemon::resolve(&crate::DaemonFlags::default())
+            .map_or_else(|_| "the default address".to_owned(), |d| d.host),
+    }
 }
 
 fn describe_tags(tags: &[String]) -> String {
@@ -405,7 +415,11 @@ async fn run_raw_build(
                     .await
             }
             (None, Some(reason)) if classic.announced_id().is_none() => {
-                Err(Error::Unreachable { host, reason })
+                Err(Error::ConnectionLost {
+                    host,
+                    action: action(),
+                    reason,
+                })
             }
             (None, _) => classic.finish(docker, options).await,
         };
@@ -428,7 +442,11 @@ async fn run_raw_build(
         });
     }
     if let Some(reason) = transport_error {
-        return Err(Error::Unreachable { host, reason });
+        return Err(Error::ConnectionLost {
+            host,
+            action: action(),
+            reason,
+        });
     }
     let announced = trace
         .image_id
@@ -597,6 +615,14 @@ impl BuildState {
             // arrive in different reads (upstream #560): trust an id we already saw.
             B::IOError { .. } | B::JsonDataError { .. } if self.announced_id().is_some() => {
                 return self.finish(docker, options).await;
+            }
+            // The stream broke before the build ended: the daemon went away under it.
+            e @ (B::HyperResponseError { .. } | B::IOError { .. }) => {
+                return Err(Error::ConnectionLost {
+                    host: daemon_host(options),
+                    action: format!("building {}", describe_tags(&options.tags)),
+                    reason: describe_transport_error(&e),
+                });
             }
             other => {
                 return Err(Error::docker(
