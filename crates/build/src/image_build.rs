@@ -14,10 +14,9 @@ use indexmap::IndexMap;
 use tokio::sync::mpsc;
 
 use crate::auth::RegistryAuth;
-use crate::error::describe_transport_error;
 use crate::connect::{REPEATED_VALUE_SEPARATOR, to_base64url};
 use crate::context::{ContextBody, ProducerOutcome};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, describe_transport_error};
 use crate::events::{
     BuildEvent, FromTag, LineBuffer, emit, extract_from_tag, extract_layer, parse_step,
 };
