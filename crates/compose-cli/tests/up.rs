@@ -13,7 +13,7 @@ use bollard::query_parameters::{
 };
 use serde_json::{Value, json};
 use support::{
-    REGISTRY, ThrottledProxy, balena_compose, docker_cli, docker_host, docker_ok,
+    PrivateDaemon, REGISTRY, ThrottledProxy, balena_compose, docker_cli, docker_host, docker_ok,
     image_with_fresh_layer, wait_until, write,
 };
 
@@ -1457,4 +1457,34 @@ fn device_commands_find_an_app_by_its_fleet_name_and_without_a_ask_to_choose() {
     let out = g.cmd(&["state", "-a", "no-such-fleet"]).assert().failure();
     let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     assert!(err.contains("no app no-such-fleet"), "{err}");
+}
+
+/// With one app on the engine (a daemon of this test's own: the shared one runs other
+/// tests' apps), `-a` may be left out, as a docker compose project's name is.
+#[test]
+fn without_a_the_only_app_on_the_engine_is_meant() {
+    let daemon = PrivateDaemon::start();
+    let g = Guard::new();
+    daemon.load_base_image(&g.dir.path().join("docker-config"));
+    let on = |args: &[&str]| {
+        let mut cmd = g.cmd(args);
+        cmd.env("DOCKER_HOST", daemon.host());
+        cmd
+    };
+    let target = g.write("v1.json", &g.document("rel1", services("a")));
+    on(&["up", "--target", &target])
+        .timeout(Duration::from_secs(120))
+        .assert()
+        .success();
+    let state = on(&["state", "--json"]).assert().success();
+    let state = last_json(&state.get_output().stdout);
+    assert_eq!(state["state"]["appId"].as_u64(), Some(g.app_id), "{state}");
+    on(&["logs", "--tail", "1"]).assert().success();
+    let out = on(&["down", "--json"]).assert().success();
+    let state = last_json(&out.get_output().stdout);
+    assert_eq!(state["state"]["services"], json!({}), "{state}");
+    // Nothing runs now: no app to mean.
+    let out = on(&["logs"]).assert().failure();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(err.contains("no app runs under the composer"), "{err}");
 }
