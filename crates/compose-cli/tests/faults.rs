@@ -134,6 +134,12 @@ fn a_daemon_that_dies_or_stops_mid_build_ends_the_build_with_a_clear_error() {
     let (code, stderr) = build.finish(Duration::from_secs(40));
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("service \"main\" failed"), "{stderr}");
+    // The step the stopping daemon killed is not blamed alone: the daemon's going is said.
+    let gone = format!(
+        "the Docker daemon at {} no longer answers: it stopped during the build",
+        daemon.host()
+    );
+    assert!(stderr.contains(&gone), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(
         stopped_at.elapsed() < Duration::from_secs(40),
