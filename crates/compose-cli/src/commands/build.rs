@@ -280,7 +280,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// After a failed build, says so when the daemon no longer answers: a daemon being stopped
 /// (`systemctl stop docker`) first kills the running step, whose failure alone reads like the
 /// Dockerfile's fault.
-async fn report_daemon_gone(docker: &Docker, args: &BuildArgs) {
+pub(crate) async fn report_daemon_gone(docker: &Docker, args: &BuildArgs) {
     let ping = tokio::time::timeout(Duration::from_secs(5), docker.ping()).await;
     if matches!(ping, Ok(Ok(_))) {
         return;
