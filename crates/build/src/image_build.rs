@@ -145,6 +145,32 @@ pub async fn build_image(
     Ok(built)
 }
 
+fn lost_connection(options: &BuildOptions, reason: String) -> Error {
+    Error::ConnectionLost {
+        host: daemon_host(options),
+        action: format!("building {}", describe_tags(&options.tags)),
+        reason,
+    }
+}
+
+/// hyper's words for a connection that ended in the middle of a response. bollard 0.21.1
+/// hands a body's hyper error on as an `io::Error` holding only its text, so the text is all
+/// there is to tell it from a framing error (also an `io::Error`, "bytes remaining on stream").
+const HYPER_CONNECTION_LOST: [&str; 2] = [
+    "error reading a body from connection",
+    "connection closed before message completed",
+];
+
+/// Whether an I/O error is the connection ending under us.
+fn is_connection_loss(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    let text = e.to_string();
+    matches!(
+        e.kind(),
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof
+    ) || HYPER_CONNECTION_LOST.iter().any(|t| text.contains(t))
+}
+
 /// The daemon's address for a message: the one the build was given, else the environment's.
 fn daemon_host(options: &BuildOptions) -> String {
     match &options.daemon {
@@ -615,13 +641,13 @@ impl BuildState {
             B::IOError { .. } | B::JsonDataError { .. } if self.announced_id().is_some() => {
                 return self.finish(docker, options).await;
             }
-            // The stream broke before the build ended: the daemon went away under it.
-            e @ (B::HyperResponseError { .. } | B::IOError { .. }) => {
-                return Err(Error::ConnectionLost {
-                    host: daemon_host(options),
-                    action: format!("building {}", describe_tags(&options.tags)),
-                    reason: describe_transport_error(&e),
-                });
+            // The stream broke before the build ended: the daemon went away under it. (A
+            // framing error is an `IOError` too, of another kind: not a lost connection.)
+            e @ B::HyperResponseError { .. } => {
+                return Err(lost_connection(options, describe_transport_error(&e)));
+            }
+            B::IOError { err } if is_connection_loss(&err) => {
+                return Err(lost_connection(options, err.to_string()));
             }
             other => {
                 return Err(Error::docker(
@@ -717,6 +743,16 @@ pub async fn tag_image(docker: &Docker, image: &str, name: &str) -> Result<()> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn a_body_cut_off_is_a_lost_connection_and_a_framing_error_is_not() {
+        use std::io::{Error as Io, ErrorKind};
+        // What bollard 0.21.1 makes of hyper's error when dockerd is killed mid-build.
+        let cut = Io::other("error reading a body from connection");
+        assert!(is_connection_loss(&cut));
+        assert!(is_connection_loss(&Io::from(ErrorKind::ConnectionReset)));
+        assert!(!is_connection_loss(&Io::other("bytes remaining on stream")));
+    }
 
     #[test]
     fn compose_extra_hosts_become_docker_ones() {
