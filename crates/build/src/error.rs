@@ -35,6 +35,19 @@ pub enum Error {
         /// Why, in the words of the transport.
         reason: String,
     },
+    /// The connection to the daemon broke in the middle of a request (the daemon stopped,
+    /// crashed or restarted): what was under way did not finish.
+    #[error(
+        "lost the connection to the Docker daemon at {host} while {action} (did the daemon stop?): {reason}"
+    )]
+    ConnectionLost {
+        /// The daemon's address.
+        host: String,
+        /// What was under way, e.g. `building web:latest`.
+        action: String,
+        /// The transport's words.
+        reason: String,
+    },
     /// The daemon rejected the build or one of its steps failed.
     #[error("{}", build_failure_text(.message, .step.as_deref(), .output))]
     BuildFailed {

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use crate::auth::RegistryAuth;
 use crate::connect::{REPEATED_VALUE_SEPARATOR, to_base64url};
 use crate::context::{ContextBody, ProducerOutcome};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, describe_transport_error};
 use crate::events::{
     BuildEvent, FromTag, LineBuffer, emit, extract_from_tag, extract_layer, parse_step,
 };
@@ -143,6 +143,41 @@ pub async fn build_image(
         None => run.await?,
     };
     Ok(built)
+}
+
+fn lost_connection(options: &BuildOptions, reason: String) -> Error {
+    Error::ConnectionLost {
+        host: daemon_host(options),
+        action: format!("building {}", describe_tags(&options.tags)),
+        reason,
+    }
+}
+
+/// hyper's words for a connection that ended in the middle of a response. bollard 0.21.1
+/// hands a body's hyper error on as an `io::Error` holding only its text, so the text is all
+/// there is to tell it from a framing error (also an `io::Error`, "bytes remaining on stream").
+const HYPER_CONNECTION_LOST: [&str; 2] = [
+    "error reading a body from connection",
+    "connection closed before message completed",
+];
+
+/// Whether an I/O error is the connection ending under us.
+fn is_connection_loss(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    let text = e.to_string();
+    matches!(
+        e.kind(),
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof
+    ) || HYPER_CONNECTION_LOST.iter().any(|t| text.contains(t))
+}
+
+/// The daemon's address for a message: the one the build was given, else the environment's.
+fn daemon_host(options: &BuildOptions) -> String {
+    match &options.daemon {
+        Some(daemon) => daemon.host.clone(),
+        None => crate::Daemon::resolve(&crate::DaemonFlags::default())
+            .map_or_else(|_| "the default address".to_owned(), |d| d.host),
+    }
 }
 
 fn describe_tags(tags: &[String]) -> String {
@@ -405,7 +440,11 @@ async fn run_raw_build(
                     .await
             }
             (None, Some(reason)) if classic.announced_id().is_none() => {
-                Err(Error::Unreachable { host, reason })
+                Err(Error::ConnectionLost {
+                    host,
+                    action: action(),
+                    reason,
+                })
             }
             (None, _) => classic.finish(docker, options).await,
         };
@@ -428,7 +467,11 @@ async fn run_raw_build(
         });
     }
     if let Some(reason) = transport_error {
-        return Err(Error::Unreachable { host, reason });
+        return Err(Error::ConnectionLost {
+            host,
+            action: action(),
+            reason,
+        });
     }
     let announced = trace
         .image_id
@@ -598,6 +641,14 @@ impl BuildState {
             B::IOError { .. } | B::JsonDataError { .. } if self.announced_id().is_some() => {
                 return self.finish(docker, options).await;
             }
+            // The stream broke before the build ended: the daemon went away under it. (A
+            // framing error is an `IOError` too, of another kind: not a lost connection.)
+            e @ B::HyperResponseError { .. } => {
+                return Err(lost_connection(options, describe_transport_error(&e)));
+            }
+            B::IOError { err } if is_connection_loss(&err) => {
+                return Err(lost_connection(options, err.to_string()));
+            }
             other => {
                 return Err(Error::docker(
                     format!("building {}", describe_tags(&options.tags)),
@@ -692,6 +743,16 @@ pub async fn tag_image(docker: &Docker, image: &str, name: &str) -> Result<()> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn a_body_cut_off_is_a_lost_connection_and_a_framing_error_is_not() {
+        use std::io::{Error as Io, ErrorKind};
+        // What bollard 0.21.1 makes of hyper's error when dockerd is killed mid-build.
+        let cut = Io::other("error reading a body from connection");
+        assert!(is_connection_loss(&cut));
+        assert!(is_connection_loss(&Io::from(ErrorKind::ConnectionReset)));
+        assert!(!is_connection_loss(&Io::other("bytes remaining on stream")));
+    }
 
     #[test]
     fn compose_extra_hosts_become_docker_ones() {

@@ -92,7 +92,7 @@ fn rule_violation_exits_1_with_file_and_service() {
         .code(1)
         .stdout("")
         .stderr(format!(
-            "error: {}: service \"main\": service.volumes cannot be of type \"bind\"\n",
+            "error: {}:5:5: service \"main\": service.volumes cannot be of type \"bind\"\n",
             file.display()
         ));
 }
@@ -545,8 +545,8 @@ fn compose_options_before_the_subcommand_apply_to_it() {
 }
 
 /// An unknown key is named with its file, line and column and the closest known key; the
-/// values compose validates (`restart`, durations) are refused here too, located the same
-/// way; nothing is printed on stdout.
+/// values compose validates (`restart`, durations, byte sizes, ports, field types) are
+/// refused here too, located the same way; nothing is printed on stdout.
 #[test]
 fn unknown_keys_and_bad_values_are_located_with_advice() {
     let dir = tempfile::tempdir().unwrap();
@@ -578,6 +578,22 @@ fn unknown_keys_and_bad_values_are_located_with_advice() {
             "6:7",
             "service.healthcheck.interval \"1 fortnight\" is not a duration",
         ),
+        // Any field's bad value is located at its key.
+        (
+            "    ports:\n      - \"abc\"\n",
+            "4:5",
+            "Invalid containerPort: abc",
+        ),
+        (
+            "    mem_limit: lots\n",
+            "4:5",
+            "service.mem_limit \"lots\" is not a byte size",
+        ),
+        (
+            "    environment: 3\n",
+            "4:5",
+            "service.environment must be a mapping or a list",
+        ),
     ];
     for (extra, position, message) in cases {
         std::fs::write(&file, format!("services:\n  app:\n    image: x\n{extra}")).unwrap();
@@ -590,6 +606,7 @@ fn unknown_keys_and_bad_values_are_located_with_advice() {
     for good in [
         "    restart: on-failure:3\n    stop_grace_period: 1m30s\n",
         "    restart: 'no'\n    healthcheck:\n      interval: 500ms\n      timeout: 10s\n",
+        "    mem_limit: 512m\n    mem_reservation: 1.5GiB\n    shm_size: 67108864\n",
     ] {
         std::fs::write(&file, format!("services:\n  app:\n    image: x\n{good}")).unwrap();
         config().arg("-f").arg(&file).assert().success();

@@ -13,7 +13,7 @@ use bollard::query_parameters::{
 };
 use serde_json::{Value, json};
 use support::{
-    REGISTRY, ThrottledProxy, balena_compose, docker_cli, docker_host, docker_ok,
+    PrivateDaemon, REGISTRY, ThrottledProxy, balena_compose, docker_cli, docker_host, docker_ok,
     image_with_fresh_layer, wait_until, write,
 };
 
@@ -782,11 +782,26 @@ fn deploy_then_up_a_with_config_json_runs_the_release_and_applies_the_next() {
     );
     wait_for_served(&g, &format!("one-{fleet_id}"));
     pulled.extend(api.records("image").iter().map(image_reference));
+    // What runs, by the fleet's name (the README's loop).
+    let out = g.cmd(&["ps", "-a", &app, "--json"]).assert().success();
+    let rows = support::json_lines(&out.get_output().stdout);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["service"], "main", "{rows:?}");
 
-    // Release 2: a change; `up -a` again applies it, killing first (the fleet's strategy).
+    // Release 2: a change; `up -a` again applies it, killing first (the fleet's strategy),
+    // as `up --dry-run` says beforehand.
     write_served_project(project.path(), &format!("two-{fleet_id}"));
     let second = deploy_release(&api, &slug, dir, &name);
     assert_ne!(first, second);
+    let planned = g
+        .cmd(&["up", "-a", &app, "--config", &config_json, "--dry-run"])
+        .assert()
+        .success();
+    let planned = String::from_utf8_lossy(&planned.get_output().stdout).to_string();
+    assert!(
+        planned.contains("kill main") && planned.contains("fetch main"),
+        "{planned}"
+    );
     let out = g
         .cmd(&["up", "-a", &app, "--config", &config_json, "--json"])
         .timeout(Duration::from_secs(180))
@@ -1281,4 +1296,195 @@ fn names_in_a_target_that_are_not_compose_names_are_refused_before_anything_is_t
             "{kind}: web was touched"
         );
     }
+}
+
+/// The app's containers (id and state), networks and volumes, as the engine lists them.
+fn engine_objects(g: &Guard) -> Vec<String> {
+    let containers = docker_ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=io.balena.app-id={}", g.app_id),
+        "--format",
+        "{{.ID}} {{.Names}} {{.State}}",
+    ]);
+    let networks = docker_ok(&["network", "ls", "--format", "{{.ID}} {{.Name}}"]);
+    let volumes = docker_ok(&["volume", "ls", "--format", "{{.Name}}"]);
+    let mut objects: Vec<String> = containers.lines().map(str::to_owned).collect();
+    let (net_prefix, vol_prefix) = (format!(" {}_", g.uuid), format!("{}_", g.app_id));
+    objects.extend(
+        networks
+            .lines()
+            .filter(|l| l.contains(&net_prefix))
+            .map(str::to_owned),
+    );
+    objects.extend(
+        volumes
+            .lines()
+            .filter(|l| l.starts_with(&vol_prefix))
+            .map(str::to_owned),
+    );
+    objects.sort();
+    objects
+}
+
+/// `up --dry-run --json ARGS`: the planned steps as `action subject`, the engine untouched.
+fn dry_run(g: &Guard, args: &[&str]) -> Vec<String> {
+    let before = engine_objects(g);
+    let out = g
+        .cmd(&[&["up", "--dry-run", "--json"], args].concat())
+        .assert()
+        .success();
+    assert_eq!(engine_objects(g), before, "a dry run changed the engine");
+    support::json_lines(&out.get_output().stdout)
+        .iter()
+        .map(|l| {
+            assert_eq!(l["event"], "plannedStep", "{l}");
+            format!(
+                "{} {}",
+                l["action"].as_str().unwrap(),
+                l["subject"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// `up --json ARGS`: the steps it started, noops aside, as `action subject`.
+fn steps_taken(g: &Guard, args: &[&str]) -> Vec<String> {
+    let out = g
+        .cmd(&[&["up", "--json"], args].concat())
+        .timeout(Duration::from_secs(120))
+        .assert()
+        .success();
+    support::json_lines(&out.get_output().stdout)
+        .iter()
+        .filter(|l| l["event"] == "stepStarted" && l["action"] != "noop")
+        .map(|l| {
+            format!(
+                "{} {}",
+                l["action"].as_str().unwrap(),
+                l["subject"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn up_dry_run_prints_the_steps_up_then_takes_and_touches_nothing() {
+    let g = Guard::new();
+    // An image the engine does not hold by that name, so the plan starts with a fetch.
+    let image = format!("{REGISTRY}/dry-run-{}:1", g.app_id);
+    docker_ok(&["tag", BASE, &image]);
+    docker_ok(&["push", "-q", &image]);
+    docker_ok(&["rmi", &image]);
+    let mut first = services("a");
+    first["web"]["image"] = json!(image);
+    let v1 = g.write("v1.json", &g.document("rel1", first));
+    let v2 = g.write("v2.json", &g.document("rel2", services("b")));
+    let empty = g.write(
+        "empty.json",
+        &json!({"device-uuid-1": {"name": "dev", "config": {}, "apps": {}}}),
+    );
+    let app = g.app_id.to_string();
+    // Install, update (a new release, one service's config changed), removal.
+    for args in [
+        vec!["--target", v1.as_str()],
+        vec!["--target", v2.as_str()],
+        vec!["-a", app.as_str(), "--target", empty.as_str()],
+    ] {
+        let planned = dry_run(&g, &args);
+        assert!(!planned.is_empty(), "{args:?}: nothing planned");
+        assert_eq!(steps_taken(&g, &args), planned, "{args:?}");
+        assert_eq!(
+            dry_run(&g, &args),
+            Vec::<String>::new(),
+            "{args:?}: not done"
+        );
+    }
+    // The human form: the same steps, and the word that nothing changed.
+    let out = g
+        .cmd(&["up", "--dry-run", "--target", &v1])
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(
+        text.contains("fetch web") || text.contains("  fetch web"),
+        "{text}"
+    );
+    assert!(text.contains("nothing was changed"), "{text}");
+    assert_eq!(g.container("web"), None, "{text}");
+}
+
+#[test]
+fn device_commands_find_an_app_by_its_fleet_name_and_without_a_ask_to_choose() {
+    let (g, other) = (Guard::new(), Guard::new());
+    let name = format!("fleet-{}", g.app_id);
+    for (guard, fleet) in [
+        (&g, name.clone()),
+        (&other, format!("fleet-{}", other.app_id)),
+    ] {
+        let mut doc = guard.document("rel1", services("a"));
+        doc["device-uuid-1"]["apps"][&guard.uuid]["name"] = json!(fleet);
+        let target = guard.write("v1.json", &doc);
+        guard.cmd(&["up", "--target", &target]).assert().success();
+    }
+    let app = g.app_id.to_string();
+    let state = g.cmd(&["state", "-a", &name, "--json"]).assert().success();
+    let state = last_json(&state.get_output().stdout);
+    assert_eq!(state["state"]["appId"].as_u64(), Some(g.app_id), "{state}");
+    let out = g.cmd(&["ps", "-a", &name, "--json"]).assert().success();
+    let rows = support::json_lines(&out.get_output().stdout);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows.iter().all(|r| r["app"] == app.as_str()), "{rows:?}");
+    let out = g
+        .cmd(&["logs", "-a", &name, "--tail", "1", "box"])
+        .assert()
+        .success();
+    assert!(out.get_output().stderr.is_empty());
+    // Two apps (at least) and no -a: an error that lists them, nothing done.
+    for command in ["logs", "down"] {
+        let out = g.cmd(&[command]).assert().failure();
+        let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+        assert!(err.contains("choose one with -a"), "{command}: {err}");
+        assert!(
+            err.contains(&format!("{app} ({name}, {})", g.uuid)),
+            "{command}: {err}"
+        );
+    }
+    assert!(g.container("web").is_some());
+    g.cmd(&["down", "-a", &name]).assert().success();
+    assert_eq!(g.container("web"), None);
+    let out = g.cmd(&["state", "-a", "no-such-fleet"]).assert().failure();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(err.contains("no app no-such-fleet"), "{err}");
+}
+
+/// With one app on the engine (a daemon of this test's own: the shared one runs other
+/// tests' apps), `-a` may be left out, as a docker compose project's name is.
+#[test]
+fn without_a_the_only_app_on_the_engine_is_meant() {
+    let daemon = PrivateDaemon::start();
+    let g = Guard::new();
+    daemon.load_base_image(&g.dir.path().join("docker-config"));
+    let on = |args: &[&str]| {
+        let mut cmd = g.cmd(args);
+        cmd.env("DOCKER_HOST", daemon.host());
+        cmd
+    };
+    let target = g.write("v1.json", &g.document("rel1", services("a")));
+    on(&["up", "--target", &target])
+        .timeout(Duration::from_secs(120))
+        .assert()
+        .success();
+    let state = on(&["state", "--json"]).assert().success();
+    let state = last_json(&state.get_output().stdout);
+    assert_eq!(state["state"]["appId"].as_u64(), Some(g.app_id), "{state}");
+    on(&["logs", "--tail", "1"]).assert().success();
+    let out = on(&["down", "--json"]).assert().success();
+    let state = last_json(&out.get_output().stdout);
+    assert_eq!(state["state"]["services"], json!({}), "{state}");
+    // Nothing runs now: no app to mean.
+    let out = on(&["logs"]).assert().failure();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(err.contains("no app runs under the composer"), "{err}");
 }

@@ -27,8 +27,10 @@
 //! ```
 #![deny(missing_docs)]
 
+mod apps;
 mod config;
 pub mod contract;
+mod dry_run;
 mod engine;
 mod error;
 mod events;
@@ -57,6 +59,7 @@ use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
+pub use apps::{AppSummary, list_apps};
 pub use config::{normalise_image_name, parse_ports, shell_split};
 pub use engine::AppRef;
 pub use error::{Error, Result};
@@ -424,12 +427,7 @@ impl Composer {
                 app: target.uuid.clone(),
                 commit: commit.to_owned(),
             })?;
-        if let Ok(mut app) = self.app.lock() {
-            app.id = Some(target.id);
-            if !target.uuid.is_empty() {
-                app.uuid = Some(target.uuid.clone());
-            }
-        }
+        self.adopt(target);
         let cancel = opts.cancel.unwrap_or_default();
         let _engine = self.apply_lock(opts.no_wait, &cancel).await?;
         let mutex = app_mutex(&target.id.to_string());
@@ -442,6 +440,59 @@ impl Composer {
             skipped: &skipped,
         };
         self.reach(target.id, &goal, opts.force, cancel).await
+    }
+
+    /// The app is the target's: its id and uuid.
+    fn adopt(&self, target: &TargetApp) {
+        if let Ok(mut app) = self.app.lock() {
+            app.id = Some(target.id);
+            if !target.uuid.is_empty() {
+                app.uuid = Some(target.uuid.clone());
+            }
+        }
+    }
+
+    /// The steps [`Composer::update`] would take now, without taking any (a dry run): the
+    /// planner run batch after batch against a model of the engine (`dry_run.rs`). Update
+    /// locks are not tried: a user's lock still makes the real update wait or fail.
+    pub async fn plan_update(&self, commit: &str, target: &TargetApp) -> Result<Vec<Step>> {
+        target.check_names()?;
+        let release = target
+            .releases
+            .get(commit)
+            .ok_or_else(|| Error::ReleaseNotInTarget {
+                app: target.uuid.clone(),
+                commit: commit.to_owned(),
+            })?;
+        self.adopt(target);
+        let skipped = self.check_contracts(release)?;
+        let current = engine::read_app(&self.docker, &self.app_ref()).await?;
+        let (goal, available, _) = self.target_state(target, commit, release, &skipped).await?;
+        resources::refuse_foreign(&self.docker, &current, &goal).await?;
+        let pulled = self.pulled_images(&current, Some(&goal)).await?;
+        let ctx = PlanContext {
+            available_images: available,
+            leftover_locks: !self.locks.leftovers(current.app_id).is_empty(),
+            ..PlanContext::default()
+        };
+        let max = self.options.max_iterations;
+        Ok(dry_run::simulate(current, ctx, pulled, max, |c, ctx| {
+            planner::plan(c, &goal, ctx)
+        }))
+    }
+
+    /// The steps [`Composer::remove`] would take now, without taking any (a dry run).
+    pub async fn plan_remove(&self, keep_volumes: bool) -> Result<Vec<Step>> {
+        let current = engine::read_app(&self.docker, &self.app_ref()).await?;
+        let pulled = self.pulled_images(&current, None).await?;
+        let ctx = PlanContext {
+            leftover_locks: !self.locks.leftovers(current.app_id).is_empty(),
+            ..PlanContext::default()
+        };
+        let max = self.options.max_iterations;
+        Ok(dry_run::simulate(current, ctx, pulled, max, |c, ctx| {
+            planner::plan_removal(c, ctx, keep_volumes)
+        }))
     }
 
     /// Removes the app: its containers, networks and (unless kept) volumes.
@@ -827,6 +878,21 @@ impl Composer {
         current: &AppState,
         target: Option<&AppState>,
     ) -> Result<Vec<UnusedImage>> {
+        let pulled = self.pulled_images(current, target).await?;
+        Ok(pulled
+            .into_iter()
+            .filter(|p| !current.services.iter().any(|s| s.config.image == p.id))
+            .map(|p| p.image)
+            .collect())
+    }
+
+    /// The images the composer pulled for the app that are on the engine and that the
+    /// target does not name, with their engine ids.
+    async fn pulled_images(
+        &self,
+        current: &AppState,
+        target: Option<&AppState>,
+    ) -> Result<Vec<dry_run::Pulled>> {
         let mut out = Vec::new();
         for r in self.pulled(current.app_id) {
             if target.is_some_and(|t| t.services.iter().any(|s| s.image_name == r.image)) {
@@ -835,13 +901,12 @@ impl Composer {
             let Some(inspect) = self.inspect_image(&r.image).await? else {
                 continue;
             };
-            let id = inspect.id.unwrap_or_default();
-            if current.services.iter().any(|s| s.config.image == id) {
-                continue;
-            }
-            out.push(UnusedImage {
-                service: r.service,
-                image: r.image,
+            out.push(dry_run::Pulled {
+                image: UnusedImage {
+                    service: r.service,
+                    image: r.image,
+                },
+                id: inspect.id.unwrap_or_default(),
             });
         }
         Ok(out)

@@ -32,15 +32,17 @@ pub(crate) struct Context<'a> {
 }
 
 impl Context<'_> {
+    /// An error about a service's `field` (dotted, `build.network`; empty: the service
+    /// itself), located at that key, as [`Context::key_error`] does.
     fn service_error(&self, service: &str, field: &str, message: impl Into<String>) -> Error {
-        Error::Service {
-            file: self.file.to_path_buf(),
-            line: 0,
-            column: 0,
-            service: service.to_string(),
-            field: (!field.is_empty()).then(|| field.to_string()),
-            message: message.into(),
+        let path: Vec<&str> = field.split('.').filter(|p| !p.is_empty()).collect();
+        let mut error = self.key_error(service, &path, message.into());
+        if let Error::Service { field, .. } = &mut error
+            && path.is_empty()
+        {
+            *field = None;
         }
+        error
     }
 
     /// An unknown key of a service, with where it is in the (first) compose file and the
@@ -66,10 +68,16 @@ impl Context<'_> {
     /// the key's line and column in the (first) compose file when it is there.
     pub(crate) fn key_error(&self, service: &str, path: &[&str], message: String) -> Error {
         let full: Vec<&str> = ["services", service].iter().chain(path).copied().collect();
-        // An error path: reading the file again costs nothing that matters.
+        // An error path: reading the file again costs nothing that matters. A key the file
+        // lacks (a default, a key of another `-f` file) falls back to its closest parent
+        // there, down to the service's own key.
         let (line, column) = std::fs::read_to_string(self.file)
             .ok()
-            .and_then(|text| crate::yaml::key_position(&text, &full))
+            .and_then(|text| {
+                (2..=full.len())
+                    .rev()
+                    .find_map(|n| crate::yaml::key_position(&text, &full[..n]))
+            })
             .unwrap_or((0, 0));
         Error::Service {
             file: self.file.to_path_buf(),
@@ -802,6 +810,7 @@ fn build(name: &str, value: &Value, ctx: &Context<'_>) -> Result<Build, Error> {
         build.extra_hosts = ctx.field(name, "build.extra_hosts", extra_hosts(hosts))?;
     }
     if let Some(shm) = map.get("shm_size") {
+        ctx.field(name, "build.shm_size", crate::values::check_bytes(shm))?;
         build.shm_size = ctx.field(name, "build.shm_size", scalar(shm))?;
     }
     if let Some(tags) = map.get("tags") {

@@ -15,6 +15,15 @@ static DURATION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$").unwrap_or_else(|_| unreachable!())
 });
 
+/// A byte size as compose reads `mem_limit`, `shm_size` and the like (go-units'
+/// `RAMInBytes`): `512m`, `1.5g`, `2GiB`, `1024`.
+static BYTES: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\d+(\.\d+)* ?([kKmMgGtTpP])?[iI]?[bB]?$").unwrap_or_else(|_| unreachable!())
+});
+
+/// The service fields that hold a byte size.
+const BYTE_FIELDS: [&str; 3] = ["mem_limit", "mem_reservation", "shm_size"];
+
 /// The `restart` policies Docker accepts (`on-failure:N` aside).
 const RESTART_POLICIES: [&str; 4] = ["no", "always", "on-failure", "unless-stopped"];
 
@@ -37,6 +46,12 @@ pub(crate) fn check_passthrough_values(
                 format!("service.stop_grace_period {m}"),
             )
         })?;
+    }
+    for key in BYTE_FIELDS {
+        if let Some(value) = map.get(key) {
+            check_bytes(value)
+                .map_err(|m| ctx.key_error(service, &[key], format!("service.{key} {m}")))?;
+        }
     }
     if let Some(Value::Object(health)) = map.get("healthcheck") {
         for key in ["interval", "timeout", "start_period", "start_interval"] {
@@ -65,6 +80,18 @@ fn check_restart(value: &Value) -> Result<(), String> {
         Err(format!(
             "\"{policy}\" is not a restart policy: use no, always, on-failure[:N] or unless-stopped"
         ))
+    }
+}
+
+pub(crate) fn check_bytes(value: &Value) -> Result<(), String> {
+    match value {
+        Value::Number(n) if n.as_u64().is_some() => Ok(()),
+        Value::Null => Ok(()),
+        // Empty: an unset `${MEM_LIMIT}`, no limit.
+        Value::String(s) if s.is_empty() || BYTES.is_match(s) => Ok(()),
+        other => Err(format!(
+            "{other} is not a byte size: use a number and a unit, e.g. 512m, 1.5g or 1024"
+        )),
     }
 }
 

@@ -267,11 +267,24 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     )
     .await?;
     renderer.summary(&finished.outcomes, None);
-    Ok(
-        if finished.outcomes.iter().all(multibuild::ServiceOutcome::ok) {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        },
-    )
+    if finished.outcomes.iter().all(multibuild::ServiceOutcome::ok) {
+        return Ok(ExitCode::SUCCESS);
+    }
+    report_daemon_gone(&docker, &args.build).await;
+    Ok(ExitCode::FAILURE)
+}
+
+/// After a failed build, says so when the daemon no longer answers: a daemon being stopped
+/// (`systemctl stop docker`) first kills the running step, whose failure alone reads like the
+/// Dockerfile's fault.
+pub(crate) async fn report_daemon_gone(docker: &Docker, args: &BuildArgs) {
+    let ping = tokio::time::timeout(Duration::from_secs(5), docker.ping()).await;
+    if matches!(ping, Ok(Ok(_))) {
+        return;
+    }
+    let host = args
+        .daemon
+        .resolve(args.docker_host.as_deref())
+        .map_or_else(|_| "its address".to_owned(), |d| d.host);
+    errln!("error: the Docker daemon at {host} no longer answers: it stopped during the build");
 }

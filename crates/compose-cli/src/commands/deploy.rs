@@ -199,6 +199,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     .await?;
     if finished.outcomes.iter().any(|o| !o.ok()) {
         renderer.summary(&finished.outcomes, None);
+        super::build::report_daemon_gone(&docker, &args.build).await;
         bail!("a build failed: no release was created");
     }
     if finished.plan.composition.services.len() > 1 && !fleet.supports_multicontainer {

@@ -3,14 +3,14 @@
 use std::process::ExitCode;
 
 use composer::target::DeviceConfig;
-use composer::{AppId, Composer, RemoveOptions};
+use composer::{Composer, RemoveOptions};
 
 /// The arguments of `balena-compose down`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The app: numeric id or uuid.
+    /// The app: numeric id, uuid or fleet name (default: the only app on the engine).
     #[arg(short = 'a', long = "app", value_name = "APP")]
-    pub app: String,
+    pub app: Option<String>,
     /// Remove the app's volumes (its data) too; by default they are kept.
     #[arg(long)]
     pub volumes: bool,
@@ -30,9 +30,10 @@ pub struct Args {
 /// Runs `balena-compose down`.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (docker, options) = args.device.connect(&DeviceConfig::default()).await?;
-    let app: AppId = args.app.parse().unwrap_or(AppId::Uuid(args.app.clone()));
+    let app = super::app::select(&docker, args.app.as_deref()).await?;
+    let name = args.app.clone().unwrap_or_else(|| app.to_string());
     let composer = Composer::new(docker, app, options);
-    super::state::require_app(&composer, &args.app).await?;
+    super::state::require_app(&composer, &name).await?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let printer = tokio::spawn(super::up::print_events(rx, args.json));
     let cancel = crate::signals::arm().token();

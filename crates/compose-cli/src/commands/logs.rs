@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use composer::target::DeviceConfig;
-use composer::{AppId, Composer, LogQuery};
+use composer::{Composer, LogQuery};
 use futures::StreamExt;
 
 use super::output::outln;
@@ -14,9 +14,9 @@ use super::output::outln;
 /// The arguments of `balena-compose logs`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The app: numeric id or uuid.
+    /// The app: numeric id, uuid or fleet name (default: the only app on the engine).
     #[arg(short = 'a', long = "app", value_name = "APP")]
-    pub app: String,
+    pub app: Option<String>,
     /// The services (default: every service of the app).
     pub services: Vec<String>,
     /// Keep streaming new output.
@@ -65,9 +65,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         timestamps: args.timestamps,
     };
     let (docker, options) = args.device.connect(&DeviceConfig::default()).await?;
-    let app: AppId = args.app.parse().unwrap_or(AppId::Uuid(args.app.clone()));
+    let app = super::app::select(&docker, args.app.as_deref()).await?;
+    let name = args.app.clone().unwrap_or_else(|| app.to_string());
     let composer = Composer::new(docker, app, options);
-    let state = super::state::require_app(&composer, &args.app).await?;
+    let state = super::state::require_app(&composer, &name).await?;
     let services: Vec<String> = if args.services.is_empty() {
         state.services.keys().cloned().collect()
     } else {
@@ -77,7 +78,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut streams = Vec::new();
     for service in &services {
         if !state.services.contains_key(service) {
-            bail!("app {} has no service {service}", args.app);
+            bail!("app {name} has no service {service}");
         }
         let prefix = format!("{service:<width$} | ");
         let lines = composer.logs_with(service, &query).await?;

@@ -1,4 +1,5 @@
 //! The subcommands, one module each.
+pub mod app;
 mod balena_login;
 pub mod build;
 pub mod config;

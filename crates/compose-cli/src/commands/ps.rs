@@ -12,7 +12,7 @@ use super::output::outln;
 /// The arguments of `balena-compose ps`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The app: numeric id or uuid (default: every app).
+    /// The app: numeric id, uuid or fleet name (default: every app).
     #[arg(short = 'a', long = "app", value_name = "APP")]
     pub app: Option<String>,
     /// Print one JSON object per service.
@@ -38,6 +38,11 @@ struct Row {
 /// Runs `balena-compose ps`.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (docker, _) = args.device.connect(&DeviceConfig::default()).await?;
+    // A fleet name is looked up once; ids and uuids match the labels as they are.
+    let wanted = match &args.app {
+        Some(text) => Some(super::app::select(&docker, Some(text)).await?.to_string()),
+        None => None,
+    };
     let filters = HashMap::from([("label".to_owned(), vec![labels::APP_ID.to_owned()])]);
     let containers = docker
         .list_containers(Some(ListContainersOptions {
@@ -52,7 +57,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let labels = c.labels.unwrap_or_default();
             let app_id = labels.get(labels::APP_ID)?.clone();
             let app_uuid = labels.get(labels::APP_UUID).cloned().unwrap_or_default();
-            if let Some(wanted) = &args.app
+            if let Some(wanted) = &wanted
                 && wanted != &app_id
                 && wanted != &app_uuid
             {

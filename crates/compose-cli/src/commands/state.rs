@@ -3,16 +3,16 @@
 use std::process::ExitCode;
 
 use composer::target::DeviceConfig;
-use composer::{AppId, Composer, CurrentState};
+use composer::{Composer, CurrentState};
 
 use super::output::outln;
 
 /// The arguments of `balena-compose state`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The app: numeric id or uuid.
+    /// The app: numeric id, uuid or fleet name (default: the only app on the engine).
     #[arg(short = 'a', long = "app", value_name = "APP")]
-    pub app: String,
+    pub app: Option<String>,
     /// Print the state as JSON.
     #[arg(long)]
     pub json: bool,
@@ -23,9 +23,10 @@ pub struct Args {
 /// Runs `balena-compose state`.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (docker, options) = args.device.connect(&DeviceConfig::default()).await?;
-    let app: AppId = args.app.parse().unwrap_or(AppId::Uuid(args.app.clone()));
+    let app = super::app::select(&docker, args.app.as_deref()).await?;
+    let name = args.app.clone().unwrap_or_else(|| app.to_string());
     let composer = Composer::new(docker, app, options);
-    let state = require_app(&composer, &args.app).await?;
+    let state = require_app(&composer, &name).await?;
     print_state(&state, args.json)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -35,6 +35,9 @@ pub struct Args {
     /// Print progress and the final state as JSON lines.
     #[arg(long)]
     pub json: bool,
+    /// Print the steps the update would take, touching nothing.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -176,6 +179,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             n => bail!("the target state holds {n} apps; choose one with -a"),
         },
     };
+    if args.dry_run {
+        return dry_run(docker, options, app.map(|(_, a)| a), &args).await;
+    }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let printer = tokio::spawn(print_events(rx, args.json));
     let interrupt = crate::signals::arm();
@@ -224,6 +230,60 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // The composer (and with it the sender) is gone: the printer drains and ends.
     let _ = printer.await;
     finish(result, args.json)
+}
+
+/// `up --dry-run`: the steps the composer would take for `app` (or to remove the app `-a`
+/// names when the target lacks it), printed as `up` prints the steps it starts.
+async fn dry_run(
+    docker: bollard::Docker,
+    options: Options,
+    app: Option<&TargetApp>,
+    args: &Args,
+) -> anyhow::Result<ExitCode> {
+    let steps = match app {
+        Some(app) => {
+            let Some((commit, _)) = app.release() else {
+                bail!(
+                    "app {} ({}) has no release in the target state",
+                    app.name,
+                    app.uuid
+                );
+            };
+            Composer::new(docker, AppId::Id(app.id), options)
+                .plan_update(commit, app)
+                .await?
+        }
+        None => {
+            let name = args.app.as_deref().unwrap_or_default();
+            let id: AppId = name.parse().unwrap_or(AppId::Uuid(name.to_owned()));
+            Composer::new(docker, id, options)
+                .plan_remove(false)
+                .await?
+        }
+    };
+    print_plan(&steps, args.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The planned steps: one JSON object each (`plannedStep`), or lines as `up` prints them.
+fn print_plan(steps: &[composer::planner::Step], json: bool) -> anyhow::Result<()> {
+    for step in steps {
+        let (action, subject) = (step.action(), step.subject());
+        if json {
+            let event =
+                serde_json::json!({"event": "plannedStep", "action": action, "subject": subject});
+            super::output::outln!("{event}");
+        } else {
+            super::output::outln!("{action:>15} {subject}");
+        }
+    }
+    if !json {
+        match steps.len() {
+            0 => super::output::outln!("dry run: nothing to do"),
+            n => super::output::outln!("dry run: {n} steps; nothing was changed"),
+        }
+    }
+    Ok(())
 }
 
 /// The exit of a command that changed the engine (`up`, `down`): the state reached, or the
