@@ -43,6 +43,12 @@ pub struct RunOptions {
     pub daemon: Option<build::Daemon>,
     /// Which images on the daemon may stand in for a service's build or pull.
     pub reuse: Reuse,
+    /// Build with the classic builder even when the daemon has BuildKit (docker's
+    /// `DOCKER_BUILDKIT=0`, which the CLI reads). Builds with secrets still go through
+    /// BuildKit, the only builder that can mount them, unless balenaEngine's volumes do.
+    pub classic_builder: bool,
+    /// Show BuildKit's own steps and `CACHED` lines too (`--progress plain`).
+    pub plain_progress: bool,
 }
 
 /// How the builds with build secrets get them (decided once per run, before any build).
@@ -59,7 +65,11 @@ enum SecretsMode {
     Unsupported(String),
 }
 
-async fn secrets_mode(docker: &Docker, plan: &Plan, options: &RunOptions) -> SecretsMode {
+async fn secrets_mode(
+    info: &Result<build::DaemonInfo, String>,
+    plan: &Plan,
+    options: &RunOptions,
+) -> SecretsMode {
     let any = plan
         .tasks
         .iter()
@@ -72,7 +82,7 @@ async fn secrets_mode(docker: &Docker, plan: &Plan, options: &RunOptions) -> Sec
             "this service has build secrets (build-secrets in balena.yml), and {why}; it was not built"
         ))
     };
-    let info = match build::daemon_info(docker).await {
+    let info = match info {
         Ok(info) => info,
         Err(e) => {
             return unsupported(format!(
@@ -106,15 +116,11 @@ async fn secrets_mode(docker: &Docker, plan: &Plan, options: &RunOptions) -> Sec
     }
 }
 
-/// Whether the rewrite's builds go through BuildKit (qemu bind-mounted into each `RUN`, so no
-/// layer holds it): when the plan uses the rewrite and the daemon's BuildKit can mount.
-async fn buildkit_rewrite(docker: &Docker, plan: &Plan) -> bool {
-    if !matches!(plan.emulation, Emulation::Rewrite { .. }) {
-        return false;
-    }
-    build::daemon_info(docker)
-        .await
-        .is_ok_and(|info| info.buildkit_secrets().is_ok())
+/// Whether builds go through BuildKit: whenever the daemon has it, unless the caller asked
+/// for the classic builder. Rewrite builds then bind-mount qemu into each `RUN`, so no layer
+/// holds it.
+pub fn uses_buildkit(info: Option<&build::DaemonInfo>, classic_builder: bool) -> bool {
+    !classic_builder && info.is_some_and(build::DaemonInfo::buildkit)
 }
 
 /// What a task does.
@@ -255,16 +261,18 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(options.jobs.max(1)));
     let cancel = options.cancel.child_token();
 
-    // Decided before any build starts: a daemon that can serve no secrets fails those
-    // services up front rather than build them without.
-    let secrets_mode = secrets_mode(docker, plan, options).await;
+    // Asked once per run: which builder, and how secrets are served, are decided before any
+    // build starts; a daemon that can serve no secrets fails those services up front rather
+    // than build them without.
+    let info = build::daemon_info(docker).await.map_err(|e| e.to_string());
+    let buildkit = uses_buildkit(info.as_ref().ok(), options.classic_builder);
+    let secrets_mode = secrets_mode(&info, plan, options).await;
     let secrets_error = match &secrets_mode {
         SecretsMode::Unsupported(why) => Some(Error::SecretsUnsupported(why.clone())),
         _ => None,
     };
 
     let secrets_mode = &secrets_mode;
-    let buildkit_rewrite = buildkit_rewrite(docker, plan).await;
     let tasks = plan.tasks.iter().map(|task| {
         let slots = slots.clone();
         let auth = auth.clone();
@@ -289,7 +297,7 @@ pub async fn run(
                         service: &task.service,
                         events: &events,
                         secrets_mode,
-                        buildkit_rewrite,
+                        buildkit,
                     };
                     tokio::select! {
                         outcome = work.run(kind) => outcome,
@@ -315,8 +323,8 @@ struct Worker<'a> {
     service: &'a str,
     events: &'a mpsc::Sender<Event>,
     secrets_mode: &'a SecretsMode,
-    /// Rewrite builds go through BuildKit, with qemu bind-mounted into each `RUN`.
-    buildkit_rewrite: bool,
+    /// Builds go through BuildKit (see [`uses_buildkit`]).
+    buildkit: bool,
 }
 
 impl Worker<'_> {
@@ -473,7 +481,7 @@ impl Worker<'_> {
         let buildkit = match *self.secrets_mode {
             SecretsMode::BuildKit if with_secrets => true,
             SecretsMode::Volumes if with_secrets => false,
-            _ => task.transposed && self.buildkit_rewrite,
+            _ => self.buildkit,
         };
         // Before the inputs are taken: a pulled base of the right platform changes its ID.
         if self.foreign()
@@ -520,6 +528,7 @@ impl Worker<'_> {
             platform,
             extra_hosts: task.extra_hosts.clone(),
             network_mode: None,
+            plain_progress: self.options.plain_progress,
             registry_auth: self.auth.clone(),
             timeout: self.options.timeout,
             daemon: self.options.daemon.clone(),

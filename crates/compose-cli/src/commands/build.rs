@@ -74,9 +74,21 @@ pub struct BuildArgs {
     #[arg(long)]
     pub pull: bool,
 
-    /// An image to use as a cache source; repeatable.
+    /// An image to use as a cache source; repeatable. On BuildKit (the default builder
+    /// whenever the daemon has it) an image serves as a cache source only if it carries
+    /// inline cache metadata: every image balena-compose builds on BuildKit does
+    /// (BUILDKIT_INLINE_CACHE=1, unless the project's build args set it), so earlier builds
+    /// of these services can be used; images built elsewhere need the same.
     #[arg(long = "cache-from", value_name = "IMAGE")]
     pub cache_from: Vec<String>,
+
+    /// How BuildKit's progress is shown: `auto` (like the classic builder's: the
+    /// Dockerfile's steps and their output) or `plain` (also BuildKit's own steps, such as
+    /// `[internal] load …`, and a `CACHED` line for each cached step). Builds use the classic
+    /// builder instead of BuildKit when DOCKER_BUILDKIT=0 is set (docker's own switch) or the
+    /// daemon has no BuildKit.
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    pub progress: ProgressMode,
 
     /// Private registry credentials: a YAML or JSON file mapping registry hosts to
     /// `{username, password}` (the balena CLI's format). Used with the project's
@@ -112,6 +124,23 @@ pub struct BuildArgs {
     /// Print one JSON object per line on stdout (events, then a summary) and nothing else.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--progress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressMode {
+    /// The Dockerfile's steps and their output, whichever the builder.
+    Auto,
+    /// BuildKit's own steps and `CACHED` lines too.
+    Plain,
+}
+
+/// Whether `DOCKER_BUILDKIT` (docker's switch, a Go boolean) turns BuildKit off.
+fn buildkit_switched_off(value: Option<&str>) -> bool {
+    matches!(
+        value.map(str::trim),
+        Some("0" | "f" | "F" | "false" | "FALSE" | "False")
+    )
 }
 
 /// What a finished build leaves: the plan and each service's outcome.
@@ -193,11 +222,13 @@ pub async fn build_project(
     };
     let emulation =
         project::build_emulation(target.arch, daemon, target_args, emulate::binfmt_registered)?;
+    let classic_builder = buildkit_switched_off(std::env::var("DOCKER_BUILDKIT").ok().as_deref());
     // The rewrite bind-mounts qemu on BuildKit (multibuild decides the same way).
     let buildkit = matches!(emulation, emulate::Emulation::Rewrite { .. })
-        && build::daemon_info(docker)
-            .await
-            .is_ok_and(|info| info.buildkit_secrets().is_ok());
+        && multibuild::uses_buildkit(
+            build::daemon_info(docker).await.ok().as_ref(),
+            classic_builder,
+        );
     for warning in project::rewrite_warnings(&emulation, buildkit) {
         errln!("warning: {warning}");
     }
@@ -237,6 +268,8 @@ pub async fn build_project(
         } else {
             reuse
         },
+        classic_builder,
+        plain_progress: args.progress == ProgressMode::Plain,
     };
     renderer.begin(&plan);
     let (tx, mut rx) = mpsc::channel(1024);
@@ -277,4 +310,19 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             ExitCode::FAILURE
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::buildkit_switched_off;
+
+    #[test]
+    fn docker_buildkit_zero_or_false_switches_buildkit_off() {
+        for off in ["0", "false", "FALSE", "f"] {
+            assert!(buildkit_switched_off(Some(off)), "{off}");
+        }
+        for on in [None, Some("1"), Some("true"), Some("")] {
+            assert!(!buildkit_switched_off(on), "{on:?}");
+        }
+    }
 }
