@@ -74,21 +74,14 @@ pub struct BuildArgs {
     #[arg(long)]
     pub pull: bool,
 
-    /// An image to use as a cache source; repeatable. On BuildKit (the default builder
-    /// whenever the daemon has it) an image serves as a cache source only if it carries
-    /// inline cache metadata: every image balena-compose builds on BuildKit does
-    /// (BUILDKIT_INLINE_CACHE=1, unless the project's build args set it), so earlier builds
-    /// of these services can be used; images built elsewhere need the same.
+    /// An image to use as a cache source; repeatable. Builds go through the daemon's
+    /// BuildKit (the classic builder when it has none or DOCKER_BUILDKIT=0 is set), where an
+    /// image serves as a cache source only if it carries inline cache metadata: every image
+    /// balena-compose builds on BuildKit does (BUILDKIT_INLINE_CACHE=1, unless the project's
+    /// build args set it), so earlier builds of these services can be used; images built
+    /// elsewhere need the same (`docker build --build-arg BUILDKIT_INLINE_CACHE=1`).
     #[arg(long = "cache-from", value_name = "IMAGE")]
     pub cache_from: Vec<String>,
-
-    /// How BuildKit's progress is shown: `auto` (like the classic builder's: the
-    /// Dockerfile's steps and their output) or `plain` (also BuildKit's own steps, such as
-    /// `[internal] load …`, and a `CACHED` line for each cached step). Builds use the classic
-    /// builder instead of BuildKit when DOCKER_BUILDKIT=0 is set (docker's own switch) or the
-    /// daemon has no BuildKit.
-    #[arg(long, value_name = "MODE", default_value = "auto")]
-    pub progress: ProgressMode,
 
     /// Private registry credentials: a YAML or JSON file mapping registry hosts to
     /// `{username, password}` (the balena CLI's format). Used with the project's
@@ -124,15 +117,6 @@ pub struct BuildArgs {
     /// Print one JSON object per line on stdout (events, then a summary) and nothing else.
     #[arg(long)]
     pub json: bool,
-}
-
-/// `--progress`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ProgressMode {
-    /// The Dockerfile's steps and their output, whichever the builder.
-    Auto,
-    /// BuildKit's own steps and `CACHED` lines too.
-    Plain,
 }
 
 /// Whether `DOCKER_BUILDKIT` (docker's switch, a Go boolean) turns BuildKit off.
@@ -269,7 +253,7 @@ pub async fn build_project(
             reuse
         },
         classic_builder,
-        plain_progress: args.progress == ProgressMode::Plain,
+        plain_progress: super::progress::plain_requested(),
     };
     renderer.begin(&plan);
     let (tx, mut rx) = mpsc::channel(1024);
