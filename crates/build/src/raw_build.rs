@@ -343,14 +343,12 @@ async fn finish_buildkit(
 ) -> Result<Built> {
     trace.finish(events).await;
     if let Some(message) = trace.error.clone() {
-        emit(
-            events,
-            BuildEvent::Error {
-                message: message.clone(),
-            },
-        )
-        .await;
-        return Err(buildkit_failure(&trace, message, options));
+        let error = buildkit_failure(&trace, message.clone(), options);
+        // A scheduler race is no failure of the user's build: the caller builds again.
+        if !error.is_buildkit_scheduler_race() {
+            emit(events, BuildEvent::Error { message }).await;
+        }
+        return Err(error);
     }
     if let Some(reason) = transport_error {
         return Err(Error::Unreachable { host, reason });

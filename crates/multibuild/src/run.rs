@@ -580,14 +580,24 @@ impl Worker<'_> {
             _ => None,
         };
         let (tx, mut rx) = mpsc::channel(256);
-        let body = task.context_body_with(Some(
-            labelled_dockerfile
-                .as_deref()
-                .unwrap_or(sent_dockerfile.as_str()),
-        ));
+        let sent = labelled_dockerfile.unwrap_or_else(|| sent_dockerfile.clone());
         let docker = self.docker;
         let build = async move {
-            let result = build::build_image(docker, body, &options, &tx).await;
+            let body = task.context_body_with(Some(sent.as_str()));
+            let mut result = build::build_image(docker, body, &options, &tx).await;
+            if result
+                .as_ref()
+                .is_err_and(build::Error::is_buildkit_scheduler_race)
+            {
+                // Docker 20.10's BuildKit can lose one of several identical concurrent builds;
+                // nothing was built, and once is enough to say so.
+                let line = "BuildKit lost this build (a race between identical builds running \
+                            at once); building it again"
+                    .to_owned();
+                let _ = tx.send(build::BuildEvent::Output { line }).await;
+                let body = task.context_body_with(Some(sent.as_str()));
+                result = build::build_image(docker, body, &options, &tx).await;
+            }
             drop(tx);
             result
         };
