@@ -45,6 +45,14 @@ impl DaemonInfo {
         }
     }
 
+    /// Whether builds can go through this daemon's BuildKit (`/build?version=2` with a
+    /// session), as [`crate::Builder::BuildKit`] drives it: a Linux daemon of API 1.41
+    /// (Docker 20.10) or later, whose built-in Dockerfile frontend has everything we send
+    /// (secret and bind mounts, `$BUILDPLATFORM`). Older daemons build with the classic builder.
+    pub fn buildkit(&self) -> bool {
+        self.buildkit_secrets().is_ok()
+    }
+
     /// `Ok` if BuildKit on this daemon can mount secrets into `RUN`s; otherwise why not.
     pub fn buildkit_secrets(&self) -> std::result::Result<(), String> {
         if !self.os.is_empty() && self.os != "linux" {
@@ -117,6 +125,7 @@ mod tests {
         let info = DaemonInfo::from_version(&version("Docker Engine - Community", "1.41", "linux"));
         assert!(!info.balena_engine);
         assert_eq!(info.buildkit_secrets(), Ok(()));
+        assert!(info.buildkit());
     }
 
     #[test]
@@ -129,6 +138,7 @@ mod tests {
         );
         let windows = DaemonInfo::from_version(&version("", "1.43", "windows"));
         assert!(windows.buildkit_secrets().unwrap_err().contains("windows"));
+        assert!(!old.buildkit() && !windows.buildkit());
     }
 
     #[test]

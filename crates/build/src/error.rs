@@ -187,6 +187,14 @@ fn build_failure_text(message: &str, step: Option<&str>, output: &[String]) -> S
 }
 
 impl Error {
+    /// Whether BuildKit's scheduler lost the build ("invalid request {…} for build"): a race
+    /// of Docker 20.10's BuildKit between concurrent builds of the same steps, seen when
+    /// several identical builds run at once. Nothing was built; building again works.
+    pub fn is_buildkit_scheduler_race(&self) -> bool {
+        matches!(self, Error::BuildFailed { message, .. }
+            if message.starts_with("invalid request") && message.ends_with("for build"))
+    }
+
     pub(crate) fn docker(action: impl Into<String>, source: bollard::errors::Error) -> Self {
         Self::Docker {
             action: action.into(),
@@ -211,4 +219,24 @@ pub(crate) fn describe_transport_error(e: &bollard::errors::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_buildkit_scheduler_race_is_recognised_by_its_message() {
+        let failed = |message: &str| Error::BuildFailed {
+            message: message.to_owned(),
+            step: None,
+            output: Vec::new(),
+            layers: Vec::new(),
+        };
+        assert!(failed("invalid request {0 0xc001701780} for build").is_buildkit_scheduler_race());
+        assert!(!failed("exit code: 3").is_buildkit_scheduler_race());
+        assert!(
+            !Error::Unsupported("invalid request for build".into()).is_buildkit_scheduler_race()
+        );
+    }
 }

@@ -5,7 +5,6 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use base64::Engine as _;
 use bollard::Docker;
 use bollard::models::BuildInfo;
 use bollard::query_parameters::{BuildImageOptionsBuilder, TagImageOptionsBuilder};
@@ -14,18 +13,16 @@ use indexmap::IndexMap;
 use tokio::sync::mpsc;
 
 use crate::auth::RegistryAuth;
-use crate::connect::{REPEATED_VALUE_SEPARATOR, to_base64url};
+use crate::connect::REPEATED_VALUE_SEPARATOR;
 use crate::context::{ContextBody, ProducerOutcome};
 use crate::error::{Error, Result, describe_transport_error};
 use crate::events::{
     BuildEvent, FromTag, LineBuffer, emit, extract_from_tag, extract_layer, parse_step,
 };
 use crate::pull::classify_pull_error;
-use crate::raw;
-use crate::redact::Redactor;
+use crate::raw_build;
 use crate::reference::ImageReference;
-use crate::session::{BuildSecrets, Session, SessionServices};
-use crate::trace::{StreamMessage, Trace};
+use crate::session::BuildSecrets;
 
 /// How many output lines of the failing step a [`Error::BuildFailed`] keeps.
 pub const FAILURE_OUTPUT_LINES: usize = 20;
@@ -57,6 +54,15 @@ pub struct BuildOptions {
     pub extra_hosts: Vec<String>,
     /// The network mode of `RUN` steps (`host`, `none`, a network name).
     pub network_mode: Option<String>,
+    /// The size of `/dev/shm` in the build's containers, in bytes (the daemon's default,
+    /// 64 MiB, when `None`). Sent to both builders; BuildKit of Docker 20.10 ignores it (as
+    /// `DOCKER_BUILDKIT=1 docker build --shm-size` does there).
+    pub shm_size: Option<u64>,
+    /// Report everything BuildKit does, as `docker build --progress plain` shows it: its
+    /// internal steps (`[internal] load …`, `exporting to image`) and a `CACHED` line per
+    /// cached step. Off, a BuildKit build reads like a classic one: the Dockerfile's steps
+    /// and their output. The classic builder ignores it.
+    pub plain_progress: bool,
     /// Registry credentials for `FROM` images (sent as `X-Registry-Config`).
     pub registry_auth: RegistryAuth,
     /// Give up (and fail with [`Error::Timeout`]) after this long; no limit when `None`.
@@ -76,7 +82,9 @@ pub struct BuildOptions {
     pub daemon: Option<crate::Daemon>,
 }
 
-/// The builder of a build.
+/// The builder of a build. [`crate::DaemonInfo::buildkit`] says whether a daemon has
+/// BuildKit; callers choose it whenever it does (as `multibuild` does) and keep the classic
+/// builder for daemons without it and for `DOCKER_BUILDKIT=0`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Builder {
     /// The classic builder (`version=1`): what the reference uses.
@@ -84,7 +92,10 @@ pub enum Builder {
     Classic,
     /// BuildKit (`version=2`), with a session for [`BuildOptions::secrets`] and registry
     /// credentials. `RUN` steps need [`BuildOptions::network_mode`] `host` or `none` on a
-    /// daemon without a `bridge` network; when it is `None`, `host` is used there.
+    /// daemon without a `bridge` network; when it is `None`, `host` is used there. The image
+    /// carries inline cache metadata (`BUILDKIT_INLINE_CACHE=1`, unless the build args set
+    /// it) so that it can serve as [`BuildOptions::cache_from`] of a later build; its
+    /// [`Built::layers`] are the image's layer digests (BuildKit commits no step images).
     BuildKit,
 }
 
@@ -95,7 +106,8 @@ pub struct Built {
     pub image_id: String,
     /// The repository digest, if the image has one (only after a push or for pulled images).
     pub digest: Option<String>,
-    /// The layer ids from the ` ---> <id>` lines, in order (one per step).
+    /// The classic builder's layer ids from the ` ---> <id>` lines, in order (one per step);
+    /// on BuildKit, which commits no image per step, the image's layer digests.
     pub layers: Vec<String>,
     /// The base images of the `FROM` steps (stage names excluded).
     pub from_tags: Vec<FromTag>,
@@ -126,9 +138,9 @@ pub async fn build_image(
     }
     let run = async {
         match options.builder {
-            Builder::BuildKit => run_raw_build(docker, context, options, events).await,
+            Builder::BuildKit => raw_build::run_raw_build(docker, context, options, events).await,
             Builder::Classic if !options.volumes.is_empty() => {
-                run_raw_build(docker, context, options, events).await
+                raw_build::run_raw_build(docker, context, options, events).await
             }
             Builder::Classic => run_build(docker, context, options, events).await,
         }
@@ -180,7 +192,7 @@ fn daemon_host(options: &BuildOptions) -> String {
     }
 }
 
-fn describe_tags(tags: &[String]) -> String {
+pub(crate) fn describe_tags(tags: &[String]) -> String {
     tags.first()
         .cloned()
         .unwrap_or_else(|| "an untagged image".to_owned())
@@ -224,6 +236,13 @@ async fn run_build(
     if let Some(mode) = &options.network_mode {
         builder = builder.networkmode(mode);
     }
+    // bollard 0.21.1 takes an i32: a larger size is sent as the most it can say.
+    if let Some(bytes) = options
+        .shm_size
+        .map(|b| i32::try_from(b).unwrap_or(i32::MAX))
+    {
+        builder = builder.shmsize(bytes);
+    }
     // Even an empty map is sent, as the reference does: it costs nothing and keeps the
     // daemon's behaviour the same with and without secrets.
     let credentials = Some(options.registry_auth.as_build_config());
@@ -249,284 +268,8 @@ async fn run_build(
     state.finish(docker, options).await
 }
 
-/// A build on a connection of our own: BuildKit (with a session) or the classic builder with
-/// balenaEngine volumes, neither of which bollard 0.21.1 can send or parse.
-async fn run_raw_build(
-    docker: &Docker,
-    context: ContextBody,
-    options: &BuildOptions,
-    events: &mpsc::Sender<BuildEvent>,
-) -> Result<Built> {
-    let daemon = match &options.daemon {
-        Some(daemon) => daemon.clone(),
-        None => crate::Daemon::resolve(&crate::DaemonFlags::default())?,
-    };
-    let (host, endpoint) = (daemon.host, daemon.endpoint);
-    let version = docker.client_version();
-    let version = format!("{}.{}", version.major_version, version.minor_version);
-    let buildkit = options.builder == Builder::BuildKit;
-    let action = || format!("building {}", describe_tags(&options.tags));
-
-    // The session must exist before the build names it; it lives until this function returns.
-    let session = if buildkit {
-        let services = SessionServices {
-            secrets: options.secrets.clone(),
-            registry_auth: options.registry_auth.clone(),
-        };
-        Some(Session::start(&endpoint, &version, services).await?)
-    } else {
-        None
-    };
-    let network_mode = match (&options.network_mode, buildkit) {
-        (Some(mode), _) => Some(mode.clone()),
-        // BuildKit's default network is `bridge`; a daemon started with `--bridge=none` has
-        // none, and every RUN would fail with "network bridge not found".
-        (None, true)
-            if docker
-                .inspect_network(
-                    "bridge",
-                    None::<bollard::query_parameters::InspectNetworkOptions>,
-                )
-                .await
-                .is_err() =>
-        {
-            Some("host".to_owned())
-        }
-        (None, _) => None,
-    };
-
-    let mut query: Vec<(&str, String)> = Vec::new();
-    query.push((
-        "dockerfile",
-        options
-            .dockerfile
-            .clone()
-            .unwrap_or_else(|| "Dockerfile".to_owned()),
-    ));
-    for tag in &options.tags {
-        query.push(("t", tag.clone()));
-    }
-    let json = |value: serde_json::Value| value.to_string();
-    query.push(("buildargs", json(serde_json::json!(options.build_args))));
-    query.push(("labels", json(serde_json::json!(options.labels))));
-    query.push(("rm", "1".to_owned()));
-    query.push(("forcerm", "1".to_owned()));
-    if options.nocache {
-        query.push(("nocache", "1".to_owned()));
-    }
-    if options.pull {
-        query.push(("pull", "1".to_owned()));
-    }
-    if let Some(platform) = &options.platform {
-        query.push(("platform", platform.clone()));
-    }
-    if let Some(target) = &options.target {
-        query.push(("target", target.clone()));
-    }
-    if !options.cache_from.is_empty() {
-        query.push(("cachefrom", json(serde_json::json!(options.cache_from))));
-    }
-    for host in &options.extra_hosts {
-        query.push(("extrahosts", compose_host_to_docker(host)));
-    }
-    if let Some(mode) = network_mode {
-        query.push(("networkmode", mode));
-    }
-    if !options.volumes.is_empty() {
-        query.push(("volumes", json(serde_json::json!(options.volumes))));
-    }
-    if let Some(session) = &session {
-        query.push(("version", "2".to_owned()));
-        query.push(("session", session.id().to_owned()));
-    }
-    let credentials =
-        serde_json::to_string(&options.registry_auth.as_build_config()).map_err(|e| {
-            Error::Session {
-                reason: format!("encoding registry credentials: {e}"),
-            }
-        })?;
-    let (chunks, producer) = context.into_stream();
-    let request = http::Request::post(format!("/v{version}/build?{}", raw::query_encode(&query)))
-        .header(http::header::HOST, "docker")
-        .header(http::header::CONTENT_TYPE, "application/x-tar")
-        .header(
-            "X-Registry-Config",
-            to_base64url(&base64::engine::general_purpose::STANDARD.encode(credentials)),
-        )
-        .body(raw::stream_body(chunks))
-        .map_err(|e| Error::Session {
-            reason: format!("{}: {e}", action()),
-        })?;
-    let response = match raw::send(&endpoint, request).await {
-        Ok(response) => response,
-        Err(e) => {
-            if let Some(e) = producer.take_failure() {
-                return Err(Error::Context(e));
-            }
-            return Err(Error::Unreachable {
-                host,
-                reason: e.to_string(),
-            });
-        }
-    };
-    if !response.status().is_success() {
-        let status = response.status();
-        let body = raw::read_body(response).await.unwrap_or_default();
-        let message = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-            .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_owned());
-        if let Some(e) = producer.take_error() {
-            return Err(Error::Context(e));
-        }
-        return Err(Error::BuildFailed {
-            message: format!("{message} (HTTP {status})"),
-            step: None,
-            output: Vec::new(),
-            layers: Vec::new(),
-        });
-    }
-
-    let mut body = response.into_body();
-    let mut pending: Vec<u8> = Vec::new();
-    let mut trace = Trace::new(Redactor::new(options.secrets.values()));
-    let mut classic = BuildState::default();
-    let mut classic_error = None;
-    let mut transport_error = None;
-    loop {
-        let frame = match http_body_util::BodyExt::frame(&mut body).await {
-            None => break,
-            Some(Ok(frame)) => frame,
-            Some(Err(e)) => {
-                transport_error = Some(e.to_string());
-                break;
-            }
-        };
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        pending.extend_from_slice(&data);
-        while let Some(newline) = pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=newline).collect();
-            let line = line.trim_ascii();
-            if line.is_empty() {
-                continue;
-            }
-            if buildkit {
-                if let Ok(message) = serde_json::from_slice::<StreamMessage>(line) {
-                    trace.handle(message, events).await;
-                }
-            } else {
-                handle_classic_line(line, &mut classic, &mut classic_error, events).await;
-            }
-        }
-    }
-    drop(session);
-    if let Some(e) = producer.take_error() {
-        return Err(Error::Context(e));
-    }
-    if !buildkit {
-        classic.flush(events).await;
-        return match (classic_error, transport_error) {
-            (Some(message), _) => {
-                classic
-                    .fail(
-                        docker,
-                        bollard::errors::Error::DockerStreamError { error: message },
-                        &producer,
-                        events,
-                        options,
-                    )
-                    .await
-            }
-            (None, Some(reason)) if classic.announced_id().is_none() => {
-                Err(Error::ConnectionLost {
-                    host,
-                    action: action(),
-                    reason,
-                })
-            }
-            (None, _) => classic.finish(docker, options).await,
-        };
-    }
-    trace.finish(events).await;
-    if let Some(message) = trace.error.clone() {
-        emit(
-            events,
-            BuildEvent::Error {
-                message: message.clone(),
-            },
-        )
-        .await;
-        let (step, output) = trace.failure();
-        return Err(Error::BuildFailed {
-            message,
-            step,
-            output,
-            layers: Vec::new(),
-        });
-    }
-    if let Some(reason) = transport_error {
-        return Err(Error::ConnectionLost {
-            host,
-            action: action(),
-            reason,
-        });
-    }
-    let announced = trace
-        .image_id
-        .clone()
-        .or_else(|| options.tags.first().cloned())
-        .ok_or_else(|| Error::BuildFailed {
-            message: "the daemon finished the build without reporting an image id".into(),
-            step: None,
-            output: Vec::new(),
-            layers: Vec::new(),
-        })?;
-    let inspect = docker
-        .inspect_image(&announced)
-        .await
-        .map_err(|e| Error::docker(format!("inspecting built image {announced}"), e))?;
-    let digest = inspect
-        .repo_digests
-        .unwrap_or_default()
-        .into_iter()
-        .find_map(|d| d.split_once('@').map(|(_, digest)| digest.to_owned()));
-    Ok(Built {
-        image_id: inspect.id.unwrap_or(announced),
-        digest,
-        layers: Vec::new(),
-        from_tags: trace.from_tags,
-        tags: options.tags.clone(),
-    })
-}
-
-/// One JSON line of a classic build's stream, as bollard would have parsed it.
-async fn handle_classic_line(
-    line: &[u8],
-    state: &mut BuildState,
-    error: &mut Option<String>,
-    events: &mpsc::Sender<BuildEvent>,
-) {
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(line) else {
-        return;
-    };
-    let message = value
-        .get("errorDetail")
-        .and_then(|d| d.get("message"))
-        .or_else(|| value.get("error"))
-        .and_then(|m| m.as_str());
-    if let Some(message) = message {
-        error.get_or_insert_with(|| message.to_owned());
-        return;
-    }
-    if let Ok(info) = serde_json::from_value::<BuildInfo>(value) {
-        state.handle(info, events).await;
-    }
-}
-
 /// compose-go writes `host=ip`; the daemon wants `host:ip`. Only the first `=` is a separator.
-fn compose_host_to_docker(entry: &str) -> String {
+pub(crate) fn compose_host_to_docker(entry: &str) -> String {
     if entry.contains(':') && !entry.contains('=') {
         return entry.to_owned();
     }
@@ -534,7 +277,7 @@ fn compose_host_to_docker(entry: &str) -> String {
 }
 
 #[derive(Debug, Default)]
-struct BuildState {
+pub(crate) struct BuildState {
     lines: LineBuffer,
     image_id: Option<String>,
     successfully_built: Option<String>,
@@ -546,7 +289,7 @@ struct BuildState {
 }
 
 impl BuildState {
-    async fn handle(&mut self, info: BuildInfo, events: &mpsc::Sender<BuildEvent>) {
+    pub(crate) async fn handle(&mut self, info: BuildInfo, events: &mpsc::Sender<BuildEvent>) {
         if let Some(text) = &info.stream {
             for line in self.lines.push(text) {
                 self.line(line, events).await;
@@ -561,7 +304,7 @@ impl BuildState {
         }
     }
 
-    async fn flush(&mut self, events: &mpsc::Sender<BuildEvent>) {
+    pub(crate) async fn flush(&mut self, events: &mpsc::Sender<BuildEvent>) {
         if let Some(line) = self.lines.finish() {
             self.line(line, events).await;
         }
@@ -613,13 +356,13 @@ impl BuildState {
     }
 
     /// The id the daemon announced (`aux.ID`, else `Successfully built`).
-    fn announced_id(&self) -> Option<&str> {
+    pub(crate) fn announced_id(&self) -> Option<&str> {
         self.image_id
             .as_deref()
             .or(self.successfully_built.as_deref())
     }
 
-    async fn fail(
+    pub(crate) async fn fail(
         self,
         docker: &Docker,
         error: bollard::errors::Error,
@@ -692,7 +435,7 @@ impl BuildState {
         }
     }
 
-    async fn finish(self, docker: &Docker, options: &BuildOptions) -> Result<Built> {
+    pub(crate) async fn finish(self, docker: &Docker, options: &BuildOptions) -> Result<Built> {
         let announced = self
             .announced_id()
             .map(str::to_owned)

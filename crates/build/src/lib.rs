@@ -8,7 +8,8 @@
 //! * With [`Builder::BuildKit`], [`build_image`] builds on BuildKit instead and serves
 //!   [`BuildSecrets`] (for `RUN --mount=type=secret`) and registry credentials over a session
 //!   of its own (`POST /session`, upgraded to h2c, we the gRPC server); [`daemon_info`] says
-//!   whether the daemon can.
+//!   whether the daemon can ([`DaemonInfo::buildkit`]). Its progress is reported as the
+//!   classic builder's is: steps, their output, pull progress.
 //! * [`pull_image`] pulls with a platform and credentials.
 //! * [`RegistryAuth`] holds credentials from balena registry secrets and the Docker config;
 //!   [`platforms_of`] / [`inspect_manifest`] read a manifest for platform selection.
@@ -46,6 +47,7 @@ mod image_build;
 mod platform;
 mod pull;
 mod raw;
+mod raw_build;
 mod redact;
 mod reference;
 mod session;
@@ -73,6 +75,7 @@ pub use platform::{
     mixed_platform_warning, platforms_of, select_platform_handling,
 };
 pub use pull::{Pulled, pull_image};
+pub use raw_build::INLINE_CACHE_ARG;
 pub use redact::{MIN_FRAGMENT, REDACTED, Redactor};
 pub use reference::{DOCKER_HUB_ALIASES, DOCKER_HUB_AUTH_KEY, DOCKER_HUB_HOST, ImageReference};
 pub use session::{BuildSecrets, MAX_SECRET_SIZE};

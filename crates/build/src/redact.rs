@@ -181,7 +181,7 @@ mod tests {
         use prost::Message as _;
         let line = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7";
         let (tx, mut rx) = tokio::sync::mpsc::channel(100);
-        let mut trace = Trace::new(redactor());
+        let mut trace = Trace::new(redactor(), false);
         let chunks = [
             format!("tail: {}", &line[20..30]),
             format!("{}\nhead: {}", &line[30..], &line[..8]),

@@ -58,6 +58,8 @@ pub(crate) struct Vertex {
 pub(crate) struct VertexStatus {
     #[prost(string, tag = "1")]
     pub id: String,
+    #[prost(string, tag = "2")]
+    pub vertex: String,
     #[prost(string, tag = "3")]
     pub name: String,
     #[prost(int64, tag = "4")]
@@ -107,13 +109,41 @@ fn parse_vertex_name(name: &str) -> Option<(u32, u32, String)> {
     Some((
         captures.get(1)?.as_str().parse().ok()?,
         captures.get(2)?.as_str().parse().ok()?,
-        captures.get(3)?.as_str().to_owned(),
+        as_written(captures.get(3)?.as_str()),
     ))
+}
+
+/// BuildKit names a `FROM` image in full (`docker.io/library/alpine:3.19`); the classic
+/// builder, and the Dockerfile, as written (`alpine:3.19`).
+fn as_written(instruction: &str) -> String {
+    let Some((keyword, rest)) = instruction.split_once(' ') else {
+        return instruction.to_owned();
+    };
+    if !keyword.eq_ignore_ascii_case("FROM") {
+        return instruction.to_owned();
+    }
+    let rest = rest
+        .strip_prefix("docker.io/library/")
+        .or_else(|| rest.strip_prefix("docker.io/"))
+        .unwrap_or(rest);
+    format!("{keyword} {rest}")
+}
+
+/// A step's vertex name as the classic builder names a step (`Step 2/3 : RUN x`), so that
+/// a failure reads the same on either builder; other names as they are.
+fn classic_step_name(name: &str) -> String {
+    match parse_vertex_name(name) {
+        Some((index, total, instruction)) => format!("Step {index}/{total} : {instruction}"),
+        None => name.to_owned(),
+    }
 }
 
 #[derive(Debug, Default)]
 struct VertexState {
     name: String,
+    /// A Dockerfile step (`[i/n] …`), as opposed to BuildKit's own work (`[internal] …`,
+    /// `exporting to image`), which only plain progress shows.
+    step: bool,
     started: bool,
     completed: bool,
     lines: LineBuffer,
@@ -144,14 +174,22 @@ pub(crate) struct Trace {
     /// `stream` text, joined into lines before it is redacted: a secret split across two
     /// messages is then seen whole.
     stream_lines: LineBuffer,
+    /// Report BuildKit's internal vertices and `CACHED` lines too (`--progress plain`).
+    plain: bool,
 }
 
 impl Trace {
-    pub(crate) fn new(redactor: Redactor) -> Self {
+    pub(crate) fn new(redactor: Redactor, plain: bool) -> Self {
         Trace {
             redactor,
+            plain,
             ..Trace::default()
         }
+    }
+
+    /// Whether the vertex's progress is shown: its steps always, the rest only when plain.
+    fn shown(&self, digest: &str) -> bool {
+        self.plain || self.vertices.get(digest).is_some_and(|v| v.step)
     }
 
     /// Handles one JSON message of the stream.
@@ -212,8 +250,12 @@ impl Trace {
             let state = self.vertices.entry(vertex.digest.clone()).or_default();
             if !vertex.name.is_empty() {
                 state.name = vertex.name.clone();
+                state.step = parse_vertex_name(&vertex.name).is_some();
             }
-            if (vertex.started.is_some() || vertex.cached) && !state.started {
+            if (vertex.started.is_some() || vertex.cached)
+                && !state.started
+                && (state.step || self.plain)
+            {
                 state.started = true;
                 let name = self.redactor.apply(state.name.clone());
                 match parse_vertex_name(&name) {
@@ -237,14 +279,17 @@ impl Trace {
             let Some(state) = self.vertices.get_mut(&vertex.digest) else {
                 continue;
             };
+            let shown = self.plain || state.step;
             if vertex.completed.is_some() && !state.completed {
                 state.completed = true;
                 if let Some(line) = state.lines.finish() {
                     let line = self.redactor.apply(line);
                     state.keep(&line);
-                    emit(events, BuildEvent::Output { line }).await;
+                    if shown {
+                        emit(events, BuildEvent::Output { line }).await;
+                    }
                 }
-                if vertex.cached {
+                if vertex.cached && self.plain {
                     emit(
                         events,
                         BuildEvent::Output {
@@ -262,6 +307,9 @@ impl Trace {
             }
         }
         for item in status.statuses {
+            if !self.shown(&item.vertex) {
+                continue;
+            }
             emit(
                 events,
                 BuildEvent::Progress {
@@ -278,6 +326,7 @@ impl Trace {
             .await;
         }
         for log in status.logs {
+            let shown = self.shown(&log.vertex);
             let Some(state) = self.vertices.get_mut(&log.vertex) else {
                 continue;
             };
@@ -285,7 +334,9 @@ impl Trace {
             for line in state.lines.push(&text) {
                 let line = self.redactor.apply(line);
                 state.keep(&line);
-                emit(events, BuildEvent::Output { line }).await;
+                if shown {
+                    emit(events, BuildEvent::Output { line }).await;
+                }
             }
         }
     }
@@ -302,7 +353,7 @@ impl Trace {
         });
         match digest.and_then(|d| self.vertices.get(d)) {
             Some(state) => (
-                Some(self.redactor.apply(state.name.clone())),
+                Some(self.redactor.apply(classic_step_name(&state.name))),
                 state.tail.iter().cloned().collect(),
             ),
             None => (None, Vec::new()),
@@ -335,7 +386,10 @@ mod tests {
     #[tokio::test]
     async fn vertices_become_steps_logs_lines_and_failures_are_named() {
         let (tx, mut rx) = mpsc::channel(100);
-        let mut trace = Trace::new(Redactor::new([b"sup3r-secret\n".as_slice()].into_iter()));
+        let mut trace = Trace::new(
+            Redactor::new([b"sup3r-secret\n".as_slice()].into_iter()),
+            false,
+        );
         let run = Vertex {
             digest: "sha256:b".into(),
             name: "[2/2] RUN exit 3".into(),
@@ -391,7 +445,7 @@ mod tests {
                 BuildEvent::Step {
                     index: 1,
                     total: 2,
-                    instruction: "FROM docker.io/local/amd64-busybox".into()
+                    instruction: "FROM local/amd64-busybox".into()
                 },
                 BuildEvent::Step {
                     index: 2,
@@ -404,13 +458,80 @@ mod tests {
             ]
         );
         let (step, output) = trace.failure();
-        assert_eq!(step.as_deref(), Some("[2/2] RUN exit 3"));
+        assert_eq!(step.as_deref(), Some("Step 2/2 : RUN exit 3"));
         assert_eq!(output, vec!["hello", "has [secret] in it", "part"]);
         assert_eq!(
             trace.error.as_deref(),
             Some("executor failed running [/bin/sh -c exit 3]: exit code: 3")
         );
-        assert_eq!(trace.from_tags[0].repo, "docker.io/local/amd64-busybox");
+        assert_eq!(trace.from_tags[0].repo, "local/amd64-busybox");
+    }
+
+    /// BuildKit's own vertices (and their logs and statuses) and `CACHED` lines only show
+    /// with plain progress; a failing internal vertex still fails the build.
+    #[tokio::test]
+    async fn internal_vertices_and_cache_hits_show_only_when_plain() {
+        let status = StatusResponse {
+            vertexes: vec![
+                Vertex {
+                    digest: "sha256:i".into(),
+                    name: "[internal] load build context".into(),
+                    started: ts(),
+                    completed: ts(),
+                    ..Vertex::default()
+                },
+                Vertex {
+                    digest: "sha256:c".into(),
+                    name: "[2/2] COPY a /a".into(),
+                    cached: true,
+                    started: ts(),
+                    completed: ts(),
+                    ..Vertex::default()
+                },
+                Vertex {
+                    digest: "sha256:m".into(),
+                    name: "[internal] load metadata for docker.io/library/x:latest".into(),
+                    started: ts(),
+                    error: "401 Unauthorized".into(),
+                    ..Vertex::default()
+                },
+            ],
+            statuses: vec![VertexStatus {
+                id: "naming to docker.io/library/x".into(),
+                vertex: "sha256:i".into(),
+                ..VertexStatus::default()
+            }],
+            logs: vec![VertexLog {
+                vertex: "sha256:i".into(),
+                msg: b"transferring context: 2B\n".to_vec(),
+            }],
+        };
+        for plain in [false, true] {
+            let (tx, mut rx) = mpsc::channel(100);
+            let mut trace = Trace::new(Redactor::default(), plain);
+            trace.handle(trace_message(&status), &tx).await;
+            drop(tx);
+            let mut got = Vec::new();
+            while let Some(e) = rx.recv().await {
+                got.push(e);
+            }
+            let shows = |line: &str| got.contains(&BuildEvent::Output { line: line.into() });
+            assert_eq!(shows("[internal] load build context"), plain, "{got:#?}");
+            assert_eq!(shows("transferring context: 2B"), plain, "{got:#?}");
+            assert_eq!(shows("CACHED"), plain, "{got:#?}");
+            let progress = got.iter().any(|e| matches!(e, BuildEvent::Progress { .. }));
+            assert_eq!(progress, plain, "{got:#?}");
+            assert!(got.contains(&BuildEvent::Step {
+                index: 2,
+                total: 2,
+                instruction: "COPY a /a".into()
+            }));
+            assert_eq!(trace.error.as_deref(), Some("401 Unauthorized"));
+            assert_eq!(
+                trace.failure().0.as_deref(),
+                Some("[internal] load metadata for docker.io/library/x:latest")
+            );
+        }
     }
 
     #[test]

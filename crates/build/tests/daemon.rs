@@ -89,6 +89,7 @@ async fn build_args_labels_target_and_extra_hosts_reach_the_image() {
         nocache: true,
         extra_hosts: vec!["h-one=10.1.2.3".into(), "h-two:10.4.5.6".into()],
         network_mode: Some("none".into()),
+        shm_size: Some(96 * 1024 * 1024),
         ..BuildOptions::default()
     };
     options
@@ -97,6 +98,7 @@ async fn build_args_labels_target_and_extra_hosts_reach_the_image() {
     options.labels.insert("io.balena.test".into(), "yes".into());
     let dockerfile = "FROM local/amd64-busybox AS first\nARG GREETING\nLABEL greeting=$GREETING\n\
         RUN grep -q 'h-one' /etc/hosts && grep -q '10.4.5.6.*h-two' /etc/hosts\n\
+        RUN df -k /dev/shm | grep -q ' 98304 '\n\
         FROM local/amd64-busybox AS second\nRUN exit 9\n";
     let (built, _) =
         build_collecting(&docker, context(&[("Dockerfile", dockerfile)]), &options).await;

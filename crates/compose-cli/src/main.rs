@@ -32,7 +32,9 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
     /// How progress is shown: `auto` is `tty` on a terminal (not `TERM=dumb`), else `plain`;
-    /// `quiet` shows only errors; `json` is `--json`.
+    /// `quiet` shows only errors; `json` is `--json`. A build's output reads like the classic
+    /// builder's on BuildKit too (the Dockerfile's steps and their output); `plain`, when
+    /// given, also shows BuildKit's own steps (`[internal] load …`) and `CACHED` lines.
     #[arg(long, global = true, value_enum, default_value_t = commands::progress::ProgressMode::Auto)]
     progress: commands::progress::ProgressMode,
     /// Show only errors (`--progress quiet`).

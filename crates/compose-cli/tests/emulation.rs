@@ -175,24 +175,40 @@ fn layer_file_names(image: &str) -> Vec<String> {
 
 /// After `emulation setup`, aarch64 and armv7hf builds whose `RUN`s start child programs (a
 /// pipe, `sleep`, a subshell) succeed through binfmt_misc, with no rewrite: the image runs as
-/// its architecture and no layer holds qemu.
+/// its architecture and no layer holds qemu. On BuildKit (the default) and on the classic
+/// builder (`DOCKER_BUILDKIT=0`).
 #[test]
 fn binfmt_builds_start_child_programs_and_ship_no_qemu() {
     let _lock = binfmt_lock(false);
-    for (arch, base, machine) in [
-        ("aarch64", "local/aarch64-busybox", "aarch64"),
-        ("armv7hf", "local/armv7hf-busybox", "armv7l"),
-    ] {
-        let dir = tempfile::tempdir().unwrap();
-        write(
-            dir.path(),
-            "Dockerfile",
-            &format!(
-                "FROM {base}\nRUN sh -c 'ls / | wc -l; sleep 0; cat /etc/hostname' > /out && (uname -m > /arch) && test \"$(wc -l < /out)\" -eq 2\n"
-            ),
-        );
-        let project = format!("binfmtchild{arch}{}", std::process::id());
-        let out = run(&[
+    for classic in [false, true] {
+        for (arch, base, machine) in [
+            ("aarch64", "local/aarch64-busybox", "aarch64"),
+            ("armv7hf", "local/armv7hf-busybox", "armv7l"),
+        ] {
+            binfmt_build_with_child_programs(classic, arch, base, machine);
+        }
+    }
+}
+
+fn binfmt_build_with_child_programs(classic: bool, arch: &str, base: &str, machine: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    // (BuildKit gives a RUN on the host network no /etc/hostname: /etc/passwd is read.)
+    write(
+        dir.path(),
+        "Dockerfile",
+        &format!(
+            "FROM {base}\nRUN sh -c 'ls / | wc -l; sleep 0; head -n 1 /etc/passwd' > /out && (uname -m > /arch) && test \"$(wc -l < /out)\" -eq 2\n"
+        ),
+    );
+    let project = format!("binfmtchild{arch}{classic}{}", std::process::id());
+    let mut command = balena_compose();
+    if classic {
+        command.env("DOCKER_BUILDKIT", "0");
+    } else {
+        command.env_remove("DOCKER_BUILDKIT");
+    }
+    let out = command
+        .args([
             "build",
             dir.path().to_str().unwrap(),
             "-p",
@@ -200,31 +216,33 @@ fn binfmt_builds_start_child_programs_and_ship_no_qemu() {
             "--arch",
             arch,
             "--emulated",
-        ]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let image = format!("{project}_main");
-        let built = out.status.success().then(|| {
-            let inside = docker_ok(&["run", "--rm", "--network", "none", &image, "cat", "/arch"]);
-            (inside, layer_file_names(&image))
-        });
-        let _ = docker_cli(&["rmi", &image]);
-        assert!(built.is_some(), "{arch}: {stderr}");
-        let (inside, names) = built.unwrap();
-        assert_eq!(inside.trim(), machine);
-        assert!(!stderr.contains("-execve"), "no rewrite warning: {stderr}");
-        assert!(!stderr.contains("MB) in a layer"), "binfmt: {stderr}");
-        // Every step of the build (RUN, LABEL) gets the daemon's platform warning; shown once.
-        let shown = format!("{}{stderr}", String::from_utf8_lossy(&out.stdout));
-        assert_eq!(
-            shown.matches("The requested image's platform").count(),
-            1,
-            "{shown}"
-        );
-        assert!(
-            names.iter().all(|n| !n.contains("qemu")),
-            "{arch}: a layer holds qemu: {names:?}"
-        );
-    }
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let image = format!("{project}_main");
+    let built = out.status.success().then(|| {
+        let inside = docker_ok(&["run", "--rm", "--network", "none", &image, "cat", "/arch"]);
+        (inside, layer_file_names(&image))
+    });
+    let _ = docker_cli(&["rmi", &image]);
+    assert!(built.is_some(), "{arch} (classic: {classic}): {stderr}");
+    let (inside, names) = built.unwrap();
+    assert_eq!(inside.trim(), machine);
+    assert!(!stderr.contains("-execve"), "no rewrite warning: {stderr}");
+    assert!(!stderr.contains("MB) in a layer"), "binfmt: {stderr}");
+    // Every step of a classic build (RUN, LABEL) gets the daemon's platform warning; shown
+    // once. BuildKit gives none.
+    let shown = format!("{}{stderr}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        shown.matches("The requested image's platform").count(),
+        usize::from(classic),
+        "{shown}"
+    );
+    assert!(
+        names.iter().all(|n| !n.contains("qemu")),
+        "{arch}: a layer holds qemu: {names:?}"
+    );
 }
 
 /// Which builder a rewrite build runs on: the daemon's BuildKit, or the classic builder

@@ -33,11 +33,20 @@ fn docker_cli(host: &str, config: &Path, args: &[&str]) -> Output {
 /// `balena-compose build` started in the background, its output collected.
 struct BuildRun {
     child: Child,
+    /// Its standard error, where progress goes, so far (read by a thread as it comes).
+    stderr: Arc<std::sync::Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
 }
 
 impl BuildRun {
-    fn start(project: &Path, name: &str, host: &str, home: &Path) -> BuildRun {
-        let child = Command::new(assert_cmd::cargo::cargo_bin("balena-compose"))
+    fn start(project: &Path, name: &str, host: &str, home: &Path, classic: bool) -> BuildRun {
+        let mut command = Command::new(assert_cmd::cargo::cargo_bin("balena-compose"));
+        if classic {
+            command.env("DOCKER_BUILDKIT", "0");
+        } else {
+            command.env_remove("DOCKER_BUILDKIT");
+        }
+        let mut child = command
             .args([
                 "build",
                 project.to_str().unwrap(),
@@ -55,7 +64,30 @@ impl BuildRun {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        BuildRun { child }
+        let stderr = Arc::new(std::sync::Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().unwrap();
+        let sink = Arc::clone(&stderr);
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut pipe, &mut buf) {
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        BuildRun {
+            child,
+            stderr,
+            reader,
+        }
+    }
+
+    /// Whether the build printed `line` (as `[main] line`).
+    fn printed(&self, line: &str) -> bool {
+        self.stderr
+            .lock()
+            .unwrap()
+            .contains(&format!("[main] {line}\n"))
     }
 
     /// Waits at most `limit` for the build to end; fails the test if it hangs.
@@ -64,13 +96,14 @@ impl BuildRun {
         if !ended {
             let _ = self.child.kill();
         }
-        let out = self.child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let status = self.child.wait().unwrap();
+        let _ = self.reader.join();
+        let stderr = self.stderr.lock().unwrap().clone();
         assert!(
             ended,
             "balena-compose build still ran {limit:?} after the daemon went away: a hang\n{stderr}"
         );
-        (out.status.code(), stderr)
+        (status.code(), stderr)
     }
 }
 
@@ -93,12 +126,31 @@ fn a_daemon_that_dies_or_stops_mid_build_ends_the_build_with_a_clear_error() {
     let mut daemon = PrivateDaemon::start();
     daemon.load_base_image(&config);
 
+    // On BuildKit (the default) and on the classic builder.
+    for classic in [false, true] {
+        if classic {
+            daemon.spawn();
+        }
+        daemon_faults_mid_build(&mut daemon, &project, scratch.path(), &config, classic);
+    }
+}
+
+fn daemon_faults_mid_build(
+    daemon: &mut PrivateDaemon,
+    project: &Path,
+    scratch: &Path,
+    config: &Path,
+    classic: bool,
+) {
     // 1. SIGKILL: the connection drops in the middle of the build's output stream.
-    let name = format!("faultkill{}", std::process::id());
-    let build = BuildRun::start(&project, &name, &daemon.host(), scratch.path());
+    let name = format!("faultkill{classic}{}", std::process::id());
+    let build = BuildRun::start(project, &name, &daemon.host(), scratch, classic);
+    // The classic builder's RUN is a container; BuildKit's is not: its output says it runs.
     assert!(
-        wait_until(Duration::from_secs(60), || daemon.has_running_container()),
-        "the build's RUN step never started"
+        wait_until(Duration::from_secs(60), || daemon.has_running_container()
+            || build.printed("started")),
+        "the build's RUN step never started: {}",
+        build.stderr.lock().unwrap()
     );
     daemon.signal("-KILL");
     daemon.reap(Duration::from_secs(10));
@@ -117,17 +169,20 @@ fn a_daemon_that_dies_or_stops_mid_build_ends_the_build_with_a_clear_error() {
     daemon.spawn();
     let inspect = docker_cli(
         &daemon.host(),
-        &config,
+        config,
         &["image", "inspect", &format!("{name}_main")],
     );
     assert!(!inspect.status.success(), "a half-built image was tagged");
 
     // 2. SIGTERM (`systemctl stop docker`): the daemon stops the RUN and shuts down.
-    let name = format!("faultterm{}", std::process::id());
-    let build = BuildRun::start(&project, &name, &daemon.host(), scratch.path());
+    let name = format!("faultterm{classic}{}", std::process::id());
+    let build = BuildRun::start(project, &name, &daemon.host(), scratch, classic);
+    // The classic builder's RUN is a container; BuildKit's is not: its output says it runs.
     assert!(
-        wait_until(Duration::from_secs(60), || daemon.has_running_container()),
-        "the build's RUN step never started"
+        wait_until(Duration::from_secs(60), || daemon.has_running_container()
+            || build.printed("started")),
+        "the build's RUN step never started: {}",
+        build.stderr.lock().unwrap()
     );
     let stopped_at = Instant::now();
     daemon.signal("-TERM");

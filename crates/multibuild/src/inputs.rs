@@ -9,6 +9,12 @@
 //! with `--nocache`. A base image that is not on the daemon means "build" (there is no id to
 //! record); its image gets no inputs label and the next build records them.
 //!
+//! The builder (BuildKit or classic) is not part of the digest either: from the same inputs
+//! both make the same filesystem and settings, so an image of one stands in for a build on the
+//! other (switching with `DOCKER_BUILDKIT=0` does not rebuild; `--nocache` does). Where the
+//! builders need different Dockerfiles (a rewrite's bind-mounted qemu, secret mounts), the
+//! Dockerfile as sent differs, and so does the digest.
+//!
 //! The device type is recorded (a label) but not part of the digest: it acts on the image only
 //! through the Dockerfile it picks and renders, which are hashed. With it in, `build --arch
 //! amd64` (device type `generic-amd64`) followed by a deploy to an `intel-nuc` fleet would

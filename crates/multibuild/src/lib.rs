@@ -7,9 +7,11 @@
 //! pulls every service on a daemon, concurrently, reporting typed [`Event`]s and one
 //! [`ServiceOutcome`] per service.
 //!
+//! Every build goes through the daemon's BuildKit when it has one ([`uses_buildkit`]), and
+//! through the classic builder otherwise or when [`RunOptions::classic_builder`] asks.
 //! Build secrets (`build-secrets` in `balena.yml`) are read into each [`BuildTask`]'s
 //! `secrets` at plan time, with a BuildKit-mounted copy of its Dockerfile; [`run()`] asks the
-//! daemon once what it can do (BuildKit secret mounts, or balenaEngine build volumes) and
+//! daemon once what it can do (BuildKit, secret mounts, or balenaEngine build volumes) and
 //! fails the services with secrets before they start when it can do neither.
 //!
 //! ```
@@ -57,4 +59,4 @@ pub use dockerfile_from::base_images;
 pub use error::Error;
 pub use inputs::{ARCH_LABEL, DEVICE_TYPE_LABEL, INPUTS_LABEL, Reuse};
 pub use plan::{BuildTask, Plan, PlanOptions, ProjectSource, Task, TaskKind, plan};
-pub use run::{Action, Event, MAX_LOG_BYTES, RunOptions, ServiceOutcome, rewrite_on_buildkit, run};
+pub use run::{Action, Event, MAX_LOG_BYTES, RunOptions, ServiceOutcome, run, uses_buildkit};

@@ -43,6 +43,12 @@ pub struct RunOptions {
     pub daemon: Option<build::Daemon>,
     /// Which images on the daemon may stand in for a service's build or pull.
     pub reuse: Reuse,
+    /// Build with the classic builder even when the daemon has BuildKit (docker's
+    /// `DOCKER_BUILDKIT=0`, which the CLI reads). Builds with secrets still go through
+    /// BuildKit, the only builder that can mount them, unless balenaEngine's volumes do.
+    pub classic_builder: bool,
+    /// Show BuildKit's own steps and `CACHED` lines too (`--progress plain`).
+    pub plain_progress: bool,
 }
 
 /// How the builds with build secrets get them (decided once per run, before any build).
@@ -59,7 +65,11 @@ enum SecretsMode {
     Unsupported(String),
 }
 
-async fn secrets_mode(docker: &Docker, plan: &Plan, options: &RunOptions) -> SecretsMode {
+async fn secrets_mode(
+    info: &Result<build::DaemonInfo, String>,
+    plan: &Plan,
+    options: &RunOptions,
+) -> SecretsMode {
     let any = plan
         .tasks
         .iter()
@@ -72,7 +82,7 @@ async fn secrets_mode(docker: &Docker, plan: &Plan, options: &RunOptions) -> Sec
             "this service has build secrets (build-secrets in balena.yml), and {why}; it was not built"
         ))
     };
-    let info = match build::daemon_info(docker).await {
+    let info = match info {
         Ok(info) => info,
         Err(e) => {
             return unsupported(format!(
@@ -106,23 +116,11 @@ async fn secrets_mode(docker: &Docker, plan: &Plan, options: &RunOptions) -> Sec
     }
 }
 
-/// Whether the rewrite's builds go through BuildKit (qemu bind-mounted into each `RUN`, so no
-/// layer holds it): when `emulation` is the rewrite, `DOCKER_BUILDKIT` (docker's own switch)
-/// does not turn BuildKit off, and the daemon's BuildKit can mount. The CLI asks too, to warn
-/// before building when the images will carry qemu.
-pub async fn rewrite_on_buildkit(docker: &Docker, emulation: &Emulation) -> bool {
-    if !matches!(emulation, Emulation::Rewrite { .. }) || buildkit_turned_off() {
-        return false;
-    }
-    build::daemon_info(docker)
-        .await
-        .is_ok_and(|info| info.buildkit_secrets().is_ok())
-}
-
-/// `DOCKER_BUILDKIT` set to a false value as docker reads it (Go's `strconv.ParseBool`).
-fn buildkit_turned_off() -> bool {
-    std::env::var("DOCKER_BUILDKIT")
-        .is_ok_and(|v| matches!(v.as_str(), "0" | "f" | "F" | "false" | "FALSE" | "False"))
+/// Whether builds go through BuildKit: whenever the daemon has it, unless the caller asked
+/// for the classic builder. Rewrite builds then bind-mount qemu into each `RUN`, so no layer
+/// holds it.
+pub fn uses_buildkit(info: Option<&build::DaemonInfo>, classic_builder: bool) -> bool {
+    !classic_builder && info.is_some_and(build::DaemonInfo::buildkit)
 }
 
 /// What a task does.
@@ -263,16 +261,18 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(options.jobs.max(1)));
     let cancel = options.cancel.child_token();
 
-    // Decided before any build starts: a daemon that can serve no secrets fails those
-    // services up front rather than build them without.
-    let secrets_mode = secrets_mode(docker, plan, options).await;
+    // Asked once per run: which builder, and how secrets are served, are decided before any
+    // build starts; a daemon that can serve no secrets fails those services up front rather
+    // than build them without.
+    let info = build::daemon_info(docker).await.map_err(|e| e.to_string());
+    let buildkit = uses_buildkit(info.as_ref().ok(), options.classic_builder);
+    let secrets_mode = secrets_mode(&info, plan, options).await;
     let secrets_error = match &secrets_mode {
         SecretsMode::Unsupported(why) => Some(Error::SecretsUnsupported(why.clone())),
         _ => None,
     };
 
     let secrets_mode = &secrets_mode;
-    let buildkit_rewrite = rewrite_on_buildkit(docker, &plan.emulation).await;
     let tasks = plan.tasks.iter().map(|task| {
         let slots = slots.clone();
         let auth = auth.clone();
@@ -297,7 +297,7 @@ pub async fn run(
                         service: &task.service,
                         events: &events,
                         secrets_mode,
-                        buildkit_rewrite,
+                        buildkit,
                     };
                     tokio::select! {
                         outcome = work.run(kind) => outcome,
@@ -323,8 +323,8 @@ struct Worker<'a> {
     service: &'a str,
     events: &'a mpsc::Sender<Event>,
     secrets_mode: &'a SecretsMode,
-    /// Rewrite builds go through BuildKit, with qemu bind-mounted into each `RUN`.
-    buildkit_rewrite: bool,
+    /// Builds go through BuildKit (see [`uses_buildkit`]).
+    buildkit: bool,
 }
 
 impl Worker<'_> {
@@ -481,7 +481,7 @@ impl Worker<'_> {
         let buildkit = match *self.secrets_mode {
             SecretsMode::BuildKit if with_secrets => true,
             SecretsMode::Volumes if with_secrets => false,
-            _ => task.transposed && self.buildkit_rewrite,
+            _ => self.buildkit,
         };
         // Before the inputs are taken: a pulled base of the right platform changes its ID.
         if self.foreign()
@@ -528,6 +528,7 @@ impl Worker<'_> {
             platform,
             extra_hosts: task.extra_hosts.clone(),
             network_mode: None,
+            plain_progress: self.options.plain_progress,
             registry_auth: self.auth.clone(),
             timeout: self.options.timeout,
             daemon: self.options.daemon.clone(),
@@ -579,14 +580,24 @@ impl Worker<'_> {
             _ => None,
         };
         let (tx, mut rx) = mpsc::channel(256);
-        let body = task.context_body_with(Some(
-            labelled_dockerfile
-                .as_deref()
-                .unwrap_or(sent_dockerfile.as_str()),
-        ));
+        let sent = labelled_dockerfile.unwrap_or_else(|| sent_dockerfile.clone());
         let docker = self.docker;
         let build = async move {
-            let result = build::build_image(docker, body, &options, &tx).await;
+            let body = task.context_body_with(Some(sent.as_str()));
+            let mut result = build::build_image(docker, body, &options, &tx).await;
+            if result
+                .as_ref()
+                .is_err_and(build::Error::is_buildkit_scheduler_race)
+            {
+                // Docker 20.10's BuildKit can lose one of several identical concurrent builds;
+                // nothing was built, and once is enough to say so.
+                let line = "BuildKit lost this build (a race between identical builds running \
+                            at once); building it again"
+                    .to_owned();
+                let _ = tx.send(build::BuildEvent::Output { line }).await;
+                let body = task.context_body_with(Some(sent.as_str()));
+                result = build::build_image(docker, body, &options, &tx).await;
+            }
             drop(tx);
             result
         };

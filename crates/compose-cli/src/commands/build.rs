@@ -74,7 +74,12 @@ pub struct BuildArgs {
     #[arg(long)]
     pub pull: bool,
 
-    /// An image to use as a cache source; repeatable.
+    /// An image to use as a cache source; repeatable. Builds go through the daemon's
+    /// BuildKit (the classic builder when it has none or DOCKER_BUILDKIT=0 is set), where an
+    /// image serves as a cache source only if it carries inline cache metadata: every image
+    /// balena-compose builds on BuildKit does (BUILDKIT_INLINE_CACHE=1, unless the project's
+    /// build args set it), so earlier builds of these services can be used; images built
+    /// elsewhere need the same (`docker build --build-arg BUILDKIT_INLINE_CACHE=1`).
     #[arg(long = "cache-from", value_name = "IMAGE")]
     pub cache_from: Vec<String>,
 
@@ -112,6 +117,14 @@ pub struct BuildArgs {
     /// Print one JSON object per line on stdout (events, then a summary) and nothing else.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Whether `DOCKER_BUILDKIT` (docker's switch, a Go boolean) turns BuildKit off.
+fn buildkit_switched_off(value: Option<&str>) -> bool {
+    matches!(
+        value.map(str::trim),
+        Some("0" | "f" | "F" | "false" | "FALSE" | "False")
+    )
 }
 
 /// What a finished build leaves: the plan and each service's outcome.
@@ -193,8 +206,13 @@ pub async fn build_project(
     };
     let emulation =
         project::build_emulation(target.arch, daemon, target_args, emulate::binfmt_registered)?;
-    // The rewrite bind-mounts qemu on BuildKit: asked as multibuild will decide it.
-    let buildkit = multibuild::rewrite_on_buildkit(docker, &emulation).await;
+    let classic_builder = buildkit_switched_off(std::env::var("DOCKER_BUILDKIT").ok().as_deref());
+    // The rewrite bind-mounts qemu on BuildKit (multibuild decides the same way).
+    let buildkit = matches!(emulation, emulate::Emulation::Rewrite { .. })
+        && multibuild::uses_buildkit(
+            build::daemon_info(docker).await.ok().as_ref(),
+            classic_builder,
+        );
     for warning in project::rewrite_warnings(&emulation, buildkit) {
         errln!("warning: {warning}");
     }
@@ -234,6 +252,8 @@ pub async fn build_project(
         } else {
             reuse
         },
+        classic_builder,
+        plain_progress: super::progress::plain_requested(),
     };
     renderer.begin(&plan);
     let (tx, mut rx) = mpsc::channel(1024);
@@ -287,4 +307,19 @@ pub(crate) async fn report_daemon_gone(docker: &Docker, args: &BuildArgs) {
         .resolve(args.docker_host.as_deref())
         .map_or_else(|_| "its address".to_owned(), |d| d.host);
     errln!("error: the Docker daemon at {host} no longer answers: it stopped during the build");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::buildkit_switched_off;
+
+    #[test]
+    fn docker_buildkit_zero_or_false_switches_buildkit_off() {
+        for off in ["0", "false", "FALSE", "f"] {
+            assert!(buildkit_switched_off(Some(off)), "{off}");
+        }
+        for on in [None, Some("1"), Some("true"), Some("")] {
+            assert!(!buildkit_switched_off(on), "{on:?}");
+        }
+    }
 }

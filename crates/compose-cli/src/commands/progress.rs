@@ -50,6 +50,12 @@ pub fn choose(mode: ProgressMode) {
     let _ = CHOSEN.set(mode);
 }
 
+/// Whether `--progress plain` was given: builds then show BuildKit's own steps
+/// (`[internal] load …`) and `CACHED` lines too, as `docker build --progress plain` does.
+pub fn plain_requested() -> bool {
+    CHOSEN.get() == Some(&ProgressMode::Plain)
+}
+
 /// Where output goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputMode {
