@@ -52,6 +52,7 @@ mod inputs;
 pub mod metadata;
 pub mod naming;
 mod plan;
+pub mod pool;
 mod run;
 
 pub use contract::{CONTRACT_TYPE, parse_contract_file};

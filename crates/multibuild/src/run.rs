@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::inputs::{self, Decision, Reuse};
-use crate::plan::{BuildTask, Plan, TaskKind};
+use crate::plan::{BuildTask, Plan, Task, TaskKind};
 
 /// How to run a plan.
 #[derive(Debug, Clone)]
@@ -177,8 +177,17 @@ pub enum Event {
         /// `reusing <image> (…)` or `building <service> (…)`.
         message: String,
     },
-    /// A service finished, well or not.
-    Done(ServiceOutcome),
+    /// A service goes to a builder of a pool (only with [`crate::pool`]; before its `Start`).
+    Builder {
+        /// The service.
+        service: String,
+        /// The builder's name.
+        builder: String,
+        /// Why it is not on the builder it started on (it went down), when it moved.
+        moved: Option<String>,
+    },
+    /// A service finished, well or not (boxed: an outcome is far larger than the other events).
+    Done(Box<ServiceOutcome>),
 }
 
 /// How one service ended.
@@ -210,6 +219,15 @@ pub struct ServiceOutcome {
     pub duration: Duration,
     /// Why it failed.
     pub error: Option<String>,
+    /// The builder of a pool that holds the image (only with [`crate::pool`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub builder: Option<String>,
+    /// Why the service is not on the builder it started on, when it moved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moved: Option<String>,
+    /// The daemon's connection ended mid-build ([`build::Error::ConnectionLost`]).
+    #[serde(skip)]
+    pub connection_lost: bool,
 }
 
 impl ServiceOutcome {
@@ -221,6 +239,14 @@ impl ServiceOutcome {
     fn failed(service: &str, error: &Error) -> Self {
         ServiceOutcome {
             error: Some(error.to_string()),
+            ..Self::new(service)
+        }
+    }
+
+    /// A service's failure, in words.
+    pub(crate) fn new_failed(service: &str, error: String) -> Self {
+        ServiceOutcome {
+            error: Some(error),
             ..Self::new(service)
         }
     }
@@ -240,6 +266,9 @@ impl ServiceOutcome {
             log: String::new(),
             duration: Duration::ZERO,
             error: None,
+            builder: None,
+            moved: None,
+            connection_lost: false,
         }
     }
 }
@@ -252,6 +281,18 @@ pub const MAX_LOG_BYTES: usize = 512 * 1024;
 pub async fn run(
     docker: &Docker,
     plan: &Plan,
+    options: &RunOptions,
+    events: mpsc::Sender<Event>,
+) -> Vec<ServiceOutcome> {
+    let tasks: Vec<&Task> = plan.tasks.iter().collect();
+    run_tasks(docker, plan, &tasks, options, events).await
+}
+
+/// [`run`] for some of `plan`'s tasks: what a builder of a pool runs.
+pub(crate) async fn run_tasks(
+    docker: &Docker,
+    plan: &Plan,
+    tasks: &[&Task],
     options: &RunOptions,
     events: mpsc::Sender<Event>,
 ) -> Vec<ServiceOutcome> {
@@ -273,7 +314,7 @@ pub async fn run(
     };
 
     let secrets_mode = &secrets_mode;
-    let tasks = plan.tasks.iter().map(|task| {
+    let tasks = tasks.iter().map(|task| {
         let slots = slots.clone();
         let auth = auth.clone();
         let cancel = cancel.clone();
@@ -308,7 +349,7 @@ pub async fn run(
             if !outcome.ok() && options.fail_fast {
                 cancel.cancel();
             }
-            let _ = events.send(Event::Done(outcome.clone())).await;
+            let _ = events.send(Event::Done(Box::new(outcome.clone()))).await;
             outcome
         }
     });
@@ -655,6 +696,7 @@ impl Worker<'_> {
                 outcome.image_id = Some(built.image_id);
             }
             Err(mut e) => {
+                outcome.connection_lost = matches!(e, build::Error::ConnectionLost { .. });
                 // The failing step as the user wrote it, without the mounts we added.
                 if let build::Error::BuildFailed {
                     step: Some(step), ..

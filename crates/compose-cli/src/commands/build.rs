@@ -110,6 +110,14 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub daemon: super::daemon::DaemonArgs,
 
+    /// Build on this Docker daemon, one of a pool; repeatable. ENDPOINT is an address as
+    /// DOCKER_HOST spells it (unix://, tcp:// with the TLS settings above, ssh://) or a
+    /// Docker context; jobs (default 4) is how many services build on it at once. Each
+    /// service goes to a builder that runs its architecture natively (else, with --emulated,
+    /// to a local one with binfmt_misc for it); images stay on the builder that built them.
+    #[arg(long = "builder", value_name = "[NAME=]ENDPOINT[,jobs=N]", value_parser = parse_builder)]
+    pub builders: Vec<multibuild::pool::BuilderSpec>,
+
     /// Give up on a service whose build or pull takes longer than this many seconds.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
@@ -117,6 +125,11 @@ pub struct BuildArgs {
     /// Print one JSON object per line on stdout (events, then a summary) and nothing else.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_builder(s: &str) -> Result<multibuild::pool::BuilderSpec, String> {
+    s.parse()
+        .map_err(|e: multibuild::pool::PoolError| e.to_string())
 }
 
 /// Whether `DOCKER_BUILDKIT` (docker's switch, a Go boolean) turns BuildKit off.
@@ -206,7 +219,7 @@ pub async fn build_project(
     };
     let emulation =
         project::build_emulation(target.arch, daemon, target_args, emulate::binfmt_registered)?;
-    let classic_builder = buildkit_switched_off(std::env::var("DOCKER_BUILDKIT").ok().as_deref());
+    let classic_builder = classic_builder();
     // The rewrite bind-mounts qemu on BuildKit (multibuild decides the same way).
     let buildkit = matches!(emulation, emulate::Emulation::Rewrite { .. })
         && multibuild::uses_buildkit(
@@ -228,15 +241,32 @@ pub async fn build_project(
         refuse_squash(docker).await?;
     }
 
+    // A signal cancels every task; the run then ends on its own with each service's outcome.
+    let interrupt = crate::signals::arm();
+    let options = run_options(args, host, Some(daemon_spec), reuse, interrupt.token())?;
+    renderer.begin(&plan);
+    let (tx, rx) = mpsc::channel(1024);
+    let run = multibuild::run(docker, &plan, &options, tx);
+    let (outcomes, ()) = tokio::join!(run, render(rx, args.nologs, renderer));
+    drop(interrupt);
+    Ok(Finished { plan, outcomes })
+}
+
+/// How to run a plan with these flags: `host` is the daemon's architecture, `daemon` the one
+/// builds with secrets open sessions to.
+pub(crate) fn run_options(
+    args: &BuildArgs,
+    host: Arch,
+    daemon: Option<build::Daemon>,
+    reuse: multibuild::Reuse,
+    cancel: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<multibuild::RunOptions> {
     let mut registry_auth = build::RegistryAuth::from_default_docker_config()?;
     if let Some(file) = &args.registry_secrets {
         let secrets = build::RegistrySecrets::from_file(file)?;
         registry_auth.merge(&build::RegistryAuth::from_registry_secrets(&secrets));
     }
-    // A signal cancels every task; the run then ends on its own with each service's outcome.
-    let interrupt = crate::signals::arm();
-    let cancel = interrupt.token();
-    let options = multibuild::RunOptions {
+    Ok(multibuild::RunOptions {
         jobs: usize::from(args.jobs),
         fail_fast: args.fail_fast,
         nocache: args.nocache,
@@ -245,35 +275,43 @@ pub async fn build_project(
         registry_auth,
         host_arch: host,
         timeout: args.timeout.map(Duration::from_secs),
-        cancel: cancel.clone(),
-        daemon: Some(daemon_spec),
+        cancel,
+        daemon,
         reuse: if args.nocache || args.pull {
             multibuild::Reuse::Never
         } else {
             reuse
         },
-        classic_builder,
+        classic_builder: classic_builder(),
         plain_progress: super::progress::plain_requested(),
-    };
-    renderer.begin(&plan);
-    let (tx, mut rx) = mpsc::channel(1024);
-    let run = multibuild::run(docker, &plan, &options, tx);
-    let render = async {
-        while let Some(event) = rx.recv().await {
-            if args.nologs && matches!(event, multibuild::Event::Progress { .. }) {
-                continue;
-            }
-            renderer.event(&event);
+    })
+}
+
+/// docker's own `DOCKER_BUILDKIT=0` asks for the classic builder.
+fn classic_builder() -> bool {
+    buildkit_switched_off(std::env::var("DOCKER_BUILDKIT").ok().as_deref())
+}
+
+/// Shows a run's events as they come (without build output under --nologs).
+pub(crate) async fn render(
+    mut rx: mpsc::Receiver<multibuild::Event>,
+    nologs: bool,
+    renderer: &mut Renderer,
+) {
+    while let Some(event) = rx.recv().await {
+        if nologs && matches!(event, multibuild::Event::Progress { .. }) {
+            continue;
         }
-    };
-    let (outcomes, ()) = tokio::join!(run, render);
-    drop(interrupt);
-    Ok(Finished { plan, outcomes })
+        renderer.event(&event);
+    }
 }
 
 /// Runs the command.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut renderer = Renderer::new(OutputMode::detect(args.build.json));
+    if !args.build.builders.is_empty() {
+        return super::builders::build(&args, &mut renderer).await;
+    }
     let docker = connect(&args.build).await?;
     let finished = build_project(
         &docker,

@@ -45,18 +45,27 @@ impl DaemonArgs {
         if docker_host.is_some() && balena_host.is_some() {
             bail!("give the Docker daemon with --docker-host or --dockerHost, not both");
         }
+        let flags = build::DaemonFlags {
+            docker_host: docker_host.map(str::to_owned).or(balena_host),
+            context: self.context.clone(),
+            ..self.resolve_tls()?
+        };
+        Ok(build::Daemon::resolve(&flags)?)
+    }
+
+    /// The TLS files of `--ca/--cert/--key` (all three or none), for every `tcp://` address
+    /// these flags apply to (`--builder`'s too).
+    pub fn resolve_tls(&self) -> anyhow::Result<build::DaemonFlags> {
         let tls = [&self.ca, &self.cert, &self.key];
         if tls.iter().any(|f| f.is_some()) && !tls.iter().all(|f| f.is_some()) {
             bail!("--ca, --cert and --key go together: give all three or none");
         }
-        let flags = build::DaemonFlags {
-            docker_host: docker_host.map(str::to_owned).or(balena_host),
-            context: self.context.clone(),
+        Ok(build::DaemonFlags {
             ca: self.ca.clone(),
             cert: self.cert.clone(),
             key: self.key.clone(),
-        };
-        Ok(build::Daemon::resolve(&flags)?)
+            ..build::DaemonFlags::default()
+        })
     }
 
     /// Connects to the daemon [`DaemonArgs::resolve`] names.

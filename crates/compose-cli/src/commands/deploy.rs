@@ -124,6 +124,12 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     if let Some(source) = args.source.take() {
         args.project.project = Some(source);
     }
+    if !args.build.builders.is_empty() {
+        // Pushing from each builder is still to come (issue #19); nothing is built meanwhile.
+        bail!(
+            "deploy cannot build on --builder yet: build with `balena-compose build --builder …`"
+        );
+    }
     let tags = release_tags(&args.release_tags)?;
     let mut renderer = Renderer::new(OutputMode::detect(args.build.json));
     // Kept until the deploy ends: it holds the composition of `deploy FLEET IMAGE`.

@@ -2,6 +2,7 @@
 pub mod app;
 mod balena_login;
 pub mod build;
+mod builders;
 pub mod config;
 pub mod daemon;
 pub mod deploy;

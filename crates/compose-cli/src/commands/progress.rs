@@ -1,7 +1,8 @@
 //! How a build's events reach a person or a program: one live line per service on a
 //! terminal, `[service] …` lines otherwise, or one JSON object per line with `--json`.
 //!
-//! The JSON schema (one object per line on stdout, nothing else there):
+//! The JSON schema (one object per line on stdout, nothing else there; under `--builder`
+//! every event of a service also has `builder`, the builder it runs on):
 //!
 //! | `event` | other fields |
 //! |---|---|
@@ -11,11 +12,12 @@
 //! | `log` | `service`, `line` |
 //! | `pull` | `service`, `id`, `status`, `current`, `total` |
 //! | `warning` | `service` (absent for the project's and compose file's warnings), `message` |
+//! | `builder` | `service`, `builder` (`--builder`: where it builds; before its `start`), `moved` (why not where it started, when it moved) |
 //! | `done` | `service`, `ok`, `image`, `id`, `size`, `seconds` |
 //! | `error` | `service`, `message` |
 //! | `info` | `message` (deploy) |
 //! | `push` | `service`, `location`, `status` (`pushed`/`retrying`/`failed`), `digest`, `size`, `error` (deploy) |
-//! | `summary` | `services`: `[{service, image, id, ok, reused, error?}]` (and `release` for deploys), last |
+//! | `summary` | `services`: `[{service, image, id, ok, reused, error?, builder?, moved?}]` (and `release` for deploys), last |
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -104,6 +106,8 @@ pub struct Renderer {
     steps: HashMap<String, String>,
     /// When the command started: the summary's time is its wall time.
     started: Instant,
+    /// Each service's builder (`--builder`), named in its every event.
+    builders: HashMap<String, String>,
 }
 
 /// The aggregate of a deploy's concurrent pushes: one bar on a terminal, a line every
@@ -156,6 +160,7 @@ impl Renderer {
             push: PushProgress::default(),
             steps: HashMap::new(),
             started: Instant::now(),
+            builders: HashMap::new(),
         }
     }
 
@@ -229,9 +234,19 @@ impl Renderer {
 
     /// One event.
     pub fn event(&mut self, event: &Event) {
+        if let Event::Builder {
+            service, builder, ..
+        } = event
+        {
+            self.builders.insert(service.clone(), builder.clone());
+        }
         match self.mode {
             OutputMode::Json => {
-                if let Some(value) = event_json(event) {
+                if let Some(mut value) = event_json(event) {
+                    let service = value["service"].as_str().unwrap_or_default();
+                    if let Some(builder) = self.builders.get(service) {
+                        value["builder"] = json!(builder);
+                    }
                     outln!("{value}");
                 }
             }
@@ -435,6 +450,12 @@ impl Renderer {
                     if let Some(e) = &o.error {
                         v["error"] = json!(e);
                     }
+                    if let Some(builder) = &o.builder {
+                        v["builder"] = json!(builder);
+                    }
+                    if let Some(moved) = &o.moved {
+                        v["moved"] = json!(moved);
+                    }
                     v
                 })
                 .collect();
@@ -447,6 +468,7 @@ impl Renderer {
         }
         if self.mode != OutputMode::Quiet {
             self.table(outcomes);
+            where_built(outcomes);
         }
         self.failures(outcomes);
         if let Some(release) = release {
@@ -583,6 +605,21 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
+/// Under `--builder`: which builder holds each image, and which services moved.
+fn where_built(outcomes: &[ServiceOutcome]) {
+    if outcomes.iter().all(|o| o.builder.is_none()) {
+        return;
+    }
+    outln!("\nEach image is on the builder that built it:");
+    for o in outcomes {
+        let builder = o.builder.as_deref().unwrap_or("-");
+        match &o.moved {
+            Some(moved) => outln!("  {}: {builder} ({moved})", o.service),
+            None => outln!("  {}: {builder}", o.service),
+        }
+    }
+}
+
 /// The service and a one-line text of an event, for people.
 fn event_text(event: &Event) -> Option<(&str, String)> {
     Some(match event {
@@ -621,6 +658,17 @@ fn event_text(event: &Event) -> Option<(&str, String)> {
         Event::Reuse {
             service, message, ..
         } => (service, message.clone()),
+        Event::Builder {
+            service,
+            builder,
+            moved,
+        } => (
+            service,
+            match moved {
+                Some(moved) => format!("on builder {builder} ({moved})"),
+                None => format!("on builder {builder}"),
+            },
+        ),
         Event::Done(outcome) => (
             &outcome.service,
             match &outcome.error {
@@ -677,6 +725,17 @@ fn event_json(event: &Event) -> Option<Value> {
             reused,
             message,
         } => json!({"event": "reuse", "service": service, "reused": reused, "message": message}),
+        Event::Builder {
+            service,
+            builder,
+            moved,
+        } => {
+            let mut value = json!({"event": "builder", "service": service, "builder": builder});
+            if let Some(moved) = moved {
+                value["moved"] = json!(moved);
+            }
+            value
+        }
         Event::Done(o) => match &o.error {
             None => json!({"event": "done", "service": o.service, "ok": true, "image": o.image,
                            "id": o.image_id, "size": o.size,

@@ -1,0 +1,91 @@
+//! `build --builder …`: a project built over a pool of Docker daemons (see
+//! `multibuild::pool`), each image left on the builder that built it.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use futures::future::join_all;
+use multibuild::pool::{self, Builder, BuilderSpec};
+use resolve::Target;
+use tokio::sync::mpsc;
+
+use super::build::{Args, BuildArgs};
+use super::output::errln;
+use super::progress::Renderer;
+use super::project;
+
+/// Connects to every builder at once; one that cannot be reached is said once and left out.
+pub async fn connect_all(args: &BuildArgs) -> anyhow::Result<Vec<Builder>> {
+    let tls = args.daemon.resolve_tls()?;
+    let connected = join_all(args.builders.iter().map(|spec| connect(spec, &tls))).await;
+    let mut up = Vec::new();
+    for (spec, result) in args.builders.iter().zip(connected) {
+        match result {
+            Ok(builder) => up.push(builder),
+            Err(e) => errln!(
+                "warning: builder {} is down, building on the others: {e:#}",
+                spec.name
+            ),
+        }
+    }
+    Ok(up)
+}
+
+async fn connect(spec: &BuilderSpec, tls: &build::DaemonFlags) -> anyhow::Result<Builder> {
+    let daemon = build::Daemon::resolve(&spec.daemon_flags(tls))?;
+    let docker = build::connect_to(&daemon).await?;
+    Ok(Builder::describe(spec, daemon, docker, emulate::binfmt_registered).await?)
+}
+
+/// Runs `build` over the builders of `--builder`.
+pub async fn build(args: &Args, renderer: &mut Renderer) -> anyhow::Result<ExitCode> {
+    let flags = &args.build;
+    if flags.squash {
+        bail!("--squash cannot be used with --builder");
+    }
+    let builders = connect_all(flags).await?;
+    let Some(first) = builders.first() else {
+        bail!("no builder answered (see the warnings above)");
+    };
+    let target =
+        project::target(flags.arch, &args.target)?.unwrap_or_else(|| Target::generic(first.native));
+    let route = pool::route(&builders, target.arch, args.target.emulates())?;
+    // Emulating builders run foreign steps through this machine's binfmt_misc: no rewrite.
+    let emulation = if route.emulated {
+        emulate::Emulation::Binfmt
+    } else {
+        emulate::Emulation::Native
+    };
+    let template_vars =
+        BTreeMap::from([("BALENA_RELEASE_HASH".to_owned(), "unavailable".to_owned())]);
+    let mut plan = project::plan(
+        &args.project,
+        &target,
+        emulation,
+        flags.tag.clone(),
+        template_vars,
+    )?;
+    project::only_services(&mut plan, &flags.services)?;
+
+    let interrupt = crate::signals::arm();
+    let options = super::build::run_options(
+        flags,
+        first.native,
+        None,
+        multibuild::Reuse::Matching,
+        interrupt.token(),
+    )
+    .context("preparing the build")?;
+    renderer.begin(&plan);
+    let (tx, rx) = mpsc::channel(1024);
+    let run = pool::run_pool(&builders, &route, &plan, &options, tx);
+    let (outcomes, ()) = tokio::join!(run, super::build::render(rx, flags.nologs, renderer));
+    drop(interrupt);
+    renderer.summary(&outcomes, None);
+    Ok(if outcomes.iter().all(multibuild::ServiceOutcome::ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
