@@ -376,7 +376,10 @@ pub async fn run_pool(
         if !outcome.ok() && options.fail_fast {
             pool.cancel.cancel();
         }
-        let _ = pool.events.send(Event::Done(Box::new(outcome.clone()))).await;
+        let _ = pool
+            .events
+            .send(Event::Done(Box::new(outcome.clone())))
+            .await;
         outcome
     }))
     .await

@@ -115,6 +115,7 @@ pub struct BuildArgs {
     /// Docker context; jobs (default 4) is how many services build on it at once. Each
     /// service goes to a builder that runs its architecture natively (else, with --emulated,
     /// to a local one with binfmt_misc for it); images stay on the builder that built them.
+    /// --jobs does not apply then.
     #[arg(long = "builder", value_name = "[NAME=]ENDPOINT[,jobs=N]", value_parser = parse_builder)]
     pub builders: Vec<multibuild::pool::BuilderSpec>,
 

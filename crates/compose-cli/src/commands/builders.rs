@@ -44,6 +44,15 @@ pub async fn build(args: &Args, renderer: &mut Renderer) -> anyhow::Result<ExitC
     if flags.squash {
         bail!("--squash cannot be used with --builder");
     }
+    let daemon = &flags.daemon;
+    if flags.docker_host.is_some()
+        || daemon.context.is_some()
+        || daemon.balena_docker_host.is_some()
+    {
+        bail!(
+            "--builder names every daemon to build on: give the one of --docker-host, --context or --dockerHost as a --builder too"
+        );
+    }
     let builders = connect_all(flags).await?;
     let Some(first) = builders.first() else {
         bail!("no builder answered (see the warnings above)");
