@@ -354,4 +354,20 @@ fn builders_and_the_one_daemon_flags_do_not_mix() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "a usage error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("jobs must be a whole number"));
+    // The rewrite is not carried to the builders: refused, not quietly binfmt.
+    for extra in [
+        &["--emulation", "rewrite"][..],
+        &["--emulated", "--qemu", "/bin/true"],
+    ] {
+        let out = balena_compose()
+            .args(["build", ".", "--arch", "aarch64"])
+            .args(extra)
+            .arg("--builder")
+            .arg(format!("main={}", docker_host()))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{extra:?}");
+        assert!(stderr.contains("cannot be used with --builder"), "{stderr}");
+    }
 }

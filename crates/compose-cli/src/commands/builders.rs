@@ -44,6 +44,15 @@ pub async fn build(args: &Args, renderer: &mut Renderer) -> anyhow::Result<ExitC
     if flags.squash {
         bail!("--squash cannot be used with --builder");
     }
+    // A pool emulates only through the binfmt_misc of a builder's own machine: the rewrite
+    // (and the qemu it copies or mounts) is not carried to the builders.
+    if args.target.qemu.is_some()
+        || matches!(args.target.emulation, Some(project::EmulationMode::Rewrite))
+    {
+        bail!(
+            "--emulation rewrite and --qemu cannot be used with --builder: builders emulate through binfmt_misc (`balena-compose emulation setup` on the builder's machine)"
+        );
+    }
     let daemon = &flags.daemon;
     if flags.docker_host.is_some()
         || daemon.context.is_some()
