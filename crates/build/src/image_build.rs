@@ -192,6 +192,17 @@ fn daemon_host(options: &BuildOptions) -> String {
     }
 }
 
+/// The image a build announced, inspected.
+pub(crate) async fn inspect_built(
+    docker: &Docker,
+    announced: &str,
+) -> Result<bollard::models::ImageInspect> {
+    docker
+        .inspect_image(announced)
+        .await
+        .map_err(|e| Error::docker(format!("inspecting built image {announced}"), e))
+}
+
 pub(crate) fn describe_tags(tags: &[String]) -> String {
     tags.first()
         .cloned()
@@ -446,10 +457,7 @@ impl BuildState {
                 output: self.step_output.iter().cloned().collect(),
                 layers: Vec::new(),
             })?;
-        let inspect = docker
-            .inspect_image(&announced)
-            .await
-            .map_err(|e| Error::docker(format!("inspecting built image {announced}"), e))?;
+        let inspect = inspect_built(docker, &announced).await?;
         let image_id = inspect.id.unwrap_or(announced);
         for extra in options.tags.iter().skip(1) {
             tag_image(docker, &image_id, extra).await?;

@@ -12,7 +12,7 @@ use crate::context::{ContextBody, ProducerOutcome};
 use crate::error::{Error, Result};
 use crate::events::{BuildEvent, emit, extract_from_tag};
 use crate::image_build::{
-    BuildOptions, BuildState, Builder, Built, compose_host_to_docker, describe_tags,
+    BuildOptions, BuildState, Builder, Built, compose_host_to_docker, describe_tags, inspect_built,
 };
 use crate::pull::classify_pull_error;
 use crate::raw;
@@ -369,10 +369,7 @@ async fn finish_buildkit(
             output: Vec::new(),
             layers: Vec::new(),
         })?;
-    let inspect = docker
-        .inspect_image(&announced)
-        .await
-        .map_err(|e| Error::docker(format!("inspecting built image {announced}"), e))?;
+    let inspect = inspect_built(docker, &announced).await?;
     let digest = inspect
         .repo_digests
         .unwrap_or_default()

@@ -419,14 +419,7 @@ impl Composer {
         target: &TargetApp,
         opts: UpdateOptions,
     ) -> Result<CurrentState> {
-        target.check_names()?;
-        let release = target
-            .releases
-            .get(commit)
-            .ok_or_else(|| Error::ReleaseNotInTarget {
-                app: target.uuid.clone(),
-                commit: commit.to_owned(),
-            })?;
+        let release = target.checked_release(commit)?;
         self.adopt(target);
         let cancel = opts.cancel.unwrap_or_default();
         let _engine = self.apply_lock(opts.no_wait, &cancel).await?;
@@ -456,14 +449,7 @@ impl Composer {
     /// planner run batch after batch against a model of the engine (`dry_run.rs`). Update
     /// locks are not tried: a user's lock still makes the real update wait or fail.
     pub async fn plan_update(&self, commit: &str, target: &TargetApp) -> Result<Vec<Step>> {
-        target.check_names()?;
-        let release = target
-            .releases
-            .get(commit)
-            .ok_or_else(|| Error::ReleaseNotInTarget {
-                app: target.uuid.clone(),
-                commit: commit.to_owned(),
-            })?;
+        let release = target.checked_release(commit)?;
         self.adopt(target);
         let skipped = self.check_contracts(release)?;
         let current = engine::read_app(&self.docker, &self.app_ref()).await?;

@@ -173,6 +173,18 @@ impl TargetApp {
         self.releases.iter().next().map(|(c, r)| (c.as_str(), r))
     }
 
+    /// Release `commit`, after [`TargetApp::check_names`]: what an update and its dry run
+    /// start from.
+    pub fn checked_release(&self, commit: &str) -> Result<&TargetRelease> {
+        self.check_names()?;
+        self.releases
+            .get(commit)
+            .ok_or_else(|| Error::ReleaseNotInTarget {
+                app: self.uuid.clone(),
+                commit: commit.to_owned(),
+            })
+    }
+
     /// Checks every name the app gives (its uuid, its releases and their services, networks
     /// and volumes) with [`crate::names::is_compose_name`]; the first bad one is the error.
     /// The display name is not checked: it names nothing on the host or in the engine.
