@@ -64,6 +64,21 @@ fn remove_images(images: &[String]) {
     }
 }
 
+/// `build DIR -p NONCE --json` over `builders` (each a `--builder` value).
+fn build_json(dir: &Path, nonce: &str, builders: &[String]) -> Command {
+    let mut command = balena_compose();
+    command.args(["build", dir.to_str().unwrap(), "-p", nonce, "--json"]);
+    for builder in builders {
+        command.arg("--builder").arg(builder);
+    }
+    command
+}
+
+/// A PATH on which `ssh` is the one of `scripts/docker-env` (its key, its known host).
+fn ssh_path() -> String {
+    format!("{}:/usr/bin:/bin", env("BALENA_COMPOSE_TEST_SSH_PATH"))
+}
+
 fn events_of<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["event"] == kind).collect()
 }
@@ -75,20 +90,11 @@ fn six_services_on_two_builders_stay_on_the_builder_their_events_name() {
     project(dir.path(), 6, &nonce);
     let private = PrivateDaemon::start();
     private.load_base_image(&no_docker_config());
-    let out = balena_compose()
-        .args([
-            "build",
-            dir.path().to_str().unwrap(),
-            "-p",
-            &nonce,
-            "--json",
-        ])
-        .arg("--builder")
-        .arg(format!("private={},jobs=1", private.host()))
-        .arg("--builder")
-        .arg(format!("main={},jobs=1", docker_host()))
-        .output()
-        .unwrap();
+    let builders = [
+        format!("private={},jobs=1", private.host()),
+        format!("main={},jobs=1", docker_host()),
+    ];
+    let out = build_json(dir.path(), &nonce, &builders).output().unwrap();
     let events = json_lines(&out.stdout);
     let done = events_of(&events, "done");
     let images: Vec<String> = done
@@ -141,21 +147,13 @@ fn a_target_no_builder_runs_natively_fails_before_building_naming_the_builders()
     let dir = tempfile::tempdir().unwrap();
     let nonce = unique("route");
     project(dir.path(), 1, &nonce);
-    let path = format!("{}:/usr/bin:/bin", env("BALENA_COMPOSE_TEST_SSH_PATH"));
-    let out = balena_compose()
-        .env("PATH", path)
-        .args([
-            "build",
-            dir.path().to_str().unwrap(),
-            "-p",
-            &nonce,
-            "--json",
-        ])
+    let builders = [
+        format!("main={}", docker_host()),
+        format!("remote={}", env("BALENA_COMPOSE_TEST_SSH_HOST")),
+    ];
+    let out = build_json(dir.path(), &nonce, &builders)
+        .env("PATH", ssh_path())
         .args(["--arch", "aarch64"])
-        .arg("--builder")
-        .arg(format!("main={}", docker_host()))
-        .arg("--builder")
-        .arg(format!("remote={}", env("BALENA_COMPOSE_TEST_SSH_HOST")))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -245,22 +243,13 @@ fn a_builder_down_at_the_start_is_said_once_and_the_others_build() {
     project(dir.path(), 2, &nonce);
     let certs = env("BALENA_COMPOSE_TEST_TLS_CERTS");
     let tls_host = env("BALENA_COMPOSE_TEST_TLS_HOST");
-    let out = balena_compose()
+    let builders = [
+        "gone=unix:///nonexistent/balena-compose/docker.sock".to_owned(),
+        format!("tls={tls_host},jobs=2"),
+    ];
+    let out = build_json(dir.path(), &nonce, &builders)
         .env("DOCKER_TLS_VERIFY", "1")
         .env("DOCKER_CERT_PATH", &certs)
-        .args([
-            "build",
-            dir.path().to_str().unwrap(),
-            "-p",
-            &nonce,
-            "--json",
-        ])
-        .args([
-            "--builder",
-            "gone=unix:///nonexistent/balena-compose/docker.sock",
-        ])
-        .arg("--builder")
-        .arg(format!("tls={tls_host},jobs=2"))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -301,28 +290,17 @@ fn an_emulated_target_goes_only_to_a_builder_that_emulates_it_on_this_machine() 
         "Dockerfile",
         &format!("FROM local/aarch64-busybox\nRUN echo {nonce} > /built\n"),
     );
-    let path = format!("{}:/usr/bin:/bin", env("BALENA_COMPOSE_TEST_SSH_PATH"));
     // scripts/docker-env registers qemu for aarch64 here; held so no test removes it meanwhile.
     let _binfmt = support::binfmt_lock(false);
-    let out = balena_compose()
-        .env("PATH", path)
-        .args([
-            "build",
-            dir.path().to_str().unwrap(),
-            "-p",
-            &nonce,
-            "--json",
-        ])
+    // The remote builder has the most free slots, but its binfmt_misc cannot be seen from
+    // here: it is not offered aarch64.
+    let builders = [
+        format!("remote={},jobs=4", env("BALENA_COMPOSE_TEST_SSH_HOST")),
+        format!("main={},jobs=1", docker_host()),
+    ];
+    let out = build_json(dir.path(), &nonce, &builders)
+        .env("PATH", ssh_path())
         .args(["--arch", "aarch64", "--emulated"])
-        // The remote builder has the most free slots, but its binfmt_misc cannot be seen
-        // from here: it is not offered aarch64.
-        .arg("--builder")
-        .arg(format!(
-            "remote={},jobs=4",
-            env("BALENA_COMPOSE_TEST_SSH_HOST")
-        ))
-        .arg("--builder")
-        .arg(format!("main={},jobs=1", docker_host()))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
