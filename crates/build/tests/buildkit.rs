@@ -13,7 +13,8 @@ use std::process::Command;
 
 use build::{BuildEvent, BuildOptions, BuildSecrets, Builder, Error};
 use common::{
-    build_collecting, collector, context, daemon, docker, docker_host, remove_image, steps, unique,
+    assert_greeting_labels, build_collecting, collector, context, daemon, docker, docker_host,
+    remove_image, steps, unique,
 };
 
 const DOCKER: &str = "/usr/bin/docker";
@@ -485,19 +486,7 @@ async fn buildkit_build_args_labels_target_hosts_and_network_reach_the_build() {
     let (built, events) =
         build_collecting(&docker, context(&[("Dockerfile", dockerfile)]), &options).await;
     let built = built.unwrap_or_else(|e| panic!("{e}\n{events:#?}"));
-    let labels = docker
-        .inspect_image(&built.image_id)
-        .await
-        .unwrap()
-        .config
-        .unwrap()
-        .labels
-        .unwrap();
-    assert_eq!(labels.get("greeting").map(String::as_str), Some("bonjour"));
-    assert_eq!(
-        labels.get("io.balena.test").map(String::as_str),
-        Some("yes")
-    );
+    assert_greeting_labels(&docker, &built.image_id).await;
     remove_image(&docker, &name).await;
 }
 

@@ -10,7 +10,10 @@ use build::{
     BuildEvent, BuildOptions, ContextBody, Error, MEDIATYPE_MANIFEST_LIST_V2, RegistryAuth,
     RegistryCredential,
 };
-use common::{build_collecting, collector, context, docker, remove_image, steps, unique};
+use common::{
+    assert_greeting_labels, build_collecting, collector, context, docker, remove_image, steps,
+    unique,
+};
 
 const MULTI: &str = "127.0.0.1:5000/local/busybox-multi:latest";
 const PRIVATE: &str = "127.0.0.1:5001/private/amd64-busybox";
@@ -103,19 +106,7 @@ async fn build_args_labels_target_and_extra_hosts_reach_the_image() {
     let (built, _) =
         build_collecting(&docker, context(&[("Dockerfile", dockerfile)]), &options).await;
     let built = built.unwrap();
-    let labels = docker
-        .inspect_image(&built.image_id)
-        .await
-        .unwrap()
-        .config
-        .unwrap()
-        .labels
-        .unwrap();
-    assert_eq!(labels.get("greeting").map(String::as_str), Some("bonjour"));
-    assert_eq!(
-        labels.get("io.balena.test").map(String::as_str),
-        Some("yes")
-    );
+    assert_greeting_labels(&docker, &built.image_id).await;
     remove_image(&docker, &name).await;
 }
 

@@ -120,3 +120,21 @@ pub fn steps(events: &[BuildEvent]) -> Vec<(u32, u32, String)> {
         })
         .collect()
 }
+
+/// The labels of the build-args-and-labels tests (`LABEL greeting=$GREETING` with `bonjour`,
+/// and `io.balena.test=yes` from the options) are on `image`.
+pub async fn assert_greeting_labels(docker: &Docker, image: &str) {
+    let labels = docker
+        .inspect_image(image)
+        .await
+        .unwrap()
+        .config
+        .unwrap()
+        .labels
+        .unwrap();
+    assert_eq!(labels.get("greeting").map(String::as_str), Some("bonjour"));
+    assert_eq!(
+        labels.get("io.balena.test").map(String::as_str),
+        Some("yes")
+    );
+}
