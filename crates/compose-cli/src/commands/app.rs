@@ -2,7 +2,23 @@
 //! fleet name, or, as docker compose users expect of a project, the only app there is.
 
 use anyhow::bail;
-use composer::{AppId, AppSummary, list_apps};
+use composer::target::DeviceConfig;
+use composer::{AppId, AppSummary, Composer, CurrentState, list_apps};
+
+/// The composer of the app `-a` names (see [`select`]) on the engine of `device`, that
+/// app's state, and its name for messages; an app the engine holds nothing of is an error (see
+/// [`super::state::require_app`]).
+pub async fn existing(
+    device: &super::up::DeviceArgs,
+    wanted: Option<&str>,
+) -> anyhow::Result<(Composer, CurrentState, String)> {
+    let (docker, options) = device.connect(&DeviceConfig::default()).await?;
+    let app = select(&docker, wanted).await?;
+    let name = wanted.map_or_else(|| app.to_string(), str::to_owned);
+    let composer = Composer::new(docker, app, options);
+    let state = super::state::require_app(&composer, &name).await?;
+    Ok((composer, state, name))
+}
 
 /// The app `-a` names (id, uuid or fleet name), or the only one on the engine when `-a` is
 /// not given. Several apps without `-a`, or a name no app has, are errors.

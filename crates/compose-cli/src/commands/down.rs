@@ -2,8 +2,7 @@
 
 use std::process::ExitCode;
 
-use composer::target::DeviceConfig;
-use composer::{Composer, RemoveOptions};
+use composer::RemoveOptions;
 
 /// The arguments of `balena-compose down`.
 #[derive(Debug, clap::Args)]
@@ -29,11 +28,7 @@ pub struct Args {
 
 /// Runs `balena-compose down`.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (docker, options) = args.device.connect(&DeviceConfig::default()).await?;
-    let app = super::app::select(&docker, args.app.as_deref()).await?;
-    let name = args.app.clone().unwrap_or_else(|| app.to_string());
-    let composer = Composer::new(docker, app, options);
-    super::state::require_app(&composer, &name).await?;
+    let (composer, _, _) = super::app::existing(&args.device, args.app.as_deref()).await?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let printer = tokio::spawn(super::up::print_events(rx, args.json));
     let cancel = crate::signals::arm().token();

@@ -5,8 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use composer::target::DeviceConfig;
-use composer::{Composer, LogQuery};
+use composer::LogQuery;
 use futures::StreamExt;
 
 use super::output::outln;
@@ -64,11 +63,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         since: args.since.as_deref().map(since_unix).transpose()?,
         timestamps: args.timestamps,
     };
-    let (docker, options) = args.device.connect(&DeviceConfig::default()).await?;
-    let app = super::app::select(&docker, args.app.as_deref()).await?;
-    let name = args.app.clone().unwrap_or_else(|| app.to_string());
-    let composer = Composer::new(docker, app, options);
-    let state = super::state::require_app(&composer, &name).await?;
+    let (composer, state, name) = super::app::existing(&args.device, args.app.as_deref()).await?;
     let services: Vec<String> = if args.services.is_empty() {
         state.services.keys().cloned().collect()
     } else {

@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use composer::target::DeviceConfig;
 use composer::{Composer, CurrentState};
 
 use super::output::outln;
@@ -22,11 +21,7 @@ pub struct Args {
 
 /// Runs `balena-compose state`.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (docker, options) = args.device.connect(&DeviceConfig::default()).await?;
-    let app = super::app::select(&docker, args.app.as_deref()).await?;
-    let name = args.app.clone().unwrap_or_else(|| app.to_string());
-    let composer = Composer::new(docker, app, options);
-    let state = require_app(&composer, &name).await?;
+    let (_, state, _) = super::app::existing(&args.device, args.app.as_deref()).await?;
     print_state(&state, args.json)?;
     Ok(ExitCode::SUCCESS)
 }
