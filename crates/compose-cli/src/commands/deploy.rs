@@ -134,26 +134,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     let mut renderer = Renderer::new(OutputMode::detect(args.build.json));
     // Kept until the deploy ends: it holds the composition of `deploy FLEET IMAGE`.
     let _image_project = image_project(&mut args, &renderer)?;
-    let key = match args.api_key.clone().filter(|k| !k.is_empty()) {
-        Some(key) => key,
-        None => match super::balena_login::stored_token()? {
-            Some(token) => token,
-            None => bail!(
-                "no balena API key: pass --api-key, set BALENA_API_KEY or log in with the balena CLI"
-            ),
-        },
-    };
-    let api_url = args
-        .api_url
-        .clone()
-        .unwrap_or_else(super::balena_login::api_url);
-    let api = release::Api::new(&api_url, key)?
-        .with_timeout(std::time::Duration::from_secs(args.api_timeout.max(1)))
-        .with_retry(release::RetryPolicy {
-            max_attempts: args.api_retries.saturating_add(1),
-            ..release::RetryPolicy::API
-        })
-        .with_retry_notice(std::sync::Arc::new(renderer.info_printer()));
+    let api = balena_api(&args, &renderer)?;
     // Checked before any build, so a wrong key costs nothing.
     let user = api.whoami().await.context("checking the API key")?;
     let fleet = api
@@ -171,16 +152,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     let current = if args.build.services.is_empty() {
         None
     } else {
-        let current = api
-            .current_release(fleet.id)
-            .await
-            .context("reading the fleet's current release")?;
-        Some(current.with_context(|| {
-            format!(
-                "--service: fleet {} has no successful release to take the other services' images from; deploy every service first",
-                fleet.slug
-            )
-        })?)
+        Some(current_release(&api, &fleet).await?)
     };
 
     let docker = connect(&args.build).await?;
@@ -226,23 +198,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     if let Some(current) = &current {
         new.reused = reused_images(&finished.plan, &args.build.services, current)?;
     }
-    let mut built = IndexMap::new();
-    for outcome in &finished.outcomes {
-        if let Some(spec) = new.services.iter_mut().find(|s| s.name == outcome.service) {
-            spec.contract = outcome.contract.clone();
-        }
-        built.insert(
-            outcome.service.clone(),
-            release::BuiltImage {
-                local_image: outcome.image.clone().unwrap_or_default(),
-                dockerfile: outcome.dockerfile.clone(),
-                build_log: (!args.nologupload).then(|| outcome.log.clone()),
-                project_type: Some(outcome.resolver.clone()).filter(|r| !r.is_empty()),
-                start_timestamp: None,
-                end_timestamp: Some(release::timestamp_now()),
-            },
-        );
-    }
+    let built = built_images(&finished.outcomes, &mut new, !args.nologupload);
     // A signal from here on is caught: once the release exists it must end `failed`, not stay
     // `running`; an interrupt while it is being created cancels the push right after.
     let interrupt = crate::signals::arm();
@@ -257,54 +213,20 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         created.release.commit
     ));
 
-    renderer.begin_push(
-        created
-            .images
-            .iter()
-            .map(|(service, image)| (service.clone(), image.location.clone())),
-    );
-    let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
-    let options = release::PushOptions {
-        cancel: cancel.clone(),
-        events: Some(events_tx),
-        ..release::PushOptions::default()
-    };
-    // `options` holds the event sender: it goes when the push is done, which ends `report`.
-    let push = async {
-        let result =
-            release::push_and_record(&api, &docker, &created, &built, None, &options).await;
-        drop(options);
-        result
-    };
-    let report = async {
-        while let Some(event) = events_rx.recv().await {
-            renderer.push_event(&event);
-        }
-    };
-    let (result, ()) = tokio::join!(push, report);
+    let result = push_release(&api, &docker, &created, &built, &cancel, &mut renderer).await;
 
     let release_json = |status: &str| json!({"id": created.release.id, "commit": created.release.commit, "status": status});
     match result {
         Ok(_) => {
-            for (key, value) in &tags {
-                api.set_release_tag(created.release.id, key, value)
-                    .await
-                    .with_context(|| format!("setting release tag {key}"))?;
-            }
-            if current.is_some() {
-                api.set_release_tag(
-                    created.release.id,
-                    REBUILT_SERVICES_TAG,
-                    &args.build.services.join(","),
-                )
-                .await
-                .context("recording the rebuilt services")?;
-            }
-            if let Some(note) = &args.note {
-                api.set_note(created.release.id, note)
-                    .await
-                    .context("setting the note")?;
-            }
+            let rebuilt = current.is_some().then_some(args.build.services.as_slice());
+            label_release(
+                &api,
+                created.release.id,
+                &tags,
+                rebuilt,
+                args.note.as_deref(),
+            )
+            .await?;
             renderer.info(&format!(
                 "Deploy succeeded: release {}",
                 created.release.commit
@@ -319,16 +241,10 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
                 "failed"
             };
             renderer.summary(&finished.outcomes, Some(release_json(status)));
-            let what = match crate::signals::received_name() {
-                Some(signal) if cancel.is_cancelled() => format!("deploy interrupted ({signal})"),
-                _ => "deploy failed".to_owned(),
-            };
-            Err(anyhow::anyhow!(
-                "{what}: {}; release {} (id {}): {}",
-                outcome.cause,
-                created.release.commit,
-                created.release.id,
-                release::left_as(outcome.cleanup.as_ref())
+            Err(push_failure(
+                &outcome,
+                &created.release,
+                cancel.is_cancelled(),
             ))
         }
     }
@@ -384,6 +300,156 @@ fn image_project(
 /// The release tag of a `deploy --service` release naming the services it rebuilt
 /// (comma-separated); the others' images are those of the release before.
 const REBUILT_SERVICES_TAG: &str = "balena-compose.rebuilt-services";
+
+/// Pushes the release's images and records them, showing each push's progress as it comes.
+async fn push_release(
+    api: &release::Api,
+    docker: &bollard::Docker,
+    created: &release::CreatedRelease,
+    built: &IndexMap<String, release::BuiltImage>,
+    cancel: &tokio_util::sync::CancellationToken,
+    renderer: &mut Renderer,
+) -> Result<IndexMap<String, release::Pushed>, Box<release::DeployOutcome>> {
+    renderer.begin_push(
+        created
+            .images
+            .iter()
+            .map(|(service, image)| (service.clone(), image.location.clone())),
+    );
+    let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let options = release::PushOptions {
+        cancel: cancel.clone(),
+        events: Some(events_tx),
+        ..release::PushOptions::default()
+    };
+    // `options` holds the event sender: it goes when the push is done, which ends `report`.
+    let push = async {
+        let result = release::push_and_record(api, docker, created, built, None, &options).await;
+        drop(options);
+        result
+    };
+    let report = async {
+        while let Some(event) = events_rx.recv().await {
+            renderer.push_event(&event);
+        }
+    };
+    let (result, ()) = tokio::join!(push, report);
+    result
+}
+
+/// The error of a push that failed (or was interrupted: `cancelled`), naming the release and
+/// the state it is left in.
+fn push_failure(
+    outcome: &release::DeployOutcome,
+    release: &release::Release,
+    cancelled: bool,
+) -> anyhow::Error {
+    let what = match crate::signals::received_name() {
+        Some(signal) if cancelled => format!("deploy interrupted ({signal})"),
+        _ => "deploy failed".to_owned(),
+    };
+    anyhow::anyhow!(
+        "{what}: {}; release {} (id {}): {}",
+        outcome.cause,
+        release.commit,
+        release.id,
+        release::left_as(outcome.cleanup.as_ref())
+    )
+}
+
+/// The balena API client of `--api-key` (else the balena CLI's login) and `--api-url`, with
+/// the timeout and retries asked for; retries are said through `renderer`.
+fn balena_api(args: &Args, renderer: &Renderer) -> anyhow::Result<release::Api> {
+    let key = match args.api_key.clone().filter(|k| !k.is_empty()) {
+        Some(key) => key,
+        None => match super::balena_login::stored_token()? {
+            Some(token) => token,
+            None => bail!(
+                "no balena API key: pass --api-key, set BALENA_API_KEY or log in with the balena CLI"
+            ),
+        },
+    };
+    let api_url = args
+        .api_url
+        .clone()
+        .unwrap_or_else(super::balena_login::api_url);
+    Ok(release::Api::new(&api_url, key)?
+        .with_timeout(std::time::Duration::from_secs(args.api_timeout.max(1)))
+        .with_retry(release::RetryPolicy {
+            max_attempts: args.api_retries.saturating_add(1),
+            ..release::RetryPolicy::API
+        })
+        .with_retry_notice(std::sync::Arc::new(renderer.info_printer())))
+}
+
+/// The fleet's current release, which `--service` takes the other services' images from.
+async fn current_release(
+    api: &release::Api,
+    fleet: &release::Fleet,
+) -> anyhow::Result<release::CurrentRelease> {
+    let current = api
+        .current_release(fleet.id)
+        .await
+        .context("reading the fleet's current release")?;
+    current.with_context(|| {
+        format!(
+            "--service: fleet {} has no successful release to take the other services' images from; deploy every service first",
+            fleet.slug
+        )
+    })
+}
+
+/// The image of each built service, for the push; each service's contract goes on `new`.
+fn built_images(
+    outcomes: &[multibuild::ServiceOutcome],
+    new: &mut release::NewRelease,
+    upload_logs: bool,
+) -> IndexMap<String, release::BuiltImage> {
+    let mut built = IndexMap::new();
+    for outcome in outcomes {
+        if let Some(spec) = new.services.iter_mut().find(|s| s.name == outcome.service) {
+            spec.contract = outcome.contract.clone();
+        }
+        built.insert(
+            outcome.service.clone(),
+            release::BuiltImage {
+                local_image: outcome.image.clone().unwrap_or_default(),
+                dockerfile: outcome.dockerfile.clone(),
+                build_log: upload_logs.then(|| outcome.log.clone()),
+                project_type: Some(outcome.resolver.clone()).filter(|r| !r.is_empty()),
+                start_timestamp: None,
+                end_timestamp: Some(release::timestamp_now()),
+            },
+        );
+    }
+    built
+}
+
+/// After a successful push: the release's tags, the services `--service` rebuilt, its note.
+async fn label_release(
+    api: &release::Api,
+    release: u64,
+    tags: &[(String, String)],
+    rebuilt: Option<&[String]>,
+    note: Option<&str>,
+) -> anyhow::Result<()> {
+    for (key, value) in tags {
+        api.set_release_tag(release, key, value)
+            .await
+            .with_context(|| format!("setting release tag {key}"))?;
+    }
+    if let Some(rebuilt) = rebuilt {
+        api.set_release_tag(release, REBUILT_SERVICES_TAG, &rebuilt.join(","))
+            .await
+            .context("recording the rebuilt services")?;
+    }
+    if let Some(note) = note {
+        api.set_note(release, note)
+            .await
+            .context("setting the note")?;
+    }
+    Ok(())
+}
 
 /// `--service`: every service of the project that was not built takes its image from
 /// `current`; one that `current` lacks is an error, since nothing could run it.
