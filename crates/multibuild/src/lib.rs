@@ -54,6 +54,7 @@ pub mod naming;
 mod plan;
 pub mod pool;
 mod run;
+mod shown;
 
 pub use contract::{CONTRACT_TYPE, parse_contract_file};
 pub use dockerfile_from::base_images;

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::Error;
 use crate::inputs::{self, Decision, Reuse};
 use crate::plan::{BuildTask, Plan, Task, TaskKind};
+use crate::shown::{append_log, failure_text, filter_event, hide_secrets, write_secrets_dir};
 
 /// How to run a plan.
 #[derive(Debug, Clone)]
@@ -553,44 +554,14 @@ impl Worker<'_> {
         } else {
             self.build_platform(task).await
         };
-        let mut cache_from = task.cache_from.clone();
-        cache_from.extend(self.options.cache_from.iter().cloned());
         // Kept alive until the build ends: the balenaEngine volume's directory.
         let mut volume_dir = None;
-        let mut options = build::BuildOptions {
-            dockerfile: Some(task.resolved.dockerfile_path.clone()),
-            tags: task.tags.clone(),
-            build_args: task.build_args.clone(),
-            labels: task.labels.clone(),
-            target: task.target.clone(),
-            nocache: self.options.nocache,
-            pull: self.options.pull,
-            cache_from,
-            platform,
-            extra_hosts: task.extra_hosts.clone(),
-            network_mode: None,
-            plain_progress: self.options.plain_progress,
-            registry_auth: self.auth.clone(),
-            timeout: self.options.timeout,
-            daemon: self.options.daemon.clone(),
-            ..build::BuildOptions::default()
-        };
+        let mut options = self.build_options(task, platform);
         let mut added_flags = Vec::new();
         if buildkit {
             options.builder = build::Builder::BuildKit;
             options.secrets = task.secrets.clone();
-            added_flags = task
-                .secrets
-                .ids()
-                .map(|id| format!("--mount=type=secret,id={id},target=/run/secrets/{id} "))
-                .collect();
-            if let Emulation::Rewrite {
-                options: rewrite, ..
-            } = &self.plan.emulation
-                && task.transposed
-            {
-                added_flags.push(format!("{} ", rewrite.qemu_mount_flag()));
-            }
+            added_flags = self.added_run_flags(task);
         } else if with_secrets && *self.secrets_mode == SecretsMode::Volumes {
             match write_secrets_dir(&task.secrets) {
                 Ok(dir) => {
@@ -645,41 +616,8 @@ impl Worker<'_> {
         let mut log = String::new();
         // One redactor for the whole build: every event, and so the log, goes through it.
         let redactor = task.secrets.redactor();
-        let forward = async {
-            // The daemon repeats its platform warning at every step of a foreign build: the
-            // first says it all.
-            let mut platform_warned = false;
-            while let Some(mut event) = rx.recv().await {
-                if let build::BuildEvent::Output { line } = &event
-                    && emulate::is_platform_mismatch_warning(line)
-                {
-                    if platform_warned {
-                        continue;
-                    }
-                    platform_warned = true;
-                }
-                if with_secrets || !added_flags.is_empty() {
-                    event = hide_secrets(event, &redactor, &added_flags);
-                }
-                if let Some(filter) = filter.as_mut() {
-                    event = filter_event(filter, event);
-                }
-                match &event {
-                    build::BuildEvent::Output { line } => append_log(&mut log, line),
-                    build::BuildEvent::Step {
-                        index,
-                        total,
-                        instruction,
-                    } => append_log(&mut log, &format!("Step {index}/{total} : {instruction}")),
-                    _ => {}
-                }
-                self.send(Event::Progress {
-                    service: self.service.to_owned(),
-                    event,
-                })
-                .await;
-            }
-        };
+        let forward =
+            self.forward_build(&mut rx, &redactor, &added_flags, filter.as_mut(), &mut log);
         let (result, ()) = tokio::join!(build, forward);
         drop(volume_dir);
         let mut outcome = ServiceOutcome {
@@ -695,24 +633,9 @@ impl Worker<'_> {
                 outcome.size = self.image_size(&built.image_id).await;
                 outcome.image_id = Some(built.image_id);
             }
-            Err(mut e) => {
+            Err(e) => {
                 outcome.connection_lost = matches!(e, build::Error::ConnectionLost { .. });
-                // The failing step as the user wrote it, without the mounts we added.
-                if let build::Error::BuildFailed {
-                    step: Some(step), ..
-                } = &mut e
-                {
-                    for flag in &added_flags {
-                        *step = step.replace(flag.as_str(), "");
-                    }
-                }
-                let explained = match (&filter, &e) {
-                    (Some(filter), build::Error::BuildFailed { message, .. }) => {
-                        filter.explain_failure(message).map(|e| e.to_string())
-                    }
-                    _ => None,
-                };
-                let text = explained.unwrap_or_else(|| e.to_string());
+                let text = failure_text(e, &added_flags, filter.as_ref());
                 outcome.error = Some(if with_secrets {
                     redactor.apply(text)
                 } else {
@@ -781,6 +704,93 @@ impl Worker<'_> {
             contract: task.contract.clone(),
             ..outcome
         })
+    }
+    /// The build's options from the task and the run's options; the builder, secrets and
+    /// volumes are the caller's to set.
+    fn build_options(&self, task: &BuildTask, platform: Option<String>) -> build::BuildOptions {
+        let mut cache_from = task.cache_from.clone();
+        cache_from.extend(self.options.cache_from.iter().cloned());
+        build::BuildOptions {
+            dockerfile: Some(task.resolved.dockerfile_path.clone()),
+            tags: task.tags.clone(),
+            build_args: task.build_args.clone(),
+            labels: task.labels.clone(),
+            target: task.target.clone(),
+            nocache: self.options.nocache,
+            pull: self.options.pull,
+            cache_from,
+            platform,
+            extra_hosts: task.extra_hosts.clone(),
+            network_mode: None,
+            plain_progress: self.options.plain_progress,
+            registry_auth: self.auth.clone(),
+            timeout: self.options.timeout,
+            daemon: self.options.daemon.clone(),
+            ..build::BuildOptions::default()
+        }
+    }
+
+    /// The flags BuildKit's `RUN`s get that the user did not write (secret mounts, the
+    /// rewrite's qemu mount), each with its trailing space, as they appear in step texts.
+    fn added_run_flags(&self, task: &BuildTask) -> Vec<String> {
+        let mut flags: Vec<String> = task
+            .secrets
+            .ids()
+            .map(|id| format!("--mount=type=secret,id={id},target=/run/secrets/{id} "))
+            .collect();
+        if let Emulation::Rewrite {
+            options: rewrite, ..
+        } = &self.plan.emulation
+            && task.transposed
+        {
+            flags.push(format!("{} ", rewrite.qemu_mount_flag()));
+        }
+        flags
+    }
+
+    /// Passes a build's events on as progress, and into `log`: the daemon's platform warning
+    /// once, secrets redacted and our flags hidden, emulation noise filtered.
+    async fn forward_build(
+        &self,
+        rx: &mut mpsc::Receiver<build::BuildEvent>,
+        redactor: &build::Redactor,
+        added_flags: &[String],
+        mut filter: Option<&mut BuildOutput>,
+        log: &mut String,
+    ) {
+        // The daemon repeats its platform warning at every step of a foreign build: the first
+        // says it all.
+        let mut platform_warned = false;
+        while let Some(mut event) = rx.recv().await {
+            if let build::BuildEvent::Output { line } = &event
+                && emulate::is_platform_mismatch_warning(line)
+            {
+                if platform_warned {
+                    continue;
+                }
+                platform_warned = true;
+            }
+            if !redactor.is_empty() || !added_flags.is_empty() {
+                event = hide_secrets(event, redactor, added_flags);
+            }
+            if let Some(filter) = filter.as_deref_mut() {
+                event = filter_event(filter, event);
+            }
+            match &event {
+                build::BuildEvent::Output { line } => append_log(log, line),
+                build::BuildEvent::Step {
+                    index,
+                    total,
+                    instruction,
+                } => append_log(log, &format!("Step {index}/{total} : {instruction}")),
+                _ => {}
+            }
+            self.send(Event::Progress {
+                service: self.service.to_owned(),
+                event,
+            })
+            .await;
+        }
     }
 
     /// The `platform` of a build, as the reference decides it (toolkit.md §6.10), with the
@@ -852,87 +862,5 @@ impl Worker<'_> {
     async fn image_size(&self, image: &str) -> Option<u64> {
         let inspect = self.docker.inspect_image(image).await.ok()?;
         inspect.size.and_then(|s| u64::try_from(s).ok())
-    }
-}
-
-fn filter_event(filter: &mut BuildOutput, event: build::BuildEvent) -> build::BuildEvent {
-    match event {
-        build::BuildEvent::Output { line } => build::BuildEvent::Output {
-            line: filter.line(&line).into_owned(),
-        },
-        build::BuildEvent::Step {
-            index,
-            total,
-            instruction,
-        } => {
-            let shown = filter
-                .line(&format!("Step {index}/{total} : {instruction}"))
-                .into_owned();
-            let instruction = shown
-                .split_once(" : ")
-                .map_or(instruction, |(_, rest)| rest.to_owned());
-            build::BuildEvent::Step {
-                index,
-                total,
-                instruction,
-            }
-        }
-        other => other,
-    }
-}
-
-/// An event of a build with secrets: a printed secret redacted, and the secret mounts we
-/// added to each `RUN` not shown (the user did not write them).
-fn hide_secrets(
-    event: build::BuildEvent,
-    redactor: &build::Redactor,
-    added_flags: &[String],
-) -> build::BuildEvent {
-    match event {
-        build::BuildEvent::Output { line } => build::BuildEvent::Output {
-            line: redactor.apply(line),
-        },
-        build::BuildEvent::Error { message } => build::BuildEvent::Error {
-            message: redactor.apply(message),
-        },
-        build::BuildEvent::Step {
-            index,
-            total,
-            instruction,
-        } => {
-            let mut shown = instruction;
-            for flag in added_flags {
-                shown = shown.replace(flag.as_str(), "");
-            }
-            build::BuildEvent::Step {
-                index,
-                total,
-                instruction: redactor.apply(shown),
-            }
-        }
-        other => other,
-    }
-}
-
-/// The secrets as files in a new private directory (mode 0700), for a balenaEngine build
-/// volume; removed when the returned value is dropped.
-fn write_secrets_dir(secrets: &build::BuildSecrets) -> std::io::Result<tempfile::TempDir> {
-    let dir = tempfile::Builder::new()
-        .prefix("balena-compose-secrets-")
-        .tempdir()?;
-    for (dest, contents) in secrets.iter() {
-        let path = dir.path().join(dest);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(&path, contents)?;
-    }
-    Ok(dir)
-}
-
-fn append_log(log: &mut String, line: &str) {
-    if log.len() + line.len() < MAX_LOG_BYTES {
-        log.push_str(line);
-        log.push('\n');
     }
 }
