@@ -340,15 +340,26 @@ impl Slots {
     }
 }
 
-/// What every service of a pool run shares.
+/// What every service of one target's part of a pool run shares.
 struct Pool<'a> {
     builders: &'a [Builder],
     route: &'a Route,
     plan: &'a Plan,
     options: &'a RunOptions,
-    slots: Slots,
+    slots: &'a Slots,
     cancel: CancellationToken,
     events: mpsc::Sender<Event>,
+}
+
+/// One target's plan in [`run_pools`]: the builders it goes to and where its events go.
+#[derive(Debug)]
+pub struct TargetRun<'a> {
+    /// Its builders (see [`route`]).
+    pub route: &'a Route,
+    /// Its plan.
+    pub plan: &'a Plan,
+    /// Its events.
+    pub events: mpsc::Sender<Event>,
 }
 
 /// Runs every task of `plan` on the builders of `route` (see [`route`]), at most each
@@ -361,31 +372,56 @@ pub async fn run_pool(
     options: &RunOptions,
     events: mpsc::Sender<Event>,
 ) -> Vec<ServiceOutcome> {
-    let pool = Pool {
-        builders,
+    let run = TargetRun {
         route,
         plan,
-        options,
-        slots: Slots::new(builders),
-        cancel: options.cancel.child_token(),
         events,
     };
-    let pool = &pool;
-    join_all(plan.tasks.iter().map(|task| async move {
-        let outcome = pool.service(task).await;
-        if !outcome.ok() && options.fail_fast {
-            pool.cancel.cancel();
-        }
-        let _ = pool
-            .events
-            .send(Event::Done(Box::new(outcome.clone())))
-            .await;
-        outcome
+    let mut outcomes = run_pools(builders, vec![run], options).await;
+    outcomes.pop().unwrap_or_default()
+}
+
+/// [`run_pool`] for several targets' plans at once, sharing the builders' job slots (a
+/// builder runs at most its `jobs` services whatever their target); one list of outcomes per
+/// plan, in order. `--fail-fast` stops every plan.
+pub async fn run_pools(
+    builders: &[Builder],
+    runs: Vec<TargetRun<'_>>,
+    options: &RunOptions,
+) -> Vec<Vec<ServiceOutcome>> {
+    let slots = Slots::new(builders);
+    let cancel = options.cancel.child_token();
+    join_all(runs.into_iter().map(|run| {
+        let pool = Pool {
+            builders,
+            route: run.route,
+            plan: run.plan,
+            options,
+            slots: &slots,
+            cancel: cancel.clone(),
+            events: run.events,
+        };
+        async move { pool.run().await }
     }))
     .await
 }
 
 impl Pool<'_> {
+    async fn run(&self) -> Vec<ServiceOutcome> {
+        join_all(self.plan.tasks.iter().map(|task| async move {
+            let outcome = self.service(task).await;
+            if !outcome.ok() && self.options.fail_fast {
+                self.cancel.cancel();
+            }
+            let _ = self
+                .events
+                .send(Event::Done(Box::new(outcome.clone())))
+                .await;
+            outcome
+        }))
+        .await
+    }
+
     /// One service: on a builder, and on a second one if the first went down under it.
     async fn service(&self, task: &Task) -> ServiceOutcome {
         let mut tried = Vec::new();

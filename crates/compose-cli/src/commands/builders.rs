@@ -1,7 +1,6 @@
 //! `build --builder …`: a project built over a pool of Docker daemons (see
 //! `multibuild::pool`), each image left on the builder that built it.
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
@@ -38,8 +37,72 @@ async fn connect(spec: &BuilderSpec, tls: &build::DaemonFlags) -> anyhow::Result
     Ok(Builder::describe(spec, daemon, docker, emulate::binfmt_registered).await?)
 }
 
-/// Runs `build` over the builders of `--builder`.
-pub async fn build(args: &Args, renderer: &mut Renderer) -> anyhow::Result<ExitCode> {
+/// Runs `build` over the builders of `--builder`, for each of `targets` (the repeatable
+/// `--arch`/`--device-type`; none: the first builder's architecture) at once, the builders'
+/// job slots shared by all.
+pub async fn build(
+    args: &Args,
+    targets: &[Target],
+    renderer: &mut Renderer,
+) -> anyhow::Result<ExitCode> {
+    refuse_flags(args)?;
+    let builders = connect_all(&args.build).await?;
+    let Some(first) = builders.first() else {
+        bail!("no builder answered (see the warnings above)");
+    };
+    let targets = match targets {
+        [] => vec![Target::generic(first.native)],
+        given => given.to_vec(),
+    };
+    let mut planned = Vec::new();
+    for target in &targets {
+        let suffix = multibuild::naming::target_suffix(target, &targets);
+        planned.push(plan_target(args, &builders, target, suffix)?);
+    }
+
+    let interrupt = crate::signals::arm();
+    let options = super::build::run_options(
+        &args.build,
+        first.native,
+        None,
+        multibuild::Reuse::Matching,
+        interrupt.token(),
+    )
+    .context("preparing the build")?;
+    for target in &planned {
+        renderer.begin_target(&target.plan, target.suffix.as_deref());
+    }
+    let (tagged_tx, tagged_rx) = mpsc::channel(1024);
+    let mut runs = Vec::new();
+    let mut forwards = Vec::new();
+    for target in &planned {
+        let (tx, rx) = mpsc::channel(1024);
+        runs.push(pool::TargetRun {
+            route: &target.route,
+            plan: &target.plan,
+            events: tx,
+        });
+        forwards.push(tag_events(rx, target.suffix.clone(), tagged_tx.clone()));
+    }
+    drop(tagged_tx);
+    let run = pool::run_pools(&builders, runs, &options);
+    let (per_target, _, ()) = tokio::join!(
+        run,
+        join_all(forwards),
+        render_tagged(tagged_rx, args.build.nologs, renderer)
+    );
+    drop(interrupt);
+    let outcomes = with_targets(per_target, &planned);
+    renderer.summary(&outcomes, None);
+    Ok(if outcomes.iter().all(multibuild::ServiceOutcome::ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// What `--builder` cannot be combined with.
+fn refuse_flags(args: &Args) -> anyhow::Result<()> {
     let flags = &args.build;
     if flags.squash {
         bail!("--squash cannot be used with --builder");
@@ -62,48 +125,87 @@ pub async fn build(args: &Args, renderer: &mut Renderer) -> anyhow::Result<ExitC
             "--builder names every daemon to build on: give the one of --docker-host, --context or --dockerHost as a --builder too"
         );
     }
-    let builders = connect_all(flags).await?;
-    let Some(first) = builders.first() else {
-        bail!("no builder answered (see the warnings above)");
-    };
-    let target =
-        project::target(flags.arch, &args.target)?.unwrap_or_else(|| Target::generic(first.native));
-    let route = pool::route(&builders, target.arch, args.target.emulates())?;
+    Ok(())
+}
+
+/// One target's plan, the builders it goes to, and its image suffix.
+struct PlannedTarget {
+    plan: multibuild::Plan,
+    route: pool::Route,
+    suffix: Option<String>,
+}
+
+fn plan_target(
+    args: &Args,
+    builders: &[Builder],
+    target: &Target,
+    suffix: Option<String>,
+) -> anyhow::Result<PlannedTarget> {
+    let route = pool::route(builders, target.arch, args.target.emulates())?;
     // Emulating builders run foreign steps through this machine's binfmt_misc: no rewrite.
     let emulation = if route.emulated {
         emulate::Emulation::Binfmt
     } else {
         emulate::Emulation::Native
     };
-    let template_vars =
-        BTreeMap::from([("BALENA_RELEASE_HASH".to_owned(), "unavailable".to_owned())]);
+    let tag = multibuild::naming::target_tag(args.build.tag.as_deref(), suffix.as_deref());
     let mut plan = project::plan(
         &args.project,
-        &target,
+        target,
         emulation,
-        flags.tag.clone(),
-        template_vars,
+        tag,
+        super::build::unavailable_release_hash(),
     )?;
-    project::only_services(&mut plan, &flags.services)?;
-
-    let interrupt = crate::signals::arm();
-    let options = super::build::run_options(
-        flags,
-        first.native,
-        None,
-        multibuild::Reuse::Matching,
-        interrupt.token(),
-    )
-    .context("preparing the build")?;
-    renderer.begin(&plan);
-    let (tx, rx) = mpsc::channel(1024);
-    let run = pool::run_pool(&builders, &route, &plan, &options, tx);
-    let (outcomes, ()) = tokio::join!(run, super::build::render(rx, flags.nologs, renderer));
-    drop(interrupt);
-    renderer.summary(&outcomes, None);
-    Ok(if outcomes.iter().all(multibuild::ServiceOutcome::ok) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    project::only_services(&mut plan, &args.build.services)?;
+    if suffix.is_some() {
+        super::build::keep_project_names(&mut plan);
+    }
+    Ok(PlannedTarget {
+        plan,
+        route,
+        suffix,
     })
+}
+
+/// Passes one target's events on with its suffix.
+async fn tag_events(
+    mut rx: mpsc::Receiver<multibuild::Event>,
+    suffix: Option<String>,
+    tx: mpsc::Sender<(Option<String>, multibuild::Event)>,
+) {
+    while let Some(event) = rx.recv().await {
+        if tx.send((suffix.clone(), event)).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn render_tagged(
+    mut rx: mpsc::Receiver<(Option<String>, multibuild::Event)>,
+    nologs: bool,
+    renderer: &mut Renderer,
+) {
+    while let Some((suffix, event)) = rx.recv().await {
+        if nologs && matches!(event, multibuild::Event::Progress { .. }) {
+            continue;
+        }
+        renderer.event_for(suffix.as_deref(), &event);
+    }
+}
+
+/// Every target's outcomes in one list, each naming its target.
+fn with_targets(
+    per_target: Vec<Vec<multibuild::ServiceOutcome>>,
+    planned: &[PlannedTarget],
+) -> Vec<multibuild::ServiceOutcome> {
+    per_target
+        .into_iter()
+        .zip(planned)
+        .flat_map(|(outcomes, target)| {
+            outcomes.into_iter().map(|mut outcome| {
+                outcome.target.clone_from(&target.suffix);
+                outcome
+            })
+        })
+        .collect()
 }

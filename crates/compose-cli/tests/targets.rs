@@ -1,0 +1,170 @@
+//! `build` for several targets in one run (`--arch a --arch b`), on one daemon and over
+//! builders: each target's images carry its suffix (`<project>_<service>:<tag>-<arch>`) and
+//! are of its platform, and every event says which target it is of.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::Value;
+use support::{PrivateDaemon, balena_compose, docker_host, json_lines, no_docker_config, write};
+
+/// A name no other test run uses at the same time (the daemons are shared).
+fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", std::process::id())
+}
+
+/// One service `app` built from `local/<arch>-busybox` with a `RUN` (run under qemu for
+/// aarch64 on this amd64 machine).
+fn project(root: &Path, nonce: &str) {
+    write(
+        root,
+        "docker-compose.yml",
+        "services:\n  app:\n    build: ./app\n",
+    );
+    write(
+        root,
+        "app/Dockerfile.template",
+        &format!("FROM local/%%BALENA_ARCH%%-busybox\nRUN echo {nonce}-%%BALENA_ARCH%% > /built\n"),
+    );
+}
+
+/// The `docker image inspect` architecture of `image` on the daemon at `host`.
+fn architecture(host: &str, image: &str) -> String {
+    let out = std::process::Command::new(support::DOCKER)
+        .env("DOCKER_HOST", host)
+        .env("DOCKER_CONFIG", no_docker_config())
+        .args(["image", "inspect", "-f", "{{.Architecture}}", image])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{image} is not on {host}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn remove_image(host: &str, image: &str) {
+    let _ = std::process::Command::new(support::DOCKER)
+        .env("DOCKER_HOST", host)
+        .env("DOCKER_CONFIG", no_docker_config())
+        .args(["rmi", "-f", image])
+        .output();
+}
+
+/// Checks a two-target run's output: the `done` of each target names its image, its
+/// platform is the target's, and every service event names its target; returns each
+/// image with the daemon holding it (`host_of` maps an event's builder to it).
+fn check_two_targets(out: &Output, nonce: &str, host_of: impl Fn(&Value) -> String) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let events = json_lines(&out.stdout);
+    assert!(out.status.success(), "{stderr}\n{events:#?}");
+    let done: Vec<&Value> = events.iter().filter(|e| e["event"] == "done").collect();
+    assert_eq!(done.len(), 2, "{events:#?}");
+    for (target, platform) in [("aarch64", "arm64"), ("amd64", "amd64")] {
+        let image = format!("{nonce}_app:v1-{target}");
+        let of_target: Vec<&&Value> = done.iter().filter(|d| d["target"] == target).collect();
+        assert_eq!(of_target.len(), 1, "{events:#?}");
+        assert_eq!(of_target[0]["image"], image.as_str(), "{events:#?}");
+        let host = host_of(of_target[0]);
+        assert_eq!(architecture(&host, &image), platform, "{image}");
+        remove_image(&host, &image);
+    }
+    // Every event of a service says its target; the summary too.
+    for event in &events {
+        if event.get("service").is_some() || event["event"] == "summary" {
+            let entries = match event["services"].as_array() {
+                Some(services) => services.iter().collect(),
+                None => vec![event],
+            };
+            for entry in entries {
+                assert!(entry["target"].is_string(), "no target in {entry}");
+            }
+        }
+    }
+}
+
+fn build_two_targets(dir: &Path, nonce: &str) -> std::process::Command {
+    let mut command = balena_compose();
+    command.args([
+        "build",
+        dir.to_str().unwrap(),
+        "-p",
+        nonce,
+        "--tag",
+        "v1",
+        "--json",
+        "--arch",
+        "aarch64",
+        "--arch",
+        "amd64",
+        "--emulated",
+    ]);
+    command
+}
+
+#[test]
+fn two_architectures_in_one_run_on_one_daemon_get_suffixed_images_of_their_platform() {
+    let dir = tempfile::tempdir().unwrap();
+    let nonce = unique("targets");
+    project(dir.path(), &nonce);
+    // scripts/docker-env registers qemu for aarch64; held so no test removes it meanwhile.
+    let _binfmt = support::binfmt_lock(false);
+    let out = build_two_targets(dir.path(), &nonce).output().unwrap();
+    check_two_targets(&out, &nonce, |_| docker_host());
+    // No image without a suffix: a single name would be claimed by both targets.
+    assert!(
+        !support::docker_cli(&["image", "inspect", &format!("{nonce}_app:v1")])
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn two_architectures_over_two_builders_share_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let nonce = unique("targetpool");
+    project(dir.path(), &nonce);
+    let private = PrivateDaemon::start();
+    private.load_base_image(&no_docker_config());
+    private.load_image("local/aarch64-busybox", &no_docker_config());
+    let _binfmt = support::binfmt_lock(false);
+    let out = build_two_targets(dir.path(), &nonce)
+        .arg("--builder")
+        .arg(format!("private={},jobs=1", private.host()))
+        .arg("--builder")
+        .arg(format!("main={},jobs=1", docker_host()))
+        .output()
+        .unwrap();
+    check_two_targets(&out, &nonce, |done| match done["builder"].as_str() {
+        Some("private") => private.host(),
+        Some("main") => docker_host(),
+        other => panic!("no builder named {other:?}"),
+    });
+}
+
+#[test]
+fn one_target_keeps_its_names_and_deploy_refuses_several() {
+    let out = balena_compose()
+        .args([
+            "deploy",
+            "somefleet",
+            ".",
+            "--arch",
+            "aarch64",
+            "--arch",
+            "amd64",
+        ])
+        .env("BALENARC_BALENA_URL", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--arch is given 2 times: only `build` builds for several targets"),
+        "{stderr}"
+    );
+}
