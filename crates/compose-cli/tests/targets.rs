@@ -168,3 +168,97 @@ fn one_target_keeps_its_names_and_deploy_refuses_several() {
         "{stderr}"
     );
 }
+
+/// The id of `image` on the daemon at `host`, if it has it.
+fn image_id(host: &str, image: &str) -> Option<String> {
+    let out = std::process::Command::new(support::DOCKER)
+        .env("DOCKER_HOST", host)
+        .env("DOCKER_CONFIG", no_docker_config())
+        .args(["image", "inspect", "-f", "{{.Id}}", image])
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+#[test]
+fn load_copies_what_other_builders_built_onto_the_default_daemon_with_the_same_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let nonce = unique("load");
+    write(
+        dir.path(),
+        "docker-compose.yml",
+        "services:\n  big:\n    build: ./big\n  small:\n    build: ./small\n",
+    );
+    // A layer of 48 MB: the copy goes through this process as a stream.
+    write(
+        dir.path(),
+        "big/Dockerfile",
+        &format!(
+            "FROM local/amd64-busybox\nRUN echo {nonce} && head -c 48000000 /dev/urandom > /blob\n"
+        ),
+    );
+    write(
+        dir.path(),
+        "small/Dockerfile",
+        &format!("FROM local/amd64-busybox\nRUN echo {nonce} > /built\n"),
+    );
+    let private = PrivateDaemon::start();
+    private.load_base_image(&no_docker_config());
+    let out = balena_compose()
+        .args([
+            "build",
+            dir.path().to_str().unwrap(),
+            "-p",
+            &nonce,
+            "--json",
+            "--load",
+        ])
+        .arg("--builder")
+        .arg(format!("private={},jobs=1", private.host()))
+        .arg("--builder")
+        .arg(format!("main={},jobs=1", docker_host()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let events = json_lines(&out.stdout);
+    assert!(out.status.success(), "{stderr}\n{events:#?}");
+    let loaded: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "info")
+        .filter_map(|e| e["message"].as_str())
+        .filter(|m| m.starts_with("loaded "))
+        .collect();
+    let done: Vec<&Value> = events.iter().filter(|e| e["event"] == "done").collect();
+    assert_eq!(done.len(), 2, "{events:#?}");
+    for d in &done {
+        let image = d["image"].as_str().unwrap();
+        let built_id = d["id"].as_str().unwrap();
+        assert_eq!(
+            image_id(&docker_host(), image).as_deref(),
+            Some(built_id),
+            "{image} is not on the default daemon as built: {events:#?}"
+        );
+        let said = loaded
+            .iter()
+            .any(|m| m.starts_with(&format!("loaded {image} (")));
+        // Only what another builder built is copied; the default daemon's own stay as they are.
+        assert_eq!(said, d["builder"] == "private", "{image}: {loaded:?}");
+        remove_image(&docker_host(), image);
+    }
+    assert!(
+        done.iter().any(|d| d["builder"] == "private"),
+        "nothing was built on the private builder: {events:#?}"
+    );
+}
+
+#[test]
+fn load_needs_builders() {
+    let out = balena_compose()
+        .args(["build", ".", "--load"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--builder"));
+}

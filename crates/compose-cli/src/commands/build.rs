@@ -41,6 +41,13 @@ pub struct Args {
 
     #[command(flatten)]
     pub build: BuildArgs,
+
+    /// With --builder: copy each image built on a builder other than the default daemon (the
+    /// one DOCKER_HOST or the Docker context names) to it, streamed through this machine
+    /// (`docker save | docker load`, never held whole). Without it each image stays on its
+    /// builder, which the summary names.
+    #[arg(long, requires = "builders")]
+    pub load: bool,
 }
 
 /// The flags of a build, shared with `deploy`.

@@ -92,7 +92,10 @@ pub async fn build(
         render_tagged(tagged_rx, args.build.nologs, renderer)
     );
     drop(interrupt);
-    let outcomes = with_targets(per_target, &planned);
+    let mut outcomes = with_targets(per_target, &planned);
+    if args.load {
+        load_onto_default(&args.build, &builders, &mut outcomes, renderer).await?;
+    }
     renderer.summary(&outcomes, None);
     Ok(if outcomes.iter().all(multibuild::ServiceOutcome::ok) {
         ExitCode::SUCCESS
@@ -208,4 +211,50 @@ fn with_targets(
             })
         })
         .collect()
+}
+
+/// `--load`: every image of a service that succeeded on a builder other than the default
+/// daemon is copied there ([`build::copy_image`], one stream each); a copy that fails fails
+/// its service.
+async fn load_onto_default(
+    flags: &BuildArgs,
+    builders: &[Builder],
+    outcomes: &mut [multibuild::ServiceOutcome],
+    renderer: &Renderer,
+) -> anyhow::Result<()> {
+    let default = flags.daemon.resolve(None)?;
+    let docker = flags
+        .daemon
+        .connect(None)
+        .await
+        .context("connecting to the default daemon for --load")?;
+    for outcome in outcomes.iter_mut().filter(|o| o.ok()) {
+        let Some(builder) = builders
+            .iter()
+            .find(|b| Some(&b.name) == outcome.builder.as_ref())
+        else {
+            continue;
+        };
+        let Some(image) = outcome.image.clone() else {
+            continue;
+        };
+        if builder.daemon.host == default.host {
+            continue;
+        }
+        match build::copy_image(&builder.docker, &docker, &image).await {
+            Ok(copied) => renderer.info(&format!(
+                "loaded {image} ({}) from builder {} onto {}",
+                super::progress::human_size(copied.bytes),
+                builder.name,
+                default.host
+            )),
+            Err(e) => {
+                outcome.error = Some(format!(
+                    "built on builder {}, but loading it onto {} failed: {e}",
+                    builder.name, default.host
+                ));
+            }
+        }
+    }
+    Ok(())
 }
