@@ -255,10 +255,156 @@ fn load_copies_what_other_builders_built_onto_the_default_daemon_with_the_same_i
 
 #[test]
 fn load_needs_builders() {
+    let home = tempfile::tempdir().unwrap();
     let out = balena_compose()
         .args(["build", ".", "--load"])
+        .env("HOME", home.path())
+        .env_remove("XDG_CONFIG_HOME")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "a usage error");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--builder"));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--load copies images from builders: give --builder"),
+        "{stderr}"
+    );
+}
+
+/// `build DIR -p NONCE --json` with HOME (and no XDG_CONFIG_HOME) at `home`.
+fn build_with_home(dir: &Path, nonce: &str, home: &Path) -> Output {
+    balena_compose()
+        .args(["build", dir.to_str().unwrap(), "-p", nonce, "--json"])
+        .env("HOME", home)
+        .env_remove("XDG_CONFIG_HOME")
+        .output()
+        .unwrap()
+}
+
+/// The builder each `done` event names.
+fn builders_of(out: &Output) -> Vec<String> {
+    let events = json_lines(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{events:#?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    events
+        .iter()
+        .filter(|e| e["event"] == "done")
+        .map(|e| e["builder"].as_str().unwrap_or("-").to_owned())
+        .collect()
+}
+
+/// One service `app` from local/amd64-busybox; its image is removed by the caller.
+fn amd64_project(root: &Path, nonce: &str) -> String {
+    write(
+        root,
+        "docker-compose.yml",
+        "services:\n  app:\n    build: .\n",
+    );
+    write(
+        root,
+        "Dockerfile",
+        &format!("FROM local/amd64-busybox\nRUN echo {nonce} > /built\n"),
+    );
+    format!("{nonce}_app")
+}
+
+#[test]
+fn builders_come_from_balena_yml_else_the_users_builders_yml_and_flags_replace_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let nonce = unique("cfgbuilders");
+    let image = amd64_project(dir.path(), &nonce);
+    // The user's file, under HOME: a mapping and a builder that is down.
+    write(
+        home.path(),
+        ".config/balena-compose/builders.yml",
+        &format!(
+            "builders:\n  - name: mine\n    endpoint: {}\n    jobs: 1\n  - gone=unix:///nonexistent/docker.sock\n",
+            docker_host()
+        ),
+    );
+    assert_eq!(
+        builders_of(&build_with_home(dir.path(), &nonce, home.path())),
+        ["mine"]
+    );
+    // XDG_CONFIG_HOME comes first.
+    let xdg = tempfile::tempdir().unwrap();
+    write(
+        xdg.path(),
+        "balena-compose/builders.yml",
+        &format!("- xdg={},jobs=1\n", docker_host()),
+    );
+    let out = balena_compose()
+        .args([
+            "build",
+            dir.path().to_str().unwrap(),
+            "-p",
+            &nonce,
+            "--json",
+        ])
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", xdg.path())
+        .output()
+        .unwrap();
+    assert_eq!(builders_of(&out), ["xdg"]);
+    // The project's balena.yml comes before the user's file.
+    write(
+        dir.path(),
+        ".balena/balena.yml",
+        &format!("builders:\n  - project={}\n", docker_host()),
+    );
+    assert_eq!(
+        builders_of(&build_with_home(dir.path(), &nonce, home.path())),
+        ["project"]
+    );
+    // --builder replaces both.
+    let out = balena_compose()
+        .args([
+            "build",
+            dir.path().to_str().unwrap(),
+            "-p",
+            &nonce,
+            "--json",
+        ])
+        .arg("--builder")
+        .arg(format!("flag={}", docker_host()))
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert_eq!(builders_of(&out), ["flag"]);
+    remove_image(&docker_host(), &image);
+}
+
+#[test]
+fn a_bad_builder_entry_is_an_error_naming_the_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let nonce = unique("badbuilders");
+    amd64_project(dir.path(), &nonce);
+    write(
+        home.path(),
+        ".config/balena-compose/builders.yml",
+        "builders:\n  - ok=unix:///s\n  - name: bad\n    endpoint: unix:///t\n    jobs: none\n",
+    );
+    let out = build_with_home(dir.path(), &nonce, home.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let file = home.path().join(".config/balena-compose/builders.yml");
+    let expected = format!("{}: line 3: builders[1].jobs: jobs must be", file.display());
+    assert!(stderr.contains(&expected), "no {expected:?} in {stderr}");
+
+    write(
+        dir.path(),
+        ".balena/balena.yml",
+        "build-variables: {}\nbuilders:\n  - {name: x, endpoint: unix:///s, cpus: 2}\n",
+    );
+    let out = build_with_home(dir.path(), &nonce, home.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(".balena/balena.yml") && stderr.contains("line 3: builders[0].cpus"),
+        "{stderr}"
+    );
 }

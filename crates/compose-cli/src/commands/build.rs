@@ -46,7 +46,7 @@ pub struct Args {
     /// one DOCKER_HOST or the Docker context names) to it, streamed through this machine
     /// (`docker save | docker load`, never held whole). Without it each image stays on its
     /// builder, which the summary names.
-    #[arg(long, requires = "builders")]
+    #[arg(long)]
     pub load: bool,
 }
 
@@ -124,8 +124,11 @@ pub struct BuildArgs {
     /// DOCKER_HOST spells it (unix://, tcp:// with the TLS settings above, ssh://) or a
     /// Docker context; jobs (default 4) is how many services build on it at once. Each
     /// service goes to a builder that runs its architecture natively (else, with --emulated,
-    /// to a local one with binfmt_misc for it); images stay on the builder that built them.
-    /// --jobs does not apply then.
+    /// to a local one with binfmt_misc for it); images stay on the builder that built them
+    /// (see --load). --jobs does not apply then. Without --builder (and without
+    /// --docker-host/--context), `build` takes the `builders` list of .balena/balena.yml, else of
+    /// $XDG_CONFIG_HOME/balena-compose/builders.yml (~/.config/…), each item this same
+    /// string or a mapping {name, endpoint, jobs}.
     #[arg(long = "builder", value_name = "[NAME=]ENDPOINT[,jobs=N]", value_parser = parse_builder)]
     pub builders: Vec<multibuild::pool::BuilderSpec>,
 
@@ -442,11 +445,30 @@ pub(crate) async fn render_for(
 }
 
 /// Runs the command.
-pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     let mut renderer = Renderer::new(OutputMode::detect(args.build.json));
     let targets = project::targets(&args.build.arch, &args.target)?;
+    // `--builder` replaces the builders of balena.yml or builders.yml; naming one daemon
+    // (--docker-host, --context, --dockerHost) builds on it alone.
+    let one_daemon = args.build.docker_host.is_some()
+        || args.build.daemon.context.is_some()
+        || args.build.daemon.balena_docker_host.is_some();
+    if args.build.builders.is_empty()
+        && !one_daemon
+        && let Some((file, builders)) = super::builders::configured(&args.project)?
+    {
+        renderer.info(&format!("building over the builders of {file}"));
+        args.build.builders = builders;
+    }
     if !args.build.builders.is_empty() {
         return super::builders::build(&args, &targets, &mut renderer).await;
+    }
+    if args.load {
+        bail!(
+            "--load copies images from builders: give --builder, or a `builders` list in .balena/balena.yml or {}",
+            super::builders::user_builders_file()
+                .map_or_else(|| "builders.yml".to_owned(), |p| p.display().to_string())
+        );
     }
     if targets.len() > 1 {
         return build_targets(&args, &targets, &mut renderer).await;

@@ -1,6 +1,7 @@
 //! `build --builder …`: a project built over a pool of Docker daemons (see
 //! `multibuild::pool`), each image left on the builder that built it.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
@@ -12,7 +13,51 @@ use tokio::sync::mpsc;
 use super::build::{Args, BuildArgs};
 use super::output::errln;
 use super::progress::Renderer;
-use super::project;
+use super::project::{self, ProjectArgs};
+
+/// The builders a project builds over when no `--builder` is given: the `builders` list of
+/// the project's `.balena/balena.yml` (a directory project; read by the one metadata reader,
+/// `multibuild::metadata`), else of the user's `builders.yml` (see [`user_builders_file`]);
+/// with the file they came from. `None` when neither has any.
+pub fn configured(project: &ProjectArgs) -> anyhow::Result<Option<(String, Vec<BuilderSpec>)>> {
+    let location = project.location();
+    if location.is_dir() {
+        for dir in [".balena", ".resin"] {
+            let metadata_dir = location.join(dir);
+            if !metadata_dir.is_dir() {
+                continue;
+            }
+            let metadata = multibuild::metadata::BuildMetadata::read(dir, |name| {
+                std::fs::read(metadata_dir.join(name)).ok()
+            })?;
+            if !metadata.builders.is_empty() {
+                let file = metadata.file.unwrap_or_else(|| dir.to_owned());
+                return Ok(Some((file, metadata.builders)));
+            }
+            break;
+        }
+    }
+    let Some(path) = user_builders_file() else {
+        return Ok(None);
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => bail!("cannot read {}: {e}", path.display()),
+    };
+    let file = path.display().to_string();
+    let builders = pool::read_builders_file(&file, &text)?;
+    Ok((!builders.is_empty()).then_some((file, builders)))
+}
+
+/// `$XDG_CONFIG_HOME/balena-compose/builders.yml`, else `~/.config/balena-compose/builders.yml`.
+pub fn user_builders_file() -> Option<PathBuf> {
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")))?;
+    Some(config.join("balena-compose").join("builders.yml"))
+}
 
 /// Connects to every builder at once; one that cannot be reached is said once and left out.
 pub async fn connect_all(args: &BuildArgs) -> anyhow::Result<Vec<Builder>> {
