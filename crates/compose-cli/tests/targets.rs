@@ -408,3 +408,157 @@ fn a_bad_builder_entry_is_an_error_naming_the_file_line_and_field() {
         "{stderr}"
     );
 }
+
+fn sha256_hex(data: &[u8]) -> String {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// `docker save` of `image` on the daemon at `host`.
+fn saved(host: &str, image: &str) -> Vec<u8> {
+    let out = std::process::Command::new(support::DOCKER)
+        .env("DOCKER_HOST", host)
+        .env("DOCKER_CONFIG", no_docker_config())
+        .args(["save", image])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "docker save {image} on {host}");
+    out.stdout
+}
+
+/// Every regular file under `dir` that holds `needle` (sockets and unreadable files skipped).
+fn files_holding(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else if kind.is_file()
+                && std::fs::read(entry.path()).is_ok_and(|data| contains(&data, needle))
+            {
+                found.push(entry.path());
+            }
+        }
+    }
+    found
+}
+
+/// Two services reading a build secret, one on each of two builders (a local socket and one
+/// over ssh): each build gets the secret through its own builder's BuildKit session (the RUN's hash of it is in the image),
+/// and the secret is in no output, event, layer, nor anywhere on the other builder's disk.
+#[test]
+fn build_secrets_reach_every_builder_and_leak_nowhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let nonce = unique("poolsecret");
+    let secret = format!("p00l-secret-{nonce}-value");
+    write(
+        dir.path(),
+        "docker-compose.yml",
+        "services:\n  one:\n    build: ./one\n  two:\n    build: ./two\n",
+    );
+    for service in ["one", "two"] {
+        write(
+            dir.path(),
+            &format!("{service}/Dockerfile"),
+            &format!(
+                "FROM local/amd64-busybox\nRUN sha256sum /run/secrets/token > /hash && echo {service}-read-{nonce}\n"
+            ),
+        );
+    }
+    write(
+        dir.path(),
+        ".balena/balena.yml",
+        "build-secrets:\n  global:\n    - source: token.txt\n      dest: token\n",
+    );
+    write(dir.path(), ".balena/secrets/token.txt", &secret);
+    let private = PrivateDaemon::start();
+    private.load_base_image(&no_docker_config());
+    let out = balena_compose()
+        .args([
+            "build",
+            dir.path().to_str().unwrap(),
+            "-p",
+            &nonce,
+            "--json",
+        ])
+        .arg("--builder")
+        .arg(format!("private={},jobs=1", private.host()))
+        // The shared daemon through ssh (`docker system dial-stdio`): its session goes there too.
+        .arg("--builder")
+        .arg(format!(
+            "remote={},jobs=1",
+            std::env::var("BALENA_COMPOSE_TEST_SSH_HOST").unwrap()
+        ))
+        .env(
+            "PATH",
+            format!(
+                "{}:/usr/bin:/bin",
+                std::env::var("BALENA_COMPOSE_TEST_SSH_PATH").unwrap()
+            ),
+        )
+        .output()
+        .unwrap();
+    let events = json_lines(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}\n{events:#?}");
+    assert!(
+        !contains(&out.stdout, &secret),
+        "the secret is in the events"
+    );
+    assert!(!contains(&out.stderr, &secret), "the secret is in stderr");
+    let hash = sha256_hex(secret.as_bytes());
+    let mut builders = Vec::new();
+    for done in events.iter().filter(|e| e["event"] == "done") {
+        let image = done["image"].as_str().unwrap();
+        let builder = done["builder"].as_str().unwrap();
+        builders.push(builder.to_owned());
+        let host = if builder == "private" {
+            private.host()
+        } else {
+            docker_host()
+        };
+        let layers = saved(&host, image);
+        assert!(
+            contains(&layers, &hash),
+            "{image} on {builder}: the RUN did not read the secret"
+        );
+        assert!(
+            !contains(&layers, &secret),
+            "{image}: the secret is in a layer"
+        );
+        remove_image(&host, image);
+    }
+    builders.sort();
+    assert_eq!(builders, ["private", "remote"], "{events:#?}");
+    // The private builder stands in for a remote host: nothing of the secret on its disk
+    // (data root, its BuildKit's state, its log).
+    let on_disk = files_holding(private.root(), &secret);
+    assert!(
+        on_disk.is_empty(),
+        "the secret is on the builder's disk: {on_disk:?}"
+    );
+}

@@ -287,6 +287,11 @@ impl PrivateDaemon {
         self.dir.path().join("docker.sock")
     }
 
+    /// Its directory: data root, exec root, socket and log.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
     pub fn host(&self) -> String {
         format!("unix://{}", self.socket().display())
     }
