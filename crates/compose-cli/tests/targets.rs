@@ -22,7 +22,8 @@ fn project(root: &Path, nonce: &str) {
     write(
         root,
         "docker-compose.yml",
-        "services:\n  app:\n    build: ./app\n",
+        // `expose` is ignored on balena, with a warning: said once, not once per target.
+        "services:\n  app:\n    build: ./app\n    expose: ['80']\n",
     );
     write(
         root,
@@ -115,6 +116,12 @@ fn two_architectures_in_one_run_on_one_daemon_get_suffixed_images_of_their_platf
     let _binfmt = support::binfmt_lock(false);
     let out = build_two_targets(dir.path(), &nonce).output().unwrap();
     check_two_targets(&out, &nonce, |_| docker_host());
+    let warnings = json_lines(&out.stdout)
+        .into_iter()
+        .filter(|e| e["event"] == "warning")
+        .filter(|e| e["message"].as_str().unwrap_or("").contains("expose"))
+        .count();
+    assert_eq!(warnings, 1, "the project's warning once");
     // No image without a suffix: a single name would be claimed by both targets.
     assert!(
         !support::docker_cli(&["image", "inspect", &format!("{nonce}_app:v1")])

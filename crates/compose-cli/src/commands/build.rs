@@ -373,7 +373,12 @@ async fn build_targets(
         let suffix = multibuild::naming::target_suffix(target, targets);
         let finished =
             build_target(&docker, host, &inputs, target, suffix.as_deref(), renderer).await?;
+        let failed = !finished.outcomes.iter().all(multibuild::ServiceOutcome::ok);
         outcomes.extend(finished.outcomes);
+        // --fail-fast and a signal stop the targets still to come as well.
+        if (failed && args.build.fail_fast) || crate::signals::received().is_some() {
+            break;
+        }
     }
     renderer.summary(&outcomes, None);
     if outcomes.iter().all(multibuild::ServiceOutcome::ok) {

@@ -21,7 +21,7 @@
 //! | `push` | `service`, `location`, `status` (`pushed`/`retrying`/`failed`), `digest`, `size`, `error` (deploy) |
 //! | `summary` | `services`: `[{service, image, id, ok, reused, error?, builder?, moved?, target?}]` (and `release` for deploys), last |
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
@@ -110,6 +110,8 @@ pub struct Renderer {
     started: Instant,
     /// Each service's builder (`--builder`), named in its every event.
     builders: HashMap<String, String>,
+    /// The project warnings already shown.
+    warned: HashSet<String>,
 }
 
 /// The aggregate of a deploy's concurrent pushes: one bar on a terminal, a line every
@@ -163,6 +165,7 @@ impl Renderer {
             steps: HashMap::new(),
             started: Instant::now(),
             builders: HashMap::new(),
+            warned: HashSet::new(),
         }
     }
 
@@ -215,6 +218,10 @@ impl Renderer {
             ));
         }
         for warning in plan.warnings() {
+            // A build for several targets plans the project once per target: said once.
+            if !self.warned.insert(warning.to_owned()) {
+                continue;
+            }
             match self.mode {
                 OutputMode::Json => outln!("{}", json!({"event": "warning", "message": warning})),
                 OutputMode::Quiet => {}
