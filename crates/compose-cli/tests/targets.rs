@@ -569,3 +569,49 @@ fn build_secrets_reach_every_builder_and_leak_nowhere() {
         "the secret is on the builder's disk: {on_disk:?}"
     );
 }
+
+#[test]
+fn two_device_types_of_one_architecture_are_told_apart_by_device_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let nonce = unique("devicetypes");
+    project(dir.path(), &nonce);
+    let _binfmt = support::binfmt_lock(false);
+    let out = balena_compose()
+        .args([
+            "build",
+            dir.path().to_str().unwrap(),
+            "-p",
+            &nonce,
+            "--json",
+        ])
+        .args([
+            "-d",
+            "raspberrypi4-64",
+            "-d",
+            "generic-aarch64",
+            "--emulated",
+        ])
+        .output()
+        .unwrap();
+    let events = json_lines(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{events:#?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut images: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "done")
+        .map(|e| e["image"].as_str().unwrap())
+        .collect();
+    images.sort_unstable();
+    let expected = [
+        format!("{nonce}_app:latest-generic-aarch64"),
+        format!("{nonce}_app:latest-raspberrypi4-64"),
+    ];
+    assert_eq!(images, expected, "{events:#?}");
+    for image in &expected {
+        assert_eq!(architecture(&docker_host(), image), "arm64");
+        remove_image(&docker_host(), image);
+    }
+}
