@@ -11,6 +11,7 @@
 //!   whether the daemon can ([`DaemonInfo::buildkit`]). Its progress is reported as the
 //!   classic builder's is: steps, their output, pull progress.
 //! * [`pull_image`] pulls with a platform and credentials.
+//! * [`copy_image`] copies an image between daemons as one stream (save → load).
 //! * [`RegistryAuth`] holds credentials from balena registry secrets and the Docker config;
 //!   [`platforms_of`] / [`inspect_manifest`] read a manifest for platform selection.
 //!
@@ -38,6 +39,7 @@ mod auth;
 mod base_image;
 mod connect;
 mod context;
+mod copy;
 mod daemon;
 mod dial;
 mod docker_context;
@@ -62,6 +64,7 @@ pub use connect::{
     CONNECT_TIMEOUT, DEFAULT_DOCKER_HOST, REQUEST_TIMEOUT, connect, connect_to, docker_host,
 };
 pub use context::ContextBody;
+pub use copy::{Copied, copy_image};
 pub use daemon::{DaemonInfo, MIN_BUILDKIT_SECRETS_API, daemon_info};
 pub use dial::Endpoint;
 pub use dial::{SshTarget, TlsFiles};

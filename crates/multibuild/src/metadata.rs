@@ -40,6 +40,9 @@ pub struct BuildMetadata {
     pub global_secrets: Vec<SecretSpec>,
     /// `build-secrets.services.<name>`.
     pub service_secrets: BTreeMap<String, Vec<SecretSpec>>,
+    /// `builders`: the Docker daemons `build` spreads the project over (see
+    /// [`crate::pool::builder_list`]); empty when the file has none.
+    pub builders: Vec<crate::pool::BuilderSpec>,
 }
 
 impl BuildMetadata {
@@ -128,6 +131,10 @@ impl BuildMetadata {
                         .insert(service.clone(), secret_list(list, &at).map_err(invalid)?);
                 }
             }
+        }
+        if let Some(builders) = root.get("builders") {
+            let lines = parse::yaml_item_lines(text, Some("builders"));
+            metadata.builders = crate::pool::builder_list(builders, &lines).map_err(invalid)?;
         }
         Ok(metadata)
     }
@@ -331,6 +338,19 @@ mod tests {
         assert_eq!(m.secrets_for("other").len(), 1);
         assert!(
             yml("build-secrets:\n  global:\n    - {source: ../etc/passwd, dest: x}\n").is_err()
+        );
+    }
+
+    #[test]
+    fn builders_are_read_with_the_line_of_a_bad_one() {
+        let m = yml("builders:\n  - arm=ssh://u@arm,jobs=2\n").unwrap();
+        assert_eq!(m.builders[0].name, "arm");
+        let err = yml("build-variables: {}\nbuilders:\n  - {name: x}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(".balena/balena.yml") && err.contains("line 3: builders[0].endpoint"),
+            "{err}"
         );
     }
 

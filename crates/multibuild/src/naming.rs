@@ -13,6 +13,34 @@ pub fn image_name(project: &str, service: &str, tag: Option<&str>) -> String {
     .to_lowercase()
 }
 
+/// What tells one target's images from another's when a run builds for several `targets`
+/// (`build --arch a --arch b`, `deploy` to fleets of several architectures): `None` for a
+/// run with one target (names stay as they are); else the target's architecture, or its
+/// device type when another target shares that architecture (device type slugs are unique,
+/// so two targets never get the same suffix).
+pub fn target_suffix(target: &resolve::Target, targets: &[resolve::Target]) -> Option<String> {
+    let distinct = |t: &&resolve::Target| *t != target;
+    let others: Vec<&resolve::Target> = targets.iter().filter(distinct).collect();
+    if others.is_empty() {
+        return None;
+    }
+    if others.iter().any(|other| other.arch == target.arch) {
+        Some(target.device_type.clone())
+    } else {
+        Some(target.arch.to_string())
+    }
+}
+
+/// The `<tag>` of a target's images: `<tag>-<suffix>` (`latest-<suffix>` without a tag), or
+/// the tag as given when there is no suffix (see [`target_suffix`]). With it,
+/// [`image_name`] gives `<project>_<service>:<tag>-<arch>`.
+pub fn target_tag(tag: Option<&str>, suffix: Option<&str>) -> Option<String> {
+    match suffix {
+        None => tag.map(str::to_owned),
+        Some(suffix) => Some(format!("{}-{suffix}", tag.unwrap_or("latest"))),
+    }
+}
+
 /// A project name (`-p`, or the base name of the real path as the reference takes it) made
 /// into a valid repository component: lower case, and any character Docker does
 /// not allow in a repository name replaced by `_`. The reference does no sanitising and
@@ -46,6 +74,7 @@ pub fn with_default_tag(reference: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -56,6 +85,37 @@ mod tests {
             "spectest_service1:mytag"
         );
         assert_eq!(image_name("My:Proj", "svc", Some("a:b")), "my_proj_svc:a_b");
+    }
+
+    #[test]
+    fn targets_get_a_suffix_only_when_there_are_several() {
+        let target = |arch: &str, device_type: &str| resolve::Target {
+            arch: arch.parse().unwrap(),
+            device_type: device_type.to_owned(),
+        };
+        let arm = target("aarch64", "generic-aarch64");
+        let pi = target("aarch64", "raspberrypi4-64");
+        let x86 = target("amd64", "generic-amd64");
+        assert_eq!(target_suffix(&arm, std::slice::from_ref(&arm)), None);
+        let two = [arm.clone(), x86.clone()];
+        assert_eq!(target_suffix(&arm, &two).as_deref(), Some("aarch64"));
+        assert_eq!(target_suffix(&x86, &two).as_deref(), Some("amd64"));
+        // Two targets of one architecture: the device types tell them apart.
+        let three = [arm.clone(), pi.clone(), x86.clone()];
+        assert_eq!(
+            target_suffix(&arm, &three).as_deref(),
+            Some("generic-aarch64")
+        );
+        assert_eq!(
+            target_suffix(&pi, &three).as_deref(),
+            Some("raspberrypi4-64")
+        );
+        assert_eq!(target_suffix(&x86, &three).as_deref(), Some("amd64"));
+        let tag = |tag, suffix| target_tag(tag, suffix);
+        assert_eq!(tag(Some("v1"), Some("amd64")).as_deref(), Some("v1-amd64"));
+        assert_eq!(tag(None, Some("amd64")).as_deref(), Some("latest-amd64"));
+        assert_eq!(tag(Some("v1"), None).as_deref(), Some("v1"));
+        assert_eq!(tag(None, None), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use bollard::Docker;
 use futures::future::join_all;
 use resolve::Arch;
+use serde_json::Value;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -55,6 +56,14 @@ pub enum PoolError {
         /// What the daemon said.
         arch: String,
     },
+    /// A builders file that does not parse or names a bad builder.
+    #[error("{file}: {message}")]
+    Config {
+        /// The file.
+        file: String,
+        /// What is wrong, with the line and field.
+        message: String,
+    },
     /// No builder (that is up) can build for the target.
     #[error("no builder can build for {arch}{hint}; the builders: {builders}")]
     NoSuitableBuilder {
@@ -71,34 +80,135 @@ impl std::str::FromStr for BuilderSpec {
     type Err = PoolError;
 
     fn from_str(given: &str) -> Result<Self, PoolError> {
-        let invalid = |why: &str| PoolError::Spec {
+        parse_spec(given).map_err(|why| PoolError::Spec {
             given: given.to_owned(),
             why: why.to_owned(),
-        };
-        let mut parts = given.split(',');
-        let first = parts.next().unwrap_or_default();
-        let (name, endpoint) = split_name(first);
-        if endpoint.is_empty() {
-            return Err(invalid(
-                "no endpoint (unix://…, tcp://…, ssh://… or a context)",
-            ));
-        }
-        let mut jobs = DEFAULT_BUILDER_JOBS;
-        for option in parts {
-            let Some(value) = option.strip_prefix("jobs=") else {
-                return Err(invalid("the only option is jobs=N"));
-            };
-            jobs = match value.parse::<usize>() {
-                Ok(n) if n > 0 => n,
-                _ => return Err(invalid("jobs must be a whole number of at least 1")),
-            };
-        }
-        Ok(BuilderSpec {
-            name: name.unwrap_or(endpoint).to_owned(),
-            endpoint: endpoint.to_owned(),
-            jobs,
         })
     }
+}
+
+/// `[NAME=]ENDPOINT[,jobs=N]`, or what is wrong with it.
+fn parse_spec(given: &str) -> Result<BuilderSpec, &'static str> {
+    let mut parts = given.split(',');
+    let first = parts.next().unwrap_or_default();
+    let (name, endpoint) = split_name(first);
+    if endpoint.is_empty() {
+        return Err("no endpoint (unix://…, tcp://…, ssh://… or a context)");
+    }
+    let mut jobs = DEFAULT_BUILDER_JOBS;
+    for option in parts {
+        let Some(value) = option.strip_prefix("jobs=") else {
+            return Err("the only option is jobs=N");
+        };
+        jobs = value
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or(JOBS_RULE)?;
+    }
+    Ok(BuilderSpec {
+        name: name.unwrap_or(endpoint).to_owned(),
+        endpoint: endpoint.to_owned(),
+        jobs,
+    })
+}
+
+const JOBS_RULE: &str = "jobs must be a whole number of at least 1";
+
+/// The `builders` list of a config file (`.balena/balena.yml`, the user's `builders.yml`):
+/// each item the string `--builder` takes or a mapping `{name, endpoint, jobs}` (`endpoint`
+/// required). `lines` are the items' lines in the file when known
+/// (`parse::yaml_item_lines`); an error says `line N: builders[i].field: why`.
+pub fn builder_list(value: &Value, lines: &[u64]) -> Result<Vec<BuilderSpec>, String> {
+    let Value::Array(items) = value else {
+        return Err("builders: expected a list of builders".to_owned());
+    };
+    let mut specs: Vec<BuilderSpec> = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let at = |field: &str, why: &str| {
+            let line = lines
+                .get(index)
+                .map_or_else(String::new, |line| format!("line {line}: "));
+            format!("{line}builders[{index}]{field}: {why}")
+        };
+        let spec = builder_entry(item).map_err(|(field, why)| at(&field, &why))?;
+        if specs.iter().any(|s| s.name == spec.name) {
+            return Err(at(
+                ".name",
+                &format!("a second builder named {:?}", spec.name),
+            ));
+        }
+        specs.push(spec);
+    }
+    Ok(specs)
+}
+
+/// One item of a `builders` list, or the field at fault (`.jobs`, empty for the item) and why.
+fn builder_entry(item: &Value) -> Result<BuilderSpec, (String, String)> {
+    let fault = |field: &str, why: &str| (field.to_owned(), why.to_owned());
+    let map = match item {
+        Value::String(given) => return parse_spec(given).map_err(|why| fault("", why)),
+        Value::Object(map) => map,
+        _ => {
+            return Err(fault(
+                "",
+                "expected \"[NAME=]ENDPOINT[,jobs=N]\" or a mapping {name, endpoint, jobs}",
+            ));
+        }
+    };
+    if let Some(unknown) = map
+        .keys()
+        .find(|k| !["name", "endpoint", "jobs"].contains(&k.as_str()))
+    {
+        return Err(fault(
+            &format!(".{unknown}"),
+            "not a builder field (name, endpoint, jobs)",
+        ));
+    }
+    let text = |field: &str| match map.get(field) {
+        None => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+        Some(_) => Err(fault(&format!(".{field}"), "expected a non-empty string")),
+    };
+    let endpoint = text("endpoint")?.ok_or_else(|| {
+        fault(
+            ".endpoint",
+            "missing (unix://…, tcp://…, ssh://… or a context)",
+        )
+    })?;
+    let jobs = match map.get("jobs") {
+        None => DEFAULT_BUILDER_JOBS,
+        Some(jobs) => jobs
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .ok_or_else(|| fault(".jobs", JOBS_RULE))?,
+    };
+    Ok(BuilderSpec {
+        name: text("name")?.unwrap_or_else(|| endpoint.clone()),
+        endpoint,
+        jobs,
+    })
+}
+
+/// The user's builders file (`~/.config/balena-compose/builders.yml`), named `file` in
+/// errors: a `builders:` list as in `balena.yml`, or the list alone. An empty file has none.
+pub fn read_builders_file(file: &str, text: &str) -> Result<Vec<BuilderSpec>, PoolError> {
+    let invalid = |message: String| PoolError::Config {
+        file: file.to_owned(),
+        message,
+    };
+    let value = parse::yaml_value(text).map_err(invalid)?;
+    match &value {
+        Value::Null => Ok(Vec::new()),
+        Value::Array(_) => builder_list(&value, &parse::yaml_item_lines(text, None)),
+        Value::Object(map) => match map.get("builders") {
+            Some(list) => builder_list(list, &parse::yaml_item_lines(text, Some("builders"))),
+            None => Err("expected a `builders:` list".to_owned()),
+        },
+        _ => Err("expected a `builders:` list".to_owned()),
+    }
+    .map_err(invalid)
 }
 
 /// `NAME=ENDPOINT` → the name and the endpoint; a name is what a Docker context name may be,
@@ -340,15 +450,26 @@ impl Slots {
     }
 }
 
-/// What every service of a pool run shares.
+/// What every service of one target's part of a pool run shares.
 struct Pool<'a> {
     builders: &'a [Builder],
     route: &'a Route,
     plan: &'a Plan,
     options: &'a RunOptions,
-    slots: Slots,
+    slots: &'a Slots,
     cancel: CancellationToken,
     events: mpsc::Sender<Event>,
+}
+
+/// One target's plan in [`run_pools`]: the builders it goes to and where its events go.
+#[derive(Debug)]
+pub struct TargetRun<'a> {
+    /// Its builders (see [`route`]).
+    pub route: &'a Route,
+    /// Its plan.
+    pub plan: &'a Plan,
+    /// Its events.
+    pub events: mpsc::Sender<Event>,
 }
 
 /// Runs every task of `plan` on the builders of `route` (see [`route`]), at most each
@@ -361,31 +482,56 @@ pub async fn run_pool(
     options: &RunOptions,
     events: mpsc::Sender<Event>,
 ) -> Vec<ServiceOutcome> {
-    let pool = Pool {
-        builders,
+    let run = TargetRun {
         route,
         plan,
-        options,
-        slots: Slots::new(builders),
-        cancel: options.cancel.child_token(),
         events,
     };
-    let pool = &pool;
-    join_all(plan.tasks.iter().map(|task| async move {
-        let outcome = pool.service(task).await;
-        if !outcome.ok() && options.fail_fast {
-            pool.cancel.cancel();
-        }
-        let _ = pool
-            .events
-            .send(Event::Done(Box::new(outcome.clone())))
-            .await;
-        outcome
+    let mut outcomes = run_pools(builders, vec![run], options).await;
+    outcomes.pop().unwrap_or_default()
+}
+
+/// [`run_pool`] for several targets' plans at once, sharing the builders' job slots (a
+/// builder runs at most its `jobs` services whatever their target); one list of outcomes per
+/// plan, in order. `--fail-fast` stops every plan.
+pub async fn run_pools(
+    builders: &[Builder],
+    runs: Vec<TargetRun<'_>>,
+    options: &RunOptions,
+) -> Vec<Vec<ServiceOutcome>> {
+    let slots = Slots::new(builders);
+    let cancel = options.cancel.child_token();
+    join_all(runs.into_iter().map(|run| {
+        let pool = Pool {
+            builders,
+            route: run.route,
+            plan: run.plan,
+            options,
+            slots: &slots,
+            cancel: cancel.clone(),
+            events: run.events,
+        };
+        async move { pool.run().await }
     }))
     .await
 }
 
 impl Pool<'_> {
+    async fn run(&self) -> Vec<ServiceOutcome> {
+        join_all(self.plan.tasks.iter().map(|task| async move {
+            let outcome = self.service(task).await;
+            if !outcome.ok() && self.options.fail_fast {
+                self.cancel.cancel();
+            }
+            let _ = self
+                .events
+                .send(Event::Done(Box::new(outcome.clone())))
+                .await;
+            outcome
+        }))
+        .await
+    }
+
     /// One service: on a builder, and on a second one if the first went down under it.
     async fn service(&self, task: &Task) -> ServiceOutcome {
         let mut tried = Vec::new();
@@ -517,6 +663,55 @@ mod tests {
         );
         for bad in ["", "a=", "x=unix:///s,jobs=0", "x=unix:///s,cpus=2"] {
             assert!(bad.parse::<BuilderSpec>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn builders_files_take_strings_and_mappings_and_name_line_and_field_when_bad() {
+        let file = "builders:\n  - arm=ssh://u@arm,jobs=2\n  - name: x86\n    endpoint: tcp://h:2376\n  - endpoint: my-context\n";
+        let specs = read_builders_file("b.yml", file).unwrap();
+        let described: Vec<(&str, &str, usize)> = specs
+            .iter()
+            .map(|s| (s.name.as_str(), s.endpoint.as_str(), s.jobs))
+            .collect();
+        assert_eq!(
+            described,
+            [
+                ("arm", "ssh://u@arm", 2),
+                ("x86", "tcp://h:2376", DEFAULT_BUILDER_JOBS),
+                ("my-context", "my-context", DEFAULT_BUILDER_JOBS)
+            ]
+        );
+        assert_eq!(
+            read_builders_file("b.yml", "- unix:///s\n").unwrap().len(),
+            1
+        );
+        assert!(read_builders_file("b.yml", "").unwrap().is_empty());
+        for (text, expected) in [
+            (
+                "builders:\n  - a=unix:///s\n  - name: b\n    endpoint: unix:///t\n    jobs: 0\n",
+                "b.yml: line 3: builders[1].jobs: jobs must be a whole number",
+            ),
+            (
+                "builders:\n  - name: b\n",
+                "b.yml: line 2: builders[0].endpoint: missing",
+            ),
+            (
+                "builders:\n\n  - x=unix:///s,cpus=1\n",
+                "b.yml: line 3: builders[0]: the only option is jobs=N",
+            ),
+            (
+                "builders:\n  - {endpoint: unix:///s, cpu: 2}\n",
+                "b.yml: line 2: builders[0].cpu: not a builder field",
+            ),
+            (
+                "builders:\n  - a=unix:///s\n  - a=unix:///t\n",
+                "b.yml: line 3: builders[1].name: a second builder named \"a\"",
+            ),
+            ("builders: 3\n", "b.yml: builders: expected a list"),
+        ] {
+            let err = read_builders_file("b.yml", text).unwrap_err().to_string();
+            assert!(err.starts_with(expected), "{text:?}: {err}");
         }
     }
 

@@ -226,6 +226,10 @@ pub struct ServiceOutcome {
     /// Why the service is not on the builder it started on, when it moved.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub moved: Option<String>,
+    /// Which of a run's several targets the image is for ([`crate::naming::target_suffix`]);
+    /// `None` with a single target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// The daemon's connection ended mid-build ([`build::Error::ConnectionLost`]).
     #[serde(skip)]
     pub connection_lost: bool,
@@ -269,6 +273,7 @@ impl ServiceOutcome {
             error: None,
             builder: None,
             moved: None,
+            target: None,
             connection_lost: false,
         }
     }

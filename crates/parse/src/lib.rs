@@ -76,6 +76,13 @@ pub fn yaml_value(text: &str) -> Result<serde_json::Value, String> {
     yaml::plain_document(text)
 }
 
+/// The 1-based line of each item of the YAML list at the top-level key `key` of `text` (`None`:
+/// the document is the list), for errors about one item of a list [`yaml_value`] read; empty
+/// when there is no such list (or the text is not YAML).
+pub fn yaml_item_lines(text: &str, key: Option<&str>) -> Vec<u64> {
+    yaml::item_lines(text, key)
+}
+
 impl Composition {
     /// The composition as one JSON object (compose-spec key names, normalised shapes).
     pub fn to_json(&self) -> serde_json::Value {

@@ -41,15 +41,25 @@ pub struct Args {
 
     #[command(flatten)]
     pub build: BuildArgs,
+
+    /// With --builder: copy each image built on a builder other than the default daemon (the
+    /// one DOCKER_HOST or the Docker context names) to it, streamed through this machine
+    /// (`docker save | docker load`, never held whole). Without it each image stays on its
+    /// builder, which the summary names.
+    #[arg(long)]
+    pub load: bool,
 }
 
 /// The flags of a build, shared with `deploy`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BuildArgs {
     /// The target architecture: amd64, aarch64, armv7hf, i386 or rpi. Default: the device
-    /// type's, else the Docker daemon's.
+    /// type's, else the Docker daemon's. `build` takes it several times (or --device-type
+    /// several times) to build for each target in one run; each target's images are then
+    /// tagged `<project>_<service>:<tag>-<arch>` (`latest-<arch>` without --tag; the device
+    /// type instead of the arch when two targets share an arch).
     #[arg(short = 'A', long, value_name = "ARCH", value_parser = project::parse_arch)]
-    pub arch: Option<Arch>,
+    pub arch: Vec<Arch>,
 
     /// The tag of the built images: `<project>_<service>:<tag>`.
     #[arg(short = 't', long, value_name = "TAG")]
@@ -114,8 +124,11 @@ pub struct BuildArgs {
     /// DOCKER_HOST spells it (unix://, tcp:// with the TLS settings above, ssh://) or a
     /// Docker context; jobs (default 4) is how many services build on it at once. Each
     /// service goes to a builder that runs its architecture natively (else, with --emulated,
-    /// to a local one with binfmt_misc for it); images stay on the builder that built them.
-    /// --jobs does not apply then.
+    /// to a local one with binfmt_misc for it); images stay on the builder that built them
+    /// (see --load). --jobs does not apply then. Without --builder (and without
+    /// --docker-host/--context), `build` takes the `builders` list of .balena/balena.yml, else of
+    /// $XDG_CONFIG_HOME/balena-compose/builders.yml (~/.config/…), each item this same
+    /// string or a mapping {name, endpoint, jobs}.
     #[arg(long = "builder", value_name = "[NAME=]ENDPOINT[,jobs=N]", value_parser = parse_builder)]
     pub builders: Vec<multibuild::pool::BuilderSpec>,
 
@@ -126,6 +139,21 @@ pub struct BuildArgs {
     /// Print one JSON object per line on stdout (events, then a summary) and nothing else.
     #[arg(long)]
     pub json: bool,
+}
+
+impl BuildArgs {
+    /// The one `--arch` of a command that builds for one target (`deploy`): several are an
+    /// error.
+    pub fn single_arch(&self) -> anyhow::Result<Option<Arch>> {
+        match self.arch.as_slice() {
+            [] => Ok(None),
+            [arch] => Ok(Some(*arch)),
+            several => bail!(
+                "--arch is given {} times: only `build` builds for several targets in one run",
+                several.len()
+            ),
+        }
+    }
 }
 
 fn parse_builder(s: &str) -> Result<multibuild::pool::BuilderSpec, String> {
@@ -207,19 +235,54 @@ pub async fn build_project(
         Some(arch) => Target {
             arch,
             device_type: target_args
-                .device_type
-                .clone()
-                .unwrap_or_else(|| arch.default_device_type().to_owned()),
+                .single_device_type()?
+                .map_or_else(|| arch.default_device_type().to_owned(), str::to_owned),
         },
-        None => project::target(args.arch, target_args)?.unwrap_or_else(|| Target::generic(host)),
+        None => project::target(args.single_arch()?, target_args)?
+            .unwrap_or_else(|| Target::generic(host)),
     };
+    let inputs = Inputs {
+        project: project_args,
+        target: target_args,
+        build: args,
+        template_vars,
+        reuse,
+    };
+    build_target(docker, host, &inputs, &target, None, renderer).await
+}
+
+/// What every target of a build shares.
+struct Inputs<'a> {
+    project: &'a ProjectArgs,
+    target: &'a TargetArgs,
+    build: &'a BuildArgs,
+    template_vars: BTreeMap<String, String>,
+    reuse: multibuild::Reuse,
+}
+
+/// Plans and builds the project for one target on `docker` (whose architecture is `host`);
+/// `suffix` tells this target's images and events from the others' of a run for several
+/// (see [`multibuild::naming::target_suffix`]).
+async fn build_target(
+    docker: &Docker,
+    host: Arch,
+    inputs: &Inputs<'_>,
+    target: &Target,
+    suffix: Option<&str>,
+    renderer: &mut Renderer,
+) -> anyhow::Result<Finished> {
+    let args = inputs.build;
     let daemon_spec = args.daemon.resolve(args.docker_host.as_deref())?;
     let daemon = project::Daemon {
         arch: host,
         local: matches!(daemon_spec.endpoint, build::Endpoint::Unix(_)),
     };
-    let emulation =
-        project::build_emulation(target.arch, daemon, target_args, emulate::binfmt_registered)?;
+    let emulation = project::build_emulation(
+        target.arch,
+        daemon,
+        inputs.target,
+        emulate::binfmt_registered,
+    )?;
     let classic_builder = classic_builder();
     // The rewrite bind-mounts qemu on BuildKit (multibuild decides the same way).
     let buildkit = matches!(emulation, emulate::Emulation::Rewrite { .. })
@@ -230,27 +293,104 @@ pub async fn build_project(
     for warning in project::rewrite_warnings(&emulation, buildkit) {
         errln!("warning: {warning}");
     }
-    let mut plan = project::plan(
-        project_args,
-        &target,
-        emulation,
-        args.tag.clone(),
-        template_vars,
-    )?;
-    project::only_services(&mut plan, &args.services)?;
+    let plan = target_plan(inputs, target, emulation, suffix)?;
     if args.squash {
         refuse_squash(docker).await?;
     }
 
     // A signal cancels every task; the run then ends on its own with each service's outcome.
     let interrupt = crate::signals::arm();
-    let options = run_options(args, host, Some(daemon_spec), reuse, interrupt.token())?;
-    renderer.begin(&plan);
+    let options = run_options(
+        args,
+        host,
+        Some(daemon_spec),
+        inputs.reuse,
+        interrupt.token(),
+    )?;
+    renderer.begin_target(&plan, suffix);
     let (tx, rx) = mpsc::channel(1024);
     let run = multibuild::run(docker, &plan, &options, tx);
-    let (outcomes, ()) = tokio::join!(run, render(rx, args.nologs, renderer));
+    let (mut outcomes, ()) = tokio::join!(run, render_for(rx, args.nologs, suffix, renderer));
     drop(interrupt);
+    for outcome in &mut outcomes {
+        outcome.target = suffix.map(str::to_owned);
+    }
     Ok(Finished { plan, outcomes })
+}
+
+/// The plan of one target: its images tagged with `suffix` (see
+/// [`multibuild::naming::target_tag`]). With a suffix, a service's own `image:` name is not
+/// added (see [`keep_project_names`]).
+fn target_plan(
+    inputs: &Inputs<'_>,
+    target: &Target,
+    emulation: emulate::Emulation,
+    suffix: Option<&str>,
+) -> anyhow::Result<multibuild::Plan> {
+    let tag = multibuild::naming::target_tag(inputs.build.tag.as_deref(), suffix);
+    let mut plan = project::plan(
+        inputs.project,
+        target,
+        emulation,
+        tag,
+        inputs.template_vars.clone(),
+    )?;
+    project::only_services(&mut plan, &inputs.build.services)?;
+    if suffix.is_some() {
+        keep_project_names(&mut plan);
+    }
+    Ok(plan)
+}
+
+/// Leaves each build only its `<project>_<service>:<tag>` name: in a build for several
+/// targets a service's own `image:` name would be claimed by each.
+pub(crate) fn keep_project_names(plan: &mut multibuild::Plan) {
+    for task in &mut plan.tasks {
+        if let Ok(multibuild::TaskKind::Build(build)) = &mut task.kind {
+            build.tags.truncate(1);
+        }
+    }
+}
+
+/// `build --arch a --arch b` (or several --device-type) on one daemon: each target in turn
+/// (so --jobs holds), every image named with its target's suffix.
+async fn build_targets(
+    args: &Args,
+    targets: &[Target],
+    renderer: &mut Renderer,
+) -> anyhow::Result<ExitCode> {
+    let docker = connect(&args.build).await?;
+    let host = daemon_arch(&docker).await?;
+    let inputs = Inputs {
+        project: &args.project,
+        target: &args.target,
+        build: &args.build,
+        template_vars: unavailable_release_hash(),
+        reuse: multibuild::Reuse::Matching,
+    };
+    let mut outcomes = Vec::new();
+    for target in targets {
+        let suffix = multibuild::naming::target_suffix(target, targets);
+        let finished =
+            build_target(&docker, host, &inputs, target, suffix.as_deref(), renderer).await?;
+        let failed = !finished.outcomes.iter().all(multibuild::ServiceOutcome::ok);
+        outcomes.extend(finished.outcomes);
+        // --fail-fast and a signal stop the targets still to come as well.
+        if (failed && args.build.fail_fast) || crate::signals::received().is_some() {
+            break;
+        }
+    }
+    renderer.summary(&outcomes, None);
+    if outcomes.iter().all(multibuild::ServiceOutcome::ok) {
+        return Ok(ExitCode::SUCCESS);
+    }
+    report_daemon_gone(&docker, &args.build).await;
+    Ok(ExitCode::FAILURE)
+}
+
+/// `build` has no release: `%%BALENA_RELEASE_HASH%%` says so.
+pub(crate) fn unavailable_release_hash() -> BTreeMap<String, String> {
+    BTreeMap::from([("BALENA_RELEASE_HASH".to_owned(), "unavailable".to_owned())])
 }
 
 /// How to run a plan with these flags: `host` is the daemon's architecture, `daemon` the one
@@ -293,25 +433,50 @@ fn classic_builder() -> bool {
     buildkit_switched_off(std::env::var("DOCKER_BUILDKIT").ok().as_deref())
 }
 
-/// Shows a run's events as they come (without build output under --nologs).
-pub(crate) async fn render(
+/// Shows a run's events as they come (without build output under --nologs); `target` is the
+/// suffix of the run's target in a build for several.
+pub(crate) async fn render_for(
     mut rx: mpsc::Receiver<multibuild::Event>,
     nologs: bool,
+    target: Option<&str>,
     renderer: &mut Renderer,
 ) {
     while let Some(event) = rx.recv().await {
         if nologs && matches!(event, multibuild::Event::Progress { .. }) {
             continue;
         }
-        renderer.event(&event);
+        renderer.event_for(target, &event);
     }
 }
 
 /// Runs the command.
-pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     let mut renderer = Renderer::new(OutputMode::detect(args.build.json));
+    let targets = project::targets(&args.build.arch, &args.target)?;
+    // `--builder` replaces the builders of balena.yml or builders.yml; naming one daemon
+    // (--docker-host, --context, --dockerHost) builds on it alone.
+    let one_daemon = args.build.docker_host.is_some()
+        || args.build.daemon.context.is_some()
+        || args.build.daemon.balena_docker_host.is_some();
+    if args.build.builders.is_empty()
+        && !one_daemon
+        && let Some((file, builders)) = super::builders::configured(&args.project)?
+    {
+        renderer.info(&format!("building over the builders of {file}"));
+        args.build.builders = builders;
+    }
     if !args.build.builders.is_empty() {
-        return super::builders::build(&args, &mut renderer).await;
+        return super::builders::build(&args, &targets, &mut renderer).await;
+    }
+    if args.load {
+        bail!(
+            "--load copies images from builders: give --builder, or a `builders` list in .balena/balena.yml or {}",
+            super::builders::user_builders_file()
+                .map_or_else(|| "builders.yml".to_owned(), |p| p.display().to_string())
+        );
+    }
+    if targets.len() > 1 {
+        return build_targets(&args, &targets, &mut renderer).await;
     }
     let docker = connect(&args.build).await?;
     let finished = build_project(
@@ -320,7 +485,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         &args.target,
         &args.build,
         None,
-        BTreeMap::from([("BALENA_RELEASE_HASH".to_owned(), "unavailable".to_owned())]),
+        unavailable_release_hash(),
         multibuild::Reuse::Matching,
         &mut renderer,
     )

@@ -1,7 +1,7 @@
 //! `build --builder …`: a project built over a pool of Docker daemons (see
 //! `multibuild::pool`), each image left on the builder that built it.
 
-use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
@@ -13,7 +13,51 @@ use tokio::sync::mpsc;
 use super::build::{Args, BuildArgs};
 use super::output::errln;
 use super::progress::Renderer;
-use super::project;
+use super::project::{self, ProjectArgs};
+
+/// The builders a project builds over when no `--builder` is given: the `builders` list of
+/// the project's `.balena/balena.yml` (a directory project; read by the one metadata reader,
+/// `multibuild::metadata`), else of the user's `builders.yml` (see [`user_builders_file`]);
+/// with the file they came from. `None` when neither has any.
+pub fn configured(project: &ProjectArgs) -> anyhow::Result<Option<(String, Vec<BuilderSpec>)>> {
+    let location = project.location();
+    if location.is_dir() {
+        for dir in [".balena", ".resin"] {
+            let metadata_dir = location.join(dir);
+            if !metadata_dir.is_dir() {
+                continue;
+            }
+            let metadata = multibuild::metadata::BuildMetadata::read(dir, |name| {
+                std::fs::read(metadata_dir.join(name)).ok()
+            })?;
+            if !metadata.builders.is_empty() {
+                let file = metadata.file.unwrap_or_else(|| dir.to_owned());
+                return Ok(Some((file, metadata.builders)));
+            }
+            break;
+        }
+    }
+    let Some(path) = user_builders_file() else {
+        return Ok(None);
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => bail!("cannot read {}: {e}", path.display()),
+    };
+    let file = path.display().to_string();
+    let builders = pool::read_builders_file(&file, &text)?;
+    Ok((!builders.is_empty()).then_some((file, builders)))
+}
+
+/// `$XDG_CONFIG_HOME/balena-compose/builders.yml`, else `~/.config/balena-compose/builders.yml`.
+pub fn user_builders_file() -> Option<PathBuf> {
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")))?;
+    Some(config.join("balena-compose").join("builders.yml"))
+}
 
 /// Connects to every builder at once; one that cannot be reached is said once and left out.
 pub async fn connect_all(args: &BuildArgs) -> anyhow::Result<Vec<Builder>> {
@@ -38,8 +82,75 @@ async fn connect(spec: &BuilderSpec, tls: &build::DaemonFlags) -> anyhow::Result
     Ok(Builder::describe(spec, daemon, docker, emulate::binfmt_registered).await?)
 }
 
-/// Runs `build` over the builders of `--builder`.
-pub async fn build(args: &Args, renderer: &mut Renderer) -> anyhow::Result<ExitCode> {
+/// Runs `build` over the builders of `--builder`, for each of `targets` (the repeatable
+/// `--arch`/`--device-type`; none: the first builder's architecture) at once, the builders'
+/// job slots shared by all.
+pub async fn build(
+    args: &Args,
+    targets: &[Target],
+    renderer: &mut Renderer,
+) -> anyhow::Result<ExitCode> {
+    refuse_flags(args)?;
+    let builders = connect_all(&args.build).await?;
+    let Some(first) = builders.first() else {
+        bail!("no builder answered (see the warnings above)");
+    };
+    let targets = match targets {
+        [] => vec![Target::generic(first.native)],
+        given => given.to_vec(),
+    };
+    let mut planned = Vec::new();
+    for target in &targets {
+        let suffix = multibuild::naming::target_suffix(target, &targets);
+        planned.push(plan_target(args, &builders, target, suffix)?);
+    }
+
+    let interrupt = crate::signals::arm();
+    let options = super::build::run_options(
+        &args.build,
+        first.native,
+        None,
+        multibuild::Reuse::Matching,
+        interrupt.token(),
+    )
+    .context("preparing the build")?;
+    for target in &planned {
+        renderer.begin_target(&target.plan, target.suffix.as_deref());
+    }
+    let (tagged_tx, tagged_rx) = mpsc::channel(1024);
+    let mut runs = Vec::new();
+    let mut forwards = Vec::new();
+    for target in &planned {
+        let (tx, rx) = mpsc::channel(1024);
+        runs.push(pool::TargetRun {
+            route: &target.route,
+            plan: &target.plan,
+            events: tx,
+        });
+        forwards.push(tag_events(rx, target.suffix.clone(), tagged_tx.clone()));
+    }
+    drop(tagged_tx);
+    let run = pool::run_pools(&builders, runs, &options);
+    let (per_target, _, ()) = tokio::join!(
+        run,
+        join_all(forwards),
+        render_tagged(tagged_rx, args.build.nologs, renderer)
+    );
+    drop(interrupt);
+    let mut outcomes = with_targets(per_target, &planned);
+    if args.load {
+        load_onto_default(&args.build, &builders, &mut outcomes, renderer).await?;
+    }
+    renderer.summary(&outcomes, None);
+    Ok(if outcomes.iter().all(multibuild::ServiceOutcome::ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// What `--builder` cannot be combined with.
+fn refuse_flags(args: &Args) -> anyhow::Result<()> {
     let flags = &args.build;
     if flags.squash {
         bail!("--squash cannot be used with --builder");
@@ -62,48 +173,133 @@ pub async fn build(args: &Args, renderer: &mut Renderer) -> anyhow::Result<ExitC
             "--builder names every daemon to build on: give the one of --docker-host, --context or --dockerHost as a --builder too"
         );
     }
-    let builders = connect_all(flags).await?;
-    let Some(first) = builders.first() else {
-        bail!("no builder answered (see the warnings above)");
-    };
-    let target =
-        project::target(flags.arch, &args.target)?.unwrap_or_else(|| Target::generic(first.native));
-    let route = pool::route(&builders, target.arch, args.target.emulates())?;
+    Ok(())
+}
+
+/// One target's plan, the builders it goes to, and its image suffix.
+struct PlannedTarget {
+    plan: multibuild::Plan,
+    route: pool::Route,
+    suffix: Option<String>,
+}
+
+fn plan_target(
+    args: &Args,
+    builders: &[Builder],
+    target: &Target,
+    suffix: Option<String>,
+) -> anyhow::Result<PlannedTarget> {
+    let route = pool::route(builders, target.arch, args.target.emulates())?;
     // Emulating builders run foreign steps through this machine's binfmt_misc: no rewrite.
     let emulation = if route.emulated {
         emulate::Emulation::Binfmt
     } else {
         emulate::Emulation::Native
     };
-    let template_vars =
-        BTreeMap::from([("BALENA_RELEASE_HASH".to_owned(), "unavailable".to_owned())]);
+    let tag = multibuild::naming::target_tag(args.build.tag.as_deref(), suffix.as_deref());
     let mut plan = project::plan(
         &args.project,
-        &target,
+        target,
         emulation,
-        flags.tag.clone(),
-        template_vars,
+        tag,
+        super::build::unavailable_release_hash(),
     )?;
-    project::only_services(&mut plan, &flags.services)?;
-
-    let interrupt = crate::signals::arm();
-    let options = super::build::run_options(
-        flags,
-        first.native,
-        None,
-        multibuild::Reuse::Matching,
-        interrupt.token(),
-    )
-    .context("preparing the build")?;
-    renderer.begin(&plan);
-    let (tx, rx) = mpsc::channel(1024);
-    let run = pool::run_pool(&builders, &route, &plan, &options, tx);
-    let (outcomes, ()) = tokio::join!(run, super::build::render(rx, flags.nologs, renderer));
-    drop(interrupt);
-    renderer.summary(&outcomes, None);
-    Ok(if outcomes.iter().all(multibuild::ServiceOutcome::ok) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    project::only_services(&mut plan, &args.build.services)?;
+    if suffix.is_some() {
+        super::build::keep_project_names(&mut plan);
+    }
+    Ok(PlannedTarget {
+        plan,
+        route,
+        suffix,
     })
+}
+
+/// Passes one target's events on with its suffix.
+async fn tag_events(
+    mut rx: mpsc::Receiver<multibuild::Event>,
+    suffix: Option<String>,
+    tx: mpsc::Sender<(Option<String>, multibuild::Event)>,
+) {
+    while let Some(event) = rx.recv().await {
+        if tx.send((suffix.clone(), event)).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn render_tagged(
+    mut rx: mpsc::Receiver<(Option<String>, multibuild::Event)>,
+    nologs: bool,
+    renderer: &mut Renderer,
+) {
+    while let Some((suffix, event)) = rx.recv().await {
+        if nologs && matches!(event, multibuild::Event::Progress { .. }) {
+            continue;
+        }
+        renderer.event_for(suffix.as_deref(), &event);
+    }
+}
+
+/// Every target's outcomes in one list, each naming its target.
+fn with_targets(
+    per_target: Vec<Vec<multibuild::ServiceOutcome>>,
+    planned: &[PlannedTarget],
+) -> Vec<multibuild::ServiceOutcome> {
+    per_target
+        .into_iter()
+        .zip(planned)
+        .flat_map(|(outcomes, target)| {
+            outcomes.into_iter().map(|mut outcome| {
+                outcome.target.clone_from(&target.suffix);
+                outcome
+            })
+        })
+        .collect()
+}
+
+/// `--load`: every image of a service that succeeded on a builder other than the default
+/// daemon is copied there ([`build::copy_image`], one stream each); a copy that fails fails
+/// its service.
+async fn load_onto_default(
+    flags: &BuildArgs,
+    builders: &[Builder],
+    outcomes: &mut [multibuild::ServiceOutcome],
+    renderer: &Renderer,
+) -> anyhow::Result<()> {
+    let default = flags.daemon.resolve(None)?;
+    let docker = flags
+        .daemon
+        .connect(None)
+        .await
+        .context("connecting to the default daemon for --load")?;
+    for outcome in outcomes.iter_mut().filter(|o| o.ok()) {
+        let Some(builder) = builders
+            .iter()
+            .find(|b| Some(&b.name) == outcome.builder.as_ref())
+        else {
+            continue;
+        };
+        let Some(image) = outcome.image.clone() else {
+            continue;
+        };
+        if builder.daemon.host == default.host {
+            continue;
+        }
+        match build::copy_image(&builder.docker, &docker, &image).await {
+            Ok(copied) => renderer.info(&format!(
+                "loaded {image} ({}) from builder {} onto {}",
+                super::progress::human_size(copied.bytes),
+                builder.name,
+                default.host
+            )),
+            Err(e) => {
+                outcome.error = Some(format!(
+                    "built on builder {}, but loading it onto {} failed: {e}",
+                    builder.name, default.host
+                ));
+            }
+        }
+    }
+    Ok(())
 }

@@ -131,6 +131,9 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     let tags = release_tags(&args.release_tags)?;
+    // Several --arch/--device-type are `build`'s: refused before the API is asked anything.
+    args.build.single_arch()?;
+    args.target.single_device_type()?;
     let mut renderer = Renderer::new(OutputMode::detect(args.build.json));
     // Kept until the deploy ends: it holds the composition of `deploy FLEET IMAGE`.
     let _image_project = image_project(&mut args, &renderer)?;
@@ -146,7 +149,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     })?;
     fleet_agrees(&args, &fleet.slug, arch, &fleet.device_type)?;
     let mut target = args.target.clone();
-    target.device_type = Some(fleet.device_type.clone());
+    target.device_type = vec![fleet.device_type.clone()];
     let contract = release_contract(&args.project)?;
     // `--service`: the others come from the fleet's current release, so it must have one.
     let current = if args.build.services.is_empty() {
@@ -474,13 +477,12 @@ fn reused_images(
 
 /// `--arch`/`--device-type`, when given, must be the fleet's: deploy builds for the fleet.
 fn fleet_agrees(args: &Args, fleet: &str, arch: Arch, device_type: &str) -> anyhow::Result<()> {
-    if let Some(given) = args.build.arch.filter(|given| *given != arch) {
+    if let Some(given) = args.build.single_arch()?.filter(|given| *given != arch) {
         bail!("--arch {given} disagrees with fleet {fleet}, whose architecture is {arch}");
     }
     if let Some(given) = args
         .target
-        .device_type
-        .as_deref()
+        .single_device_type()?
         .filter(|given| *given != device_type)
     {
         bail!(

@@ -2,7 +2,9 @@
 //! terminal, `[service] …` lines otherwise, or one JSON object per line with `--json`.
 //!
 //! The JSON schema (one object per line on stdout, nothing else there; under `--builder`
-//! every event of a service also has `builder`, the builder it runs on):
+//! every event of a service also has `builder`, the builder it runs on; a build for several
+//! targets adds `target`, the target's image suffix, to every event and summary entry of a
+//! service — for people the service shows as `service@target`):
 //!
 //! | `event` | other fields |
 //! |---|---|
@@ -17,9 +19,9 @@
 //! | `error` | `service`, `message` |
 //! | `info` | `message` (deploy) |
 //! | `push` | `service`, `location`, `status` (`pushed`/`retrying`/`failed`), `digest`, `size`, `error` (deploy) |
-//! | `summary` | `services`: `[{service, image, id, ok, reused, error?, builder?, moved?}]` (and `release` for deploys), last |
+//! | `summary` | `services`: `[{service, image, id, ok, reused, error?, builder?, moved?, target?}]` (and `release` for deploys), last |
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
@@ -108,6 +110,8 @@ pub struct Renderer {
     started: Instant,
     /// Each service's builder (`--builder`), named in its every event.
     builders: HashMap<String, String>,
+    /// The project warnings already shown.
+    warned: HashSet<String>,
 }
 
 /// The aggregate of a deploy's concurrent pushes: one bar on a terminal, a line every
@@ -161,6 +165,7 @@ impl Renderer {
             steps: HashMap::new(),
             started: Instant::now(),
             builders: HashMap::new(),
+            warned: HashSet::new(),
         }
     }
 
@@ -196,14 +201,16 @@ impl Renderer {
         }
     }
 
-    /// Called once the plan is known.
-    pub fn begin(&mut self, plan: &multibuild::Plan) {
+    /// Called once the plan is known, for each target of a build for several (`target` is its
+    /// suffix, see [`multibuild::naming::target_suffix`]; `None` for a single target).
+    pub fn begin_target(&mut self, plan: &multibuild::Plan, target: Option<&str>) {
         self.width = plan
             .tasks
             .iter()
-            .map(|t| t.service.len())
+            .map(|t| label(&t.service, target).len())
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .max(self.width);
         if matches!(self.mode, OutputMode::Plain | OutputMode::Terminal) {
             self.println(&format!(
                 "Building {} for {}/{}",
@@ -211,6 +218,10 @@ impl Renderer {
             ));
         }
         for warning in plan.warnings() {
+            // A build for several targets plans the project once per target: said once.
+            if !self.warned.insert(warning.to_owned()) {
+                continue;
+            }
             match self.mode {
                 OutputMode::Json => outln!("{}", json!({"event": "warning", "message": warning})),
                 OutputMode::Quiet => {}
@@ -224,50 +235,57 @@ impl Renderer {
             for task in &plan.tasks {
                 let bar = bars.add(ProgressBar::new_spinner());
                 bar.set_style(style.clone());
-                bar.set_prefix(format!("{:width$}", task.service, width = self.width));
+                let name = label(&task.service, target);
+                bar.set_prefix(format!("{name:width$}", width = self.width));
                 bar.set_message("waiting");
                 bar.enable_steady_tick(Duration::from_millis(120));
-                self.lines.insert(task.service.clone(), bar);
+                self.lines.insert(name, bar);
             }
         }
     }
 
-    /// One event.
-    pub fn event(&mut self, event: &Event) {
+    /// One event (of the target whose suffix is `target` in a build for several).
+    pub fn event_for(&mut self, target: Option<&str>, event: &Event) {
         if let Event::Builder {
             service, builder, ..
         } = event
         {
-            self.builders.insert(service.clone(), builder.clone());
+            self.builders
+                .insert(label(service, target), builder.clone());
         }
         match self.mode {
             OutputMode::Json => {
                 if let Some(mut value) = event_json(event) {
                     let service = value["service"].as_str().unwrap_or_default();
-                    if let Some(builder) = self.builders.get(service) {
+                    if let Some(builder) = self.builders.get(&label(service, target)) {
                         value["builder"] = json!(builder);
+                    }
+                    if let Some(target) = target {
+                        value["target"] = json!(target);
                     }
                     outln!("{value}");
                 }
             }
             OutputMode::Plain => {
                 if let Some((service, text)) = event_text(event) {
-                    errln!("[{service}] {text}");
+                    errln!("[{}] {text}", label(service, target));
                 }
             }
-            OutputMode::Terminal => self.terminal(event),
+            OutputMode::Terminal => self.terminal(target, event),
             OutputMode::Quiet => {}
         }
     }
 
-    fn terminal(&mut self, event: &Event) {
+    fn terminal(&mut self, target: Option<&str>, event: &Event) {
         if let Event::Warning { service, message } = event {
-            self.println(&format!("warning: {service}: {message}"));
+            self.println(&format!("warning: {}: {message}", label(service, target)));
             return;
         }
         let Some((service, text)) = event_text(event) else {
             return;
         };
+        let service = label(service, target);
+        let service = service.as_str();
         let Some(bar) = self.lines.get(service) else {
             return;
         };
@@ -456,6 +474,9 @@ impl Renderer {
                     if let Some(moved) = &o.moved {
                         v["moved"] = json!(moved);
                     }
+                    if let Some(target) = &o.target {
+                        v["target"] = json!(target);
+                    }
                     v
                 })
                 .collect();
@@ -484,7 +505,7 @@ impl Renderer {
     fn table(&self, outcomes: &[ServiceOutcome]) {
         let width = outcomes
             .iter()
-            .map(|o| o.service.len())
+            .map(|o| outcome_label(o).len())
             .max()
             .unwrap_or(7)
             .max(7);
@@ -521,7 +542,7 @@ impl Renderer {
                 .unwrap_or_else(|| "-".to_owned());
             outln!(
                 "{:width$}  {:image_width$}  {:12}  {:>9}  {:>7}  {}",
-                o.service,
+                outcome_label(o),
                 shorten_left(o.image.as_deref().unwrap_or("-"), image_width),
                 id,
                 o.size.map_or_else(|| "-".to_owned(), human_size),
@@ -539,7 +560,7 @@ impl Renderer {
     fn failures(&self, outcomes: &[ServiceOutcome]) {
         let failed: Vec<&ServiceOutcome> = outcomes.iter().filter(|o| !o.ok()).collect();
         for o in &failed {
-            errln!("\nerror: service \"{}\" failed:", o.service);
+            errln!("\nerror: service \"{}\" failed:", outcome_label(o));
             for line in o.error.as_deref().unwrap_or("").lines() {
                 errln!("  {line}");
             }
@@ -560,6 +581,18 @@ impl Renderer {
             }
         }
     }
+}
+
+/// A service as people read it: `service`, or `service@target` in a build for several.
+fn label(service: &str, target: Option<&str>) -> String {
+    match target {
+        Some(target) => format!("{service}@{target}"),
+        None => service.to_owned(),
+    }
+}
+
+fn outcome_label(outcome: &ServiceOutcome) -> String {
+    label(&outcome.service, outcome.target.as_deref())
 }
 
 fn services(n: usize) -> String {
@@ -614,8 +647,8 @@ fn where_built(outcomes: &[ServiceOutcome]) {
     for o in outcomes {
         let builder = o.builder.as_deref().unwrap_or("-");
         match &o.moved {
-            Some(moved) => outln!("  {}: {builder} ({moved})", o.service),
-            None => outln!("  {}: {builder}", o.service),
+            Some(moved) => outln!("  {}: {builder} ({moved})", outcome_label(o)),
+            None => outln!("  {}: {builder}", outcome_label(o)),
         }
     }
 }

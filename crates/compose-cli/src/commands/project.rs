@@ -101,7 +101,8 @@ pub struct TargetArgs {
     pub qemu: Option<PathBuf>,
 
     /// The device type: its `Dockerfile.<device-type>` is preferred and it is
-    /// `%%BALENA_MACHINE_NAME%%`. Default: a generic type for the architecture.
+    /// `%%BALENA_MACHINE_NAME%%`. Default: a generic type for the architecture. `build` takes
+    /// it several times to build for each device type in one run (see --arch).
     #[arg(
         short = 'd',
         long = "device-type",
@@ -109,7 +110,7 @@ pub struct TargetArgs {
         value_parser = parse_device_type,
         alias = "deviceType"
     )]
-    pub device_type: Option<String>,
+    pub device_type: Vec<String>,
 }
 
 /// `--emulation`: which way of emulating to use.
@@ -127,6 +128,18 @@ impl TargetArgs {
     /// Whether emulation was asked for (`--emulated` or `--emulation`).
     pub fn emulates(&self) -> bool {
         self.emulated || self.emulation.is_some()
+    }
+
+    /// The one `--device-type` of a command that builds for one target: several are an error.
+    pub fn single_device_type(&self) -> anyhow::Result<Option<&str>> {
+        match self.device_type.as_slice() {
+            [] => Ok(None),
+            [device_type] => Ok(Some(device_type)),
+            several => bail!(
+                "--device-type is given {} times: only `build` builds for several targets in one run",
+                several.len()
+            ),
+        }
     }
 
     fn mode(&self) -> EmulationMode {
@@ -156,7 +169,38 @@ pub fn parse_device_type(s: &str) -> Result<String, String> {
 /// The target `--arch` and `--device-type` name together (see `resolve::Target::from_flags`):
 /// `None` when neither is given.
 pub fn target(arch: Option<Arch>, args: &TargetArgs) -> anyhow::Result<Option<Target>> {
-    Ok(Target::from_flags(arch, args.device_type.as_deref())?)
+    Ok(Target::from_flags(arch, args.single_device_type()?)?)
+}
+
+/// The targets of `build`'s repeatable `--arch` and `--device-type`, each once, in the order
+/// given: every arch, or every device type, or (both given) pairs in order, each pair
+/// agreeing as [`target`] checks; empty when neither is given.
+pub fn targets(archs: &[Arch], args: &TargetArgs) -> anyhow::Result<Vec<Target>> {
+    let device_types = &args.device_type;
+    let pairs: Vec<(Option<Arch>, Option<&str>)> = match (archs.len(), device_types.len()) {
+        (_, 0) => archs.iter().map(|a| (Some(*a), None)).collect(),
+        (0, _) => device_types
+            .iter()
+            .map(|d| (None, Some(d.as_str())))
+            .collect(),
+        (a, d) if a == d => archs
+            .iter()
+            .zip(device_types)
+            .map(|(a, d)| (Some(*a), Some(d.as_str())))
+            .collect(),
+        (a, d) => bail!(
+            "--arch is given {a} times and --device-type {d} times: give several targets with one of them, or both the same number of times (they pair in order)"
+        ),
+    };
+    let mut targets: Vec<Target> = Vec::new();
+    for (arch, device_type) in pairs {
+        if let Some(target) = Target::from_flags(arch, device_type)?
+            && !targets.contains(&target)
+        {
+            targets.push(target);
+        }
+    }
+    Ok(targets)
 }
 
 /// An architecture, with the valid ones listed when it is not one.
@@ -491,6 +535,41 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    fn target_args(device_types: &[&str]) -> TargetArgs {
+        TargetArgs {
+            emulated: false,
+            emulation: None,
+            qemu: None,
+            device_type: device_types.iter().map(|d| (*d).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn several_targets_come_from_archs_or_device_types_or_pairs_of_both() {
+        let arm: Arch = "aarch64".parse().unwrap();
+        let x86: Arch = "amd64".parse().unwrap();
+        let archs = |ts: Vec<Target>| ts.iter().map(|t| t.arch).collect::<Vec<_>>();
+        let both = targets(&[arm, x86, arm], &target_args(&[])).unwrap();
+        assert_eq!(archs(both), [arm, x86], "each target once, in order");
+        let pis = targets(&[], &target_args(&["raspberrypi4-64", "genericx86-64-ext"])).unwrap();
+        assert_eq!(pis[0].device_type, "raspberrypi4-64");
+        assert_eq!(archs(pis), [arm, x86]);
+        let paired = targets(&[arm], &target_args(&["raspberrypi4-64"])).unwrap();
+        assert_eq!(paired.len(), 1);
+        assert!(targets(&[x86], &target_args(&["raspberrypi4-64"])).is_err());
+        let uneven = targets(&[arm, x86], &target_args(&["raspberrypi4-64"])).unwrap_err();
+        assert!(
+            uneven.to_string().contains("the same number of times"),
+            "{uneven}"
+        );
+        assert!(targets(&[], &target_args(&[])).unwrap().is_empty());
+        let several = target(
+            None,
+            &target_args(&["raspberrypi4-64", "genericx86-64-ext"]),
+        );
+        assert!(several.unwrap_err().to_string().contains("only `build`"));
+    }
+
     #[test]
     fn key_values_split_at_the_first_equals() {
         assert_eq!(
@@ -507,7 +586,7 @@ mod tests {
             emulated,
             emulation: None,
             qemu: None,
-            device_type: None,
+            device_type: vec![],
         }
     }
 

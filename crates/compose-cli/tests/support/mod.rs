@@ -287,6 +287,11 @@ impl PrivateDaemon {
         self.dir.path().join("docker.sock")
     }
 
+    /// Its directory: data root, exec root, socket and log.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
     pub fn host(&self) -> String {
         format!("unix://{}", self.socket().display())
     }
@@ -371,10 +376,15 @@ impl PrivateDaemon {
     /// Loads `local/amd64-busybox` from the shared daemon (docker save | docker load), so
     /// builds and containers there have a base image without a registry.
     pub fn load_base_image(&self, docker_config: &Path) {
+        self.load_image("local/amd64-busybox", docker_config);
+    }
+
+    /// Loads `image` from the shared daemon (docker save | docker load).
+    pub fn load_image(&self, image: &str, docker_config: &Path) {
         let save = Command::new("/bin/sh")
             .arg("-c")
             .arg(format!(
-                "{DOCKER} -H {} save local/amd64-busybox | {DOCKER} -H {} load",
+                "{DOCKER} -H {} save {image} | {DOCKER} -H {} load",
                 docker_host(),
                 self.host()
             ))

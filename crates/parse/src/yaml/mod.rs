@@ -6,8 +6,10 @@
 
 mod emit;
 mod fast;
+mod items;
 mod keys;
 
+pub(crate) use items::item_lines;
 pub(crate) use keys::key_position;
 
 use std::collections::HashMap;
