@@ -13,6 +13,15 @@ pub fn image_name(project: &str, service: &str, tag: Option<&str>) -> String {
     .to_lowercase()
 }
 
+/// The tag of one target's images when one run builds several targets on the same daemons
+/// (`deploy` to fleets of different architectures): `<tag>-<target>` (`latest-aarch64`
+/// without a tag), so that `<project>_<service>:<tag>-<target>` of one target never
+/// overwrites another's. `target` is the arch, or `<arch>-<device type>` when two targets
+/// share an arch.
+pub fn target_tag(tag: Option<&str>, target: &str) -> String {
+    format!("{}-{target}", tag.unwrap_or("latest"))
+}
+
 /// A project name (`-p`, or the base name of the real path as the reference takes it) made
 /// into a valid repository component: lower case, and any character Docker does
 /// not allow in a repository name replaced by `_`. The reference does no sanitising and
@@ -56,6 +65,15 @@ mod tests {
             "spectest_service1:mytag"
         );
         assert_eq!(image_name("My:Proj", "svc", Some("a:b")), "my_proj_svc:a_b");
+    }
+
+    #[test]
+    fn target_tags_suffix_the_tag_or_latest() {
+        assert_eq!(target_tag(None, "aarch64"), "latest-aarch64");
+        assert_eq!(
+            image_name("p", "web", Some(&target_tag(Some("v1"), "amd64"))),
+            "p_web:v1-amd64"
+        );
     }
 
     #[test]

@@ -10,10 +10,10 @@ use multibuild::pool::{self, Builder, BuilderSpec};
 use resolve::Target;
 use tokio::sync::mpsc;
 
-use super::build::{Args, BuildArgs};
+use super::build::{Args, BuildArgs, Finished};
 use super::output::errln;
 use super::progress::Renderer;
-use super::project;
+use super::project::{self, ProjectArgs, TargetArgs};
 
 /// Connects to every builder at once; one that cannot be reached is said once and left out.
 pub async fn connect_all(args: &BuildArgs) -> anyhow::Result<Vec<Builder>> {
@@ -38,17 +38,14 @@ async fn connect(spec: &BuilderSpec, tls: &build::DaemonFlags) -> anyhow::Result
     Ok(Builder::describe(spec, daemon, docker, emulate::binfmt_registered).await?)
 }
 
-/// Runs `build` over the builders of `--builder`.
-pub async fn build(args: &Args, renderer: &mut Renderer) -> anyhow::Result<ExitCode> {
-    let flags = &args.build;
+/// The flags a pool cannot honour, refused before anything is built (`build` and `deploy`).
+pub(crate) fn refuse_pool_flags(flags: &BuildArgs, target: &TargetArgs) -> anyhow::Result<()> {
     if flags.squash {
         bail!("--squash cannot be used with --builder");
     }
     // A pool emulates only through the binfmt_misc of a builder's own machine: the rewrite
     // (and the qemu it copies or mounts) is not carried to the builders.
-    if args.target.qemu.is_some()
-        || matches!(args.target.emulation, Some(project::EmulationMode::Rewrite))
-    {
+    if target.qemu.is_some() || matches!(target.emulation, Some(project::EmulationMode::Rewrite)) {
         bail!(
             "--emulation rewrite and --qemu cannot be used with --builder: builders emulate through binfmt_misc (`balena-compose emulation setup` on the builder's machine)"
         );
@@ -62,6 +59,54 @@ pub async fn build(args: &Args, renderer: &mut Renderer) -> anyhow::Result<ExitC
             "--builder names every daemon to build on: give the one of --docker-host, --context or --dockerHost as a --builder too"
         );
     }
+    Ok(())
+}
+
+/// One target built over `builders` for `deploy --builder` (as `build --builder` does, with
+/// the target and reuse deploy chooses): each image stays on the builder its outcome names.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn build_target(
+    builders: &[Builder],
+    project_args: &ProjectArgs,
+    target_args: &TargetArgs,
+    flags: &BuildArgs,
+    target: &Target,
+    template_vars: BTreeMap<String, String>,
+    reuse: multibuild::Reuse,
+    renderer: &mut Renderer,
+) -> anyhow::Result<Finished> {
+    let Some(first) = builders.first() else {
+        bail!("no builder answered (see the warnings above)");
+    };
+    let route = pool::route(builders, target.arch, target_args.emulates())?;
+    let emulation = if route.emulated {
+        emulate::Emulation::Binfmt
+    } else {
+        emulate::Emulation::Native
+    };
+    let mut plan = project::plan(
+        project_args,
+        target,
+        emulation,
+        flags.tag.clone(),
+        template_vars,
+    )?;
+    project::only_services(&mut plan, &flags.services)?;
+    let interrupt = crate::signals::arm();
+    let options = super::build::run_options(flags, first.native, None, reuse, interrupt.token())
+        .context("preparing the build")?;
+    renderer.begin(&plan);
+    let (tx, rx) = mpsc::channel(1024);
+    let run = pool::run_pool(builders, &route, &plan, &options, tx);
+    let (outcomes, ()) = tokio::join!(run, super::build::render(rx, flags.nologs, renderer));
+    drop(interrupt);
+    Ok(Finished { plan, outcomes })
+}
+
+/// Runs `build` over the builders of `--builder`.
+pub async fn build(args: &Args, renderer: &mut Renderer) -> anyhow::Result<ExitCode> {
+    let flags = &args.build;
+    refuse_pool_flags(flags, &args.target)?;
     let builders = connect_all(flags).await?;
     let Some(first) = builders.first() else {
         bail!("no builder answered (see the warnings above)");

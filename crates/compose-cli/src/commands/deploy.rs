@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use indexmap::IndexMap;
-use resolve::Arch;
+use resolve::{Arch, Target};
 use serde_json::{Value, json};
 
-use super::build::{BuildArgs, build_project, connect};
+use super::build::{BuildArgs, Finished, build_project, connect};
 use super::progress::{OutputMode, Renderer};
 use super::project::{ProjectArgs, TargetArgs};
 
@@ -38,6 +38,13 @@ pub struct Args {
     /// The fleet: `org/name` slug (or numeric id).
     #[arg(value_name = "FLEET")]
     fleet: String,
+
+    /// Another fleet to release the same project to; repeatable. The project is built once
+    /// for each distinct architecture and device type among the fleets (images of several
+    /// targets are named `<project>_<service>:<tag>-<arch>`, `latest` when no --tag), and
+    /// each fleet gets a release of its own.
+    #[arg(long = "fleet", value_name = "FLEET")]
+    fleets: Vec<String>,
 
     #[command(flatten)]
     project: ProjectArgs,
@@ -125,10 +132,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         args.project.project = Some(source);
     }
     if !args.build.builders.is_empty() {
-        // Pushing from each builder is still to come (issue #19); nothing is built meanwhile.
-        bail!(
-            "deploy cannot build on --builder yet: build with `balena-compose build --builder …`"
-        );
+        super::builders::refuse_pool_flags(&args.build, &args.target)?;
     }
     let tags = release_tags(&args.release_tags)?;
     let mut renderer = Renderer::new(OutputMode::detect(args.build.json));
@@ -137,115 +141,380 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     let api = balena_api(&args, &renderer)?;
     // Checked before any build, so a wrong key costs nothing.
     let user = api.whoami().await.context("checking the API key")?;
-    let fleet = api
-        .fleet(&args.fleet)
-        .await
-        .with_context(|| format!("looking up fleet {}", args.fleet))?;
-    let arch: Arch = fleet.arch.parse().map_err(|e| {
-        anyhow::anyhow!("fleet {} has architecture {}: {e}", fleet.slug, fleet.arch)
-    })?;
-    fleet_agrees(&args, &fleet.slug, arch, &fleet.device_type)?;
-    let mut target = args.target.clone();
-    target.device_type = Some(fleet.device_type.clone());
+    let fleets = fleets(&api, &args).await?;
     let contract = release_contract(&args.project)?;
-    // `--service`: the others come from the fleet's current release, so it must have one.
-    let current = if args.build.services.is_empty() {
-        None
-    } else {
-        Some(current_release(&api, &fleet).await?)
-    };
-
-    let docker = connect(&args.build).await?;
-    renderer.info(&format!(
-        "Deploying to {} ({}/{})",
-        fleet.slug, arch, fleet.device_type
-    ));
-    let finished = build_project(
-        &docker,
-        &args.project,
-        &target,
-        &args.build,
-        Some(arch),
-        BTreeMap::new(),
-        if args.rebuild {
-            multibuild::Reuse::Never
-        } else {
-            multibuild::Reuse::MatchingOrPlatform
-        },
-        &mut renderer,
-    )
-    .await?;
-    if finished.outcomes.iter().any(|o| !o.ok()) {
-        renderer.summary(&finished.outcomes, None);
-        super::build::report_daemon_gone(&docker, &args.build).await;
-        bail!("a build failed: no release was created");
+    // `--service`: the others come from each fleet's current release, so it must have one.
+    let mut currents = Vec::new();
+    if !args.build.services.is_empty() {
+        for fleet in &fleets {
+            currents.push(current_release(&api, &fleet.fleet).await?);
+        }
     }
-    if finished.plan.composition.services.len() > 1 && !fleet.supports_multicontainer {
-        bail!("fleet {} does not support multiple containers", fleet.slug);
+    let daemons = Daemons::connect(&args.build).await?;
+    let targets = distinct_targets(&fleets);
+    let built = build_targets(&args, &daemons, &fleets, &targets, &mut renderer).await?;
+    let outcomes: Vec<multibuild::ServiceOutcome> = built
+        .iter()
+        .flat_map(|finished| finished.outcomes.iter().cloned())
+        .collect();
+    for fleet in &fleets {
+        let services = built[fleet.target].plan.composition.services.len();
+        if services > 1 && !fleet.fleet.supports_multicontainer {
+            bail!(
+                "fleet {} does not support multiple containers",
+                fleet.fleet.slug
+            );
+        }
     }
 
-    let composition = finished.plan.composition.to_json();
-    let mut new =
-        release::NewRelease::new(user.id, fleet.id, composition, release::random_commit());
-    new.is_final = !args.draft;
-    if let Some(contract) = contract {
-        new.semver = contract
-            .get("version")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        new.contract = Some(contract);
-    }
-    if let Some(current) = &current {
-        new.reused = reused_images(&finished.plan, &args.build.services, current)?;
-    }
-    let built = built_images(&finished.outcomes, &mut new, !args.nologupload);
-    // A signal from here on is caught: once the release exists it must end `failed`, not stay
+    // A signal from here on is caught: once a release exists it must end `failed`, not stay
     // `running`; an interrupt while it is being created cancels the push right after.
     let interrupt = crate::signals::arm();
     let cancel = interrupt.token();
-    renderer.info("Creating release...");
-    let created = api
-        .create_release(&new)
-        .await
-        .context("creating the release")?;
-    renderer.info(&format!(
-        "Pushing images of release {} to the registry...",
-        created.release.commit
-    ));
-
-    let result = push_release(&api, &docker, &created, &built, &cancel, &mut renderer).await;
-
-    let release_json = |status: &str| json!({"id": created.release.id, "commit": created.release.commit, "status": status});
-    match result {
-        Ok(_) => {
-            let rebuilt = current.is_some().then_some(args.build.services.as_slice());
-            label_release(
-                &api,
-                created.release.id,
-                &tags,
-                rebuilt,
-                args.note.as_deref(),
-            )
-            .await?;
-            renderer.info(&format!(
-                "Deploy succeeded: release {}",
-                created.release.commit
+    let releasing = Releasing {
+        api: &api,
+        args: &args,
+        user: user.id,
+        tags: &tags,
+        contract,
+        daemons: &daemons,
+        by_id: targets.len() > 1,
+        cancel: &cancel,
+    };
+    let mut releases = Vec::new();
+    let mut failures = Vec::new();
+    for (i, fleet) in fleets.iter().enumerate() {
+        if cancel.is_cancelled() {
+            failures.push(anyhow::anyhow!(
+                "fleet {}: interrupted before its release was created",
+                fleet.fleet.slug
             ));
-            renderer.summary(&finished.outcomes, Some(release_json("success")));
-            Ok(ExitCode::SUCCESS)
+            continue;
         }
-        Err(outcome) => {
-            let status = if outcome.cleanup.is_some() {
-                "running"
-            } else {
-                "failed"
-            };
-            renderer.summary(&finished.outcomes, Some(release_json(status)));
-            Err(push_failure(
-                &outcome,
-                &created.release,
-                cancel.is_cancelled(),
-            ))
+        let finished = &built[fleet.target];
+        match releasing
+            .release(&fleet.fleet, currents.get(i), finished, &mut renderer)
+            .await
+        {
+            Ok(release) => releases.push(release),
+            Err((release, e)) => {
+                releases.extend(release);
+                failures.push(e);
+            }
+        }
+    }
+    let release = if fleets.len() == 1 {
+        releases.pop()
+    } else {
+        Some(Value::Array(releases))
+    };
+    renderer.summary(&outcomes, release);
+    match failures.len() {
+        0 => Ok(ExitCode::SUCCESS),
+        1 if fleets.len() == 1 => Err(failures.remove(0)),
+        n => {
+            let each: Vec<String> = failures.iter().map(|e| format!("{e:#}")).collect();
+            bail!(
+                "{n} of {} releases failed: {}",
+                fleets.len(),
+                each.join("; ")
+            )
+        }
+    }
+}
+
+/// A fleet of the deploy, with the index of its target in [`distinct_targets`].
+struct DeployFleet {
+    fleet: release::Fleet,
+    arch: Arch,
+    target: usize,
+}
+
+/// Looks up FLEET and every `--fleet` (each checked against `--arch`/`--device-type`); a
+/// fleet given twice is an error.
+async fn fleets(api: &release::Api, args: &Args) -> anyhow::Result<Vec<DeployFleet>> {
+    let mut fleets: Vec<DeployFleet> = Vec::new();
+    let mut targets: Vec<(Arch, String)> = Vec::new();
+    for given in std::iter::once(&args.fleet).chain(&args.fleets) {
+        let fleet = api
+            .fleet(given)
+            .await
+            .with_context(|| format!("looking up fleet {given}"))?;
+        if fleets.iter().any(|f| f.fleet.id == fleet.id) {
+            bail!("fleet {} is given twice", fleet.slug);
+        }
+        let arch: Arch = fleet.arch.parse().map_err(|e| {
+            anyhow::anyhow!("fleet {} has architecture {}: {e}", fleet.slug, fleet.arch)
+        })?;
+        fleet_agrees(args, &fleet.slug, arch, &fleet.device_type)?;
+        let key = (arch, fleet.device_type.clone());
+        let target = match targets.iter().position(|t| *t == key) {
+            Some(index) => index,
+            None => {
+                targets.push(key);
+                targets.len() - 1
+            }
+        };
+        fleets.push(DeployFleet {
+            fleet,
+            arch,
+            target,
+        });
+    }
+    Ok(fleets)
+}
+
+/// The distinct (architecture, device type) of the fleets, in the order they first appear:
+/// each is built once, whatever number of fleets share it.
+fn distinct_targets(fleets: &[DeployFleet]) -> Vec<Target> {
+    let mut targets: Vec<Target> = Vec::new();
+    for fleet in fleets {
+        if fleet.target == targets.len() {
+            targets.push(Target {
+                arch: fleet.arch,
+                device_type: fleet.fleet.device_type.clone(),
+            });
+        }
+    }
+    targets
+}
+
+/// The suffix of a target's image tags when a deploy builds several targets (see
+/// [`multibuild::naming::target_tag`]): its arch, with the device type when another target
+/// shares the arch.
+fn target_suffix(target: &Target, targets: &[Target]) -> String {
+    let shared = targets
+        .iter()
+        .filter(|t| t.arch == target.arch)
+        .nth(1)
+        .is_some();
+    if shared {
+        format!("{}-{}", target.arch, target.device_type)
+    } else {
+        target.arch.to_string()
+    }
+}
+
+/// Where a deploy builds: one Docker daemon, or the builders of `--builder`.
+enum Daemons {
+    One(bollard::Docker),
+    Pool(Vec<multibuild::pool::Builder>),
+}
+
+impl Daemons {
+    async fn connect(flags: &BuildArgs) -> anyhow::Result<Daemons> {
+        if flags.builders.is_empty() {
+            return Ok(Daemons::One(connect(flags).await?));
+        }
+        let builders = super::builders::connect_all(flags).await?;
+        if builders.is_empty() {
+            bail!("no builder answered (see the warnings above)");
+        }
+        Ok(Daemons::Pool(builders))
+    }
+
+    /// The daemon images are pushed from unless their [`release::BuiltImage`] names another.
+    fn default_docker(&self) -> Option<&bollard::Docker> {
+        match self {
+            Daemons::One(docker) => Some(docker),
+            Daemons::Pool(builders) => builders.first().map(|b| &b.docker),
+        }
+    }
+
+    /// The daemon holding a built service's image: the builder its outcome names.
+    fn holding(&self, outcome: &multibuild::ServiceOutcome) -> Option<bollard::Docker> {
+        let Daemons::Pool(builders) = self else {
+            return None;
+        };
+        let name = outcome.builder.as_deref()?;
+        builders
+            .iter()
+            .find(|b| b.name == name)
+            .map(|b| b.docker.clone())
+    }
+}
+
+/// Builds every target, in turn, on `daemons`; the first target with a failed service ends
+/// the deploy before any release exists.
+async fn build_targets(
+    args: &Args,
+    daemons: &Daemons,
+    fleets: &[DeployFleet],
+    targets: &[Target],
+    renderer: &mut Renderer,
+) -> anyhow::Result<Vec<Finished>> {
+    let reuse = if args.rebuild {
+        multibuild::Reuse::Never
+    } else {
+        multibuild::Reuse::MatchingOrPlatform
+    };
+    let mut built: Vec<Finished> = Vec::new();
+    for target in targets {
+        let mut flags = args.build.clone();
+        if targets.len() > 1 {
+            let suffix = target_suffix(target, targets);
+            flags.tag = Some(multibuild::naming::target_tag(
+                args.build.tag.as_deref(),
+                &suffix,
+            ));
+        }
+        let mut target_args = args.target.clone();
+        target_args.device_type = Some(target.device_type.clone());
+        renderer.info(&format!(
+            "Deploying to {} ({}/{})",
+            fleet_names(fleets, built.len()),
+            target.arch,
+            target.device_type
+        ));
+        let finished = match daemons {
+            Daemons::One(docker) => {
+                build_project(
+                    docker,
+                    &args.project,
+                    &target_args,
+                    &flags,
+                    Some(target.arch),
+                    BTreeMap::new(),
+                    reuse,
+                    renderer,
+                )
+                .await?
+            }
+            Daemons::Pool(builders) => {
+                super::builders::build_target(
+                    builders,
+                    &args.project,
+                    &target_args,
+                    &flags,
+                    target,
+                    BTreeMap::new(),
+                    reuse,
+                    renderer,
+                )
+                .await?
+            }
+        };
+        let failed = finished.outcomes.iter().any(|o| !o.ok());
+        built.push(finished);
+        if failed {
+            let outcomes: Vec<_> = built.iter().flat_map(|f| f.outcomes.clone()).collect();
+            renderer.summary(&outcomes, None);
+            if let Daemons::One(docker) = daemons {
+                super::build::report_daemon_gone(docker, &args.build).await;
+            }
+            bail!("a build failed: no release was created");
+        }
+    }
+    Ok(built)
+}
+
+/// The slugs of the fleets of target `index`, for the line announcing its build.
+fn fleet_names(fleets: &[DeployFleet], index: usize) -> String {
+    fleets
+        .iter()
+        .filter(|f| f.target == index)
+        .map(|f| f.fleet.slug.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What every fleet's release of a deploy shares.
+struct Releasing<'a> {
+    api: &'a release::Api,
+    args: &'a Args,
+    user: u64,
+    tags: &'a [(String, String)],
+    contract: Option<Value>,
+    daemons: &'a Daemons,
+    /// Push images by id: with several targets an image-only service's reference names the
+    /// image of the last target pulled on a daemon.
+    by_id: bool,
+    cancel: &'a tokio_util::sync::CancellationToken,
+}
+
+/// A fleet's release as the summary shows it.
+fn release_json(fleet: &str, release: &release::Release, status: &str) -> Value {
+    json!({"fleet": fleet, "id": release.id, "commit": release.commit, "status": status})
+}
+
+impl Releasing<'_> {
+    /// Creates `fleet`'s release of `finished`, pushes its images from the daemons that hold
+    /// them and labels it; on failure the release (if it exists, as the summary shows it)
+    /// and the error.
+    async fn release(
+        &self,
+        fleet: &release::Fleet,
+        current: Option<&release::CurrentRelease>,
+        finished: &Finished,
+        renderer: &mut Renderer,
+    ) -> Result<Value, (Option<Value>, anyhow::Error)> {
+        let args = self.args;
+        let composition = finished.plan.composition.to_json();
+        let mut new =
+            release::NewRelease::new(self.user, fleet.id, composition, release::random_commit());
+        new.is_final = !args.draft;
+        if let Some(contract) = &self.contract {
+            new.semver = contract
+                .get("version")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            new.contract = Some(contract.clone());
+        }
+        if let Some(current) = current {
+            new.reused = reused_images(&finished.plan, &args.build.services, current)
+                .map_err(|e| (None, e))?;
+        }
+        let built = built_images(
+            &finished.outcomes,
+            &mut new,
+            !args.nologupload,
+            self.daemons,
+            self.by_id,
+        );
+        renderer.info(&format!("Creating release for {}...", fleet.slug));
+        let created = self
+            .api
+            .create_release(&new)
+            .await
+            .with_context(|| format!("creating the release of fleet {}", fleet.slug))
+            .map_err(|e| (None, e))?;
+        renderer.info(&format!(
+            "Pushing images of release {} to the registry...",
+            created.release.commit
+        ));
+        let Some(docker) = self.daemons.default_docker() else {
+            return Err((None, anyhow::anyhow!("no Docker daemon to push from")));
+        };
+        let result = push_release(self.api, docker, &created, &built, self.cancel, renderer).await;
+        match result {
+            Ok(_) => {
+                let rebuilt = current.is_some().then_some(args.build.services.as_slice());
+                label_release(
+                    self.api,
+                    created.release.id,
+                    self.tags,
+                    rebuilt,
+                    args.note.as_deref(),
+                )
+                .await
+                .map_err(|e| (None, e))?;
+                renderer.info(&format!(
+                    "Deploy succeeded: release {} of fleet {}",
+                    created.release.commit, fleet.slug
+                ));
+                Ok(release_json(&fleet.slug, &created.release, "success"))
+            }
+            Err(outcome) => {
+                let status = if outcome.cleanup.is_some() {
+                    "running"
+                } else {
+                    "failed"
+                };
+                Err((
+                    Some(release_json(&fleet.slug, &created.release, status)),
+                    push_failure(&outcome, &created.release, self.cancel.is_cancelled()),
+                ))
+            }
         }
     }
 }
@@ -399,21 +668,30 @@ async fn current_release(
     })
 }
 
-/// The image of each built service, for the push; each service's contract goes on `new`.
+/// The image of each built service (by id when `by_id`), for the push from the daemon that
+/// holds it; each service's contract goes on `new`.
 fn built_images(
     outcomes: &[multibuild::ServiceOutcome],
     new: &mut release::NewRelease,
     upload_logs: bool,
+    daemons: &Daemons,
+    by_id: bool,
 ) -> IndexMap<String, release::BuiltImage> {
     let mut built = IndexMap::new();
     for outcome in outcomes {
         if let Some(spec) = new.services.iter_mut().find(|s| s.name == outcome.service) {
             spec.contract = outcome.contract.clone();
         }
+        let image = if by_id {
+            outcome.image_id.clone().or_else(|| outcome.image.clone())
+        } else {
+            outcome.image.clone()
+        };
         built.insert(
             outcome.service.clone(),
             release::BuiltImage {
-                local_image: outcome.image.clone().unwrap_or_default(),
+                local_image: image.unwrap_or_default(),
+                daemon: daemons.holding(outcome),
                 dockerfile: outcome.dockerfile.clone(),
                 build_log: upload_logs.then(|| outcome.log.clone()),
                 project_type: Some(outcome.resolver.clone()).filter(|r| !r.is_empty()),
