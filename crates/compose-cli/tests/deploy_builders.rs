@@ -58,6 +58,17 @@ impl Drop for RemoveImages {
     }
 }
 
+/// The architecture of `image` on the daemon at `host` (empty when it has none).
+fn architecture(host: &str, image: &str) -> String {
+    let out = Command::new(DOCKER)
+        .env("DOCKER_HOST", host)
+        .env("DOCKER_CONFIG", no_docker_config())
+        .args(["image", "inspect", "-f", "{{.Architecture}}", image])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// Whether the daemon at `host` has `image`.
 fn has_image(host: &str, image: &str) -> bool {
     Command::new(DOCKER)
@@ -272,17 +283,12 @@ fn deploy_to_three_fleets(prefix: &str, builders: &[String]) {
     let binfmt = support::binfmt_lock(false);
     let out = deploy(&api, "gh_tester/testfleet", dir.path(), &name, &args);
     drop(binfmt);
-    let local: Vec<String> = ["web", "worker"]
+    let local: Vec<String> = ["web", "worker", "ext"]
         .iter()
         .flat_map(|s| ["amd64", "aarch64"].map(|arch| format!("{name}_{s}:latest-{arch}")))
         .collect();
     let _cleanup = RemoveImages(local.clone());
     let events = assert_ok(&out);
-    // Each target's images carry its arch in their tag, so none overwrote another's.
-    for image in &local {
-        assert!(has_image(&docker_host(), image), "{image} is missing");
-    }
-
     let builds = events_of(&events, "start")
         .into_iter()
         .filter(|e| e["action"] == "build")
@@ -291,6 +297,17 @@ fn deploy_to_three_fleets(prefix: &str, builders: &[String]) {
         builds, 4,
         "two services, built once per target: {events:#?}"
     );
+    // Each target's images carry its arch in their tag, so none overwrote another's; the
+    // pulled one too (its own reference names the platform pulled last).
+    for image in &local {
+        let arch = if image.ends_with("-amd64") {
+            "amd64"
+        } else {
+            "arm64"
+        };
+        assert_eq!(architecture(&docker_host(), image), arch, "{image}");
+    }
+
     let summary = events.last().unwrap();
     let releases = summary["releases"].as_array().unwrap();
     assert_eq!(releases.len(), 3, "{summary}");

@@ -178,7 +178,6 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         tags: &tags,
         contract,
         daemons: &daemons,
-        by_id: targets.len() > 1,
         cancel: &cancel,
     };
     let mut releases = Vec::new();
@@ -321,7 +320,16 @@ impl Daemons {
         }
     }
 
-    /// The daemon holding a built service's image: the builder its outcome names.
+    /// The daemon holding a service's image.
+    fn docker_for(&self, outcome: &multibuild::ServiceOutcome) -> Option<bollard::Docker> {
+        match self {
+            Daemons::One(docker) => Some(docker.clone()),
+            Daemons::Pool(_) => self.holding(outcome),
+        }
+    }
+
+    /// The daemon holding a built service's image when it is a builder of a pool: the one its
+    /// outcome names.
     fn holding(&self, outcome: &multibuild::ServiceOutcome) -> Option<bollard::Docker> {
         let Daemons::Pool(builders) = self else {
             return None;
@@ -351,7 +359,8 @@ async fn build_targets(
     let mut built: Vec<Finished> = Vec::new();
     for target in targets {
         let mut flags = args.build.clone();
-        if targets.len() > 1 {
+        let several = targets.len() > 1;
+        if several {
             let suffix = target_suffix(target, targets);
             flags.tag = Some(multibuild::naming::target_tag(
                 args.build.tag.as_deref(),
@@ -394,7 +403,11 @@ async fn build_targets(
                 .await?
             }
         };
+        let mut finished = finished;
         let failed = finished.outcomes.iter().any(|o| !o.ok());
+        if several && !failed {
+            name_pulled_images(daemons, &mut finished, flags.tag.as_deref()).await?;
+        }
         built.push(finished);
         if failed {
             let outcomes: Vec<_> = built.iter().flat_map(|f| f.outcomes.clone()).collect();
@@ -406,6 +419,36 @@ async fn build_targets(
         }
     }
     Ok(built)
+}
+
+/// With several targets, each pulled (or reused) image of an image-only service is tagged
+/// `<project>_<service>:<tag>-<target>` like the built ones and pushed by that name: its
+/// own reference names only the platform pulled last on the daemon, and an image left
+/// without any name would be removed by the untag after the first fleet's push.
+async fn name_pulled_images(
+    daemons: &Daemons,
+    finished: &mut Finished,
+    tag: Option<&str>,
+) -> anyhow::Result<()> {
+    let project = finished.plan.project_name.clone();
+    for outcome in finished.outcomes.iter_mut().filter(|o| o.external) {
+        let (Some(id), Some(docker)) = (outcome.image_id.clone(), daemons.docker_for(outcome))
+        else {
+            continue;
+        };
+        let name = multibuild::naming::image_name(&project, &outcome.service, tag);
+        let (repo, tag) = name.rsplit_once(':').unwrap_or((name.as_str(), "latest"));
+        let options = bollard::query_parameters::TagImageOptions {
+            repo: Some(repo.to_owned()),
+            tag: Some(tag.to_owned()),
+        };
+        docker
+            .tag_image(&id, Some(options))
+            .await
+            .with_context(|| format!("service {}: naming its image {name}", outcome.service))?;
+        outcome.image = Some(name);
+    }
+    Ok(())
 }
 
 /// The slugs of the fleets of target `index`, for the line announcing its build.
@@ -426,9 +469,6 @@ struct Releasing<'a> {
     tags: &'a [(String, String)],
     contract: Option<Value>,
     daemons: &'a Daemons,
-    /// Push images by id: with several targets an image-only service's reference names the
-    /// image of the last target pulled on a daemon.
-    by_id: bool,
     cancel: &'a tokio_util::sync::CancellationToken,
 }
 
@@ -469,7 +509,6 @@ impl Releasing<'_> {
             &mut new,
             !args.nologupload,
             self.daemons,
-            self.by_id,
         );
         renderer.info(&format!("Creating release for {}...", fleet.slug));
         let created = self
@@ -668,29 +707,23 @@ async fn current_release(
     })
 }
 
-/// The image of each built service (by id when `by_id`), for the push from the daemon that
-/// holds it; each service's contract goes on `new`.
+/// The image of each built service, for the push from the daemon that holds it; each
+/// service's contract goes on `new`.
 fn built_images(
     outcomes: &[multibuild::ServiceOutcome],
     new: &mut release::NewRelease,
     upload_logs: bool,
     daemons: &Daemons,
-    by_id: bool,
 ) -> IndexMap<String, release::BuiltImage> {
     let mut built = IndexMap::new();
     for outcome in outcomes {
         if let Some(spec) = new.services.iter_mut().find(|s| s.name == outcome.service) {
             spec.contract = outcome.contract.clone();
         }
-        let image = if by_id {
-            outcome.image_id.clone().or_else(|| outcome.image.clone())
-        } else {
-            outcome.image.clone()
-        };
         built.insert(
             outcome.service.clone(),
             release::BuiltImage {
-                local_image: image.unwrap_or_default(),
+                local_image: outcome.image.clone().unwrap_or_default(),
                 daemon: daemons.holding(outcome),
                 dockerfile: outcome.dockerfile.clone(),
                 build_log: upload_logs.then(|| outcome.log.clone()),
