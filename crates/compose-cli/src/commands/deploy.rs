@@ -1,17 +1,18 @@
 //! `balena-compose deploy`: build what is missing, then push every image and record a
 //! release on the balena API — all or nothing.
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use indexmap::IndexMap;
-use resolve::{Arch, Target};
 use serde_json::{Value, json};
 
-use super::build::{BuildArgs, Finished, build_project, connect};
+use super::build::{BuildArgs, Finished};
 use super::progress::{OutputMode, Renderer};
 use super::project::{ProjectArgs, TargetArgs};
+use targets::{Daemons, DeployFleet, build_targets, distinct_targets, fleets};
+
+mod targets;
 
 /// Build a project for a fleet, push its images and create a release.
 ///
@@ -166,48 +167,34 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
-
-    // A signal from here on is caught: once a release exists it must end `failed`, not stay
-    // `running`; an interrupt while it is being created cancels the push right after.
-    let interrupt = crate::signals::arm();
-    let cancel = interrupt.token();
-    let releasing = Releasing {
-        api: &api,
-        args: &args,
-        user: user.id,
-        tags: &tags,
+    let releases = release_each(
+        &args,
+        &api,
+        user.id,
+        &tags,
         contract,
-        daemons: &daemons,
-        cancel: &cancel,
-    };
-    let mut releases = Vec::new();
-    let mut failures = Vec::new();
-    for (i, fleet) in fleets.iter().enumerate() {
-        if cancel.is_cancelled() {
-            failures.push(anyhow::anyhow!(
-                "fleet {}: interrupted before its release was created",
-                fleet.fleet.slug
-            ));
-            continue;
-        }
-        let finished = &built[fleet.target];
-        match releasing
-            .release(&fleet.fleet, currents.get(i), finished, &mut renderer)
-            .await
-        {
-            Ok(release) => releases.push(release),
-            Err((release, e)) => {
-                releases.extend(release);
-                failures.push(e);
-            }
-        }
-    }
+        &daemons,
+        &fleets,
+        &currents,
+        &built,
+        &mut renderer,
+    )
+    .await;
     let release = if fleets.len() == 1 {
-        releases.pop()
+        releases.iter().find_map(|(release, _)| release.clone())
     } else {
-        Some(Value::Array(releases))
+        Some(Value::Array(
+            releases
+                .iter()
+                .filter_map(|(release, _)| release.clone())
+                .collect(),
+        ))
     };
     renderer.summary(&outcomes, release);
+    let mut failures: Vec<anyhow::Error> = releases
+        .into_iter()
+        .filter_map(|(_, failure)| failure)
+        .collect();
     match failures.len() {
         0 => Ok(ExitCode::SUCCESS),
         1 if fleets.len() == 1 => Err(failures.remove(0)),
@@ -222,243 +209,55 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// A fleet of the deploy, with the index of its target in [`distinct_targets`].
-struct DeployFleet {
-    fleet: release::Fleet,
-    arch: Arch,
-    target: usize,
-}
-
-/// Looks up FLEET and every `--fleet` (each checked against `--arch`/`--device-type`); a
-/// fleet given twice is an error.
-async fn fleets(api: &release::Api, args: &Args) -> anyhow::Result<Vec<DeployFleet>> {
-    let mut fleets: Vec<DeployFleet> = Vec::new();
-    let mut targets: Vec<(Arch, String)> = Vec::new();
-    for given in std::iter::once(&args.fleet).chain(&args.fleets) {
-        let fleet = api
-            .fleet(given)
-            .await
-            .with_context(|| format!("looking up fleet {given}"))?;
-        if fleets.iter().any(|f| f.fleet.id == fleet.id) {
-            bail!("fleet {} is given twice", fleet.slug);
-        }
-        let arch: Arch = fleet.arch.parse().map_err(|e| {
-            anyhow::anyhow!("fleet {} has architecture {}: {e}", fleet.slug, fleet.arch)
-        })?;
-        fleet_agrees(args, &fleet.slug, arch, &fleet.device_type)?;
-        let key = (arch, fleet.device_type.clone());
-        let target = match targets.iter().position(|t| *t == key) {
-            Some(index) => index,
-            None => {
-                targets.push(key);
-                targets.len() - 1
-            }
-        };
-        fleets.push(DeployFleet {
-            fleet,
-            arch,
-            target,
-        });
-    }
-    Ok(fleets)
-}
-
-/// The distinct (architecture, device type) of the fleets, in the order they first appear:
-/// each is built once, whatever number of fleets share it.
-fn distinct_targets(fleets: &[DeployFleet]) -> Vec<Target> {
-    let mut targets: Vec<Target> = Vec::new();
-    for fleet in fleets {
-        if fleet.target == targets.len() {
-            targets.push(Target {
-                arch: fleet.arch,
-                device_type: fleet.fleet.device_type.clone(),
-            });
-        }
-    }
-    targets
-}
-
-/// The suffix of a target's image tags when a deploy builds several targets (see
-/// [`multibuild::naming::target_tag`]): its arch, with the device type when another target
-/// shares the arch.
-fn target_suffix(target: &Target, targets: &[Target]) -> String {
-    let shared = targets
-        .iter()
-        .filter(|t| t.arch == target.arch)
-        .nth(1)
-        .is_some();
-    if shared {
-        format!("{}-{}", target.arch, target.device_type)
-    } else {
-        target.arch.to_string()
-    }
-}
-
-/// Where a deploy builds: one Docker daemon, or the builders of `--builder`.
-enum Daemons {
-    One(bollard::Docker),
-    Pool(Vec<multibuild::pool::Builder>),
-}
-
-impl Daemons {
-    async fn connect(flags: &BuildArgs) -> anyhow::Result<Daemons> {
-        if flags.builders.is_empty() {
-            return Ok(Daemons::One(connect(flags).await?));
-        }
-        let builders = super::builders::connect_all(flags).await?;
-        if builders.is_empty() {
-            bail!("no builder answered (see the warnings above)");
-        }
-        Ok(Daemons::Pool(builders))
-    }
-
-    /// The daemon images are pushed from unless their [`release::BuiltImage`] names another.
-    fn default_docker(&self) -> Option<&bollard::Docker> {
-        match self {
-            Daemons::One(docker) => Some(docker),
-            Daemons::Pool(builders) => builders.first().map(|b| &b.docker),
-        }
-    }
-
-    /// The daemon holding a service's image.
-    fn docker_for(&self, outcome: &multibuild::ServiceOutcome) -> Option<bollard::Docker> {
-        match self {
-            Daemons::One(docker) => Some(docker.clone()),
-            Daemons::Pool(_) => self.holding(outcome),
-        }
-    }
-
-    /// The daemon holding a built service's image when it is a builder of a pool: the one its
-    /// outcome names.
-    fn holding(&self, outcome: &multibuild::ServiceOutcome) -> Option<bollard::Docker> {
-        let Daemons::Pool(builders) = self else {
-            return None;
-        };
-        let name = outcome.builder.as_deref()?;
-        builders
-            .iter()
-            .find(|b| b.name == name)
-            .map(|b| b.docker.clone())
-    }
-}
-
-/// Builds every target, in turn, on `daemons`; the first target with a failed service ends
-/// the deploy before any release exists.
-async fn build_targets(
+/// Creates, pushes and labels each fleet's release in turn (one failing does not stop the
+/// others; a signal does): for each fleet, its release as the summary shows it (if it was
+/// created) and its failure (if any).
+#[allow(clippy::too_many_arguments)]
+async fn release_each(
     args: &Args,
+    api: &release::Api,
+    user: u64,
+    tags: &[(String, String)],
+    contract: Option<Value>,
     daemons: &Daemons,
     fleets: &[DeployFleet],
-    targets: &[Target],
+    currents: &[release::CurrentRelease],
+    built: &[Finished],
     renderer: &mut Renderer,
-) -> anyhow::Result<Vec<Finished>> {
-    let reuse = if args.rebuild {
-        multibuild::Reuse::Never
-    } else {
-        multibuild::Reuse::MatchingOrPlatform
+) -> Vec<(Option<Value>, Option<anyhow::Error>)> {
+    // A signal from here on is caught: once a release exists it must end `failed`, not stay
+    // `running`; an interrupt while it is being created cancels the push right after.
+    let interrupt = crate::signals::arm();
+    let cancel = interrupt.token();
+    let releasing = Releasing {
+        api,
+        args,
+        user,
+        tags,
+        contract,
+        daemons,
+        cancel: &cancel,
     };
-    let mut built: Vec<Finished> = Vec::new();
-    for target in targets {
-        let mut flags = args.build.clone();
-        let several = targets.len() > 1;
-        if several {
-            let suffix = target_suffix(target, targets);
-            flags.tag = Some(multibuild::naming::target_tag(
-                args.build.tag.as_deref(),
-                &suffix,
-            ));
-        }
-        let mut target_args = args.target.clone();
-        target_args.device_type = Some(target.device_type.clone());
-        renderer.info(&format!(
-            "Deploying to {} ({}/{})",
-            fleet_names(fleets, built.len()),
-            target.arch,
-            target.device_type
-        ));
-        let finished = match daemons {
-            Daemons::One(docker) => {
-                build_project(
-                    docker,
-                    &args.project,
-                    &target_args,
-                    &flags,
-                    Some(target.arch),
-                    BTreeMap::new(),
-                    reuse,
-                    renderer,
-                )
-                .await?
-            }
-            Daemons::Pool(builders) => {
-                super::builders::build_target(
-                    builders,
-                    &args.project,
-                    &target_args,
-                    &flags,
-                    target,
-                    BTreeMap::new(),
-                    reuse,
-                    renderer,
-                )
-                .await?
-            }
-        };
-        let mut finished = finished;
-        let failed = finished.outcomes.iter().any(|o| !o.ok());
-        if several && !failed {
-            name_pulled_images(daemons, &mut finished, flags.tag.as_deref()).await?;
-        }
-        built.push(finished);
-        if failed {
-            let outcomes: Vec<_> = built.iter().flat_map(|f| f.outcomes.clone()).collect();
-            renderer.summary(&outcomes, None);
-            if let Daemons::One(docker) = daemons {
-                super::build::report_daemon_gone(docker, &args.build).await;
-            }
-            bail!("a build failed: no release was created");
-        }
-    }
-    Ok(built)
-}
-
-/// With several targets, each pulled (or reused) image of an image-only service is tagged
-/// `<project>_<service>:<tag>-<target>` like the built ones and pushed by that name: its
-/// own reference names only the platform pulled last on the daemon, and an image left
-/// without any name would be removed by the untag after the first fleet's push.
-async fn name_pulled_images(
-    daemons: &Daemons,
-    finished: &mut Finished,
-    tag: Option<&str>,
-) -> anyhow::Result<()> {
-    let project = finished.plan.project_name.clone();
-    for outcome in finished.outcomes.iter_mut().filter(|o| o.external) {
-        let (Some(id), Some(docker)) = (outcome.image_id.clone(), daemons.docker_for(outcome))
-        else {
+    let mut releases = Vec::new();
+    for (i, fleet) in fleets.iter().enumerate() {
+        if cancel.is_cancelled() {
+            let e = anyhow::anyhow!(
+                "fleet {}: interrupted before its release was created",
+                fleet.fleet.slug
+            );
+            releases.push((None, Some(e)));
             continue;
-        };
-        let name = multibuild::naming::image_name(&project, &outcome.service, tag);
-        let (repo, tag) = name.rsplit_once(':').unwrap_or((name.as_str(), "latest"));
-        let options = bollard::query_parameters::TagImageOptions {
-            repo: Some(repo.to_owned()),
-            tag: Some(tag.to_owned()),
-        };
-        docker
-            .tag_image(&id, Some(options))
+        }
+        let finished = &built[fleet.target];
+        match releasing
+            .release(&fleet.fleet, currents.get(i), finished, renderer)
             .await
-            .with_context(|| format!("service {}: naming its image {name}", outcome.service))?;
-        outcome.image = Some(name);
+        {
+            Ok(release) => releases.push((Some(release), None)),
+            Err((release, e)) => releases.push((release, Some(e))),
+        }
     }
-    Ok(())
-}
-
-/// The slugs of the fleets of target `index`, for the line announcing its build.
-fn fleet_names(fleets: &[DeployFleet], index: usize) -> String {
-    fleets
-        .iter()
-        .filter(|f| f.target == index)
-        .map(|f| f.fleet.slug.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+    releases
 }
 
 /// What every fleet's release of a deploy shares.
@@ -781,24 +580,6 @@ fn reused_images(
             ),
         })
         .collect()
-}
-
-/// `--arch`/`--device-type`, when given, must be the fleet's: deploy builds for the fleet.
-fn fleet_agrees(args: &Args, fleet: &str, arch: Arch, device_type: &str) -> anyhow::Result<()> {
-    if let Some(given) = args.build.arch.filter(|given| *given != arch) {
-        bail!("--arch {given} disagrees with fleet {fleet}, whose architecture is {arch}");
-    }
-    if let Some(given) = args
-        .target
-        .device_type
-        .as_deref()
-        .filter(|given| *given != device_type)
-    {
-        bail!(
-            "--device-type {given} disagrees with fleet {fleet}, whose device type is {device_type}"
-        );
-    }
-    Ok(())
 }
 
 /// `--release-tag K V` pairs, checked before any work: empty keys and keys with whitespace
