@@ -31,9 +31,16 @@ mod targets;
 /// those services are built; the others keep the images of the fleet's current release
 /// (nothing pulled or pushed for them), and the release's `balena-compose.rebuilt-services`
 /// tag names the rebuilt ones.
+///
+/// `--fleet OTHER` (repeatable) releases the same project to more fleets: one build per
+/// distinct architecture and device type among them, all before any release, then one
+/// release per fleet (one fleet's failure does not stop the others). With --builder the
+/// services are spread over those daemons as `build --builder` does, each image is pushed
+/// from the builder that built it, and an image is reused only from the builder its service
+/// lands on.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  balena-compose deploy myorg/myfleet\n  balena-compose deploy myorg/myfleet --service web\n  balena-compose deploy myorg/myfleet myorg/myimage:1.0\n  balena-compose deploy myorg/myfleet ./project --build --release-tag version 1.2 --note 'first'\n\nThe API key comes from --api-key, BALENA_API_KEY or the balena CLI's login (~/.balena/token) and is never printed."
+    after_help = "Examples:\n  balena-compose deploy myorg/myfleet\n  balena-compose deploy myorg/myfleet --service web\n  balena-compose deploy myorg/myfleet myorg/myimage:1.0\n  balena-compose deploy myorg/myfleet ./project --build --release-tag version 1.2 --note 'first'\n  balena-compose deploy myorg/x86fleet ./project --fleet myorg/armfleet --builder arm=ssh://user@arm-host\n\nThe API key comes from --api-key, BALENA_API_KEY or the balena CLI's login (~/.balena/token) and is never printed."
 )]
 pub struct Args {
     /// The fleet: `org/name` slug (or numeric id).
