@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Output};
 
-use balena_api_fake::{FakeApi, FakeConfig, FakeFleet};
+use balena_api_fake::{FakeApi, FakeConfig, FakeFleet, Fault, FaultKind, FaultPhase};
 use serde_json::Value;
 use support::{
     DOCKER, PrivateDaemon, balena_compose, docker_cli, docker_host, json_lines, no_docker_config,
@@ -209,6 +209,17 @@ fn deploy_over_two_builders_pushes_each_image_from_the_builder_that_built_it() {
         let tag = format!("{location}:latest");
         assert!(!has_image(&private.host(), &tag) && !has_image(&docker_host(), &tag));
     }
+
+    // `--service` over the builders: s2 rebuilt and pushed from its builder, the others
+    // linked from the release before.
+    let mut again = builders.to_vec();
+    again.extend(["--service", "s2", "--build"].map(String::from));
+    let out = deploy(&api, "gh_tester/testfleet", dir.path(), &name, &again);
+    let events = assert_ok(&out);
+    assert_eq!(events_of(&events, "done").len(), 1, "{events:#?}");
+    let by_release = assert_releases_complete(&api, 2);
+    assert!(by_release.values().all(|images| images.len() == 4));
+    assert_eq!(api.records("image").len(), 5, "only s2 got a new image");
 }
 
 /// Two services built for the target's arch (`%%BALENA_ARCH%%`) and one pulled from a
@@ -345,4 +356,43 @@ fn deploy_to_three_fleets_over_a_builder_builds_once_per_target_and_releases_eac
         "deployfleetspool",
         &["--builder".to_owned(), format!("main={}", docker_host())],
     );
+}
+
+/// One fleet's release cannot be created (the API refuses it): the other fleets still get
+/// theirs, and the deploy fails naming the one that did not.
+#[test]
+fn a_fleet_whose_release_fails_does_not_stop_the_others() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let api = runtime.block_on(FakeApi::start(three_fleets())).unwrap();
+    api.inject(Fault {
+        method: "POST".to_owned(),
+        path_prefix: "/v7/release".to_owned(),
+        times: 1,
+        kind: FaultKind::Status(400),
+        phase: FaultPhase::BeforeApply,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("deployfleetfail");
+    pool_project(dir.path(), 1, &name);
+    let _cleanup = RemoveImages(vec![format!("{name}_s1")]);
+    let args = ["--fleet", "gh_tester/twinfleet"].map(String::from);
+    let out = deploy(&api, "gh_tester/testfleet", dir.path(), &name, &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr
+            .contains("1 of 2 releases failed: creating the release of fleet gh_tester/testfleet"),
+        "{stderr}"
+    );
+    let by_release = assert_releases_complete(&api, 1);
+    assert_eq!(
+        api.records("release")[0]["belongs_to__application"],
+        1003,
+        "{by_release:?}"
+    );
+    let summary = json_lines(&out.stdout).pop().unwrap();
+    let releases = summary["releases"].as_array().unwrap();
+    assert_eq!(releases.len(), 1, "{summary}");
+    assert_eq!(releases[0]["fleet"], "gh_tester/twinfleet");
+    assert_eq!(releases[0]["status"], "success");
 }
