@@ -396,3 +396,26 @@ fn a_fleet_whose_release_fails_does_not_stop_the_others() {
     assert_eq!(releases[0]["fleet"], "gh_tester/twinfleet");
     assert_eq!(releases[0]["status"], "success");
 }
+
+/// Each target reads the project anew: a tar on standard input cannot serve two targets, and
+/// says so before anything is built.
+#[test]
+fn a_project_on_stdin_is_refused_for_fleets_of_two_targets() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let api = runtime.block_on(FakeApi::start(three_fleets())).unwrap();
+    let out = balena_compose()
+        .env("BALENA_API_KEY", api.api_key())
+        .args(["deploy", "gh_tester/testfleet", "-", "--json"])
+        .args(["--fleet", "gh_tester/armfleet", "--api-url", api.url()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("a project on standard input is read once"),
+        "{stderr}"
+    );
+    assert!(events_of(&json_lines(&out.stdout), "start").is_empty());
+    assert!(api.records("release").is_empty());
+}

@@ -158,8 +158,15 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
             currents.push(current_release(&api, &fleet.fleet).await?);
         }
     }
-    let daemons = Daemons::connect(&args.build).await?;
     let targets = distinct_targets(&fleets);
+    if targets.len() > 1 && args.project.location() == std::path::Path::new("-") {
+        // Each target reads the project anew; standard input can be read once.
+        bail!(
+            "a project on standard input is read once: the fleets have {} architectures or device types to build for; give the tar as a file",
+            targets.len()
+        );
+    }
+    let daemons = Daemons::connect(&args.build).await?;
     let built = build_targets(&args, &daemons, &fleets, &targets, &mut renderer).await?;
     let outcomes: Vec<multibuild::ServiceOutcome> = built
         .iter()
