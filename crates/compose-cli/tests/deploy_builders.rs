@@ -419,3 +419,33 @@ fn a_project_on_stdin_is_refused_for_fleets_of_two_targets() {
     assert!(events_of(&json_lines(&out.stdout), "start").is_empty());
     assert!(api.records("release").is_empty());
 }
+
+/// Each image is pushed from the builder its build names, so two builders of one name are
+/// refused before anything is built.
+#[test]
+fn two_builders_of_one_name_are_refused() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let api = runtime
+        .block_on(FakeApi::start(FakeConfig::default()))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    pool_project(dir.path(), 1, "samename");
+    let builders = [
+        "--builder".to_owned(),
+        format!("x={}", docker_host()),
+        "--builder".to_owned(),
+        "x=unix:///nonexistent.sock".to_owned(),
+    ];
+    let out = deploy(
+        &api,
+        "gh_tester/testfleet",
+        dir.path(),
+        "samename",
+        &builders,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("two --builder are named x"), "{stderr}");
+    assert!(events_of(&json_lines(&out.stdout), "start").is_empty());
+    assert!(api.records("release").is_empty());
+}

@@ -94,6 +94,15 @@ impl Daemons {
         if flags.builders.is_empty() {
             return Ok(Daemons::One(connect(flags).await?));
         }
+        // Each image is pushed from the builder its outcome names: names must tell them apart.
+        for (i, spec) in flags.builders.iter().enumerate() {
+            if flags.builders[..i].iter().any(|b| b.name == spec.name) {
+                bail!(
+                    "two --builder are named {}: give each its own NAME= (deploy pushes each image from the builder that built it)",
+                    spec.name
+                );
+            }
+        }
         let builders = crate::commands::builders::connect_all(flags).await?;
         if builders.is_empty() {
             bail!("no builder answered (see the warnings above)");
