@@ -6,14 +6,17 @@ use indexmap::IndexMap;
 use crate::api::Api;
 use crate::error::PushError;
 use crate::models::{CreatedRelease, ImageUpdate, ReleaseUpdate, Status};
-use crate::push::{PushJob, PushOptions, Pushed, RegistryAuth, push_images};
+use crate::push::{PushFrom, PushJob, PushOptions, Pushed, RegistryAuth, push_images_from};
 use crate::{ApiError, Error};
 
 /// What the build produced for one service.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct BuiltImage {
     /// The local image to push.
     pub local_image: String,
+    /// The daemon that holds `local_image` and pushes it (with several builders, the one
+    /// that built it); `None`: the daemon given to [`push_and_record`].
+    pub daemon: Option<Docker>,
     /// The resolved Dockerfile.
     pub dockerfile: Option<String>,
     /// The build log; `None` to not upload it (`--nologupload`).
@@ -39,7 +42,8 @@ pub struct DeployOutcome {
     pub cleanup: Option<ApiError>,
 }
 
-/// Pushes every image of `created` (service → `built[service].local_image`), records each
+/// Pushes every image of `created` (service → `built[service].local_image`, from
+/// `built[service].daemon`, else from `docker`), records each
 /// image's details (`success` with digest, size, Dockerfile, build log and timestamps, or
 /// `failed` with the error), and ends the release `success` only when every image is pushed
 /// and recorded; otherwise the release and every unfinished image end `failed`.
@@ -82,9 +86,12 @@ pub async fn push_and_record(
             )
             .await;
         };
-        jobs.push(PushJob {
-            local_image: local.local_image.clone(),
-            location: image.location.clone(),
+        jobs.push(PushFrom {
+            docker: local.daemon.clone().unwrap_or_else(|| docker.clone()),
+            job: PushJob {
+                local_image: local.local_image.clone(),
+                location: image.location.clone(),
+            },
         });
     }
     let auth = match auth {
@@ -96,7 +103,7 @@ pub async fn push_and_record(
         },
     };
 
-    let results = push_images(docker, &jobs, &auth, options).await;
+    let results = push_images_from(&jobs, &auth, options).await;
 
     let mut pushed = IndexMap::new();
     let mut finished = Vec::new();

@@ -9,6 +9,8 @@
 //!   creates a second record.
 //! * [`push_images`]: tag, push concurrently through the daemon with the right
 //!   `X-Registry-Auth`, read digests and sizes, retry, untag; progress as [`PushEvent`]s.
+//!   [`push_images_from`] pushes each image from a daemon of its own (the builder that built
+//!   it), nothing copied through this machine.
 //! * [`push_and_record`]: both together, ending the release `success` or `failed`.
 //!
 //! ```
@@ -51,7 +53,10 @@ pub use models::{
     BUILD_LOG_CAP, CreatedRelease, CurrentRelease, ERROR_MESSAGE_CAP, Fleet, Image, ImageUpdate,
     NewRelease, Release, ReleaseUpdate, ServiceSpec, Status, User,
 };
-pub use push::{ImageLocation, PushEvent, PushJob, PushOptions, Pushed, RegistryAuth, push_images};
+pub use push::{
+    ImageLocation, PushEvent, PushFrom, PushJob, PushOptions, Pushed, RegistryAuth, push_images,
+    push_images_from,
+};
 pub use retry::RetryPolicy;
 pub use secret::Secret;
 pub use time::{now as timestamp_now, random_commit, timestamp};

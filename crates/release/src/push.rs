@@ -119,6 +119,16 @@ pub struct PushJob {
     pub location: String,
 }
 
+/// One image to push from the daemon that holds it (with several builders, the one that
+/// built it: the image goes from there to the registry, never through this machine).
+#[derive(Debug, Clone)]
+pub struct PushFrom {
+    /// The daemon that holds `job.local_image` and pushes it.
+    pub docker: Docker,
+    /// The image and its location.
+    pub job: PushJob,
+}
+
 /// A pushed image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pushed {
@@ -224,9 +234,8 @@ impl Default for PushOptions {
     }
 }
 
-/// Shared by the pushes of one [`push_images`] call.
+/// Shared by the pushes of one [`push_images_from`] call.
 struct Run<'a> {
-    docker: Docker,
     auth: &'a RegistryAuth,
     options: &'a PushOptions,
     stop: CancellationToken,
@@ -242,22 +251,22 @@ impl Run<'_> {
     }
 }
 
-/// The registry tags made so far; whatever is still listed when it drops (the future was
-/// dropped mid-push) is removed in the background.
+/// The registry tags made so far, each with the daemon it is on; whatever is still listed
+/// when it drops (the future was dropped mid-push) is removed in the background.
+#[derive(Default)]
 struct TagGuard {
-    docker: Docker,
-    tags: Mutex<Vec<String>>,
+    tags: Mutex<Vec<(Docker, String)>>,
 }
 
 impl TagGuard {
-    fn add(&self, reference: String) {
+    fn add(&self, docker: &Docker, reference: String) {
         self.tags
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(reference);
+            .push((docker.clone(), reference));
     }
 
-    fn take(&self) -> Vec<String> {
+    fn take(&self) -> Vec<(Docker, String)> {
         std::mem::take(&mut *self.tags.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
@@ -269,9 +278,8 @@ impl Drop for TagGuard {
             return;
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let docker = self.docker.clone();
             runtime.spawn(async move {
-                for reference in left {
+                for (docker, reference) in left {
                     let _ = untag(&docker, &reference).await;
                 }
             });
@@ -307,24 +315,38 @@ pub async fn push_images(
     auth: &RegistryAuth,
     options: &PushOptions,
 ) -> Vec<Result<Pushed, PushError>> {
-    let tags = Arc::new(TagGuard {
-        docker: docker.clone(),
-        tags: Mutex::new(Vec::new()),
-    });
+    let jobs: Vec<PushFrom> = jobs
+        .iter()
+        .map(|job| PushFrom {
+            docker: docker.clone(),
+            job: job.clone(),
+        })
+        .collect();
+    push_images_from(&jobs, auth, options).await
+}
+
+/// [`push_images`] with each image pushed by a daemon of its own (`PushFrom::docker`, which
+/// is also where it is tagged and untagged); the concurrency limit, `fail_fast` and
+/// cancellation span every daemon.
+pub async fn push_images_from(
+    jobs: &[PushFrom],
+    auth: &RegistryAuth,
+    options: &PushOptions,
+) -> Vec<Result<Pushed, PushError>> {
+    let tags = Arc::new(TagGuard::default());
     let run = Run {
-        docker: docker.clone(),
         auth,
         options,
         stop: options.cancel.child_token(),
         tags: Arc::clone(&tags),
     };
     let results: Vec<Result<Pushed, PushError>> = stream::iter(jobs)
-        .map(|job| push_one(&run, job))
+        .map(|from| push_one(&run, &from.docker, &from.job))
         .buffered(options.concurrency.max(1))
         .collect()
         .await;
-    for reference in tags.take() {
-        match untag(docker, &reference).await {
+    for (docker, reference) in tags.take() {
+        match untag(&docker, &reference).await {
             Ok(()) => run.emit(PushEvent::Untagged {
                 location: reference,
             }),
@@ -334,8 +356,8 @@ pub async fn push_images(
     results
 }
 
-async fn push_one(run: &Run<'_>, job: &PushJob) -> Result<Pushed, PushError> {
-    let result = tag_and_push(run, job).await;
+async fn push_one(run: &Run<'_>, docker: &Docker, job: &PushJob) -> Result<Pushed, PushError> {
+    let result = tag_and_push(run, docker, job).await;
     if let Err(error) = &result {
         if run.options.fail_fast && !error.is_cancelled() {
             run.stop.cancel();
@@ -348,7 +370,7 @@ async fn push_one(run: &Run<'_>, job: &PushJob) -> Result<Pushed, PushError> {
     result
 }
 
-async fn tag_and_push(run: &Run<'_>, job: &PushJob) -> Result<Pushed, PushError> {
+async fn tag_and_push(run: &Run<'_>, docker: &Docker, job: &PushJob) -> Result<Pushed, PushError> {
     let location = ImageLocation::parse(&job.location)?;
     let cancelled = || PushError::Cancelled {
         target: location.reference(),
@@ -360,7 +382,7 @@ async fn tag_and_push(run: &Run<'_>, job: &PushJob) -> Result<Pushed, PushError>
         repo: Some(location.name()),
         tag: Some(location.tag.clone()),
     };
-    run.docker
+    docker
         .tag_image(&job.local_image, Some(tag))
         .await
         .map_err(|e| PushError::Tag {
@@ -368,7 +390,7 @@ async fn tag_and_push(run: &Run<'_>, job: &PushJob) -> Result<Pushed, PushError>
             target: location.reference(),
             message: e.to_string(),
         })?;
-    run.tags.add(location.reference());
+    run.tags.add(docker, location.reference());
     run.emit(PushEvent::Tagged {
         location: job.location.clone(),
     });
@@ -377,17 +399,14 @@ async fn tag_and_push(run: &Run<'_>, job: &PushJob) -> Result<Pushed, PushError>
         .map_err(|e| PushError::Credentials(e.to_string()))?;
     // bollard encodes X-Registry-Auth with the standard alphabet, which the daemon decodes
     // as URL-safe base64: any `+` or `/` silently drops the credentials. Set it ourselves.
-    let pusher = run
-        .docker
-        .clone()
-        .with_request_modifier(move |mut request| {
-            if request.uri().path().ends_with("/push") {
-                request
-                    .headers_mut()
-                    .insert("X-Registry-Auth", header.clone());
-            }
+    let pusher = docker.clone().with_request_modifier(move |mut request| {
+        if request.uri().path().ends_with("/push") {
             request
-        });
+                .headers_mut()
+                .insert("X-Registry-Auth", header.clone());
+        }
+        request
+    });
 
     let policy = run.options.retry;
     let mut attempt = 1;
@@ -423,16 +442,15 @@ async fn tag_and_push(run: &Run<'_>, job: &PushJob) -> Result<Pushed, PushError>
         }
     };
 
-    let digest =
-        match digest {
-            Some(d) => d,
-            None => repo_digest(&run.docker, &location).await?.ok_or_else(|| {
-                PushError::MissingDigest {
-                    target: location.reference(),
-                }
+    let digest = match digest {
+        Some(d) => d,
+        None => repo_digest(docker, &location)
+            .await?
+            .ok_or_else(|| PushError::MissingDigest {
+                target: location.reference(),
             })?,
-        };
-    let size = image_size(&run.docker, &job.local_image).await?;
+    };
+    let size = image_size(docker, &job.local_image).await?;
     run.emit(PushEvent::Pushed {
         location: job.location.clone(),
         digest: digest.clone(),

@@ -312,6 +312,7 @@ fn built(locals: &[(String, String)]) -> IndexMap<String, BuiltImage> {
                 service.clone(),
                 BuiltImage {
                     local_image: local.clone(),
+                    daemon: None,
                     dockerfile: Some("FROM local/amd64-busybox\n".into()),
                     build_log: Some(format!("Step 1/3 : FROM local/amd64-busybox ({service})")),
                     project_type: Some("Standard Dockerfile".into()),

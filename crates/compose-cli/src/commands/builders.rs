@@ -1,6 +1,7 @@
 //! `build --builder …`: a project built over a pool of Docker daemons (see
 //! `multibuild::pool`), each image left on the builder that built it.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,10 +11,10 @@ use multibuild::pool::{self, Builder, BuilderSpec};
 use resolve::Target;
 use tokio::sync::mpsc;
 
-use super::build::{Args, BuildArgs};
+use super::build::{Args, BuildArgs, Finished};
 use super::output::errln;
 use super::progress::Renderer;
-use super::project::{self, ProjectArgs};
+use super::project::{self, ProjectArgs, TargetArgs};
 
 /// The builders a project builds over when no `--builder` is given: the `builders` list of
 /// the project's `.balena/balena.yml` (a directory project; read by the one metadata reader,
@@ -90,7 +91,7 @@ pub async fn build(
     targets: &[Target],
     renderer: &mut Renderer,
 ) -> anyhow::Result<ExitCode> {
-    refuse_flags(args)?;
+    refuse_pool_flags(&args.build, &args.target)?;
     let builders = connect_all(&args.build).await?;
     let Some(first) = builders.first() else {
         bail!("no builder answered (see the warnings above)");
@@ -149,17 +150,14 @@ pub async fn build(
     })
 }
 
-/// What `--builder` cannot be combined with.
-fn refuse_flags(args: &Args) -> anyhow::Result<()> {
-    let flags = &args.build;
+/// The flags a pool cannot honour, refused before anything is built (`build` and `deploy`).
+pub(crate) fn refuse_pool_flags(flags: &BuildArgs, target: &TargetArgs) -> anyhow::Result<()> {
     if flags.squash {
         bail!("--squash cannot be used with --builder");
     }
     // A pool emulates only through the binfmt_misc of a builder's own machine: the rewrite
     // (and the qemu it copies or mounts) is not carried to the builders.
-    if args.target.qemu.is_some()
-        || matches!(args.target.emulation, Some(project::EmulationMode::Rewrite))
-    {
+    if target.qemu.is_some() || matches!(target.emulation, Some(project::EmulationMode::Rewrite)) {
         bail!(
             "--emulation rewrite and --qemu cannot be used with --builder: builders emulate through binfmt_misc (`balena-compose emulation setup` on the builder's machine)"
         );
@@ -174,6 +172,48 @@ fn refuse_flags(args: &Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// One target built over `builders` for `deploy --builder` (as `build --builder` does, with
+/// the target and reuse deploy chooses): each image stays on the builder its outcome names.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn build_target(
+    builders: &[Builder],
+    project_args: &ProjectArgs,
+    target_args: &TargetArgs,
+    flags: &BuildArgs,
+    target: &Target,
+    template_vars: BTreeMap<String, String>,
+    reuse: multibuild::Reuse,
+    renderer: &mut Renderer,
+) -> anyhow::Result<Finished> {
+    let Some(first) = builders.first() else {
+        bail!("no builder answered (see the warnings above)");
+    };
+    let route = pool::route(builders, target.arch, target_args.emulates())?;
+    let emulation = if route.emulated {
+        emulate::Emulation::Binfmt
+    } else {
+        emulate::Emulation::Native
+    };
+    let mut plan = project::plan(
+        project_args,
+        target,
+        emulation,
+        flags.tag.clone(),
+        template_vars,
+    )?;
+    project::only_services(&mut plan, &flags.services)?;
+    let interrupt = crate::signals::arm();
+    let options = super::build::run_options(flags, first.native, None, reuse, interrupt.token())
+        .context("preparing the build")?;
+    renderer.begin_target(&plan, None);
+    let (tx, rx) = mpsc::channel(1024);
+    let run = pool::run_pool(builders, &route, &plan, &options, tx);
+    let render = super::build::render_for(rx, flags.nologs, None, renderer);
+    let (outcomes, ()) = tokio::join!(run, render);
+    drop(interrupt);
+    Ok(Finished { plan, outcomes })
 }
 
 /// One target's plan, the builders it goes to, and its image suffix.

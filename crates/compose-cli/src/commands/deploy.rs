@@ -1,17 +1,18 @@
 //! `balena-compose deploy`: build what is missing, then push every image and record a
 //! release on the balena API — all or nothing.
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use indexmap::IndexMap;
-use resolve::Arch;
 use serde_json::{Value, json};
 
-use super::build::{BuildArgs, build_project, connect};
+use super::build::{BuildArgs, Finished};
 use super::progress::{OutputMode, Renderer};
 use super::project::{ProjectArgs, TargetArgs};
+use targets::{Daemons, DeployFleet, build_targets, distinct_targets, fleets};
+
+mod targets;
 
 /// Build a project for a fleet, push its images and create a release.
 ///
@@ -30,14 +31,28 @@ use super::project::{ProjectArgs, TargetArgs};
 /// those services are built; the others keep the images of the fleet's current release
 /// (nothing pulled or pushed for them), and the release's `balena-compose.rebuilt-services`
 /// tag names the rebuilt ones.
+///
+/// `--fleet OTHER` (repeatable) releases the same project to more fleets: one build per
+/// distinct architecture and device type among them, all before any release, then one
+/// release per fleet (one fleet's failure does not stop the others). With --builder the
+/// services are spread over those daemons as `build --builder` does, each image is pushed
+/// from the builder that built it, and an image is reused only from the builder its service
+/// lands on.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  balena-compose deploy myorg/myfleet\n  balena-compose deploy myorg/myfleet --service web\n  balena-compose deploy myorg/myfleet myorg/myimage:1.0\n  balena-compose deploy myorg/myfleet ./project --build --release-tag version 1.2 --note 'first'\n\nThe API key comes from --api-key, BALENA_API_KEY or the balena CLI's login (~/.balena/token) and is never printed."
+    after_help = "Examples:\n  balena-compose deploy myorg/myfleet\n  balena-compose deploy myorg/myfleet --service web\n  balena-compose deploy myorg/myfleet myorg/myimage:1.0\n  balena-compose deploy myorg/myfleet ./project --build --release-tag version 1.2 --note 'first'\n  balena-compose deploy myorg/x86fleet ./project --fleet myorg/armfleet --builder arm=ssh://user@arm-host\n\nThe API key comes from --api-key, BALENA_API_KEY or the balena CLI's login (~/.balena/token) and is never printed."
 )]
 pub struct Args {
     /// The fleet: `org/name` slug (or numeric id).
     #[arg(value_name = "FLEET")]
     fleet: String,
+
+    /// Another fleet to release the same project to; repeatable. The project is built once
+    /// for each distinct architecture and device type among the fleets (images of several
+    /// targets are named `<project>_<service>:<tag>-<arch>`, `latest` when no --tag), and
+    /// each fleet gets a release of its own.
+    #[arg(long = "fleet", value_name = "FLEET")]
+    fleets: Vec<String>,
 
     #[command(flatten)]
     project: ProjectArgs,
@@ -125,10 +140,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         args.project.project = Some(source);
     }
     if !args.build.builders.is_empty() {
-        // Pushing from each builder is still to come (issue #19); nothing is built meanwhile.
-        bail!(
-            "deploy cannot build on --builder yet: build with `balena-compose build --builder …`"
-        );
+        super::builders::refuse_pool_flags(&args.build, &args.target)?;
     }
     let tags = release_tags(&args.release_tags)?;
     // Several --arch/--device-type are `build`'s: refused before the API is asked anything.
@@ -140,115 +152,224 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     let api = balena_api(&args, &renderer)?;
     // Checked before any build, so a wrong key costs nothing.
     let user = api.whoami().await.context("checking the API key")?;
-    let fleet = api
-        .fleet(&args.fleet)
-        .await
-        .with_context(|| format!("looking up fleet {}", args.fleet))?;
-    let arch: Arch = fleet.arch.parse().map_err(|e| {
-        anyhow::anyhow!("fleet {} has architecture {}: {e}", fleet.slug, fleet.arch)
-    })?;
-    fleet_agrees(&args, &fleet.slug, arch, &fleet.device_type)?;
-    let mut target = args.target.clone();
-    target.device_type = vec![fleet.device_type.clone()];
+    let fleets = fleets(&api, &args).await?;
     let contract = release_contract(&args.project)?;
-    // `--service`: the others come from the fleet's current release, so it must have one.
-    let current = if args.build.services.is_empty() {
-        None
-    } else {
-        Some(current_release(&api, &fleet).await?)
-    };
-
-    let docker = connect(&args.build).await?;
-    renderer.info(&format!(
-        "Deploying to {} ({}/{})",
-        fleet.slug, arch, fleet.device_type
-    ));
-    let finished = build_project(
-        &docker,
-        &args.project,
-        &target,
-        &args.build,
-        Some(arch),
-        BTreeMap::new(),
-        if args.rebuild {
-            multibuild::Reuse::Never
-        } else {
-            multibuild::Reuse::MatchingOrPlatform
-        },
+    // `--service`: the others come from each fleet's current release, so it must have one.
+    let mut currents = Vec::new();
+    if !args.build.services.is_empty() {
+        for fleet in &fleets {
+            currents.push(current_release(&api, &fleet.fleet).await?);
+        }
+    }
+    let targets = distinct_targets(&fleets);
+    if targets.len() > 1 && args.project.location() == std::path::Path::new("-") {
+        // Each target reads the project anew; standard input can be read once.
+        bail!(
+            "a project on standard input is read once: the fleets have {} architectures or device types to build for; give the tar as a file",
+            targets.len()
+        );
+    }
+    let daemons = Daemons::connect(&args.build).await?;
+    let built = build_targets(&args, &daemons, &fleets, &targets, &mut renderer).await?;
+    let outcomes: Vec<multibuild::ServiceOutcome> = built
+        .iter()
+        .flat_map(|finished| finished.outcomes.iter().cloned())
+        .collect();
+    for fleet in &fleets {
+        let services = built[fleet.target].plan.composition.services.len();
+        if services > 1 && !fleet.fleet.supports_multicontainer {
+            bail!(
+                "fleet {} does not support multiple containers",
+                fleet.fleet.slug
+            );
+        }
+    }
+    let releases = release_each(
+        &args,
+        &api,
+        user.id,
+        &tags,
+        contract,
+        &daemons,
+        &fleets,
+        &currents,
+        &built,
         &mut renderer,
     )
-    .await?;
-    if finished.outcomes.iter().any(|o| !o.ok()) {
-        renderer.summary(&finished.outcomes, None);
-        super::build::report_daemon_gone(&docker, &args.build).await;
-        bail!("a build failed: no release was created");
+    .await;
+    let release = if fleets.len() == 1 {
+        releases.iter().find_map(|(release, _)| release.clone())
+    } else {
+        Some(Value::Array(
+            releases
+                .iter()
+                .filter_map(|(release, _)| release.clone())
+                .collect(),
+        ))
+    };
+    renderer.summary(&outcomes, release);
+    let mut failures: Vec<anyhow::Error> = releases
+        .into_iter()
+        .filter_map(|(_, failure)| failure)
+        .collect();
+    match failures.len() {
+        0 => Ok(ExitCode::SUCCESS),
+        1 if fleets.len() == 1 => Err(failures.remove(0)),
+        n => {
+            let each: Vec<String> = failures.iter().map(|e| format!("{e:#}")).collect();
+            bail!(
+                "{n} of {} releases failed: {}",
+                fleets.len(),
+                each.join("; ")
+            )
+        }
     }
-    if finished.plan.composition.services.len() > 1 && !fleet.supports_multicontainer {
-        bail!("fleet {} does not support multiple containers", fleet.slug);
-    }
+}
 
-    let composition = finished.plan.composition.to_json();
-    let mut new =
-        release::NewRelease::new(user.id, fleet.id, composition, release::random_commit());
-    new.is_final = !args.draft;
-    if let Some(contract) = contract {
-        new.semver = contract
-            .get("version")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        new.contract = Some(contract);
-    }
-    if let Some(current) = &current {
-        new.reused = reused_images(&finished.plan, &args.build.services, current)?;
-    }
-    let built = built_images(&finished.outcomes, &mut new, !args.nologupload);
-    // A signal from here on is caught: once the release exists it must end `failed`, not stay
+/// Creates, pushes and labels each fleet's release in turn (one failing does not stop the
+/// others; a signal does): for each fleet, its release as the summary shows it (if it was
+/// created) and its failure (if any).
+#[allow(clippy::too_many_arguments)]
+async fn release_each(
+    args: &Args,
+    api: &release::Api,
+    user: u64,
+    tags: &[(String, String)],
+    contract: Option<Value>,
+    daemons: &Daemons,
+    fleets: &[DeployFleet],
+    currents: &[release::CurrentRelease],
+    built: &[Finished],
+    renderer: &mut Renderer,
+) -> Vec<(Option<Value>, Option<anyhow::Error>)> {
+    // A signal from here on is caught: once a release exists it must end `failed`, not stay
     // `running`; an interrupt while it is being created cancels the push right after.
     let interrupt = crate::signals::arm();
     let cancel = interrupt.token();
-    renderer.info("Creating release...");
-    let created = api
-        .create_release(&new)
-        .await
-        .context("creating the release")?;
-    renderer.info(&format!(
-        "Pushing images of release {} to the registry...",
-        created.release.commit
-    ));
-
-    let result = push_release(&api, &docker, &created, &built, &cancel, &mut renderer).await;
-
-    let release_json = |status: &str| json!({"id": created.release.id, "commit": created.release.commit, "status": status});
-    match result {
-        Ok(_) => {
-            let rebuilt = current.is_some().then_some(args.build.services.as_slice());
-            label_release(
-                &api,
-                created.release.id,
-                &tags,
-                rebuilt,
-                args.note.as_deref(),
-            )
-            .await?;
-            renderer.info(&format!(
-                "Deploy succeeded: release {}",
-                created.release.commit
-            ));
-            renderer.summary(&finished.outcomes, Some(release_json("success")));
-            Ok(ExitCode::SUCCESS)
+    let releasing = Releasing {
+        api,
+        args,
+        user,
+        tags,
+        contract,
+        daemons,
+        cancel: &cancel,
+    };
+    let mut releases = Vec::new();
+    for (i, fleet) in fleets.iter().enumerate() {
+        if cancel.is_cancelled() {
+            let e = anyhow::anyhow!(
+                "fleet {}: interrupted before its release was created",
+                fleet.fleet.slug
+            );
+            releases.push((None, Some(e)));
+            continue;
         }
-        Err(outcome) => {
-            let status = if outcome.cleanup.is_some() {
-                "running"
-            } else {
-                "failed"
-            };
-            renderer.summary(&finished.outcomes, Some(release_json(status)));
-            Err(push_failure(
-                &outcome,
-                &created.release,
-                cancel.is_cancelled(),
-            ))
+        let finished = &built[fleet.target];
+        match releasing
+            .release(&fleet.fleet, currents.get(i), finished, renderer)
+            .await
+        {
+            Ok(release) => releases.push((Some(release), None)),
+            Err((release, e)) => releases.push((release, Some(e))),
+        }
+    }
+    releases
+}
+
+/// What every fleet's release of a deploy shares.
+struct Releasing<'a> {
+    api: &'a release::Api,
+    args: &'a Args,
+    user: u64,
+    tags: &'a [(String, String)],
+    contract: Option<Value>,
+    daemons: &'a Daemons,
+    cancel: &'a tokio_util::sync::CancellationToken,
+}
+
+/// A fleet's release as the summary shows it.
+fn release_json(fleet: &str, release: &release::Release, status: &str) -> Value {
+    json!({"fleet": fleet, "id": release.id, "commit": release.commit, "status": status})
+}
+
+impl Releasing<'_> {
+    /// Creates `fleet`'s release of `finished`, pushes its images from the daemons that hold
+    /// them and labels it; on failure the release (if it exists, as the summary shows it)
+    /// and the error.
+    async fn release(
+        &self,
+        fleet: &release::Fleet,
+        current: Option<&release::CurrentRelease>,
+        finished: &Finished,
+        renderer: &mut Renderer,
+    ) -> Result<Value, (Option<Value>, anyhow::Error)> {
+        let args = self.args;
+        let composition = finished.plan.composition.to_json();
+        let mut new =
+            release::NewRelease::new(self.user, fleet.id, composition, release::random_commit());
+        new.is_final = !args.draft;
+        if let Some(contract) = &self.contract {
+            new.semver = contract
+                .get("version")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            new.contract = Some(contract.clone());
+        }
+        if let Some(current) = current {
+            new.reused = reused_images(&finished.plan, &args.build.services, current)
+                .map_err(|e| (None, e))?;
+        }
+        let built = built_images(
+            &finished.outcomes,
+            &mut new,
+            !args.nologupload,
+            self.daemons,
+        );
+        renderer.info(&format!("Creating release for {}...", fleet.slug));
+        let created = self
+            .api
+            .create_release(&new)
+            .await
+            .with_context(|| format!("creating the release of fleet {}", fleet.slug))
+            .map_err(|e| (None, e))?;
+        renderer.info(&format!(
+            "Pushing images of release {} to the registry...",
+            created.release.commit
+        ));
+        let Some(docker) = self.daemons.default_docker() else {
+            return Err((None, anyhow::anyhow!("no Docker daemon to push from")));
+        };
+        let result = push_release(self.api, docker, &created, &built, self.cancel, renderer).await;
+        match result {
+            Ok(_) => {
+                let rebuilt = current.is_some().then_some(args.build.services.as_slice());
+                label_release(
+                    self.api,
+                    created.release.id,
+                    self.tags,
+                    rebuilt,
+                    args.note.as_deref(),
+                )
+                .await
+                .map_err(|e| (None, e))?;
+                renderer.info(&format!(
+                    "Deploy succeeded: release {} of fleet {}",
+                    created.release.commit, fleet.slug
+                ));
+                Ok(release_json(&fleet.slug, &created.release, "success"))
+            }
+            Err(outcome) => {
+                let status = if outcome.cleanup.is_some() {
+                    "running"
+                } else {
+                    "failed"
+                };
+                Err((
+                    Some(release_json(&fleet.slug, &created.release, status)),
+                    push_failure(&outcome, &created.release, self.cancel.is_cancelled()),
+                ))
+            }
         }
     }
 }
@@ -402,11 +523,13 @@ async fn current_release(
     })
 }
 
-/// The image of each built service, for the push; each service's contract goes on `new`.
+/// The image of each built service, for the push from the daemon that holds it; each
+/// service's contract goes on `new`.
 fn built_images(
     outcomes: &[multibuild::ServiceOutcome],
     new: &mut release::NewRelease,
     upload_logs: bool,
+    daemons: &Daemons,
 ) -> IndexMap<String, release::BuiltImage> {
     let mut built = IndexMap::new();
     for outcome in outcomes {
@@ -417,6 +540,7 @@ fn built_images(
             outcome.service.clone(),
             release::BuiltImage {
                 local_image: outcome.image.clone().unwrap_or_default(),
+                daemon: daemons.holding(outcome),
                 dockerfile: outcome.dockerfile.clone(),
                 build_log: upload_logs.then(|| outcome.log.clone()),
                 project_type: Some(outcome.resolver.clone()).filter(|r| !r.is_empty()),
@@ -473,23 +597,6 @@ fn reused_images(
             ),
         })
         .collect()
-}
-
-/// `--arch`/`--device-type`, when given, must be the fleet's: deploy builds for the fleet.
-fn fleet_agrees(args: &Args, fleet: &str, arch: Arch, device_type: &str) -> anyhow::Result<()> {
-    if let Some(given) = args.build.single_arch()?.filter(|given| *given != arch) {
-        bail!("--arch {given} disagrees with fleet {fleet}, whose architecture is {arch}");
-    }
-    if let Some(given) = args
-        .target
-        .single_device_type()?
-        .filter(|given| *given != device_type)
-    {
-        bail!(
-            "--device-type {given} disagrees with fleet {fleet}, whose device type is {device_type}"
-        );
-    }
-    Ok(())
 }
 
 /// `--release-tag K V` pairs, checked before any work: empty keys and keys with whitespace

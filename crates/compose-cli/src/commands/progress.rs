@@ -19,7 +19,7 @@
 //! | `error` | `service`, `message` |
 //! | `info` | `message` (deploy) |
 //! | `push` | `service`, `location`, `status` (`pushed`/`retrying`/`failed`), `digest`, `size`, `error` (deploy) |
-//! | `summary` | `services`: `[{service, image, id, ok, reused, error?, builder?, moved?, target?}]` (and `release` for deploys), last |
+//! | `summary` | `services`: `[{service, image, id, ok, reused, error?, builder?, moved?, target?}]` (and `release` for deploys: `{fleet, id, commit, status}`; `releases`, one per fleet, for a deploy to several fleets), last |
 
 use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal;
@@ -146,6 +146,13 @@ impl PushProgress {
             self.images
         )
     }
+}
+
+/// The last lines of a deploy (per release), on stdout for `| tail -3`: what was made.
+fn release_lines(release: &Value) {
+    outln!("Release id: {}", release["id"]);
+    outln!("Commit:     {}", release["commit"].as_str().unwrap_or("-"));
+    outln!("Status:     {}", release["status"].as_str().unwrap_or("-"));
 }
 
 /// How often plain output tells the push's progress.
@@ -443,7 +450,8 @@ impl Renderer {
         }
     }
 
-    /// The last word: a table for people, a `summary` event for programs.
+    /// The last word: a table for people, a `summary` event for programs. `release` is a
+    /// deploy's release, or an array of them (a deploy to several fleets).
     pub fn summary(&mut self, outcomes: &[ServiceOutcome], release: Option<Value>) {
         if let Some(bars) = self.bars.take() {
             for bar in self.lines.values() {
@@ -481,8 +489,11 @@ impl Renderer {
                 })
                 .collect();
             let mut summary = json!({"event": "summary", "services": services});
-            if let Some(release) = release {
-                summary["release"] = release;
+            match release {
+                // A deploy to several fleets: one release each.
+                Some(releases @ Value::Array(_)) => summary["releases"] = releases,
+                Some(release) => summary["release"] = release,
+                None => {}
             }
             outln!("{summary}");
             return;
@@ -492,11 +503,15 @@ impl Renderer {
             where_built(outcomes);
         }
         self.failures(outcomes);
-        if let Some(release) = release {
-            // The last lines of a deploy, on stdout for `| tail -3`: what was made.
-            outln!("Release id: {}", release["id"]);
-            outln!("Commit:     {}", release["commit"].as_str().unwrap_or("-"));
-            outln!("Status:     {}", release["status"].as_str().unwrap_or("-"));
+        match release {
+            Some(Value::Array(releases)) => {
+                for release in releases {
+                    outln!("Fleet:      {}", release["fleet"].as_str().unwrap_or("-"));
+                    release_lines(&release);
+                }
+            }
+            Some(release) => release_lines(&release),
+            None => {}
         }
     }
 
