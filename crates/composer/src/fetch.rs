@@ -223,8 +223,14 @@ async fn fetch_delta(
         .timeout(Duration::from_secs(59))
         .build()
         .map_err(retry)?;
-    let token = registry_token(&client, job.image, source, delta, options).await?;
-    let name = delta_image(&client, job.image, source, delta, &token).await?;
+    let request = DeltaRequest {
+        client,
+        delta,
+        image: job.image,
+        source,
+    };
+    let token = request.registry_token(options).await?;
+    let name = request.delta_image(&token).await?;
     let credentials = DockerCredentials {
         registrytoken: Some(token),
         ..DockerCredentials::default()
@@ -267,75 +273,75 @@ fn repository_of(image: &str) -> String {
     }
 }
 
-/// A registry token from the API to pull both `image` and `source` (the device's key
-/// authenticates the request when there is one).
-async fn registry_token(
-    client: &reqwest::Client,
-    image: &str,
-    source: &str,
-    delta: &crate::options::DeltaOptions,
-    options: &Options,
-) -> Result<String, DeltaError> {
-    let registry = registry_of(image).unwrap_or_default();
-    let token_url = format!("{}/auth/v1/token", delta.api_endpoint.trim_end_matches('/'));
-    let mut request = client.get(&token_url).query(&[
-        ("service", registry.to_owned()),
-        ("scope", format!("repository:{}:pull", repository_of(image))),
-        (
-            "scope",
-            format!("repository:{}:pull", repository_of(source)),
-        ),
-    ]);
-    if let Some(key) = &options.api_key {
-        request = request.basic_auth(format!("d_{}", options.device.uuid), Some(key));
-    }
-    let token: Value = request
-        .send()
-        .await
-        .map_err(retry)?
-        .json()
-        .await
-        .map_err(retry)?;
-    token
-        .get("token")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| retry("the API issued no registry token"))
+/// A delta from `source` to `image`, asked of the API and the delta server.
+struct DeltaRequest<'a> {
+    client: reqwest::Client,
+    delta: &'a crate::options::DeltaOptions,
+    image: &'a str,
+    source: &'a str,
 }
 
-/// The name of the delta image from `source` to `image`, asked of the delta server.
-async fn delta_image(
-    client: &reqwest::Client,
-    image: &str,
-    source: &str,
-    delta: &crate::options::DeltaOptions,
-    token: &str,
-) -> Result<String, DeltaError> {
-    let url = format!("{}/api/v3/delta", delta.endpoint.trim_end_matches('/'));
-    let response = client
-        .get(&url)
-        .query(&[("src", source), ("dest", image)])
-        .bearer_auth(token)
-        .send()
-        .await
-        .map_err(retry)?;
-    let status = response.status().as_u16();
-    match status {
-        200 => {}
-        502 | 504 => return Err(retry("the delta is still being generated")),
-        401 => return Err(retry("the delta server refused the token")),
-        400..=499 => {
-            return Err(DeltaError::Fallback(format!(
-                "delta server answered {status}"
-            )));
+impl DeltaRequest<'_> {
+    /// A registry token from the API to pull both `image` and `source` (the device's key
+    /// authenticates the request when there is one).
+    async fn registry_token(&self, options: &Options) -> Result<String, DeltaError> {
+        let (client, delta, image, source) = (&self.client, self.delta, self.image, self.source);
+        let registry = registry_of(image).unwrap_or_default();
+        let token_url = format!("{}/auth/v1/token", delta.api_endpoint.trim_end_matches('/'));
+        let mut request = client.get(&token_url).query(&[
+            ("service", registry.to_owned()),
+            ("scope", format!("repository:{}:pull", repository_of(image))),
+            (
+                "scope",
+                format!("repository:{}:pull", repository_of(source)),
+            ),
+        ]);
+        if let Some(key) = &options.api_key {
+            request = request.basic_auth(format!("d_{}", options.device.uuid), Some(key));
         }
-        _ => return Err(retry(format!("delta server answered {status}"))),
+        let token: Value = request
+            .send()
+            .await
+            .map_err(retry)?
+            .json()
+            .await
+            .map_err(retry)?;
+        token
+            .get("token")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| retry("the API issued no registry token"))
     }
-    let body: Value = response.json().await.map_err(retry)?;
-    body.get("name")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| DeltaError::Fallback("the delta server named no image".to_owned()))
+
+    /// The name of the delta image from `source` to `image`, asked of the delta server.
+    async fn delta_image(&self, token: &str) -> Result<String, DeltaError> {
+        let (client, delta, image, source) = (&self.client, self.delta, self.image, self.source);
+        let url = format!("{}/api/v3/delta", delta.endpoint.trim_end_matches('/'));
+        let response = client
+            .get(&url)
+            .query(&[("src", source), ("dest", image)])
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(retry)?;
+        let status = response.status().as_u16();
+        match status {
+            200 => {}
+            502 | 504 => return Err(retry("the delta is still being generated")),
+            401 => return Err(retry("the delta server refused the token")),
+            400..=499 => {
+                return Err(DeltaError::Fallback(format!(
+                    "delta server answered {status}"
+                )));
+            }
+            _ => return Err(retry(format!("delta server answered {status}"))),
+        }
+        let body: Value = response.json().await.map_err(retry)?;
+        body.get("name")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| DeltaError::Fallback("the delta server named no image".to_owned()))
+    }
 }
 
 /// Tags the image the engine rebuilt from delta `name` as `image`; returns its id.

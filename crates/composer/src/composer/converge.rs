@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tokio_util::sync::CancellationToken;
 
 use super::Composer;
+use super::execute::Batch;
 use crate::engine;
 use crate::error::{Error, Result};
 use crate::events::Event;
@@ -202,10 +203,14 @@ impl Composer {
             .iter()
             .filter_map(|s| Some((s.name.clone(), s.container_id.clone()?)))
             .collect();
+        let batch = Batch {
+            current,
+            container_ids: &container_ids,
+            kind,
+            cancel,
+        };
         let steps: Vec<Step> = steps.into_iter().filter(|s| *s != Step::Noop).collect();
-        let runs = steps
-            .iter()
-            .map(|s| self.execute(s, current, &container_ids, kind, cancel));
+        let runs = steps.iter().map(|s| self.execute(s, &batch));
         let results = futures::future::join_all(runs).await;
         let mut first_error = None;
         for (step, r) in steps.iter().zip(results) {

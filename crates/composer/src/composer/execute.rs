@@ -13,6 +13,17 @@ use crate::fetch::{self, EngineKind};
 use crate::model::AppState;
 use crate::planner::Step;
 
+/// What the steps of one batch run against.
+#[derive(Clone, Copy)]
+pub(super) struct Batch<'a> {
+    /// The app as it was when the batch was planned.
+    pub current: &'a AppState,
+    /// Container ids by service name (for `service:X` network modes).
+    pub container_ids: &'a HashMap<String, String>,
+    pub kind: EngineKind,
+    pub cancel: &'a CancellationToken,
+}
+
 impl Composer {
     pub(super) fn started(&self, step: &Step) {
         self.emitter.emit(Event::StepStarted {
@@ -37,18 +48,9 @@ impl Composer {
     }
 
     /// Runs `step`, announcing its start and its end or failure.
-    pub(super) async fn execute(
-        &self,
-        step: &Step,
-        current: &AppState,
-        container_ids: &HashMap<String, String>,
-        kind: EngineKind,
-        cancel: &CancellationToken,
-    ) -> Result<()> {
+    pub(super) async fn execute(&self, step: &Step, batch: &Batch<'_>) -> Result<()> {
         self.started(step);
-        let result = self
-            .execute_inner(step, current, container_ids, kind, cancel)
-            .await;
+        let result = self.execute_inner(step, batch).await;
         match &result {
             Ok(()) => self.finished(step),
             Err(e) => self.failed(step, e),
@@ -56,14 +58,13 @@ impl Composer {
         result
     }
 
-    async fn execute_inner(
-        &self,
-        step: &Step,
-        current: &AppState,
-        container_ids: &HashMap<String, String>,
-        kind: EngineKind,
-        cancel: &CancellationToken,
-    ) -> Result<()> {
+    async fn execute_inner(&self, step: &Step, batch: &Batch<'_>) -> Result<()> {
+        let Batch {
+            current,
+            container_ids,
+            kind,
+            cancel,
+        } = *batch;
         let d = &self.docker;
         let device = &self.options.device;
         let lock_dir = |s: &str| self.locks.service_dir(current.app_id, s);

@@ -112,6 +112,11 @@ impl Source<'_> {
         }
     }
 
+    /// The value of `key` parsed by `parse`, when the composition has the key.
+    fn parsed<T>(&self, key: &str, parse: fn(&Value) -> Result<T, String>) -> Result<Option<T>> {
+        self.get(key).map(parse).transpose().map_err(self.err(key))
+    }
+
     /// The string list of `key`.
     fn list(&self, key: &str) -> Result<Vec<String>> {
         string_list(self.get(key)).map_err(self.err(key))
@@ -200,18 +205,18 @@ fn image(s: &Source<'_>, d: &mut Draft) -> Result<()> {
 }
 
 fn command(s: &Source<'_>, d: &mut Draft) -> Result<()> {
-    d.config.command = match s.get("command") {
-        Some(v) => string_or_argv(v).map_err(s.err("command"))?,
-        None => s.image_field(|c| c.cmd.clone()).unwrap_or_default(),
-    };
+    d.config.command = s
+        .parsed("command", string_or_argv)?
+        .or_else(|| s.image_field(|c| c.cmd.clone()))
+        .unwrap_or_default();
     Ok(())
 }
 
 fn entrypoint(s: &Source<'_>, d: &mut Draft) -> Result<()> {
-    d.config.entrypoint = match s.get("entrypoint") {
-        Some(v) => string_or_argv(v).map_err(s.err("entrypoint"))?,
-        None => s.image_field(|c| c.entrypoint.clone()).unwrap_or_default(),
-    };
+    d.config.entrypoint = s
+        .parsed("entrypoint", string_or_argv)?
+        .or_else(|| s.image_field(|c| c.entrypoint.clone()))
+        .unwrap_or_default();
     Ok(())
 }
 
@@ -222,9 +227,7 @@ fn service_labels(s: &Source<'_>, d: &mut Draft) -> Result<()> {
         .unwrap_or_default()
         .into_iter()
         .collect();
-    if let Some(v) = s.get("labels") {
-        label_map.extend(key_values(v).map_err(s.err("labels"))?);
-    }
+    label_map.extend(s.parsed("labels", key_values)?.unwrap_or_default());
     label_map.extend(s.svc.labels.clone());
     let mut label_map = normalise_labels(label_map);
     for (k, v) in [
@@ -246,9 +249,7 @@ fn environment(s: &Source<'_>, d: &mut Draft) -> Result<()> {
     let mut env = env_map(s.image_field(|c| c.env.clone()).unwrap_or_default().iter());
     env.extend(default_env(s.name, s.app));
     features(s.app, &mut env, d);
-    if let Some(v) = s.get("environment") {
-        env.extend(key_values(v).map_err(s.err("environment"))?);
-    }
+    env.extend(s.parsed("environment", key_values)?.unwrap_or_default());
     env.extend(s.svc.environment.clone());
     if let Some(k) = env.keys().find(|k| !is_env_name(k)) {
         return Err(s.err("environment")(format!("invalid variable name {k:?}")));
@@ -258,10 +259,7 @@ fn environment(s: &Source<'_>, d: &mut Draft) -> Result<()> {
 }
 
 fn ports(s: &Source<'_>, d: &mut Draft) -> Result<()> {
-    d.config.ports = match s.get("ports") {
-        Some(v) => parse_ports(v).map_err(s.err("ports"))?,
-        None => Vec::new(),
-    };
+    d.config.ports = s.parsed("ports", parse_ports)?.unwrap_or_default();
     Ok(())
 }
 
@@ -387,10 +385,7 @@ fn group_add(s: &Source<'_>, d: &mut Draft) -> Result<()> {
 }
 
 fn sysctls(s: &Source<'_>, d: &mut Draft) -> Result<()> {
-    d.config.sysctls = match s.get("sysctls") {
-        Some(v) => key_values(v).map_err(s.err("sysctls"))?,
-        None => BTreeMap::new(),
-    };
+    d.config.sysctls = s.parsed("sysctls", key_values)?.unwrap_or_default();
     Ok(())
 }
 
@@ -431,10 +426,9 @@ fn stop_signal(s: &Source<'_>, d: &mut Draft) -> Result<()> {
 }
 
 fn stop_grace_period(s: &Source<'_>, d: &mut Draft) -> Result<()> {
-    d.config.stop_grace_period = match s.get("stop_grace_period") {
-        Some(v) => parse_duration_secs(v).map_err(s.err("stop_grace_period"))?,
-        None => 10,
-    };
+    d.config.stop_grace_period = s
+        .parsed("stop_grace_period", parse_duration_secs)?
+        .unwrap_or(10);
     Ok(())
 }
 
