@@ -127,7 +127,7 @@ impl RegistrySecrets {
 
     /// Parses and validates YAML text; the error is the bare message.
     pub fn parse_yaml(text: &str) -> std::result::Result<Self, String> {
-        let value = parse::yaml_value(text)?;
+        let value = parse::yaml_value(text).map_err(|e| e.to_string())?;
         Self::validate(&value)
     }
 

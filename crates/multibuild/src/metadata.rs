@@ -83,7 +83,7 @@ impl BuildMetadata {
         let value = if file.ends_with(".json") {
             serde_json::from_str::<Value>(text).map_err(|e| invalid(e.to_string()))?
         } else {
-            parse::yaml_value(text).map_err(invalid)?
+            parse::yaml_value(text).map_err(|e| invalid(e.to_string()))?
         };
         let root = match &value {
             Value::Object(map) => map,

@@ -198,7 +198,7 @@ pub fn read_builders_file(file: &str, text: &str) -> Result<Vec<BuilderSpec>, Po
         file: file.to_owned(),
         message,
     };
-    let value = parse::yaml_value(text).map_err(invalid)?;
+    let value = parse::yaml_value(text).map_err(|e| invalid(e.to_string()))?;
     match &value {
         Value::Null => Ok(Vec::new()),
         Value::Array(_) => builder_list(&value, &parse::yaml_item_lines(text, None)),
