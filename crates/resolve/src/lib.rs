@@ -33,10 +33,7 @@
 //! ```
 #![deny(missing_docs)]
 
-mod arch;
 mod context;
-mod device_type;
-mod device_type_table;
 mod path;
 mod select;
 
@@ -44,9 +41,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 
-pub use arch::{Arch, UnknownArch};
 pub use context::ContextFiles;
-pub use device_type::{DeviceType, Target, TargetError, UnknownDeviceType};
+/// The platform types `resolve` always exposed, now defined in the `platform` crate.
+pub use platform::{Arch, DeviceType, Target, TargetError, UnknownArch, UnknownDeviceType};
 pub use select::{Selection, select};
 
 /// What to resolve for.

@@ -21,7 +21,8 @@ pub enum Arch {
 /// A string that names none of [`Arch::ALL`] (by slug or an unambiguous alias).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown architecture \"{given}\": valid architectures are amd64, aarch64, armv7hf, i386, rpi{}",
+    "unknown architecture \"{given}\": valid architectures are {}{}",
+    Arch::slugs(),
     did_you_mean(suggestion.as_deref())
 )]
 pub struct UnknownArch {
@@ -80,6 +81,17 @@ impl Arch {
             Arch::I386 => "i386",
             Arch::Rpi => "rpi",
         }
+    }
+
+    /// The architecture whose slug is exactly `slug` (no aliases, case-sensitive), as balena's
+    /// `arch.sw` contract values name them.
+    pub fn from_slug(slug: &str) -> Option<Arch> {
+        Arch::ALL.into_iter().find(|a| a.slug() == slug)
+    }
+
+    /// Every slug, in [`Arch::ALL`]'s order, joined by `", "`.
+    pub fn slugs() -> String {
+        Arch::ALL.map(Arch::slug).join(", ")
     }
 
     /// The Docker platform string (`"linux/arm64"`).
@@ -159,7 +171,7 @@ impl FromStr for Arch {
     /// A slug, or one of [`ALIASES`] (case-insensitive).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let lower = s.to_ascii_lowercase();
-        let by_slug = Arch::ALL.into_iter().find(|a| a.slug() == lower);
+        let by_slug = Arch::from_slug(&lower);
         let by_alias = || {
             ALIASES
                 .iter()
@@ -225,6 +237,16 @@ mod tests {
         assert!(err.contains("did you mean aarch64?"), "{err}");
         let err = "arm".parse::<Arch>().unwrap_err().to_string();
         assert!(err.contains("did you mean armv7hf or rpi?"), "{err}");
+    }
+
+    #[test]
+    fn from_slug_takes_exact_slugs_only() {
+        for a in Arch::ALL {
+            assert_eq!(Arch::from_slug(a.slug()), Some(a));
+        }
+        assert_eq!(Arch::from_slug("arm64"), None);
+        assert_eq!(Arch::from_slug("AMD64"), None);
+        assert_eq!(Arch::slugs(), "amd64, aarch64, armv7hf, i386, rpi");
     }
 
     #[test]
