@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use emulate::{TransposeOptions, transpose};
-use resolve::Arch;
+use platform::Arch;
 
 const SERVICE: &str = "FROM balenalib/raspberrypi4-64-debian:bookworm\n\
 WORKDIR /usr/src/app\n\

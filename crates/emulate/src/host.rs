@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use resolve::Arch;
+use platform::Arch;
 
 use crate::{Error, TransposeOptions};
 

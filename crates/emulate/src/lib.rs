@@ -16,7 +16,7 @@
 //!
 //! ```
 //! use emulate::{BuildOutput, TransposeOptions, transpose};
-//! use resolve::Arch;
+//! use platform::Arch;
 //!
 //! let opts = TransposeOptions::new(Arch::Aarch64);
 //! let dockerfile = "# syntax=docker/dockerfile:1\nFROM local/aarch64-busybox\nRUN uname -m > /arch\n";
@@ -47,7 +47,7 @@ mod lexer;
 mod output;
 mod transpose;
 
-use resolve::Arch;
+use platform::Arch;
 
 pub use host::{
     Emulation, binfmt_registered, binfmt_registered_in, choose_emulation, choose_emulation_with,

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use resolve::Arch;
+use platform::Arch;
 
 use crate::{Error, TransposeOptions};
 

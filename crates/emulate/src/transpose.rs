@@ -22,7 +22,7 @@ const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
 ///
 /// ```
 /// use emulate::{TransposeOptions, transpose};
-/// use resolve::Arch;
+/// use platform::Arch;
 ///
 /// let opts = TransposeOptions::new(Arch::Aarch64);
 /// let out = transpose("FROM alpine\nRUN [\"/bin/echo\", \"é\"]\n", &opts)?;
@@ -403,7 +403,7 @@ mod secret_mount_tests {
 
     #[test]
     fn transposed_runs_keep_the_mounts() {
-        let opts = TransposeOptions::new(resolve::Arch::Aarch64);
+        let opts = TransposeOptions::new(platform::Arch::Aarch64);
         let mounted = add_secret_mounts("FROM a\nRUN cat /run/secrets/s\n", &["s"]).unwrap();
         let out = transpose(&mounted, &opts).unwrap();
         assert!(

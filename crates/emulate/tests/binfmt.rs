@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use emulate::{Emulation, binfmt_registered, choose_emulation};
-use resolve::Arch;
+use platform::Arch;
 
 const BINFMT: &str = "/proc/sys/fs/binfmt_misc";
 const CONF: &str = "/usr/lib/binfmt.d/qemu-aarch64.conf";

@@ -13,7 +13,7 @@ mod common;
 use emulate::{
     BuildOutput, Emulation, Error, TransposeOptions, choose_emulation, host_qemu, transpose,
 };
-use resolve::Arch;
+use platform::Arch;
 
 /// A context with `dockerfile` transposed for aarch64 and Debian's qemu in it.
 fn emulated_context(dockerfile: &str) -> (Vec<u8>, TransposeOptions) {

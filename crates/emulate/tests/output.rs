@@ -5,7 +5,7 @@ use emulate::{
     BuildOutput, Error, TransposeOptions, filter_error_message, filter_line, is_exec_format_error,
     transpose,
 };
-use resolve::Arch;
+use platform::Arch;
 
 fn arm_opts() -> TransposeOptions {
     TransposeOptions {

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use emulate::{Error, TransposeOptions, transpose};
-use resolve::Arch;
+use platform::Arch;
 
 /// The reference tests' options: `hostQemu` in the context, `containerQemu` in the image, and
 /// (as the reference always did) `-execve`.
@@ -106,7 +106,7 @@ fn a_stage_from_an_earlier_stage_gets_no_second_copy() {
 /// into no stage; the `RUN`'s own flags are kept after the mount.
 #[test]
 fn bind_mount_puts_qemu_in_no_layer() {
-    let mut opts = TransposeOptions::new(resolve::Arch::Aarch64);
+    let mut opts = TransposeOptions::new(platform::Arch::Aarch64);
     opts.bind_mount = true;
     let out = transpose(
         "FROM a\nRUN --network=none echo hi\nRUN [\"/bin/true\"]\n",

@@ -25,7 +25,7 @@ use std::io::{self, Write};
 
 use bollard::Docker;
 use indexmap::IndexMap;
-use resolve::Arch;
+use platform::Arch;
 
 use crate::plan::BuildTask;
 

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use context::{ContextOptions, IgnoreMode, Override, Project};
 use emulate::Emulation;
 use indexmap::IndexMap;
-use resolve::{Arch, ContextFiles, Params, Resolved};
+use platform::Arch;
+use resolve::{ContextFiles, Params, Resolved};
 
 use crate::Error;
 use crate::metadata::BuildMetadata;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bollard::Docker;
 use futures::future::join_all;
-use resolve::Arch;
+use platform::Arch;
 use serde_json::Value;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bollard::Docker;
 use emulate::{BuildOutput, Emulation};
 use futures::future::join_all;
-use resolve::Arch;
+use platform::Arch;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
