@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use bollard::Docker;
-use resolve::{Arch, Target};
+use platform::{Arch, Target};
 use tokio::sync::mpsc;
 
 use super::output::errln;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use futures::future::join_all;
 use multibuild::pool::{self, Builder, BuilderSpec};
-use resolve::Target;
+use platform::Target;
 use tokio::sync::mpsc;
 
 use super::build::{Args, BuildArgs, Finished};

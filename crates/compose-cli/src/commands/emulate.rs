@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use context::{Override, Project};
 use emulate::TransposeOptions;
-use resolve::Arch;
+use platform::Arch;
 
 use super::output::{Stdout, write_output};
 use super::project;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use emulate::Emulation;
-use resolve::{Arch, Target};
+use platform::{Arch, Target};
 
 /// The project and how to read it.
 #[derive(Debug, Clone, clap::Args)]
@@ -157,16 +157,16 @@ pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// A device type: a slug or alias of balena's device-type table (`resolve::DeviceType`, the
+/// A device type: a slug or alias of balena's device-type table (`platform::DeviceType`, the
 /// one place device types are validated), given back as its slug. An unknown one is an
 /// error naming the closest slugs.
 pub fn parse_device_type(s: &str) -> Result<String, String> {
-    resolve::DeviceType::find(s)
+    platform::DeviceType::find(s)
         .map(|found| found.slug.to_owned())
         .map_err(|e| e.to_string())
 }
 
-/// The target `--arch` and `--device-type` name together (see `resolve::Target::from_flags`):
+/// The target `--arch` and `--device-type` name together (see `platform::Target::from_flags`):
 /// `None` when neither is given.
 pub fn target(arch: Option<Arch>, args: &TargetArgs) -> anyhow::Result<Option<Target>> {
     Ok(Target::from_flags(arch, args.single_device_type()?)?)
