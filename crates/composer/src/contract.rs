@@ -2,6 +2,7 @@
 //! list): what a service needs from the device.
 
 use nodejs_semver::{Range, Version};
+use platform::Arch;
 use serde_json::Value;
 
 use crate::options::DeviceFacts;
@@ -113,10 +114,11 @@ pub fn check(req: &Requirement, device: &DeviceFacts) -> Result<(), String> {
             }
         }
         "arch.sw" => {
-            if req.value == device.arch {
+            let arch = device.arch.map_or("", Arch::slug);
+            if device.arch.is_some() && req.value == arch {
                 Ok(())
             } else {
-                Err(format!("the device architecture is {:?}", device.arch))
+                Err(format!("the device architecture is {arch:?}"))
             }
         }
         other => Err(format!("unknown requirement type {other:?}")),
@@ -132,7 +134,7 @@ mod tests {
     fn device() -> DeviceFacts {
         DeviceFacts {
             device_type: "raspberrypi4-64".into(),
-            arch: "aarch64".into(),
+            arch: Some(Arch::Aarch64),
             os_version: Some("balenaOS 2.88.4+rev1".into()),
             supervisor_version: Some("14.0.0".into()),
             ..DeviceFacts::default()
@@ -186,6 +188,20 @@ mod tests {
         assert_eq!(reqs.len(), 2);
         let results: Vec<bool> = reqs.iter().map(|r| check(r, &device()).is_ok()).collect();
         assert_eq!(results, vec![true, false], "{reqs:?}");
+    }
+
+    #[test]
+    fn arch_requirements_need_the_device_arch() {
+        let arch = |slug| service(&[("io.balena.features.requires.arch.sw", slug)], None);
+        assert!(check(&requirements(&arch("aarch64"))[0], &device()).is_ok());
+        let err = check(&requirements(&arch("amd64"))[0], &device()).unwrap_err();
+        assert!(err.contains("\"aarch64\""), "{err}");
+        let unknown = DeviceFacts {
+            arch: None,
+            ..device()
+        };
+        assert!(check(&requirements(&arch("aarch64"))[0], &unknown).is_err());
+        assert!(check(&requirements(&arch(""))[0], &unknown).is_err());
     }
 
     #[test]

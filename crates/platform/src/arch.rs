@@ -254,6 +254,17 @@ mod tests {
         assert_eq!(Arch::from_docker("arm64"), Some(Arch::Aarch64));
         assert_eq!(Arch::from_docker("x86_64"), Some(Arch::Amd64));
         assert_eq!(Arch::from_docker("mips"), None);
+        // What an engine's `Architecture` (`uname -m`) reports on each of balena's devices.
+        for (uname, arch) in [
+            ("x86_64", Arch::Amd64),
+            ("aarch64", Arch::Aarch64),
+            ("armv7l", Arch::Armv7hf),
+            ("armv6l", Arch::Rpi),
+            ("i686", Arch::I386),
+            ("i386", Arch::I386),
+        ] {
+            assert_eq!(Arch::from_docker(uname), Some(arch), "{uname}");
+        }
         assert!(Arch::I386.runs_natively_on(Arch::Amd64));
         assert!(!Arch::Aarch64.runs_natively_on(Arch::Amd64));
     }

@@ -81,7 +81,7 @@ impl Guard {
         o.device.uuid = "device0".into();
         o.device.name = "test-device".into();
         o.device.device_type = "genericx86-64-ext".into();
-        o.device.arch = "amd64".into();
+        o.device.arch = Some(platform::Arch::Amd64);
         o.device.os_version = Some("balenaOS 2.113.4".into());
         o
     }

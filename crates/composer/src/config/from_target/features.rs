@@ -1,5 +1,6 @@
 //! The environment every service gets and the feature labels (spec §6.4).
 
+use platform::Arch;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -19,7 +20,7 @@ pub(super) fn default_env(service: &str, app: &AppContext<'_>) -> BTreeMap<Strin
             ("SERVICE_NAME", service.to_owned()),
             ("DEVICE_UUID", d.uuid.clone()),
             ("DEVICE_TYPE", d.device_type.clone()),
-            ("DEVICE_ARCH", d.arch.clone()),
+            ("DEVICE_ARCH", d.arch.map_or("", Arch::slug).to_owned()),
             ("HOST_OS_VERSION", d.os_version.clone().unwrap_or_default()),
             ("APP_LOCK_PATH", "/tmp/balena/updates.lock".to_owned()),
         ] {
