@@ -278,6 +278,23 @@ fn up_from_a_file_then_state_then_removal() {
 
 /// The engine reached over ssh (`docker system dial-stdio` through scripts/docker-env's sshd)
 /// runs the release: every request of up, including container start, goes over ssh.
+/// `up --arch` takes what every command's `--arch` takes (`platform::Arch`): a misspelt one
+/// is refused, naming the closest slug, before the engine is touched.
+#[test]
+fn up_refuses_an_unknown_arch() {
+    let g = Guard::new();
+    let target = g.write("target.json", &g.document("rel1", services("a")));
+    let out = g
+        .cmd(&["up", "--target", &target, "--arch", "aarch46"])
+        .assert()
+        .failure();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr);
+    assert!(
+        stderr.contains("\"aarch46\"") && stderr.contains("did you mean aarch64?"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn up_over_ssh_runs_the_release() {
     let g = Guard::new();
