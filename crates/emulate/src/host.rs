@@ -104,7 +104,7 @@ pub fn choose_emulation_with(
         return Ok(Emulation::Native);
     }
     if let Some(path) = qemu_override {
-        let mut options = TransposeOptions::new(target);
+        let mut options = crate::transpose_options(target);
         options.execve = true;
         return Ok(Emulation::Rewrite {
             host_qemu: path.to_owned(),
@@ -116,7 +116,7 @@ pub fn choose_emulation_with(
     }
     Ok(Emulation::Rewrite {
         host_qemu: find_qemu(target)?,
-        options: TransposeOptions::new(target),
+        options: crate::transpose_options(target),
     })
 }
 

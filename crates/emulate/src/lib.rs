@@ -4,23 +4,24 @@
 //! Two ways work (see [`choose_emulation`]):
 //! * **binfmt_misc**: when the host kernel has qemu registered for the target architecture,
 //!   build with the target's platform and an unchanged Dockerfile;
-//! * **the rewrite** ([`transpose`]): copy a static qemu into the build context
-//!   ([`qemu_context_path`]), and rewrite the Dockerfile so each stage copies it in and each
-//!   `RUN` starts under it. Debian's `qemu-user-static` cannot follow an `exec` of another
-//!   foreign program (it has no `-execve`), so a `RUN` that starts one fails with "exec format
-//!   error"; [`BuildOutput`] recognises that and explains the two ways out.
+//! * **the rewrite** ([`dockerfile::transpose`], with [`transpose_options`]): copy a static qemu
+//!   into the build context ([`qemu_context_path`]), and rewrite the Dockerfile so each stage
+//!   copies it in and each `RUN` starts under it. Debian's `qemu-user-static` cannot follow an
+//!   `exec` of another foreign program (it has no `-execve`), so a `RUN` that starts one fails
+//!   with "exec format error"; [`BuildOutput`] recognises that and explains the two ways out.
 //!
-//! [`filter_line`] shows the builder's `Step N/M : RUN` lines as the user wrote them.
-//! [`add_secret_mounts`] (not about emulation, but the same lexer) gives every `RUN` a
-//! BuildKit secret mount, for build secrets.
+//! This crate is qemu on the build host: finding it ([`host_qemu`]), its binfmt_misc
+//! registrations ([`binfmt`]), the choice between the ways above, and the build's output:
+//! [`filter_line`] shows the builder's `Step N/M : RUN` lines as the user wrote them. The
+//! Dockerfile's text is the `dockerfile` crate's.
 //!
 //! ```
-//! use emulate::{BuildOutput, TransposeOptions, transpose};
+//! use emulate::{BuildOutput, transpose_options};
 //! use resolve::Arch;
 //!
-//! let opts = TransposeOptions::new(Arch::Aarch64);
-//! let dockerfile = "# syntax=docker/dockerfile:1\nFROM local/aarch64-busybox\nRUN uname -m > /arch\n";
-//! let out = transpose(dockerfile, &opts)?;
+//! let opts = transpose_options(Arch::Aarch64);
+//! let text = "# syntax=docker/dockerfile:1\nFROM local/aarch64-busybox\nRUN uname -m > /arch\n";
+//! let out = dockerfile::transpose(text, &opts)?;
 //! assert_eq!(
 //!     out,
 //!     "# syntax=docker/dockerfile:1\n\
@@ -37,18 +38,19 @@
 //! output.line("/bin/sh: /bin/uname: Exec format error");
 //! let err = output.explain_failure("The command '/usr/bin/qemu-aarch64-static /bin/sh -c uname -m > /arch' returned a non-zero code: 126");
 //! assert!(err.unwrap().to_string().contains("binfmt_misc"));
-//! # Ok::<(), emulate::Error>(())
+//! # Ok::<(), dockerfile::SyntaxError>(())
 //! ```
 #![deny(missing_docs)]
 
 pub mod binfmt;
 mod host;
-mod lexer;
 mod output;
-mod transpose;
 
 use resolve::Arch;
 
+/// How [`dockerfile::transpose`] rewrites a Dockerfile (re-exported: [`Emulation::Rewrite`]
+/// carries one).
+pub use dockerfile::TransposeOptions;
 pub use host::{
     Emulation, binfmt_registered, binfmt_registered_in, choose_emulation, choose_emulation_with,
     host_arch, host_qemu, host_qemu_in, qemu_binary_name,
@@ -57,94 +59,23 @@ pub use output::{
     BuildOutput, filter_error_message, filter_line, foreign_exec_error, is_exec_format_error,
     is_platform_mismatch_warning,
 };
-pub use transpose::{add_secret_mounts, pin_build_platform, transpose};
 
-/// How [`transpose`] rewrites a Dockerfile.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransposeOptions {
-    /// Where qemu is in the build context, relative to its root (the source of the inserted
-    /// `COPY`). Default: [`qemu_context_path`].
-    pub context_qemu_path: String,
-    /// Where qemu goes inside the image (the `COPY` destination, and the program every `RUN`
-    /// starts). Default: `/usr/bin/qemu-<qemu arch>-static`.
-    pub qemu_path: String,
-    /// Pass `-execve` to qemu, so it also emulates the programs a `RUN` starts. Only balena's
-    /// qemu (given with `--qemu PATH`) understands it; Debian's rejects it.
-    pub execve: bool,
-    /// Mount qemu into each `RUN` from the context (`RUN --mount=type=bind,…`, BuildKit only)
-    /// instead of copying it into each stage: no layer of the result holds it.
-    pub bind_mount: bool,
-}
-
-impl TransposeOptions {
-    /// The defaults for `arch`: Debian's qemu, from [`qemu_context_path`] to
-    /// `/usr/bin/qemu-<qemu arch>-static`, without `-execve`.
-    pub fn new(arch: Arch) -> Self {
-        TransposeOptions {
-            context_qemu_path: qemu_context_path(arch),
-            qemu_path: format!("/usr/bin/{}", qemu_binary_name(arch)),
-            execve: false,
-            bind_mount: false,
-        }
-    }
-
-    /// The `RUN` flag that mounts qemu from the context, for [`TransposeOptions::bind_mount`].
-    pub fn qemu_mount_flag(&self) -> String {
-        format!(
-            "--mount=type=bind,source={},target={}",
-            self.context_qemu_path, self.qemu_path
-        )
-    }
+/// The [`TransposeOptions`] for `arch` with Debian's qemu: from [`qemu_context_path`] in the
+/// context to `/usr/bin/qemu-<qemu arch>-static` in the image, without `-execve`.
+pub fn transpose_options(arch: Arch) -> TransposeOptions {
+    TransposeOptions::new(&qemu_binary_name(arch))
 }
 
 /// Where the caller puts the qemu binary in a build context (`.balena/qemu-aarch64-static`),
 /// with mode 0755: the inserted `COPY` keeps the context's mode, and the classic builder has
 /// no `COPY --chmod`.
 pub fn qemu_context_path(arch: Arch) -> String {
-    format!(".balena/{}", qemu_binary_name(arch))
+    transpose_options(arch).context_qemu_path
 }
 
-/// What went wrong while emulating, naming the Dockerfile line, binary or build step.
+/// What went wrong while emulating, naming the binary or build step.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
-    /// `# escape=` with something other than `\` or `` ` ``.
-    #[error("Dockerfile line {line}: invalid escape directive {value:?}: it must be ` or \\")]
-    InvalidEscape {
-        /// The 1-based line.
-        line: usize,
-        /// What was given.
-        value: String,
-    },
-    /// A parser directive given twice.
-    #[error("Dockerfile line {line}: only one {name:?} parser directive can be used")]
-    DuplicateDirective {
-        /// The 1-based line of the second one.
-        line: usize,
-        /// The directive, lower-cased.
-        name: String,
-    },
-    /// A heredoc whose terminator never comes.
-    #[error("Dockerfile line {line}: heredoc <<{name} is not terminated by a line \"{name}\"")]
-    UnterminatedHeredoc {
-        /// The 1-based line of the instruction.
-        line: usize,
-        /// The heredoc delimiter.
-        name: String,
-    },
-    /// `SHELL` without a non-empty JSON array of strings (Docker rejects it too).
-    #[error("Dockerfile line {line}: SHELL requires a JSON array of strings, got {given:?}")]
-    InvalidShell {
-        /// The 1-based line.
-        line: usize,
-        /// The arguments given.
-        given: String,
-    },
-    /// `RUN []`.
-    #[error("Dockerfile line {line}: RUN with an empty exec-form array has nothing to run")]
-    EmptyExec {
-        /// The 1-based line.
-        line: usize,
-    },
     /// No `qemu-<arch>-static` on the host.
     #[error(
         "{binary} (to emulate {arch}) was not found in {searched}: install Debian's \
@@ -219,4 +150,26 @@ pub enum Error {
         /// Whether `-execve` was passed.
         execve: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn default_options_use_debians_qemu_without_execve() {
+        let opts = transpose_options(Arch::Armv7hf);
+        assert_eq!(opts.qemu_path, "/usr/bin/qemu-arm-static");
+        assert_eq!(opts.context_qemu_path, ".balena/qemu-arm-static");
+        assert_eq!(
+            qemu_context_path(Arch::Aarch64),
+            ".balena/qemu-aarch64-static"
+        );
+        assert_eq!(
+            dockerfile::transpose("FROM a\nRUN x", &opts).unwrap(),
+            "FROM a\nCOPY [\".balena/qemu-arm-static\",\"/usr/bin/qemu-arm-static\"]\n\
+             RUN [\"/usr/bin/qemu-arm-static\",\"/bin/sh\",\"-c\",\"x\"]"
+        );
+    }
 }

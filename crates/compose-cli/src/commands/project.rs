@@ -633,7 +633,7 @@ mod tests {
         std::fs::write(qemu.path(), vec![0u8; 2_500_000]).unwrap();
         let rewrite = Emulation::Rewrite {
             host_qemu: qemu.path().to_owned(),
-            options: emulate::TransposeOptions::new(Arch::Aarch64),
+            options: emulate::transpose_options(Arch::Aarch64),
         };
         let classic = rewrite_warnings(&rewrite, false);
         assert_eq!(classic.len(), 2, "{classic:?}");

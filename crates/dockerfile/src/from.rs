@@ -1,4 +1,7 @@
-//! The base images a Dockerfile builds `FROM`, for the platform decision.
+//! The base images a Dockerfile builds `FROM`, for the platform decision and the record of
+//! a build's inputs.
+
+use crate::lexer;
 
 /// The `FROM` images of a (rendered) Dockerfile, in order and without repeats: stage names,
 /// `scratch` and `--flags` left out. Unexpanded `${VAR}` references are kept; looking them up
@@ -65,24 +68,13 @@ struct FromLine {
     platform: bool,
 }
 
-/// The logical lines (continuations joined, comments and blank lines dropped) of a Dockerfile.
+/// The logical lines of a Dockerfile as the one lexer reads them: continuations joined with
+/// its escape character, comment lines and heredoc bodies left out. None when it cannot be
+/// read: the build then says why.
 fn instructions(dockerfile: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut logical = String::new();
-    for line in dockerfile.lines() {
-        let trimmed = line.trim();
-        if logical.is_empty() && (trimmed.is_empty() || trimmed.starts_with('#')) {
-            continue;
-        }
-        if let Some(head) = trimmed.strip_suffix('\\') {
-            logical.push_str(head);
-            logical.push(' ');
-            continue;
-        }
-        logical.push_str(trimmed);
-        out.push(std::mem::take(&mut logical));
-    }
-    out
+    lexer::lex(dockerfile)
+        .map(|lexed| lexed.instructions.into_iter().map(|i| i.logical).collect())
+        .unwrap_or_default()
 }
 
 /// Every `FROM` of a Dockerfile, in order.
@@ -188,6 +180,23 @@ mod tests {
             base_images(dockerfile),
             ["$BASE:${TAG}", "golang", "${MISSING}"]
         );
+    }
+
+    #[test]
+    fn heredoc_bodies_and_the_escape_directive_are_read_as_docker_does() {
+        // A line-joiner that knows only `\\` took the heredoc's body line for a FROM.
+        let heredoc = "FROM local/busybox AS base\nRUN <<EOF\nFROM evil\nEOF\nFROM base\n";
+        assert_eq!(base_images(heredoc), ["local/busybox"]);
+        // With `# escape=\``, a backquote continues the line (and a backslash does not).
+        let escaped =
+            "# escape=`\nFROM --platform=linux/arm64 `\n  debian:11 AS x\nFROM c:\\\nFROM x\n";
+        assert_eq!(base_images(escaped), ["debian:11", "c:\\"]);
+        assert_eq!(target_base_images(escaped, |_| None), ["c:\\"]);
+    }
+
+    #[test]
+    fn an_unreadable_dockerfile_has_no_base_images() {
+        assert!(base_images("# escape=x\nFROM alpine\n").is_empty());
     }
 
     #[test]
