@@ -43,17 +43,21 @@
 #![deny(missing_docs)]
 
 pub mod binfmt;
+mod choice;
 mod host;
 mod output;
 
 use resolve::Arch;
 
+pub use choice::{
+    Daemon, Emulation, Mode, Request, build_emulation, choose_emulation, choose_emulation_with,
+    resolve_emulation,
+};
 /// How [`dockerfile::transpose`] rewrites a Dockerfile (re-exported: [`Emulation::Rewrite`]
 /// carries one).
 pub use dockerfile::TransposeOptions;
 pub use host::{
-    Emulation, binfmt_registered, binfmt_registered_in, choose_emulation, choose_emulation_with,
-    host_arch, host_qemu, host_qemu_in, qemu_binary_name,
+    binfmt_registered, binfmt_registered_in, host_arch, host_qemu, host_qemu_in, qemu_binary_name,
 };
 pub use output::{
     BuildOutput, filter_error_message, filter_line, foreign_exec_error, is_exec_format_error,
@@ -88,6 +92,41 @@ pub enum Error {
         binary: String,
         /// The directories searched, `:`-separated.
         searched: String,
+    },
+    /// `resolve` asked for `--emulation binfmt`, which a context written for any daemon
+    /// cannot use.
+    #[error(
+        "resolve writes contexts for any daemon: --emulation binfmt does not apply; use --emulated or --emulation rewrite"
+    )]
+    BinfmtForResolve,
+    /// `--qemu` (the rewrite's qemu) with `--emulation binfmt`.
+    #[error("--qemu is the qemu of the rewrite: it cannot be used with --emulation binfmt")]
+    QemuWithBinfmt,
+    /// `--emulation binfmt`, but the daemon does not run the target through binfmt_misc.
+    #[error(
+        "--emulation binfmt: the Docker daemon does not run {target} programs through binfmt_misc (no registration of qemu-{qemu_arch} with the F flag on its machine, or it is a remote daemon): run `sudo balena-compose emulation setup --arch {target}` on the daemon's machine, or use --emulation rewrite",
+        qemu_arch = target.qemu_arch()
+    )]
+    BinfmtNotRegistered {
+        /// The target architecture.
+        target: Arch,
+    },
+    /// A foreign target without emulation asked for, on a daemon that cannot run it.
+    #[error(
+        "the Docker daemon ({daemon}) cannot run {target} build steps: {why}. Add --emulated to run them under qemu, register qemu for {target} in binfmt_misc on the daemon's machine (`sudo balena-compose emulation setup` there, with Debian's qemu-user-static installed), or build on a {target} daemon (--docker-host)",
+        why = if *local {
+            format!("this machine has no binfmt_misc registration for {}", qemu_binary_name(*target))
+        } else {
+            "it is a remote daemon".to_owned()
+        }
+    )]
+    DaemonCannotRun {
+        /// The target architecture.
+        target: Arch,
+        /// The daemon's architecture.
+        daemon: Arch,
+        /// Whether the daemon runs on this machine.
+        local: bool,
     },
     /// binfmt_misc needs root.
     #[error("{doing} needs root: run the command as root (sudo)")]
