@@ -57,21 +57,38 @@ pub fn choose_emulation_with(
     if target.runs_natively_on(host) {
         return Ok(Emulation::Native);
     }
-    if let Some(path) = qemu_override {
-        let mut options = crate::transpose_options(target);
-        options.execve = true;
-        return Ok(Emulation::Rewrite {
-            host_qemu: path.to_owned(),
-            options,
-        });
-    }
-    if binfmt(target) {
+    if qemu_override.is_none() && binfmt(target) {
         return Ok(Emulation::Binfmt);
     }
-    Ok(Emulation::Rewrite {
-        host_qemu: find_qemu(target)?,
-        options: crate::transpose_options(target),
-    })
+    let (host_qemu, options) = rewrite_with(target, qemu_override, find_qemu)?;
+    Ok(Emulation::Rewrite { host_qemu, options })
+}
+
+/// The rewrite's qemu for `target` and how to transpose with it: with `qemu_override`
+/// (`--qemu PATH`) that qemu, with `-execve` (the reason to pass one is an `-execve`-capable
+/// qemu such as balena's); otherwise the host's `qemu-<arch>-static` ([`crate::host_qemu`]),
+/// without.
+pub fn rewrite(
+    target: Arch,
+    qemu_override: Option<&Path>,
+) -> Result<(PathBuf, TransposeOptions), Error> {
+    rewrite_with(target, qemu_override, crate::host_qemu)
+}
+
+/// [`rewrite`] with the host's qemu found by `find_qemu`.
+fn rewrite_with(
+    target: Arch,
+    qemu_override: Option<&Path>,
+    find_qemu: impl Fn(Arch) -> Result<PathBuf, Error>,
+) -> Result<(PathBuf, TransposeOptions), Error> {
+    let mut options = crate::transpose_options(target);
+    match qemu_override {
+        Some(path) => {
+            options.execve = true;
+            Ok((path.to_owned(), options))
+        }
+        None => Ok((find_qemu(target)?, options)),
+    }
 }
 
 /// How the user asked to emulate (`--emulation`).
@@ -185,6 +202,15 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
+    const LOCAL: Daemon = Daemon {
+        arch: Arch::Amd64,
+        local: true,
+    };
+    const REMOTE: Daemon = Daemon {
+        arch: Arch::Amd64,
+        local: false,
+    };
+
     fn no_qemu(arch: Arch) -> Result<PathBuf, Error> {
         crate::host_qemu_in(arch, &[])
     }
@@ -222,17 +248,40 @@ mod tests {
     }
 
     #[test]
+    fn foreign_build_goes_ahead_only_where_the_daemon_runs_it() {
+        let (local, remote) = (LOCAL, REMOTE);
+        let arm = Daemon {
+            arch: Arch::Aarch64,
+            local: false,
+        };
+        let registered = |_: Arch| true;
+        let none = |_: Arch| false;
+        let plain = Request::default();
+        let build = |t, d, b: &dyn Fn(Arch) -> bool| build_emulation(t, d, plain, b);
+        assert_eq!(build(Arch::Aarch64, arm, &none).unwrap(), Emulation::Native);
+        assert_eq!(build(Arch::I386, local, &none).unwrap(), Emulation::Native);
+        assert_eq!(
+            build(Arch::Aarch64, local, &registered).unwrap(),
+            Emulation::Binfmt
+        );
+        let err = build(Arch::Aarch64, remote, &registered).unwrap_err();
+        assert!(err.to_string().contains("remote daemon"), "{err}");
+        let err = build(Arch::Aarch64, local, &none).unwrap_err().to_string();
+        assert!(
+            err.contains("add --emulated") || err.contains("Add --emulated"),
+            "{err}"
+        );
+        assert!(
+            err.contains("binfmt_misc") && err.contains("qemu-aarch64-static"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn the_mode_asked_for_is_kept_or_refused_with_its_reason() {
         let qemu = Path::new("/opt/qemu-aarch64-static");
         let ask = |mode, qemu| Request { mode, qemu };
-        let local = Daemon {
-            arch: Arch::Amd64,
-            local: true,
-        };
-        let remote = Daemon {
-            local: false,
-            ..local
-        };
+        let (local, remote) = (LOCAL, REMOTE);
         let registered = |_: Arch| true;
         let unregistered = |_: Arch| false;
         let build = |request, daemon, binfmt: &dyn Fn(Arch) -> bool| {

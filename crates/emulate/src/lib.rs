@@ -51,7 +51,7 @@ use resolve::Arch;
 
 pub use choice::{
     Daemon, Emulation, Mode, Request, build_emulation, choose_emulation, choose_emulation_with,
-    resolve_emulation,
+    resolve_emulation, rewrite,
 };
 /// How [`dockerfile::transpose`] rewrites a Dockerfile (re-exported: [`Emulation::Rewrite`]
 /// carries one).

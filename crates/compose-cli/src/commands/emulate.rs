@@ -60,17 +60,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn emulate_context(args: &Args) -> anyhow::Result<()> {
-    let (host_qemu, options) = match &args.qemu {
-        Some(path) => {
-            let mut options = emulate::transpose_options(args.arch);
-            options.execve = true;
-            (path.clone(), options)
-        }
-        None => (
-            emulate::host_qemu(args.arch)?,
-            emulate::transpose_options(args.arch),
-        ),
-    };
+    let (host_qemu, options) = emulate::rewrite(args.arch, args.qemu.as_deref())?;
     if !host_qemu.is_file() {
         bail!("the qemu binary {} is not a file", host_qemu.display());
     }

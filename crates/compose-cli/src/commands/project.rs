@@ -534,43 +534,6 @@ mod tests {
     }
 
     #[test]
-    fn foreign_build_goes_ahead_only_where_the_daemon_runs_it() {
-        let local = Daemon {
-            arch: Arch::Amd64,
-            local: true,
-        };
-        let remote = Daemon {
-            local: false,
-            ..local
-        };
-        let arm = Daemon {
-            arch: Arch::Aarch64,
-            local: false,
-        };
-        let registered = |_: Arch| true;
-        let none = |_: Arch| false;
-        let plain = flags(false);
-        let build = |t, d, b: &dyn Fn(Arch) -> bool| build_emulation(t, d, &plain, b);
-        assert_eq!(build(Arch::Aarch64, arm, &none).unwrap(), Emulation::Native);
-        assert_eq!(build(Arch::I386, local, &none).unwrap(), Emulation::Native);
-        assert_eq!(
-            build(Arch::Aarch64, local, &registered).unwrap(),
-            Emulation::Binfmt
-        );
-        let err = build(Arch::Aarch64, remote, &registered).unwrap_err();
-        assert!(err.to_string().contains("remote daemon"), "{err}");
-        let err = build(Arch::Aarch64, local, &none).unwrap_err().to_string();
-        assert!(
-            err.contains("add --emulated") || err.contains("Add --emulated"),
-            "{err}"
-        );
-        assert!(
-            err.contains("binfmt_misc") && err.contains("qemu-aarch64-static"),
-            "{err}"
-        );
-    }
-
-    #[test]
     fn only_the_classic_builder_warns_that_images_carry_qemu() {
         let qemu = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(qemu.path(), vec![0u8; 2_500_000]).unwrap();
