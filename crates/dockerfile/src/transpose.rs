@@ -2,6 +2,7 @@
 //! pinning of `$BUILDPLATFORM` for the classic builder.
 
 use crate::SyntaxError as Error;
+use crate::from::FromLine;
 use crate::lexer::{self, Heredoc, Instruction};
 
 /// How [`transpose`] rewrites a Dockerfile.
@@ -83,7 +84,7 @@ pub fn transpose(dockerfile: &str, opts: &TransposeOptions) -> Result<String, Er
         let (keyword, args_at) = lexer::split_keyword(&ins.logical);
         match keyword.to_ascii_uppercase().as_str() {
             "FROM" => {
-                stages.enter(&ins.logical[args_at..]);
+                stages.enter(FromLine::parse(&ins.logical[args_at..]));
                 if stages.native || stages.inherits || opts.bind_mount {
                     continue;
                 }
@@ -289,23 +290,14 @@ impl Default for Stages {
     }
 }
 
-/// Whether a `FROM` flag asks for the build host's platform.
-fn is_build_platform_flag(flag: &str) -> bool {
-    flag.strip_prefix("--platform=")
-        .map(|value| value.trim_matches(|c| c == '"' || c == '\''))
-        .is_some_and(|value| value == "$BUILDPLATFORM" || value == "${BUILDPLATFORM}")
-}
-
 impl Stages {
-    /// A `FROM` with arguments `args` (`[--platform=…] image [AS name]`) starts a stage.
-    fn enter(&mut self, args: &str) {
+    /// A `FROM` (`None`: one without an image) starts a stage.
+    fn enter(&mut self, from: Option<FromLine>) {
         if let Some(name) = self.current_name.take() {
             self.done
                 .push((name, std::mem::take(&mut self.shell), self.native));
         }
-        let (flags, words): (Vec<&str>, Vec<&str>) =
-            args.split_whitespace().partition(|w| w.starts_with("--"));
-        let base = words.first().map(|w| w.to_ascii_lowercase());
+        let base = from.as_ref().map(|from| from.image.to_ascii_lowercase());
         let parent = base.and_then(|base| {
             self.done
                 .iter()
@@ -314,16 +306,11 @@ impl Stages {
                 .map(|(_, shell, native)| (shell.clone(), *native))
         });
         self.inherits = parent.is_some();
-        self.native = flags.iter().any(|f| is_build_platform_flag(f))
+        self.native = from.as_ref().is_some_and(FromLine::on_build_platform)
             || parent.as_ref().is_some_and(|(_, native)| *native);
         self.shell = parent
             .map(|(shell, _)| shell)
             .unwrap_or_else(|| DEFAULT_SHELL.iter().map(|s| (*s).to_owned()).collect());
-        self.current_name = match words.as_slice() {
-            [_, as_kw, name, ..] if as_kw.eq_ignore_ascii_case("as") => {
-                Some(name.to_ascii_lowercase())
-            }
-            _ => None,
-        };
+        self.current_name = from.and_then(|from| from.stage);
     }
 }
