@@ -10,14 +10,13 @@
 
 mod common;
 
-use emulate::{
-    BuildOutput, Emulation, Error, TransposeOptions, choose_emulation, host_qemu, transpose,
-};
+use dockerfile::transpose;
+use emulate::{BuildOutput, Emulation, Error, TransposeOptions, choose_emulation, host_qemu};
 use platform::Arch;
 
 /// A context with `dockerfile` transposed for aarch64 and Debian's qemu in it.
 fn emulated_context(dockerfile: &str) -> (Vec<u8>, TransposeOptions) {
-    let opts = TransposeOptions::new(Arch::Aarch64);
+    let opts = emulate::transpose_options(Arch::Aarch64);
     let transposed = transpose(dockerfile, &opts).unwrap();
     let qemu = std::fs::read(host_qemu(Arch::Aarch64).unwrap()).unwrap();
     let tar = common::context_tar(&[

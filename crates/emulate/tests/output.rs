@@ -1,9 +1,9 @@
 //! The build-output filter (spec §4.3 cases ported) and the foreign-exec explanation.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use dockerfile::transpose;
 use emulate::{
     BuildOutput, Error, TransposeOptions, filter_error_message, filter_line, is_exec_format_error,
-    transpose,
 };
 use platform::Arch;
 
@@ -69,7 +69,7 @@ fn other_lines_are_untouched() {
 
 #[test]
 fn our_exec_arrays_are_shown_as_written() {
-    let o = TransposeOptions::new(Arch::Aarch64);
+    let o = emulate::transpose_options(Arch::Aarch64);
     let transposed = transpose(
         "FROM a\nRUN uname -m > \"/arch\"\nRUN [\"/bin/echo\", \"a b\"]\n",
         &o,
@@ -95,7 +95,7 @@ fn our_exec_arrays_are_shown_as_written() {
 
 #[test]
 fn daemon_error_message_loses_the_qemu_prefix() {
-    let o = TransposeOptions::new(Arch::Aarch64);
+    let o = emulate::transpose_options(Arch::Aarch64);
     assert_eq!(
         filter_error_message(
             "The command '/usr/bin/qemu-aarch64-static /bin/sh -c exit 3' returned a non-zero code: 3",
@@ -127,7 +127,7 @@ fn recognises_exec_format_errors() {
 
 #[test]
 fn explains_a_foreign_exec_with_both_ways_out() {
-    let opts = TransposeOptions::new(Arch::Aarch64);
+    let opts = emulate::transpose_options(Arch::Aarch64);
     let mut out = BuildOutput::new(Arch::Aarch64, opts);
     out.line("Step 1/3 : FROM local/aarch64-busybox");
     out.line(
@@ -165,7 +165,7 @@ fn explains_a_foreign_exec_with_both_ways_out() {
 
 #[test]
 fn other_failures_are_not_explained() {
-    let mut out = BuildOutput::new(Arch::Aarch64, TransposeOptions::new(Arch::Aarch64));
+    let mut out = BuildOutput::new(Arch::Aarch64, emulate::transpose_options(Arch::Aarch64));
     out.line("Step 2/2 : RUN exit 3");
     assert!(
         out.explain_failure("The command '/bin/sh -c exit 3' returned a non-zero code: 3")
@@ -181,7 +181,7 @@ fn other_failures_are_not_explained() {
 proptest::proptest! {
     #[test]
     fn filtering_never_panics(line in "(?s)(Step [0-9]{1,2}(/[0-9])? ?: ?)?(RUN|run)?[ \u{85}\u{a0}]?\\[?.{0,60}") {
-        let opts = TransposeOptions::new(Arch::Aarch64);
+        let opts = emulate::transpose_options(Arch::Aarch64);
         let shown = filter_line(&line, &opts);
         // Lines that are not RUN steps pass through unchanged.
         if !line.to_ascii_uppercase().contains("RUN") {

@@ -99,9 +99,10 @@ pub enum Error {
         /// The resolver's error, naming the service and the files looked for.
         cause: resolve::Error,
     },
-    /// The Dockerfile could not be transposed for emulation.
+    /// The Dockerfile could not be rewritten (transposed for emulation, or given secret
+    /// mounts).
     #[error(transparent)]
-    Emulate(emulate::Error),
+    Dockerfile(dockerfile::SyntaxError),
     /// The daemon failed the build or pull, or could not be reached.
     #[error(transparent)]
     Build(build::Error),

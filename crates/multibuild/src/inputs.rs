@@ -176,7 +176,7 @@ pub async fn compute(
     device_type: &str,
 ) -> Result<Inputs, String> {
     let mut base_ids = Vec::new();
-    for base in crate::dockerfile_from::base_images(&task.resolved.contents) {
+    for base in dockerfile::base_images(&task.resolved.contents) {
         let id = docker
             .inspect_image(&base)
             .await

@@ -153,7 +153,7 @@ pub struct BuildTask {
     /// What a BuildKit build sends instead of `dockerfile`: with the rewrite, the Dockerfile
     /// transposed to bind-mount qemu into each `RUN` (no layer holds it); with secrets, a
     /// BuildKit secret mount for each of them added to every `RUN` (see
-    /// [`emulate::add_secret_mounts`]). `None`: neither.
+    /// [`dockerfile::add_secret_mounts`]). `None`: neither.
     pub mounted_dockerfile: Option<String>,
     context: context::Context,
     overrides: Vec<Override>,
@@ -491,16 +491,16 @@ impl Planner<'_> {
         // With the rewrite, BuildKit gets the variant that bind-mounts qemu into each RUN.
         let (dockerfile, bound, transposed) = match self.emulation {
             Emulation::Rewrite { host_qemu, options } => {
-                let transposed = emulate::transpose(&resolved.contents, options)
-                    .map_err(|e| in_service(Error::Emulate(e)))?;
-                let bound = emulate::transpose(
+                let transposed = dockerfile::transpose(&resolved.contents, options)
+                    .map_err(|e| in_service(Error::Dockerfile(e)))?;
+                let bound = dockerfile::transpose(
                     &resolved.contents,
-                    &emulate::TransposeOptions {
+                    &dockerfile::TransposeOptions {
                         bind_mount: true,
                         ..options.clone()
                     },
                 )
-                .map_err(|e| in_service(Error::Emulate(e)))?;
+                .map_err(|e| in_service(Error::Dockerfile(e)))?;
                 overrides.push(Override::host_file(
                     options.context_qemu_path.clone(),
                     host_qemu.clone(),
@@ -520,8 +520,8 @@ impl Planner<'_> {
         } else {
             let ids: Vec<&str> = secrets.ids().collect();
             Some(
-                emulate::add_secret_mounts(bound.as_deref().unwrap_or(&dockerfile), &ids)
-                    .map_err(|e| in_service(Error::Emulate(e)))?,
+                dockerfile::add_secret_mounts(bound.as_deref().unwrap_or(&dockerfile), &ids)
+                    .map_err(|e| in_service(Error::Dockerfile(e)))?,
             )
         };
 

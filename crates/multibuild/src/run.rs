@@ -411,7 +411,7 @@ impl Worker<'_> {
     async fn check_base_platforms(&self, task: &BuildTask) -> Result<(), build::Error> {
         let target: build::Platform = self.plan.arch.docker_platform().parse()?;
         let contents = &task.resolved.contents;
-        let images = crate::dockerfile_from::target_base_images(contents, |name| {
+        let images = dockerfile::target_base_images(contents, |name| {
             task.build_args.get(name).map(String::as_str)
         });
         for image in images {
@@ -661,7 +661,7 @@ impl Worker<'_> {
         let sent_dockerfile = match &task.mounted_dockerfile {
             Some(mounted) if buildkit => mounted.clone(),
             // The classic builder has no $BUILDPLATFORM: build-host stages name the host's.
-            _ => emulate::pin_build_platform(
+            _ => dockerfile::pin_build_platform(
                 &task.dockerfile,
                 self.options.host_arch.docker_platform(),
             ),
@@ -741,7 +741,7 @@ impl Worker<'_> {
         let mut flags: Vec<String> = task
             .secrets
             .ids()
-            .map(|id| format!("--mount=type=secret,id={id},target=/run/secrets/{id} "))
+            .map(|id| format!("{} ", dockerfile::secret_mount_flag(id)))
             .collect();
         if let Emulation::Rewrite {
             options: rewrite, ..
@@ -811,7 +811,7 @@ impl Worker<'_> {
         // The same rule under binfmt_misc as under the rewrite: a platform given to the
         // classic builder also binds `COPY --from` a `$BUILDPLATFORM` stage, which it then
         // refuses ("does not match the specified platform").
-        let references = crate::dockerfile_from::base_images(&task.resolved.contents);
+        let references = dockerfile::base_images(&task.resolved.contents);
         let mut manifests = Vec::new();
         for reference in &references {
             let manifest =

@@ -7,7 +7,9 @@
 //! continuation skipped; heredocs (`<<EOF`, `<<-EOF`, `<<"EOF"`) on `RUN`, `COPY` and `ADD`,
 //! whose body lines belong to the instruction.
 
-use crate::Error;
+use std::iter::Peekable;
+
+use crate::SyntaxError as Error;
 
 /// Directives BuildKit knows; an unknown one ends the directive block like any comment.
 const KNOWN_DIRECTIVES: [&str; 3] = ["syntax", "escape", "check"];
@@ -134,6 +136,9 @@ fn strip_continuation(content: &str, escape: char) -> Option<&str> {
     content.trim_end_matches([' ', '\t']).strip_suffix(escape)
 }
 
+/// The physical lines not yet lexed.
+type Remaining<'a> = Peekable<Lines<'a>>;
+
 /// Lex `text`.
 pub(crate) fn lex(text: &str) -> Result<Lexed, Error> {
     let mut lines = Lines {
@@ -142,131 +147,166 @@ pub(crate) fn lex(text: &str) -> Result<Lexed, Error> {
         number: 0,
     }
     .peekable();
-    let mut escape = '\\';
-    let mut seen_directives: Vec<String> = Vec::new();
+    let escape = parser_directives(&mut lines)?;
     let mut instructions = Vec::new();
+    while let Some(first) = lines.next() {
+        if !is_blank_or_comment(without_bom(first)) {
+            instructions.push(instruction(first, &mut lines, escape)?);
+        }
+    }
+    Ok(Lexed { instructions })
+}
 
-    // Parser directives.
+/// A line's content, without the UTF-8 byte order mark that may open the text.
+fn without_bom(line: Line<'_>) -> &str {
+    if line.number == 1 {
+        line.content.strip_prefix(UTF8_BOM).unwrap_or(line.content)
+    } else {
+        line.content
+    }
+}
+
+/// Consumes the parser directives at the top of the text; returns the escape character.
+fn parser_directives(lines: &mut Remaining<'_>) -> Result<char, Error> {
+    let mut escape = '\\';
+    let mut seen: Vec<String> = Vec::new();
     while let Some(line) = lines.peek().copied() {
-        let content = if line.number == 1 {
-            line.content.strip_prefix(UTF8_BOM).unwrap_or(line.content)
-        } else {
-            line.content
-        };
-        let Some((key, value)) = directive(content) else {
+        let Some((key, value)) = directive(without_bom(line)) else {
             break;
         };
         let key = key.to_ascii_lowercase();
         if !KNOWN_DIRECTIVES.contains(&key.as_str()) {
             break;
         }
-        if seen_directives.contains(&key) {
+        if seen.contains(&key) {
             return Err(Error::DuplicateDirective {
                 line: line.number,
                 name: key,
             });
         }
         if key == "escape" {
-            escape = match value {
-                "\\" => '\\',
-                "`" => '`',
-                _ => {
-                    return Err(Error::InvalidEscape {
-                        line: line.number,
-                        value: value.to_owned(),
-                    });
-                }
-            };
+            escape = escape_character(line.number, value)?;
         }
-        seen_directives.push(key);
+        seen.push(key);
         lines.next();
     }
+    Ok(escape)
+}
 
-    while let Some(first) = lines.next() {
-        let content = if first.number == 1 {
-            first
-                .content
-                .strip_prefix(UTF8_BOM)
-                .unwrap_or(first.content)
-        } else {
-            first.content
-        };
-        if is_blank_or_comment(content) {
-            continue;
-        }
-        let indent = first.content.len() - content.trim_start_matches([' ', '\t']).len();
-        let start = first.start + indent;
-        let mut logical = String::new();
-        let mut last = first;
-        let mut piece = &first.content[indent..];
-        loop {
-            match strip_continuation(piece, escape) {
-                Some(joined) => {
-                    logical.push_str(joined);
-                    // Comment and blank lines inside a continuation are skipped.
-                    let mut continued = None;
-                    for next in lines.by_ref() {
-                        last = next;
-                        if !is_blank_or_comment(next.content) {
-                            continued = Some(next);
-                            break;
-                        }
-                    }
-                    match continued {
-                        Some(next) => piece = next.content,
-                        None => break,
-                    }
-                }
-                None => {
-                    logical.push_str(piece);
-                    break;
-                }
-            }
-        }
-        let logical = logical.trim().to_owned();
-        let keyword = split_keyword(&logical).0.to_ascii_uppercase();
-        let mut heredocs = Vec::new();
-        if HEREDOC_INSTRUCTIONS.contains(&keyword.as_str()) {
-            let args = &logical[args_offset(&logical)..];
-            if !is_json_array(args) {
-                for (name, chomp) in heredoc_markers(args) {
-                    let mut data = String::new();
-                    let mut terminated = false;
-                    for body in lines.by_ref() {
-                        last = body;
-                        let candidate = if chomp {
-                            body.content.trim_start_matches('\t')
-                        } else {
-                            body.content
-                        };
-                        if candidate == name {
-                            terminated = true;
-                            break;
-                        }
-                        data.push_str(body.content);
-                        data.push('\n');
-                    }
-                    if !terminated {
-                        return Err(Error::UnterminatedHeredoc {
-                            line: first.number,
-                            name,
-                        });
-                    }
-                    heredocs.push(Heredoc { name, chomp, data });
-                }
-            }
-        }
-        instructions.push(Instruction {
-            line: first.number,
-            start,
-            end: last.start + last.content.len(),
-            next: last.next,
-            newline: last.newline,
-            logical,
-            heredocs,
-        });
+/// The character `# escape=value` on line `line` asks for.
+fn escape_character(line: usize, value: &str) -> Result<char, Error> {
+    match value {
+        "\\" => Ok('\\'),
+        "`" => Ok('`'),
+        _ => Err(Error::InvalidEscape {
+            line,
+            value: value.to_owned(),
+        }),
     }
-    Ok(Lexed { instructions })
+}
+
+/// The instruction starting on `first` (neither blank nor a comment), with its continuation
+/// and heredoc lines taken from `lines`.
+fn instruction<'a>(
+    first: Line<'a>,
+    lines: &mut Remaining<'a>,
+    escape: char,
+) -> Result<Instruction, Error> {
+    let content = without_bom(first);
+    let indent = first.content.len() - content.trim_start_matches([' ', '\t']).len();
+    let (logical, mut last) = join_continuations(first, indent, lines, escape);
+    let logical = logical.trim().to_owned();
+    let heredocs = heredocs(&logical, first.number, lines, &mut last)?;
+    Ok(Instruction {
+        line: first.number,
+        start: first.start + indent,
+        end: last.start + last.content.len(),
+        next: last.next,
+        newline: last.newline,
+        logical,
+        heredocs,
+    })
+}
+
+/// The logical line starting at byte `indent` of `first`: its continuation lines joined
+/// (without the escape character), the comment and blank lines inside them skipped. Also the
+/// last physical line it took.
+fn join_continuations<'a>(
+    first: Line<'a>,
+    indent: usize,
+    lines: &mut Remaining<'a>,
+    escape: char,
+) -> (String, Line<'a>) {
+    let mut logical = String::new();
+    let mut last = first;
+    let mut piece = &first.content[indent..];
+    while let Some(joined) = strip_continuation(piece, escape) {
+        logical.push_str(joined);
+        match next_instruction_line(lines, &mut last) {
+            Some(next) => piece = next.content,
+            None => return (logical, last),
+        }
+    }
+    logical.push_str(piece);
+    (logical, last)
+}
+
+/// The next line that is neither blank nor a comment, recording every line taken in `last`.
+fn next_instruction_line<'a>(lines: &mut Remaining<'a>, last: &mut Line<'a>) -> Option<Line<'a>> {
+    for next in lines.by_ref() {
+        *last = next;
+        if !is_blank_or_comment(next.content) {
+            return Some(next);
+        }
+    }
+    None
+}
+
+/// The heredocs that `logical` (on line `line`) opens, their bodies taken from `lines`; none
+/// unless it is a shell-form `RUN`, `COPY` or `ADD`.
+fn heredocs<'a>(
+    logical: &str,
+    line: usize,
+    lines: &mut Remaining<'a>,
+    last: &mut Line<'a>,
+) -> Result<Vec<Heredoc>, Error> {
+    let keyword = split_keyword(logical).0.to_ascii_uppercase();
+    if !HEREDOC_INSTRUCTIONS.contains(&keyword.as_str()) {
+        return Ok(Vec::new());
+    }
+    let args = &logical[args_offset(logical)..];
+    if is_json_array(args) {
+        return Ok(Vec::new());
+    }
+    heredoc_markers(args)
+        .into_iter()
+        .map(|(name, chomp)| heredoc_body(name, chomp, line, lines, last))
+        .collect()
+}
+
+/// The body of heredoc `name` (opened on line `line`): the lines up to its terminator.
+fn heredoc_body<'a>(
+    name: String,
+    chomp: bool,
+    line: usize,
+    lines: &mut Remaining<'a>,
+    last: &mut Line<'a>,
+) -> Result<Heredoc, Error> {
+    let mut data = String::new();
+    for body in lines.by_ref() {
+        *last = body;
+        let candidate = if chomp {
+            body.content.trim_start_matches('\t')
+        } else {
+            body.content
+        };
+        if candidate == name {
+            return Ok(Heredoc { name, chomp, data });
+        }
+        data.push_str(body.content);
+        data.push('\n');
+    }
+    Err(Error::UnterminatedHeredoc { line, name })
 }
 
 /// `"RUN  echo hi"` → `("RUN", offset of "echo")`.
@@ -331,8 +371,9 @@ pub(crate) fn is_json_array(args: &str) -> bool {
     parse_json_array(args).is_some()
 }
 
-/// `args` as an exec-form JSON array of strings, if it is one.
-pub(crate) fn parse_json_array(args: &str) -> Option<Vec<String>> {
+/// `args` (an instruction's arguments) as an exec-form JSON array of strings, if it is one:
+/// `["/bin/sh", "-c"]` → `/bin/sh`, `-c`.
+pub fn parse_json_array(args: &str) -> Option<Vec<String>> {
     let args = args.trim();
     if !args.starts_with('[') {
         return None;

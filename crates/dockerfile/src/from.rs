@@ -1,4 +1,7 @@
-//! The base images a Dockerfile builds `FROM`, for the platform decision.
+//! The base images a Dockerfile builds `FROM`, for the platform decision and the record of
+//! a build's inputs.
+
+use crate::lexer;
 
 /// The `FROM` images of a (rendered) Dockerfile, in order and without repeats: stage names,
 /// `scratch` and `--flags` left out. Unexpanded `${VAR}` references are kept; looking them up
@@ -44,7 +47,7 @@ fn images_of(
         let Some(image) = image(&line.image) else {
             continue;
         };
-        let skip = (skip_platform && line.platform)
+        let skip = (skip_platform && line.platform.is_some())
             || image.eq_ignore_ascii_case("scratch")
             || stages.iter().any(|s| s.eq_ignore_ascii_case(&image))
             || images.contains(&image);
@@ -55,64 +58,72 @@ fn images_of(
     images
 }
 
-/// One `FROM` instruction.
-struct FromLine {
-    /// The image (or stage) it names, as written.
-    image: String,
-    /// The stage it defines (`AS name`), lower-cased.
-    stage: Option<String>,
-    /// Whether it has a `--platform` flag.
-    platform: bool,
-}
-
-/// The logical lines (continuations joined, comments and blank lines dropped) of a Dockerfile.
+/// The logical lines of a Dockerfile as the one lexer reads them: continuations joined with
+/// its escape character, comment lines and heredoc bodies left out. None when it cannot be
+/// read: the build then says why.
 fn instructions(dockerfile: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut logical = String::new();
-    for line in dockerfile.lines() {
-        let trimmed = line.trim();
-        if logical.is_empty() && (trimmed.is_empty() || trimmed.starts_with('#')) {
-            continue;
-        }
-        if let Some(head) = trimmed.strip_suffix('\\') {
-            logical.push_str(head);
-            logical.push(' ');
-            continue;
-        }
-        logical.push_str(trimmed);
-        out.push(std::mem::take(&mut logical));
-    }
-    out
+    lexer::lex(dockerfile)
+        .map(|lexed| lexed.instructions.into_iter().map(|i| i.logical).collect())
+        .unwrap_or_default()
 }
 
 /// Every `FROM` of a Dockerfile, in order.
 fn from_lines(dockerfile: &str) -> Vec<FromLine> {
-    let mut lines = Vec::new();
-    for instruction in instructions(dockerfile) {
-        let mut words = instruction.split_whitespace();
-        if !words.next().is_some_and(|w| w.eq_ignore_ascii_case("FROM")) {
-            continue;
-        }
-        let (flags, mut args): (Vec<&str>, Vec<&str>) = words.partition(|w| w.starts_with("--"));
-        if args.is_empty() {
-            continue;
-        }
-        let image = args.remove(0).to_owned();
-        let stage = match args.as_slice() {
-            [as_kw, name, ..] if as_kw.eq_ignore_ascii_case("AS") => Some(name.to_lowercase()),
+    instructions(dockerfile)
+        .iter()
+        .filter_map(|instruction| {
+            let (keyword, args_at) = lexer::split_keyword(instruction);
+            keyword
+                .eq_ignore_ascii_case("FROM")
+                .then(|| FromLine::parse(&instruction[args_at..]))
+                .flatten()
+        })
+        .collect()
+}
+
+/// One `FROM` instruction: `FROM [--platform=…] image [AS name]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FromLine {
+    /// The image (or stage) it names, as written.
+    pub image: String,
+    /// The stage it defines (`AS name`), lower-cased.
+    pub stage: Option<String>,
+    /// The value of its `--platform` flag, as written.
+    pub platform: Option<String>,
+}
+
+impl FromLine {
+    /// A `FROM`'s arguments (the logical line past the keyword); `None` without an image.
+    pub(crate) fn parse(args: &str) -> Option<FromLine> {
+        let (flags, args): (Vec<&str>, Vec<&str>) =
+            args.split_whitespace().partition(|w| w.starts_with("--"));
+        let (image, rest) = args.split_first()?;
+        let stage = match rest {
+            [as_kw, name, ..] if as_kw.eq_ignore_ascii_case("AS") => {
+                Some(name.to_ascii_lowercase())
+            }
             _ => None,
         };
-        let platform = flags.iter().any(|f| {
-            f.get(..11)
-                .is_some_and(|head| head.eq_ignore_ascii_case("--platform="))
+        let platform = flags.iter().find_map(|flag| {
+            let (name, value) = flag.split_once('=')?;
+            name.eq_ignore_ascii_case("--platform")
+                .then(|| value.to_owned())
         });
-        lines.push(FromLine {
-            image,
+        Some(FromLine {
+            image: (*image).to_owned(),
             stage,
             platform,
-        });
+        })
     }
-    lines
+
+    /// Whether it asks for the build host's platform (`--platform=$BUILDPLATFORM`): the stage
+    /// runs natively on the build host.
+    pub(crate) fn on_build_platform(&self) -> bool {
+        self.platform
+            .as_deref()
+            .map(|value| value.trim_matches(|c| c == '"' || c == '\''))
+            .is_some_and(|value| value == "$BUILDPLATFORM" || value == "${BUILDPLATFORM}")
+    }
 }
 
 /// The `ARG NAME[=default]`s before the first `FROM` (the only ones a `FROM` can use).
@@ -188,6 +199,23 @@ mod tests {
             base_images(dockerfile),
             ["$BASE:${TAG}", "golang", "${MISSING}"]
         );
+    }
+
+    #[test]
+    fn heredoc_bodies_and_the_escape_directive_are_read_as_docker_does() {
+        // A line-joiner that knows only `\\` took the heredoc's body line for a FROM.
+        let heredoc = "FROM local/busybox AS base\nRUN <<EOF\nFROM evil\nEOF\nFROM base\n";
+        assert_eq!(base_images(heredoc), ["local/busybox"]);
+        // With `# escape=\``, a backquote continues the line (and a backslash does not).
+        let escaped =
+            "# escape=`\nFROM --platform=linux/arm64 `\n  debian:11 AS x\nFROM c:\\\nFROM x\n";
+        assert_eq!(base_images(escaped), ["debian:11", "c:\\"]);
+        assert_eq!(target_base_images(escaped, |_| None), ["c:\\"]);
+    }
+
+    #[test]
+    fn an_unreadable_dockerfile_has_no_base_images() {
+        assert!(base_images("# escape=x\nFROM alpine\n").is_empty());
     }
 
     #[test]

@@ -6,8 +6,7 @@ use std::fmt::Write as _;
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use emulate::{TransposeOptions, transpose};
-use platform::Arch;
+use dockerfile::{TransposeOptions, transpose};
 
 const SERVICE: &str = "FROM balenalib/raspberrypi4-64-debian:bookworm\n\
 WORKDIR /usr/src/app\n\
@@ -49,7 +48,7 @@ fn large(stages: usize) -> String {
 }
 
 fn bench(c: &mut Criterion) {
-    let opts = TransposeOptions::new(Arch::Aarch64);
+    let opts = TransposeOptions::new("qemu-aarch64-static");
     let big = large(50);
     let mut group = c.benchmark_group("transpose");
     group.throughput(Throughput::Bytes(SERVICE.len() as u64));

@@ -1,7 +1,49 @@
-//! The Dockerfile rewrite that runs every `RUN` under qemu (spec §4.1, corrected).
+//! The Dockerfile rewrite that runs every `RUN` under qemu (spec §4.1, corrected), and the
+//! pinning of `$BUILDPLATFORM` for the classic builder.
 
+use crate::SyntaxError as Error;
+use crate::from::FromLine;
 use crate::lexer::{self, Heredoc, Instruction};
-use crate::{Error, TransposeOptions};
+
+/// How [`transpose`] rewrites a Dockerfile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransposeOptions {
+    /// Where qemu is in the build context, relative to its root (the source of the inserted
+    /// `COPY`). Default: `.balena/<qemu binary>`.
+    pub context_qemu_path: String,
+    /// Where qemu goes inside the image (the `COPY` destination, and the program every `RUN`
+    /// starts). Default: `/usr/bin/<qemu binary>`.
+    pub qemu_path: String,
+    /// Pass `-execve` to qemu, so it also emulates the programs a `RUN` starts. Only balena's
+    /// qemu (given with `--qemu PATH`) understands it; Debian's rejects it.
+    pub execve: bool,
+    /// Mount qemu into each `RUN` from the context (`RUN --mount=type=bind,…`, BuildKit only)
+    /// instead of copying it into each stage: no layer of the result holds it.
+    pub bind_mount: bool,
+}
+
+impl TransposeOptions {
+    /// The defaults for the static qemu named `qemu_binary` (`qemu-aarch64-static`, Debian's):
+    /// from `.balena/<qemu_binary>` in the context to `/usr/bin/<qemu_binary>`, without
+    /// `-execve`. The caller puts the binary there in the context with mode 0755: the inserted
+    /// `COPY` keeps the context's mode, and the classic builder has no `COPY --chmod`.
+    pub fn new(qemu_binary: &str) -> Self {
+        TransposeOptions {
+            context_qemu_path: format!(".balena/{qemu_binary}"),
+            qemu_path: format!("/usr/bin/{qemu_binary}"),
+            execve: false,
+            bind_mount: false,
+        }
+    }
+
+    /// The `RUN` flag that mounts qemu from the context, for [`TransposeOptions::bind_mount`].
+    pub fn qemu_mount_flag(&self) -> String {
+        format!(
+            "--mount=type=bind,source={},target={}",
+            self.context_qemu_path, self.qemu_path
+        )
+    }
+}
 
 /// Docker's default shell for shell-form instructions.
 const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
@@ -21,10 +63,9 @@ const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
 ///   the result also works on the classic builder, which has no heredocs.
 ///
 /// ```
-/// use emulate::{TransposeOptions, transpose};
-/// use platform::Arch;
+/// use dockerfile::{TransposeOptions, transpose};
 ///
-/// let opts = TransposeOptions::new(Arch::Aarch64);
+/// let opts = TransposeOptions::new("qemu-aarch64-static");
 /// let out = transpose("FROM alpine\nRUN [\"/bin/echo\", \"é\"]\n", &opts)?;
 /// assert_eq!(
 ///     out,
@@ -32,7 +73,7 @@ const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
 ///      COPY [\".balena/qemu-aarch64-static\",\"/usr/bin/qemu-aarch64-static\"]\n\
 ///      RUN [\"/usr/bin/qemu-aarch64-static\",\"/bin/echo\",\"é\"]\n"
 /// );
-/// # Ok::<(), emulate::Error>(())
+/// # Ok::<(), dockerfile::SyntaxError>(())
 /// ```
 pub fn transpose(dockerfile: &str, opts: &TransposeOptions) -> Result<String, Error> {
     let lexed = lexer::lex(dockerfile)?;
@@ -43,7 +84,7 @@ pub fn transpose(dockerfile: &str, opts: &TransposeOptions) -> Result<String, Er
         let (keyword, args_at) = lexer::split_keyword(&ins.logical);
         match keyword.to_ascii_uppercase().as_str() {
             "FROM" => {
-                stages.enter(&ins.logical[args_at..]);
+                stages.enter(FromLine::parse(&ins.logical[args_at..]));
                 if stages.native || stages.inherits || opts.bind_mount {
                     continue;
                 }
@@ -104,7 +145,7 @@ fn copy_qemu_line(opts: &TransposeOptions) -> String {
 /// kept; a Dockerfile the lexer refuses is returned as it is, for the daemon to report.
 ///
 /// ```
-/// let out = emulate::pin_build_platform(
+/// let out = dockerfile::pin_build_platform(
 ///     "FROM --platform=$BUILDPLATFORM golang AS build\nFROM alpine\n",
 ///     "linux/amd64",
 /// );
@@ -205,8 +246,8 @@ fn heredoc_script(args: &str, heredocs: &[Heredoc]) -> String {
     full
 }
 
-/// `["a","b"]`: valid JSON, non-ASCII kept as UTF-8.
-pub(crate) fn json_array(items: &[&str]) -> String {
+/// `["a","b"]`: an exec-form array, valid JSON, non-ASCII kept as UTF-8.
+pub fn json_array(items: &[&str]) -> String {
     let mut out = String::from("[");
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
@@ -249,23 +290,14 @@ impl Default for Stages {
     }
 }
 
-/// Whether a `FROM` flag asks for the build host's platform.
-fn is_build_platform_flag(flag: &str) -> bool {
-    flag.strip_prefix("--platform=")
-        .map(|value| value.trim_matches(|c| c == '"' || c == '\''))
-        .is_some_and(|value| value == "$BUILDPLATFORM" || value == "${BUILDPLATFORM}")
-}
-
 impl Stages {
-    /// A `FROM` with arguments `args` (`[--platform=…] image [AS name]`) starts a stage.
-    fn enter(&mut self, args: &str) {
+    /// A `FROM` (`None`: one without an image) starts a stage.
+    fn enter(&mut self, from: Option<FromLine>) {
         if let Some(name) = self.current_name.take() {
             self.done
                 .push((name, std::mem::take(&mut self.shell), self.native));
         }
-        let (flags, words): (Vec<&str>, Vec<&str>) =
-            args.split_whitespace().partition(|w| w.starts_with("--"));
-        let base = words.first().map(|w| w.to_ascii_lowercase());
+        let base = from.as_ref().map(|from| from.image.to_ascii_lowercase());
         let parent = base.and_then(|base| {
             self.done
                 .iter()
@@ -274,141 +306,11 @@ impl Stages {
                 .map(|(_, shell, native)| (shell.clone(), *native))
         });
         self.inherits = parent.is_some();
-        self.native = flags.iter().any(|f| is_build_platform_flag(f))
+        self.native = from.as_ref().is_some_and(FromLine::on_build_platform)
             || parent.as_ref().is_some_and(|(_, native)| *native);
         self.shell = parent
             .map(|(shell, _)| shell)
             .unwrap_or_else(|| DEFAULT_SHELL.iter().map(|s| (*s).to_owned()).collect());
-        self.current_name = match words.as_slice() {
-            [_, as_kw, name, ..] if as_kw.eq_ignore_ascii_case("as") => {
-                Some(name.to_ascii_lowercase())
-            }
-            _ => None,
-        };
-    }
-}
-
-/// Add a BuildKit secret mount, `--mount=type=secret,id=<id>,target=/run/secrets/<id>`, for
-/// each of `ids` to every `RUN` (also under `ONBUILD`), so each `RUN` can read
-/// `/run/secrets/<id>` as the balenaEngine build volume would have let it.
-///
-/// Only the `RUN`s change, and only by the inserted flags: they go right after the `RUN`
-/// keyword, so a heredoc body, a continuation or the `# escape=` character are untouched;
-/// the instruction's own flags are kept after them. A `RUN` that already mounts a secret at
-/// `/run/secrets/<id>` (or one with that id) does not get it twice.
-///
-/// ```
-/// let out = emulate::add_secret_mounts("FROM a\nRUN cat /run/secrets/token\n", &["token"])?;
-/// assert_eq!(
-///     out,
-///     "FROM a\nRUN --mount=type=secret,id=token,target=/run/secrets/token cat /run/secrets/token\n"
-/// );
-/// # Ok::<(), emulate::Error>(())
-/// ```
-pub fn add_secret_mounts(dockerfile: &str, ids: &[&str]) -> Result<String, Error> {
-    let lexed = lexer::lex(dockerfile)?;
-    let mut out = String::with_capacity(dockerfile.len() + 128);
-    let mut copied = 0;
-    for ins in &lexed.instructions {
-        let (keyword, args_at) = lexer::split_keyword(&ins.logical);
-        match keyword.to_ascii_uppercase().as_str() {
-            "RUN" => {
-                let flags = mount_flags(&ins.logical, ids);
-                if flags.is_empty() {
-                    continue;
-                }
-                // The keyword starts the instruction's first line, as written.
-                let keyword_end = ins.start + keyword.len();
-                out.push_str(&dockerfile[copied..keyword_end]);
-                out.push(' ');
-                out.push_str(&flags);
-                copied = keyword_end;
-            }
-            "ONBUILD" => {
-                let inner = &ins.logical[args_at..];
-                let (inner_keyword, _) = lexer::split_keyword(inner);
-                if !inner_keyword.eq_ignore_ascii_case("RUN") {
-                    continue;
-                }
-                let flags = mount_flags(inner, ids);
-                if flags.is_empty() {
-                    continue;
-                }
-                // ONBUILD takes no heredocs: the logical line is the whole instruction.
-                out.push_str(&dockerfile[copied..ins.start]);
-                out.push_str(&ins.logical[..args_at]);
-                out.push_str(inner_keyword);
-                out.push(' ');
-                out.push_str(&flags);
-                out.push_str(&inner[inner_keyword.len()..]);
-                copied = ins.end;
-            }
-            _ => {}
-        }
-    }
-    out.push_str(&dockerfile[copied..]);
-    Ok(out)
-}
-
-/// The mounts `run` (`RUN [flags] args`) lacks, as one space-separated string.
-fn mount_flags(run: &str, ids: &[&str]) -> String {
-    let (_, flags_at) = lexer::split_keyword(run);
-    let existing = &run[flags_at..lexer::args_offset(run)];
-    ids.iter()
-        .filter(|id| {
-            let target = format!("/run/secrets/{id}");
-            let same_id = existing.split_whitespace().any(|flag| {
-                flag.contains("type=secret")
-                    && flag
-                        .trim_start_matches("--mount=")
-                        .split(',')
-                        .any(|field| field == format!("id={id}"))
-            });
-            !same_id && !existing.contains(&target)
-        })
-        .map(|id| format!("--mount=type=secret,id={id},target=/run/secrets/{id}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-#[cfg(test)]
-mod secret_mount_tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    const M: &str = "--mount=type=secret,id=s,target=/run/secrets/s";
-
-    #[test]
-    fn every_run_gets_the_mount_and_nothing_else_changes() {
-        let text = "# escape=`\nFROM a AS b\n# RUN in a comment\nrun echo `\n  hi\r\nRUN [\"/bin/true\"]\nCOPY x y\nONBUILD   RUN make\nRUN --network=none <<EOF\nRUN not an instruction\nEOF\n";
-        let out = add_secret_mounts(text, &["s"]).unwrap();
-        assert_eq!(
-            out,
-            format!(
-                "# escape=`\nFROM a AS b\n# RUN in a comment\nrun {M} echo `\n  hi\r\nRUN {M} [\"/bin/true\"]\nCOPY x y\nONBUILD   RUN {M} make\nRUN {M} --network=none <<EOF\nRUN not an instruction\nEOF\n"
-            )
-        );
-    }
-
-    #[test]
-    fn existing_mounts_of_the_secret_are_kept_alone() {
-        let text = "FROM a\nRUN --mount=type=secret,id=s cat /run/secrets/s\nRUN --mount=type=secret,id=t,target=/run/secrets/s x\n";
-        assert_eq!(add_secret_mounts(text, &["s"]).unwrap(), text);
-        let two = add_secret_mounts("FROM a\nRUN x", &["a", "b/c"]).unwrap();
-        assert_eq!(
-            two,
-            "FROM a\nRUN --mount=type=secret,id=a,target=/run/secrets/a --mount=type=secret,id=b/c,target=/run/secrets/b/c x"
-        );
-    }
-
-    #[test]
-    fn transposed_runs_keep_the_mounts() {
-        let opts = TransposeOptions::new(platform::Arch::Aarch64);
-        let mounted = add_secret_mounts("FROM a\nRUN cat /run/secrets/s\n", &["s"]).unwrap();
-        let out = transpose(&mounted, &opts).unwrap();
-        assert!(
-            out.contains(&format!("RUN {M} [\"/usr/bin/qemu-aarch64-static\",\"/bin/sh\",\"-c\",\"cat /run/secrets/s\"]")),
-            "{out}"
-        );
+        self.current_name = from.and_then(|from| from.stage);
     }
 }
