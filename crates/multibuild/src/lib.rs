@@ -53,6 +53,7 @@ pub mod metadata;
 pub mod naming;
 mod plan;
 pub mod pool;
+pub mod registry_secrets;
 mod run;
 mod shown;
 
