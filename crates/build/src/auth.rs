@@ -259,17 +259,17 @@ impl RegistryAuth {
     /// `username`/`password`, or an `identitytoken`. Registries served by a credential helper
     /// (`credsStore`, `credHelpers`) are not queried; see [`Self::skipped_credential_helpers`].
     pub fn from_docker_config(path: &Path) -> Result<Self> {
-        let fail = |message: String| Error::DockerConfig {
+        let fail = |reason: DockerConfigError| Error::DockerConfig {
             path: path.to_owned(),
-            message,
+            reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| fail(DockerConfigError::Read(e)))?;
         Self::parse_docker_config(&text).map_err(fail)
     }
 
-    /// [`Self::from_docker_config`] on text; the error is the bare message.
-    pub fn parse_docker_config(text: &str) -> std::result::Result<Self, String> {
-        let config: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    /// [`Self::from_docker_config`] on text.
+    pub fn parse_docker_config(text: &str) -> std::result::Result<Self, DockerConfigError> {
+        let config: Value = serde_json::from_str(text).map_err(DockerConfigError::Json)?;
         let mut auth = Self::new();
         if let Some(auths) = config.get("auths").and_then(Value::as_object) {
             for (registry, entry) in auths {
@@ -286,8 +286,11 @@ impl RegistryAuth {
                     identity_token: text_field("identitytoken"),
                 };
                 if let Some(encoded) = text_field("auth") {
-                    let (user, password) = decode_basic_auth(&encoded)
-                        .map_err(|e| format!("auths[\"{registry}\"].auth: {e}"))?;
+                    let (user, password) =
+                        decode_basic_auth(&encoded).map_err(|reason| DockerConfigError::Auth {
+                            registry: registry.clone(),
+                            reason,
+                        })?;
                     credential.username = Some(user);
                     credential.password = Some(password);
                 }
@@ -366,14 +369,50 @@ impl RegistryAuth {
     }
 }
 
-fn decode_basic_auth(encoded: &str) -> std::result::Result<(String, String), String> {
+/// Why a Docker CLI `config.json` cannot be used ([`RegistryAuth::parse_docker_config`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DockerConfigError {
+    /// The file cannot be read.
+    #[error(transparent)]
+    Read(std::io::Error),
+    /// The file is not JSON.
+    #[error(transparent)]
+    Json(serde_json::Error),
+    /// An `auths` entry whose `auth` is not base64 of `username:password`.
+    #[error("auths[\"{registry}\"].auth: {reason}")]
+    Auth {
+        /// The registry the entry is for.
+        registry: String,
+        /// What is wrong with its `auth`.
+        reason: BasicAuthError,
+    },
+}
+
+/// What is wrong with a `config.json` `auth` value (never its content: it is a secret).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BasicAuthError {
+    /// Not base64.
+    #[error("not base64: {reason}")]
+    NotBase64 {
+        /// What the decoder says.
+        reason: base64::DecodeError,
+    },
+    /// Base64 of something that is not UTF-8.
+    #[error("not UTF-8 once decoded")]
+    NotUtf8,
+    /// Base64 of text without a `:`.
+    #[error("expected base64 of \"username:password\"")]
+    NoColon,
+}
+
+fn decode_basic_auth(encoded: &str) -> std::result::Result<(String, String), BasicAuthError> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
-        .map_err(|e| format!("not base64: {e}"))?;
-    let text = String::from_utf8(bytes).map_err(|_| "not UTF-8 once decoded".to_owned())?;
-    let (user, password) = text
-        .split_once(':')
-        .ok_or_else(|| "expected base64 of \"username:password\"".to_owned())?;
+        .map_err(|reason| BasicAuthError::NotBase64 { reason })?;
+    let text = String::from_utf8(bytes).map_err(|_| BasicAuthError::NotUtf8)?;
+    let (user, password) = text.split_once(':').ok_or(BasicAuthError::NoColon)?;
     Ok((user.to_owned(), password.to_owned()))
 }
 
@@ -487,8 +526,9 @@ mod tests {
             Some("hub")
         );
         assert_eq!(auth.skipped_credential_helpers(), ["quay.io", "gcr.io"]);
-        let err =
-            RegistryAuth::parse_docker_config(r#"{"auths":{"r":{"auth":"!!"}}}"#).unwrap_err();
+        let err = RegistryAuth::parse_docker_config(r#"{"auths":{"r":{"auth":"!!"}}}"#)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("auths[\"r\"].auth"), "{err}");
     }
 

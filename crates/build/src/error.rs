@@ -115,12 +115,12 @@ pub enum Error {
     #[error("invalid platform \"{0}\": expected os/arch[/variant], e.g. linux/arm64")]
     InvalidPlatform(String),
     /// The user's `~/.docker/config.json` cannot be read or parsed.
-    #[error("cannot use Docker config file \"{}\": {message}", .path.display())]
+    #[error("cannot use Docker config file \"{}\": {reason}", .path.display())]
     DockerConfig {
         /// The file.
         path: PathBuf,
-        /// What is wrong with it.
-        message: String,
+        /// What is wrong with it (part of the message, not a separate cause).
+        reason: crate::auth::DockerConfigError,
     },
     /// A BuildKit session (for build secrets) could not be opened or served.
     #[error("{reason}")]

@@ -55,7 +55,10 @@ mod session;
 mod tls;
 mod trace;
 
-pub use auth::{RegistryAuth, RegistryCredential, RegistrySecrets, normalise_registry_key};
+pub use auth::{
+    BasicAuthError, DockerConfigError, RegistryAuth, RegistryCredential, RegistrySecrets,
+    normalise_registry_key,
+};
 pub use base_image::{BaseImage, ensure_base_platform, same_platform};
 pub use bollard::Docker;
 pub use bollard::auth::DockerCredentials;
@@ -64,7 +67,7 @@ pub use connect::{
 };
 pub use context::ContextBody;
 pub use copy::{Copied, copy_image};
-pub use daemon::{DaemonInfo, MIN_BUILDKIT_SECRETS_API, daemon_info};
+pub use daemon::{DaemonInfo, MIN_BUILDKIT_SECRETS_API, NoSecretMounts, daemon_info};
 pub use dial::Endpoint;
 pub use dial::{SshTarget, TlsFiles};
 pub use docker_context::{Daemon, DaemonFlags};

@@ -30,8 +30,8 @@ pub struct BuildMetadata {
     pub global_secrets: Vec<SecretSpec>,
     /// `build-secrets.services.<name>`.
     pub service_secrets: BTreeMap<String, Vec<SecretSpec>>,
-    /// `builders`: the Docker daemons `build` spreads the project over (see
-    /// [`crate::pool::builder_list`]); empty when the file has none.
+    /// `builders`: the Docker daemons `build` spreads the project over (items as in
+    /// [`crate::pool::read_builders_file`]); empty when the file has none.
     pub builders: Vec<crate::pool::BuilderSpec>,
 }
 

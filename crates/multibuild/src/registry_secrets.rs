@@ -21,20 +21,64 @@ const PROJECT_FILE_NAMES: [&str; 3] = [
 
 /// A registry secrets file named by the caller that cannot be read, parsed or validated.
 #[derive(Debug, thiserror::Error)]
-#[error("Error validating registry secrets file \"{}\":\n{message}", .path.display())]
+#[error("Error validating registry secrets file \"{}\":\n{reason}", .path.display())]
 pub struct FileError {
     /// The file.
     pub path: PathBuf,
-    /// The validation message, worded as the reference does.
-    pub message: String,
+    /// What is wrong, worded as the reference does (part of the message, not a separate
+    /// cause).
+    pub reason: Invalid,
+}
+
+/// Why registry secrets cannot be used; the schema's messages are ajv's, as the reference's.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Invalid {
+    /// A file name whose extension says neither JSON nor YAML.
+    #[error("Filename must end with .json, .yml or .yaml")]
+    Extension,
+    /// The file cannot be read (or is not a regular file).
+    #[error(transparent)]
+    Read(std::io::Error),
+    /// The file is not UTF-8.
+    #[error("not UTF-8")]
+    NotUtf8,
+    /// Empty JSON text.
+    #[error("Unexpected end of JSON input")]
+    EmptyJson,
+    /// Not JSON.
+    #[error(transparent)]
+    Json(serde_json::Error),
+    /// Not YAML.
+    #[error(transparent)]
+    Yaml(parse::YamlValueError),
+    /// The document or an entry is not a mapping (`at`: `data`, `data['host']`).
+    #[error("{at} should be object")]
+    NotAnObject {
+        /// Where, as ajv names it.
+        at: String,
+    },
+    /// A key with whitespace at the top, or an entry's field other than `username` and
+    /// `password` (`at`: `data`, `data['host']`).
+    #[error("{at} should NOT have additional properties")]
+    AdditionalProperties {
+        /// Where, as ajv names it.
+        at: String,
+    },
+    /// `username` or `password` is not a string (`at`: `data['host'].username`).
+    #[error("{at} should be string")]
+    NotAString {
+        /// Where, as ajv names it.
+        at: String,
+    },
 }
 
 /// Reads a `.json`, `.yml` or `.yaml` file (the extension decides, case-insensitively) and
 /// validates it. Errors read `Error validating registry secrets file "<f>":\n<msg>`.
 pub fn read_file(path: &Path) -> Result<RegistrySecrets, FileError> {
-    let fail = |message: String| FileError {
+    let fail = |reason: Invalid| FileError {
         path: path.to_owned(),
-        message,
+        reason,
     };
     let extension = path
         .extension()
@@ -43,10 +87,10 @@ pub fn read_file(path: &Path) -> Result<RegistrySecrets, FileError> {
     let yaml = match extension.as_deref() {
         Some("json") => false,
         Some("yml" | "yaml") => true,
-        _ => return Err(fail("Filename must end with .json, .yml or .yaml".into())),
+        _ => return Err(fail(Invalid::Extension)),
     };
-    let bytes = parse::read_project_file(path).map_err(|e| fail(e.to_string()))?;
-    let text = String::from_utf8(bytes).map_err(|_| fail("not UTF-8".into()))?;
+    let bytes = parse::read_project_file(path).map_err(|e| fail(Invalid::Read(e)))?;
+    let text = String::from_utf8(bytes).map_err(|_| fail(Invalid::NotUtf8))?;
     let parsed = if yaml {
         parse_yaml(&text)
     } else {
@@ -55,45 +99,47 @@ pub fn read_file(path: &Path) -> Result<RegistrySecrets, FileError> {
     parsed.map_err(fail)
 }
 
-/// Parses and validates JSON text; the error is the bare message.
-pub fn parse_json(text: &str) -> Result<RegistrySecrets, String> {
+/// Parses and validates JSON text.
+pub fn parse_json(text: &str) -> Result<RegistrySecrets, Invalid> {
     if text.trim().is_empty() {
         // JSON.parse's wording, which the reference's tests assert.
-        return Err("Unexpected end of JSON input".into());
+        return Err(Invalid::EmptyJson);
     }
-    let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let value: Value = serde_json::from_str(text).map_err(Invalid::Json)?;
     validate(&value)
 }
 
-/// Parses and validates YAML text; the error is the bare message.
-pub fn parse_yaml(text: &str) -> Result<RegistrySecrets, String> {
-    let value = parse::yaml_value(text).map_err(|e| e.to_string())?;
+/// Parses and validates YAML text.
+pub fn parse_yaml(text: &str) -> Result<RegistrySecrets, Invalid> {
+    let value = parse::yaml_value(text).map_err(Invalid::Yaml)?;
     validate(&value)
 }
 
 /// Validates a parsed document against the reference's schema, with ajv's wording: keys
 /// without whitespace, values objects with optional string `username` and `password`.
-pub fn validate(value: &Value) -> Result<RegistrySecrets, String> {
+pub fn validate(value: &Value) -> Result<RegistrySecrets, Invalid> {
     let Value::Object(map) = value else {
-        return Err("data should be object".into());
+        return Err(Invalid::NotAnObject { at: "data".into() });
     };
     // ajv checks every key for `additionalProperties` before validating any value.
     if map.keys().any(|k| k.chars().any(char::is_whitespace)) {
-        return Err("data should NOT have additional properties".into());
+        return Err(Invalid::AdditionalProperties { at: "data".into() });
     }
     let mut secrets = RegistrySecrets::new();
     for (key, entry) in map {
-        let path = format!("data['{}']", key.replace('\\', "\\\\").replace('\'', "\\'"));
+        let at = format!("data['{}']", key.replace('\\', "\\\\").replace('\'', "\\'"));
         let Value::Object(fields) = entry else {
-            return Err(format!("{path} should be object"));
+            return Err(Invalid::NotAnObject { at });
         };
         if fields.keys().any(|f| f != "username" && f != "password") {
-            return Err(format!("{path} should NOT have additional properties"));
+            return Err(Invalid::AdditionalProperties { at });
         }
         let field = |name: &str| match fields.get(name) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(format!("{path}.{name} should be string")),
+            Some(_) => Err(Invalid::NotAString {
+                at: format!("{at}.{name}"),
+            }),
         };
         let credential = RegistryCredential::from_parts(field("username")?, field("password")?);
         secrets.insert(key.clone(), credential);
@@ -117,11 +163,11 @@ pub(crate) fn project_registry_auth(project: &Project) -> Result<build::Registry
         .map(|m| m.dir().to_owned())
         .unwrap_or_default();
     let file = format!("{dir}/{name}");
-    let invalid = |message: String| Error::RegistrySecrets {
+    let invalid = |reason: Invalid| Error::RegistrySecrets {
         file: file.clone(),
-        message,
+        reason,
     };
-    let text = String::from_utf8(bytes).map_err(|_| invalid("not UTF-8".to_owned()))?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid(Invalid::NotUtf8))?;
     let mut parsed = if name.ends_with(".json") {
         parse_json(&text)
     } else {
@@ -160,7 +206,11 @@ mod tests {
             (" ", "Unexpected end of JSON input"),
         ];
         for (input, expected) in cases {
-            assert_eq!(parse_json(input).unwrap_err(), expected, "{input}");
+            assert_eq!(
+                parse_json(input).unwrap_err().to_string(),
+                expected,
+                "{input}"
+            );
         }
         // username and password are optional; the empty key is allowed.
         let ok = parse_json(r#"{"": {}, "r.io": {"password": "p"}}"#).unwrap();
@@ -174,7 +224,7 @@ mod tests {
         with_copy.add_canonical_docker_hub_entry();
         assert_eq!(with_copy.len(), 2);
         assert_eq!(with_copy.get(HUB).and_then(|c| c.username()), Some("u"));
-        let err = parse_yaml("a:\n  user: x\n").unwrap_err();
+        let err = parse_yaml("a:\n  user: x\n").unwrap_err().to_string();
         assert_eq!(err, "data['a'] should NOT have additional properties");
     }
 
