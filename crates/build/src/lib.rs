@@ -12,18 +12,17 @@
 //!   classic builder's is: steps, their output, pull progress.
 //! * [`pull_image`] pulls with a platform and credentials.
 //! * [`copy_image`] copies an image between daemons as one stream (save → load).
-//! * [`RegistryAuth`] holds credentials from balena registry secrets and the Docker config;
+//! * [`RegistryAuth`] holds credentials from balena registry secrets (read by the caller into
+//!   [`RegistrySecrets`]) and the Docker config;
 //!   [`platforms_of`] / [`inspect_manifest`] read a manifest for platform selection.
 //!
 //! Nothing here prints; secrets never appear in `Debug`, errors or events.
 //!
 //! ```
-//! use build::{BuildEvent, RegistryAuth, RegistrySecrets, extract_from_tag};
+//! use build::{BuildEvent, RegistryAuth, RegistryCredential, RegistrySecrets, extract_from_tag};
 //!
-//! let secrets = RegistrySecrets::parse_yaml(
-//!     "127.0.0.1:5001:\n  username: balena\n  password: balena-test-password\n",
-//! )
-//! .unwrap();
+//! let mut secrets = RegistrySecrets::new();
+//! secrets.insert("127.0.0.1:5001", RegistryCredential::new("balena", "balena-test-password"));
 //! let auth = RegistryAuth::from_registry_secrets(&secrets);
 //! let credentials = auth.for_image("127.0.0.1:5001/private/amd64-busybox").unwrap();
 //! assert_eq!(credentials.username.as_deref(), Some("balena"));
@@ -56,7 +55,10 @@ mod session;
 mod tls;
 mod trace;
 
-pub use auth::{RegistryAuth, RegistryCredential, RegistrySecrets, normalise_registry_key};
+pub use auth::{
+    BasicAuthError, DockerConfigError, RegistryAuth, RegistryCredential, RegistrySecrets,
+    normalise_registry_key,
+};
 pub use base_image::{BaseImage, ensure_base_platform, same_platform};
 pub use bollard::Docker;
 pub use bollard::auth::DockerCredentials;
@@ -65,7 +67,7 @@ pub use connect::{
 };
 pub use context::ContextBody;
 pub use copy::{Copied, copy_image};
-pub use daemon::{DaemonInfo, MIN_BUILDKIT_SECRETS_API, daemon_info};
+pub use daemon::{DaemonInfo, MIN_BUILDKIT_SECRETS_API, NoSecretMounts, daemon_info};
 pub use dial::Endpoint;
 pub use dial::{SshTarget, TlsFiles};
 pub use docker_context::{Daemon, DaemonFlags};

@@ -92,8 +92,8 @@ pub enum Error {
         service: String,
         /// The requirement, e.g. `sw.supervisor >=20.0.0`.
         requirement: String,
-        /// Why it is not met.
-        reason: String,
+        /// Why it is not met (part of the message, not a separate cause).
+        reason: crate::contract::Unmet,
     },
     /// An image could not be fetched.
     #[error(

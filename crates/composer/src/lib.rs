@@ -50,7 +50,7 @@ pub use apps::{AppSummary, list_apps};
 pub use composer::{
     AppId, Composer, CurrentState, LogLine, LogQuery, RemoveOptions, ServiceReport, UpdateOptions,
 };
-pub use config::{normalise_image_name, parse_ports, shell_split};
+pub use config::normalise_image_name;
 pub use engine::AppRef;
 pub use error::{Error, Result};
 pub use events::Event;

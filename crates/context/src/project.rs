@@ -15,7 +15,9 @@ use crate::sparse::SparseMap;
 /// The largest file [`Project::read_file`] and friends will load into memory.
 pub const MAX_READ_SIZE: u64 = 64 * 1024 * 1024;
 
-/// The names [`Project::balena_config`] looks for, in the reference's order.
+/// The names a build metadata file (`balena.yml`) may have in the metadata directory, in the
+/// order the reference looks for them: the one list, used by [`Project::balena_config`] and
+/// `multibuild`'s metadata reader.
 pub const CONFIG_FILE_NAMES: [&str; 6] = [
     "balena.yml",
     "balena.yaml",
@@ -28,7 +30,8 @@ pub const CONFIG_FILE_NAMES: [&str; 6] = [
 /// The first bytes of a gzip stream (RFC 1952).
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
-const METADATA_DIRS: [&str; 2] = [".balena", ".resin"];
+/// The names the project's metadata directory may have (see [`Project::metadata`]).
+pub const METADATA_DIRS: [&str; 2] = [".balena", ".resin"];
 
 /// The one metadata file the reference leaves in the build context: balena's
 /// `qemu-execve` binary, which emulated builds `COPY` from there.

@@ -52,12 +52,12 @@ pub enum Error {
         message: String,
     },
     /// A registry-secrets file does not parse or validate.
-    #[error("error validating registry secrets file \"{file}\": {message}")]
+    #[error("error validating registry secrets file \"{file}\": {reason}")]
     RegistrySecrets {
         /// The file.
         file: String,
-        /// What is wrong.
-        message: String,
+        /// What is wrong (part of the message, not a separate cause).
+        reason: crate::registry_secrets::Invalid,
     },
     /// A `contract.yml` is not a valid container contract.
     #[error("{0}")]

@@ -168,7 +168,7 @@ fn map_digest<'a>(map: impl Iterator<Item = (&'a String, &'a String)>) -> String
 /// Computes the inputs of `task` built with `dockerfile` (what is sent) for `arch` and
 /// `device_type`. `Err` says why there are none (a base image missing, the context
 /// unreadable): the service is then built.
-pub async fn compute(
+pub(crate) async fn compute(
     docker: &Docker,
     task: &BuildTask,
     dockerfile: &str,

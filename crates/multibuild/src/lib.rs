@@ -52,6 +52,7 @@ pub mod metadata;
 pub mod naming;
 mod plan;
 pub mod pool;
+pub mod registry_secrets;
 mod run;
 mod shown;
 

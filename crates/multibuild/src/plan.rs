@@ -238,7 +238,7 @@ pub fn plan(options: PlanOptions) -> Result<Plan, Error> {
         }
         None => BuildMetadata::default(),
     };
-    let registry_auth = project_registry_auth(&project)?;
+    let registry_auth = crate::registry_secrets::project_registry_auth(&project)?;
 
     let mut vars = BTreeMap::from([("BALENA_APP_NAME".to_owned(), app_name)]);
     vars.extend(options.template_vars);
@@ -392,41 +392,6 @@ fn archive_reader(project: &Project, scratch: &Path) -> parse::FileReader {
             Err(e) => Err(std::io::Error::other(e.to_string())),
         }
     })
-}
-
-/// `.balena/registry-secrets.{json,yml,yaml}`: the last present one wins, as the reference.
-fn project_registry_auth(project: &Project) -> Result<build::RegistryAuth, Error> {
-    let mut secrets = None;
-    for name in [
-        "registry-secrets.json",
-        "registry-secrets.yml",
-        "registry-secrets.yaml",
-    ] {
-        if let Some(bytes) = project.read_metadata_file(name).map_err(Error::Project)? {
-            secrets = Some((name, bytes));
-        }
-    }
-    let Some((name, bytes)) = secrets else {
-        return Ok(build::RegistryAuth::new());
-    };
-    let dir = project
-        .metadata()
-        .map(|m| m.dir().to_owned())
-        .unwrap_or_default();
-    let file = format!("{dir}/{name}");
-    let invalid = |message: String| Error::RegistrySecrets {
-        file: file.clone(),
-        message,
-    };
-    let text = String::from_utf8(bytes).map_err(|_| invalid("not UTF-8".to_owned()))?;
-    let mut parsed = if name.ends_with(".json") {
-        build::RegistrySecrets::parse_json(&text)
-    } else {
-        build::RegistrySecrets::parse_yaml(&text)
-    }
-    .map_err(invalid)?;
-    parsed.add_canonical_docker_hub_entry();
-    Ok(build::RegistryAuth::from_registry_secrets(&parsed))
 }
 
 struct Planner<'a> {

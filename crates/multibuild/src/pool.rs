@@ -119,7 +119,7 @@ const JOBS_RULE: &str = "jobs must be a whole number of at least 1";
 /// each item the string `--builder` takes or a mapping `{name, endpoint, jobs}` (`endpoint`
 /// required). `lines` are the items' lines in the file when known
 /// (`parse::yaml_item_lines`); an error says `line N: builders[i].field: why`.
-pub fn builder_list(value: &Value, lines: &[u64]) -> Result<Vec<BuilderSpec>, String> {
+pub(crate) fn builder_list(value: &Value, lines: &[u64]) -> Result<Vec<BuilderSpec>, String> {
     let Value::Array(items) = value else {
         return Err("builders: expected a list of builders".to_owned());
     };

@@ -113,7 +113,7 @@ async fn secrets_mode(
         Err(why) if info.balena_engine => unsupported(format!(
             "{why}; balenaEngine's build volumes would do, but only for a daemon on this machine (a unix socket), not {host}"
         )),
-        Err(why) => unsupported(why),
+        Err(why) => unsupported(why.to_string()),
     }
 }
 

@@ -23,7 +23,7 @@ use super::project::{self, ProjectArgs, TargetArgs};
 pub fn configured(project: &ProjectArgs) -> anyhow::Result<Option<(String, Vec<BuilderSpec>)>> {
     let location = project.location();
     if location.is_dir() {
-        for dir in [".balena", ".resin"] {
+        for dir in context::METADATA_DIRS {
             let metadata_dir = location.join(dir);
             if !metadata_dir.is_dir() {
                 continue;

@@ -23,8 +23,10 @@ use crate::options::Options;
 pub(crate) use create::{create_body, endpoint_settings};
 pub(crate) use from_container::service_from_container;
 pub(crate) use from_target::target_service;
+pub use values::normalise_image_name;
 pub(crate) use values::normalise_labels;
-pub use values::{normalise_image_name, parse_ports, shell_split};
+#[cfg(test)]
+use values::{parse_ports, shell_split};
 
 /// Environment variables added only at create and ignored when comparing.
 const INIT_ONLY_ENV: &[&str] = &["BALENA_DEVICE_NAME_AT_INIT", "RESIN_DEVICE_NAME_AT_INIT"];

@@ -160,7 +160,7 @@ pub(super) fn string_or_argv(v: &Value) -> Result<Vec<String>, String> {
 
 /// Splits a command string into words: single quotes are literal, double quotes allow
 /// backslash escapes, unquoted backslash escapes the next character.
-pub fn shell_split(s: &str) -> Result<Vec<String>, String> {
+pub(super) fn shell_split(s: &str) -> Result<Vec<String>, String> {
     let mut words = Vec::new();
     let mut word = String::new();
     let mut in_word = false;
@@ -218,7 +218,7 @@ fn double_quoted(chars: &mut Chars<'_>, word: &mut String) -> Option<()> {
 
 /// Ports: `[[ip:]host[-host]:]container[-container][/proto]` strings, numbers, or long syntax
 /// maps; ranges are expanded one mapping per port.
-pub fn parse_ports(v: &Value) -> Result<Vec<PortMapping>, String> {
+pub(super) fn parse_ports(v: &Value) -> Result<Vec<PortMapping>, String> {
     let Value::Array(items) = v else {
         return Err("expected a list".to_owned());
     };
