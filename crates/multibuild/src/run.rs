@@ -525,11 +525,7 @@ impl Worker<'_> {
 
     async fn build(&self, task: &BuildTask) -> ServiceOutcome {
         let with_secrets = !task.secrets.is_empty();
-        let buildkit = match *self.secrets_mode {
-            SecretsMode::BuildKit if with_secrets => true,
-            SecretsMode::Volumes if with_secrets => false,
-            _ => self.buildkit,
-        };
+        let buildkit = self.uses_buildkit(task);
         // Before the inputs are taken: a pulled base of the right platform changes its ID.
         if self.foreign()
             && let Err(e) = self.check_base_platforms(task).await
@@ -552,41 +548,17 @@ impl Worker<'_> {
             },
         })
         .await;
-        let platform = if buildkit && self.foreign() {
-            // BuildKit looks a base image up for the build's platform only: without it, a
-            // local single-arch base of the target arch is ignored and pulled from Docker Hub.
-            Some(self.plan.arch.docker_platform().to_owned())
-        } else {
-            self.build_platform(task).await
-        };
-        // Kept alive until the build ends: the balenaEngine volume's directory.
-        let mut volume_dir = None;
+        let platform = self.platform_for(task, buildkit).await;
         let mut options = self.build_options(task, platform);
-        let mut added_flags = Vec::new();
-        if buildkit {
-            options.builder = build::Builder::BuildKit;
-            options.secrets = task.secrets.clone();
-            added_flags = self.added_run_flags(task);
-        } else if with_secrets && *self.secrets_mode == SecretsMode::Volumes {
-            match write_secrets_dir(&task.secrets) {
-                Ok(dir) => {
-                    options
-                        .volumes
-                        .push(format!("{}:/run/secrets:ro", dir.path().display()));
-                    volume_dir = Some(dir);
-                }
-                Err(e) => {
-                    let mut outcome = ServiceOutcome::failed(
-                        self.service,
-                        &Error::SecretsUnsupported(format!(
-                            "writing the build secrets for balenaEngine's build volume: {e}"
-                        )),
-                    );
-                    outcome.error = outcome.error.map(|e| task.secrets.redact(e));
-                    return outcome;
-                }
+        // Kept alive until the build ends: the balenaEngine volume's directory.
+        let (volume_dir, added_flags) = match self.pass_secrets(task, buildkit, &mut options) {
+            Ok(passed) => passed,
+            Err(e) => {
+                let mut outcome = ServiceOutcome::failed(self.service, &e);
+                outcome.error = outcome.error.map(|e| task.secrets.redact(e));
+                return outcome;
             }
-        }
+        };
         let labelled_dockerfile = inputs.as_ref().ok().and_then(|inputs| {
             inputs.label_into(&mut options, &sent_dockerfile, task.target.is_some())
         });
@@ -598,26 +570,7 @@ impl Worker<'_> {
         };
         let (tx, mut rx) = mpsc::channel(256);
         let sent = labelled_dockerfile.unwrap_or_else(|| sent_dockerfile.clone());
-        let docker = self.docker;
-        let build = async move {
-            let body = task.context_body_with(Some(sent.as_str()));
-            let mut result = build::build_image(docker, body, &options, &tx).await;
-            if result
-                .as_ref()
-                .is_err_and(build::Error::is_buildkit_scheduler_race)
-            {
-                // Docker 20.10's BuildKit can lose one of several identical concurrent builds;
-                // nothing was built, and once is enough to say so.
-                let line = "BuildKit lost this build (a race between identical builds running \
-                            at once); building it again"
-                    .to_owned();
-                let _ = tx.send(build::BuildEvent::Output { line }).await;
-                let body = task.context_body_with(Some(sent.as_str()));
-                result = build::build_image(docker, body, &options, &tx).await;
-            }
-            drop(tx);
-            result
-        };
+        let build = build_once_more_after_a_race(self.docker, task, sent, &options, tx);
         let mut log = String::new();
         // One redactor for the whole build: every event, and so the log, goes through it.
         let redactor = task.secrets.redactor();
@@ -649,6 +602,58 @@ impl Worker<'_> {
             }
         }
         outcome
+    }
+
+    /// Whether the task builds on BuildKit: the secrets' mode decides for a task with
+    /// secrets, the worker's builder otherwise.
+    fn uses_buildkit(&self, task: &BuildTask) -> bool {
+        let with_secrets = !task.secrets.is_empty();
+        match *self.secrets_mode {
+            SecretsMode::BuildKit if with_secrets => true,
+            SecretsMode::Volumes if with_secrets => false,
+            _ => self.buildkit,
+        }
+    }
+
+    /// The `platform` of the build.
+    async fn platform_for(&self, task: &BuildTask, buildkit: bool) -> Option<String> {
+        if buildkit && self.foreign() {
+            // BuildKit looks a base image up for the build's platform only: without it, a
+            // local single-arch base of the target arch is ignored and pulled from Docker Hub.
+            Some(self.plan.arch.docker_platform().to_owned())
+        } else {
+            self.build_platform(task).await
+        }
+    }
+
+    /// Sets the builder and passes the task's secrets to it: to BuildKit's session, or in a
+    /// directory mounted as balenaEngine's build volume (returned: it must outlive the
+    /// build), and the `RUN` flags added (to hide them from the output).
+    fn pass_secrets(
+        &self,
+        task: &BuildTask,
+        buildkit: bool,
+        options: &mut build::BuildOptions,
+    ) -> Result<(Option<tempfile::TempDir>, Vec<String>), Error> {
+        if buildkit {
+            options.builder = build::Builder::BuildKit;
+            options.secrets = task.secrets.clone();
+            return Ok((None, self.added_run_flags(task)));
+        }
+        if task.secrets.is_empty() || *self.secrets_mode != SecretsMode::Volumes {
+            return Ok((None, Vec::new()));
+        }
+        match write_secrets_dir(&task.secrets) {
+            Ok(dir) => {
+                options
+                    .volumes
+                    .push(format!("{}:/run/secrets:ro", dir.path().display()));
+                Ok((Some(dir), Vec::new()))
+            }
+            Err(e) => Err(Error::SecretsUnsupported(format!(
+                "writing the build secrets for balenaEngine's build volume: {e}"
+            ))),
+        }
     }
 
     /// The Dockerfile to send and the build's inputs; or, as `Err`, the outcome of the image
@@ -868,4 +873,31 @@ impl Worker<'_> {
         let inspect = self.docker.inspect_image(image).await.ok()?;
         inspect.size.and_then(|s| u64::try_from(s).ok())
     }
+}
+
+/// Builds `task` with `sent` as its Dockerfile; once more if BuildKit lost the build.
+async fn build_once_more_after_a_race(
+    docker: &build::Docker,
+    task: &BuildTask,
+    sent: String,
+    options: &build::BuildOptions,
+    tx: mpsc::Sender<build::BuildEvent>,
+) -> build::Result<build::Built> {
+    let body = task.context_body_with(Some(sent.as_str()));
+    let mut result = build::build_image(docker, body, options, &tx).await;
+    if result
+        .as_ref()
+        .is_err_and(build::Error::is_buildkit_scheduler_race)
+    {
+        // Docker 20.10's BuildKit can lose one of several identical concurrent builds;
+        // nothing was built, and once is enough to say so.
+        let line = "BuildKit lost this build (a race between identical builds running \
+                    at once); building it again"
+            .to_owned();
+        let _ = tx.send(build::BuildEvent::Output { line }).await;
+        let body = task.context_body_with(Some(sent.as_str()));
+        result = build::build_image(docker, body, options, &tx).await;
+    }
+    drop(tx);
+    result
 }
