@@ -36,6 +36,7 @@
 
 mod auth;
 mod base_image;
+mod buildkit;
 mod connect;
 mod context;
 mod copy;
@@ -47,13 +48,9 @@ mod events;
 mod image_build;
 mod platform;
 mod pull;
-mod raw;
-mod raw_build;
 mod redact;
 mod reference;
-mod session;
 mod tls;
-mod trace;
 
 pub use auth::{
     BasicAuthError, DockerConfigError, RegistryAuth, RegistryCredential, RegistrySecrets,
@@ -62,6 +59,7 @@ pub use auth::{
 pub use base_image::{BaseImage, ensure_base_platform, same_platform};
 pub use bollard::Docker;
 pub use bollard::auth::DockerCredentials;
+pub use buildkit::{BuildSecrets, INLINE_CACHE_ARG, MAX_SECRET_SIZE};
 pub use connect::{
     CONNECT_TIMEOUT, DEFAULT_DOCKER_HOST, REQUEST_TIMEOUT, connect, connect_to, docker_host,
 };
@@ -80,7 +78,5 @@ pub use platform::{
     mixed_platform_warning, platforms_of, select_platform_handling,
 };
 pub use pull::{Pulled, pull_image};
-pub use raw_build::INLINE_CACHE_ARG;
 pub use redact::{MIN_FRAGMENT, REDACTED, Redactor};
 pub use reference::{DOCKER_HUB_ALIASES, DOCKER_HUB_AUTH_KEY, DOCKER_HUB_HOST, ImageReference};
-pub use session::{BuildSecrets, MAX_SECRET_SIZE};

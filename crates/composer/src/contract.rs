@@ -264,7 +264,7 @@ mod tests {
         let arch = |slug| service(&[("io.balena.features.requires.arch.sw", slug)], None);
         assert!(check(&requirements(&arch("aarch64"))[0], &device()).is_ok());
         let err = check(&requirements(&arch("amd64"))[0], &device()).unwrap_err();
-        assert!(err.contains("\"aarch64\""), "{err}");
+        assert!(err.to_string().contains("\"aarch64\""), "{err}");
         let unknown = DeviceFacts {
             arch: None,
             ..device()

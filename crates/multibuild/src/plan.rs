@@ -409,23 +409,10 @@ struct Planner<'a> {
 
 impl Planner<'_> {
     fn task(&self, name: &str, service: &parse::Service) -> Result<TaskKind, Error> {
-        let label_contract = parse::contract_for(name, service)
-            .map(|c| serde_json::to_value(c).unwrap_or(serde_json::Value::Null));
         let Some(build) = &service.build else {
-            let image = service
-                .image
-                .as_deref()
-                .ok_or_else(|| Error::NoImageOrBuild {
-                    service: name.to_owned(),
-                })?;
-            return Ok(TaskKind::Pull {
-                image: naming::with_default_tag(image),
-            });
+            return pull_task(name, service);
         };
-        let in_service = |source| Error::Service {
-            service: name.to_owned(),
-            source: Box::new(source),
-        };
+        let in_service = in_service(name);
         let custom_dockerfile =
             (build.dockerfile != "Dockerfile").then(|| build.dockerfile.clone());
         let context = self
@@ -439,101 +426,34 @@ impl Planner<'_> {
                 },
             )
             .map_err(|e| in_service(Error::Project(e)))?;
-
-        let mut params = Params::new(self.arch, self.device_type).with_service(name);
-        params.dockerfile = custom_dockerfile;
-        params.vars = self.vars.clone();
-        // resolve's errors name the service themselves.
-        let resolved = resolve::resolve(&Files(&context), &params).map_err(|e| match e {
-            resolve::Error::NotFound { .. } => Error::NoDockerfileIn {
-                context: build.context.to_string(),
-                cause: e,
-            },
-            e => Error::Resolve(e),
-        })?;
+        let resolved = self.resolve(name, build, &context, custom_dockerfile)?;
 
         let mut overrides: Vec<Override> = resolved.remove.iter().map(Override::remove).collect();
-        // With the rewrite, BuildKit gets the variant that bind-mounts qemu into each RUN.
-        let (dockerfile, bound, transposed) = match self.emulation {
-            Emulation::Rewrite { host_qemu, options } => {
-                let transposed = dockerfile::transpose(&resolved.contents, options)
-                    .map_err(|e| in_service(Error::Dockerfile(e)))?;
-                let bound = dockerfile::transpose(
-                    &resolved.contents,
-                    &dockerfile::TransposeOptions {
-                        bind_mount: true,
-                        ..options.clone()
-                    },
-                )
-                .map_err(|e| in_service(Error::Dockerfile(e)))?;
-                overrides.push(Override::host_file(
-                    options.context_qemu_path.clone(),
-                    host_qemu.clone(),
-                    0o755,
-                ));
-                (transposed, Some(bound), true)
-            }
-            Emulation::Native | Emulation::Binfmt => (resolved.contents.clone(), None, false),
-        };
+        let emulated = self.emulated(&resolved, &mut overrides, &in_service)?;
+        let dockerfile = emulated.dockerfile;
         overrides.push(Override::file(
             resolved.dockerfile_path.clone(),
             dockerfile.clone().into_bytes(),
         ));
-        let secrets = self.secrets(name).map_err(in_service)?;
+        let secrets = self.secrets(name).map_err(&in_service)?;
         let mounted_dockerfile = if secrets.is_empty() {
-            bound
+            emulated.bound
         } else {
             let ids: Vec<&str> = secrets.ids().collect();
             Some(
-                dockerfile::add_secret_mounts(bound.as_deref().unwrap_or(&dockerfile), &ids)
+                dockerfile::add_secret_mounts(emulated.bound.as_deref().unwrap_or(&dockerfile), &ids)
                     .map_err(|e| in_service(Error::Dockerfile(e)))?,
             )
         };
-
-        let file_contract = context
-            .read_file("contract.yml")
-            .transpose()
-            .or_else(|| context.read_file("contract.yaml").transpose())
-            .transpose()
-            .map_err(|e| in_service(Error::Project(e)))?
-            .map(|bytes| crate::contract::parse_contract_file(&bytes))
-            .transpose()
-            .map_err(in_service)?;
-        let contract = match (label_contract, file_contract) {
-            (Some(_), Some(_)) => {
-                return Err(Error::MultipleContracts {
-                    service: name.to_owned(),
-                });
-            }
-            (a, b) => a.or(b),
-        };
-
-        // Precedence, lowest first, as the balena CLI: compose args, --build-arg, balena.yml.
-        let mut build_args: IndexMap<String, String> = build
-            .args
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        build_args.extend(self.build_args.iter().map(|(k, v)| (k.clone(), v.clone())));
-        build_args.extend(self.metadata.variables_for(name));
-
-        let mut tags = vec![naming::image_name(self.project_name, name, self.tag)];
-        tags.extend(
-            build
-                .tags
-                .iter()
-                .filter(|t| !tags.contains(t))
-                .cloned()
-                .collect::<Vec<_>>(),
-        );
+        let contract = service_contract(name, service, &context)?;
 
         Ok(TaskKind::Build(Box::new(BuildTask {
             context_dir: build.context.clone(),
             resolved,
             dockerfile,
-            transposed,
-            tags,
-            build_args,
+            transposed: emulated.transposed,
+            tags: self.tags(name, build),
+            build_args: self.build_args(name, build),
             labels: build
                 .labels
                 .iter()
@@ -550,7 +470,93 @@ impl Planner<'_> {
         })))
     }
 
-    /// The service's build secrets, read from the metadata directory's `secrets/`.
+    /// The service's Dockerfile, chosen and rendered by `resolve`.
+    fn resolve(
+        &self,
+        name: &str,
+        build: &parse::Build,
+        context: &context::Context,
+        custom_dockerfile: Option<String>,
+    ) -> Result<Resolved, Error> {
+        let mut params = Params::new(self.arch, self.device_type).with_service(name);
+        params.dockerfile = custom_dockerfile;
+        params.vars = self.vars.clone();
+        // resolve's errors name the service themselves.
+        resolve::resolve(&Files(context), &params).map_err(|e| match e {
+            resolve::Error::NotFound { .. } => Error::NoDockerfileIn {
+                context: build.context.to_string(),
+                cause: e,
+            },
+            e => Error::Resolve(e),
+        })
+    }
+
+    /// The Dockerfile as the emulation wants it; with the rewrite, also the variant that
+    /// BuildKit gets (bind-mounting qemu into each RUN), and qemu added to the context.
+    fn emulated(
+        &self,
+        resolved: &Resolved,
+        overrides: &mut Vec<Override>,
+        in_service: &impl Fn(Error) -> Error,
+    ) -> Result<Emulated, Error> {
+        match self.emulation {
+            Emulation::Rewrite { host_qemu, options } => {
+                let transposed = dockerfile::transpose(&resolved.contents, options)
+                    .map_err(|e| in_service(Error::Dockerfile(e)))?;
+                let bound = dockerfile::transpose(
+                    &resolved.contents,
+                    &dockerfile::TransposeOptions {
+                        bind_mount: true,
+                        ..options.clone()
+                    },
+                )
+                .map_err(|e| in_service(Error::Dockerfile(e)))?;
+                overrides.push(Override::host_file(
+                    options.context_qemu_path.clone(),
+                    host_qemu.clone(),
+                    0o755,
+                ));
+                Ok(Emulated {
+                    dockerfile: transposed,
+                    bound: Some(bound),
+                    transposed: true,
+                })
+            }
+            Emulation::Native | Emulation::Binfmt => Ok(Emulated {
+                dockerfile: resolved.contents.clone(),
+                bound: None,
+                transposed: false,
+            }),
+        }
+    }
+
+    /// Build arguments by precedence, lowest first, as the balena CLI: compose args,
+    /// --build-arg, balena.yml.
+    fn build_args(&self, name: &str, build: &parse::Build) -> IndexMap<String, String> {
+        let mut build_args: IndexMap<String, String> = build
+            .args
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        build_args.extend(self.build_args.iter().map(|(k, v)| (k.clone(), v.clone())));
+        build_args.extend(self.metadata.variables_for(name));
+        build_args
+    }
+
+    /// The project's name for the image, then the compose file's `build.tags`.
+    fn tags(&self, name: &str, build: &parse::Build) -> Vec<String> {
+        let mut tags = vec![naming::image_name(self.project_name, name, self.tag)];
+        tags.extend(
+            build
+                .tags
+                .iter()
+                .filter(|t| !tags.contains(t))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        tags
+    }
+
     fn secrets(&self, service: &str) -> Result<build::BuildSecrets, Error> {
         let mut secrets = build::BuildSecrets::new();
         let dir = self
@@ -592,6 +598,63 @@ impl Planner<'_> {
 }
 
 /// A context as resolution sees it.
+/// A service without `build`: its image is pulled.
+fn pull_task(name: &str, service: &parse::Service) -> Result<TaskKind, Error> {
+    let image = service
+        .image
+        .as_deref()
+        .ok_or_else(|| Error::NoImageOrBuild {
+            service: name.to_owned(),
+        })?;
+    Ok(TaskKind::Pull {
+        image: naming::with_default_tag(image),
+    })
+}
+
+/// Wraps an error in the service it happened in.
+fn in_service(name: &str) -> impl Fn(Error) -> Error + '_ {
+    move |source| Error::Service {
+        service: name.to_owned(),
+        source: Box::new(source),
+    }
+}
+
+/// The service's contract: from its labels or its context's `contract.yml` (not both).
+fn service_contract(
+    name: &str,
+    service: &parse::Service,
+    context: &context::Context,
+) -> Result<Option<serde_json::Value>, Error> {
+    let in_service = in_service(name);
+    let label_contract = parse::contract_for(name, service)
+        .map(|c| serde_json::to_value(c).unwrap_or(serde_json::Value::Null));
+    let file_contract = context
+        .read_file("contract.yml")
+        .transpose()
+        .or_else(|| context.read_file("contract.yaml").transpose())
+        .transpose()
+        .map_err(|e| in_service(Error::Project(e)))?
+        .map(|bytes| crate::contract::parse_contract_file(&bytes))
+        .transpose()
+        .map_err(&in_service)?;
+    match (label_contract, file_contract) {
+        (Some(_), Some(_)) => Err(Error::MultipleContracts {
+            service: name.to_owned(),
+        }),
+        (a, b) => Ok(a.or(b)),
+    }
+}
+
+/// A service's Dockerfile under the emulation.
+struct Emulated {
+    /// What the classic builder gets (transposed when emulating).
+    dockerfile: String,
+    /// What BuildKit gets when emulating: qemu bind-mounted into each RUN.
+    bound: Option<String>,
+    /// Whether `dockerfile` was transposed.
+    transposed: bool,
+}
+
 struct Files<'a>(&'a context::Context);
 
 impl ContextFiles for Files<'_> {

@@ -74,26 +74,10 @@ pub async fn push_and_record(
         }))
     };
 
-    let mut jobs = Vec::new();
-    for (service, image) in &created.images {
-        let Some(local) = built.get(service) else {
-            return fail(
-                Error::MissingBuild {
-                    service: service.clone(),
-                },
-                IndexMap::new(),
-                Vec::new(),
-            )
-            .await;
-        };
-        jobs.push(PushFrom {
-            docker: local.daemon.clone().unwrap_or_else(|| docker.clone()),
-            job: PushJob {
-                local_image: local.local_image.clone(),
-                location: image.location.clone(),
-            },
-        });
-    }
+    let jobs = match push_jobs(docker, created, built) {
+        Ok(jobs) => jobs,
+        Err(e) => return fail(e, IndexMap::new(), Vec::new()).await,
+    };
     let auth = match auth {
         Some(auth) => auth,
         None => match api.push_token(created).await {
@@ -105,6 +89,73 @@ pub async fn push_and_record(
 
     let results = push_images_from(&jobs, &auth, options).await;
 
+    let Recorded {
+        pushed,
+        finished,
+        mut first_error,
+    } = record_pushes(api, created, built, results, options).await;
+    if first_error.is_none() && options.cancel.is_cancelled() {
+        first_error = Some(Error::Push(PushError::Cancelled {
+            target: format!("release {}", created.release.commit),
+        }));
+    }
+    if let Some(cause) = first_error {
+        return fail(cause, pushed, finished).await;
+    }
+    match api
+        .update_release(
+            created.release.id,
+            &ReleaseUpdate::finished(Status::Success),
+        )
+        .await
+    {
+        Ok(()) => Ok(pushed),
+        Err(e) => fail(e.into(), pushed, finished).await,
+    }
+}
+
+/// One push per image of the release, from the daemon that holds it.
+fn push_jobs(
+    docker: &Docker,
+    created: &CreatedRelease,
+    built: &IndexMap<String, BuiltImage>,
+) -> Result<Vec<PushFrom>, Error> {
+    let mut jobs = Vec::new();
+    for (service, image) in &created.images {
+        let Some(local) = built.get(service) else {
+            return Err(Error::MissingBuild {
+                service: service.clone(),
+            });
+        };
+        jobs.push(PushFrom {
+            docker: local.daemon.clone().unwrap_or_else(|| docker.clone()),
+            job: PushJob {
+                local_image: local.local_image.clone(),
+                location: image.location.clone(),
+            },
+        });
+    }
+    Ok(jobs)
+}
+
+/// What the API was told about the pushes.
+struct Recorded {
+    /// The images pushed, by service.
+    pushed: IndexMap<String, Pushed>,
+    /// The images whose record is final (pushed or failed).
+    finished: Vec<u64>,
+    /// The first push or record that failed.
+    first_error: Option<Error>,
+}
+
+/// Records each push's outcome on its image.
+async fn record_pushes(
+    api: &Api,
+    created: &CreatedRelease,
+    built: &IndexMap<String, BuiltImage>,
+    results: Vec<Result<Pushed, PushError>>,
+    options: &PushOptions,
+) -> Recorded {
     let mut pushed = IndexMap::new();
     let mut finished = Vec::new();
     let mut first_error: Option<Error> = None;
@@ -115,7 +166,7 @@ pub async fn push_and_record(
                 built.get(service),
             ),
             // Stopped because another push failed: that one is the cause, this one is just
-            // unfinished, and `fail_all` below marks it.
+            // unfinished, and `fail_all` marks it.
             Err(e) if e.is_cancelled() && !options.cancel.is_cancelled() => continue,
             Err(e) => details(ImageUpdate::failed(&e.to_string()), built.get(service)),
         };
@@ -140,23 +191,10 @@ pub async fn push_and_record(
             }
         }
     }
-    if first_error.is_none() && options.cancel.is_cancelled() {
-        first_error = Some(Error::Push(PushError::Cancelled {
-            target: format!("release {}", created.release.commit),
-        }));
-    }
-    if let Some(cause) = first_error {
-        return fail(cause, pushed, finished).await;
-    }
-    match api
-        .update_release(
-            created.release.id,
-            &ReleaseUpdate::finished(Status::Success),
-        )
-        .await
-    {
-        Ok(()) => Ok(pushed),
-        Err(e) => fail(e.into(), pushed, finished).await,
+    Recorded {
+        pushed,
+        finished,
+        first_error,
     }
 }
 

@@ -24,10 +24,10 @@ use hyper_util::rt::TokioIo;
 use prost::Message;
 use tokio::task::JoinHandle;
 
+use super::raw;
 use crate::auth::RegistryAuth;
 use crate::dial::Endpoint;
 use crate::error::{Error, Result};
-use crate::raw;
 
 /// The gRPC method that hands out secrets.
 pub const GET_SECRET_METHOD: &str = "/moby.buildkit.secrets.v1.Secrets/GetSecret";
