@@ -1,7 +1,9 @@
 //! A context with a 64 MiB file is streamed, not buffered: the test process's peak RSS
-//! barely moves. Its own test binary, so no other test shares the peak.
+//! barely moves. Its own test binary (not a module of `integration/`), so that no other test
+//! shares the peak.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+#[path = "integration/common.rs"]
 mod common;
 
 use std::io::Read;
