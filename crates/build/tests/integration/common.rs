@@ -1,24 +1,13 @@
 //! Helpers shared by the daemon tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use std::io::{self, Read, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use build::{BuildEvent, ContextBody, Docker};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// The private daemon of `scripts/docker-env`; the suite must be run after
-/// `eval "$(scripts/docker-env up)"`.
-pub fn docker_host() -> String {
-    match std::env::var("DOCKER_HOST") {
-        Ok(host) if !host.is_empty() => host,
-        _ => panic!(
-            "DOCKER_HOST is unset: these tests need the private daemon; \
-             run `eval \"$(scripts/docker-env up)\"` in the same shell first"
-        ),
-    }
-}
+pub use test_support::{append_file, docker_host};
 
 /// The private daemon as [`build::BuildOptions::daemon`] takes it.
 pub fn daemon() -> build::Daemon {
@@ -29,6 +18,8 @@ pub fn daemon() -> build::Daemon {
     build::Daemon::resolve(&flags).unwrap()
 }
 
+/// A client of the private daemon through the crate's own `connect` (its timeout and
+/// credential encoding are part of what is tested).
 pub async fn docker() -> Docker {
     build::connect(Some(&docker_host())).await.unwrap()
 }
@@ -45,20 +36,6 @@ pub fn unique(name: &str) -> String {
     )
 }
 
-/// Writes one regular file into a tar being built.
-pub fn append(
-    out: &mut tar::Builder<&mut dyn Write>,
-    path: &str,
-    size: u64,
-    data: impl Read,
-) -> io::Result<()> {
-    let mut header = tar::Header::new_gnu();
-    header.set_size(size);
-    header.set_mode(0o644);
-    header.set_entry_type(tar::EntryType::Regular);
-    out.append_data(&mut header, path, data)
-}
-
 /// A context with these small files, produced on a blocking thread.
 pub fn context(files: &[(&str, &str)]) -> ContextBody {
     let files: Vec<(String, String)> = files
@@ -68,7 +45,7 @@ pub fn context(files: &[(&str, &str)]) -> ContextBody {
     ContextBody::from_producer(move |w| {
         let mut out = tar::Builder::new(w);
         for (path, content) in &files {
-            append(&mut out, path, content.len() as u64, content.as_bytes())?;
+            append_file(&mut out, path, content.len() as u64, content.as_bytes())?;
         }
         out.finish()
     })

@@ -175,7 +175,7 @@ async fn a_failing_producer_aborts_the_build_with_its_error() {
     let body = ContextBody::from_producer(|w| {
         let mut out = tar::Builder::new(w);
         let dockerfile = "FROM local/amd64-busybox\nCOPY . /ctx\n";
-        common::append(
+        common::append_file(
             &mut out,
             "Dockerfile",
             dockerfile.len() as u64,

@@ -532,10 +532,8 @@ fn a_tar_project_reads_extends_include_and_env_from_the_archive() {
         "inc/worker/Dockerfile",
         "FROM busybox\nLABEL from=worker\n",
     );
-    let mut tar = tar::Builder::new(Vec::new());
-    tar.append_dir_all(".", &root).unwrap();
     let tar_path = dir.path().join("project.tar");
-    std::fs::write(&tar_path, tar.into_inner().unwrap()).unwrap();
+    std::fs::write(&tar_path, tar_of_dir(&root)).unwrap();
 
     for (project, out) in [(&root, "from-dir"), (&tar_path, "from-tar")] {
         let out_dir = dir.path().join(out);

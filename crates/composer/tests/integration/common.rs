@@ -15,27 +15,11 @@ use composer::target::{TargetApp, TargetState};
 use composer::{AppId, Composer, Event, Options};
 use futures::StreamExt;
 use serde_json::{Value, json};
+use test_support::tar_of;
+
+pub use test_support::{docker, registry};
 
 pub const BASE: &str = "local/amd64-busybox:latest";
-
-/// The daemon of `scripts/docker-env`; fails (never skips) without `DOCKER_HOST`.
-pub async fn docker() -> Docker {
-    let host = std::env::var("DOCKER_HOST").expect(
-        "DOCKER_HOST is not set: run `eval \"$(scripts/docker-env up)\"` before these tests",
-    );
-    let path = host
-        .strip_prefix("unix://")
-        .expect("DOCKER_HOST must be unix://");
-    Docker::connect_with_unix(path, 600, bollard::API_DEFAULT_VERSION)
-        .unwrap()
-        .negotiate_version()
-        .await
-        .unwrap()
-}
-
-pub fn registry() -> String {
-    std::env::var("BALENA_COMPOSE_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_owned())
-}
 
 /// A unique app id per test (and per process).
 pub fn unique_id() -> u64 {
@@ -212,16 +196,7 @@ pub async fn cleanup(docker: &Docker, app_id: u64, uuid: &str, images: &[String]
 pub async fn pushed_image(docker: &Docker, guard: &mut Guard, name: &str, tag: &str) -> String {
     let repo = format!("{}/composer-test/{}-{name}", registry(), guard.app_id);
     let reference = format!("{repo}:{tag}");
-    let mut header = tar::Header::new_gnu();
-    let dockerfile = format!("FROM {BASE}\n");
-    header.set_size(dockerfile.len() as u64);
-    header.set_mode(0o644);
-    header.set_cksum();
-    let mut builder = tar::Builder::new(Vec::new());
-    builder
-        .append_data(&mut header, "Dockerfile", dockerfile.as_bytes())
-        .unwrap();
-    let context = builder.into_inner().unwrap();
+    let context = tar_of(&[("Dockerfile", format!("FROM {BASE}\n"))]);
     let options = BuildImageOptions {
         dockerfile: "Dockerfile".into(),
         t: Some(reference.clone()),

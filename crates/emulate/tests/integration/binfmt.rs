@@ -2,8 +2,9 @@
 //! `platform=linux/arm64` and an unchanged Dockerfile, and every `RUN` works (also a foreign
 //! exec such as a pipe into `wc`).
 //!
-//! binfmt_misc is global to the machine, so this test is a binary of its own and registers
-//! qemu-aarch64 only for its duration: a guard unregisters it (and unmounts binfmt_misc if the
+//! binfmt_misc is global to the machine, so this test registers qemu-aarch64 only for its
+//! duration, under the shared `binfmt_lock` (a `flock`, which also excludes the tests of this
+//! binary that take it exclusive): a guard unregisters it (and unmounts binfmt_misc if the
 //! test mounted it) even when the test panics. It needs root, as the Docker tests do here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -79,7 +80,7 @@ async fn binfmt_registration_builds_with_platform_and_no_rewrite() {
         );
         let dockerfile = "FROM local/aarch64-busybox\n\
                           RUN uname -m > /arch && echo hello | wc -c > /count\n";
-        let context = common::context_tar(&[("Dockerfile", dockerfile.as_bytes(), 0o644)]);
+        let context = common::tar_with_modes(&[("Dockerfile", dockerfile.as_bytes(), 0o644)]);
         let built = common::build(&docker, context, &tag, Some("linux/arm64")).await;
         drop(registration);
         assert!(

@@ -1,8 +1,9 @@
 //! Helpers for the tests that build on the real private Docker daemon.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
+
+pub use test_support::{binfmt_lock, docker, tar_with_modes};
 
 use bollard::Docker;
 use bollard::models::ContainerCreateBody;
@@ -11,18 +12,6 @@ use bollard::query_parameters::{
     DownloadFromContainerOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
 };
 use futures::StreamExt;
-
-/// The test daemon from `DOCKER_HOST`; the suite runs `eval "$(scripts/docker-env up)"` first.
-pub async fn docker() -> Docker {
-    let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| {
-        panic!("DOCKER_HOST is not set: run `eval \"$(scripts/docker-env up)\"` before these tests")
-    });
-    Docker::connect_with_unix(&host, 600, bollard::API_DEFAULT_VERSION)
-        .unwrap()
-        .negotiate_version()
-        .await
-        .unwrap()
-}
 
 /// A unique image tag for one test.
 pub fn unique_tag(test: &str) -> String {
@@ -34,19 +23,6 @@ pub fn unique_tag(test: &str) -> String {
         "balena-compose-emulate-test/{test}:{}-{nanos}",
         std::process::id()
     )
-}
-
-/// A build context: `(path, contents, mode)` entries.
-pub fn context_tar(files: &[(&str, &[u8], u32)]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (path, data, mode) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(*mode);
-        header.set_mtime(0);
-        builder.append_data(&mut header, path, *data).unwrap();
-    }
-    builder.into_inner().unwrap()
 }
 
 /// The outcome of a classic build: the output lines and the daemon's error, if it failed.
@@ -136,27 +112,6 @@ pub async fn remove_image(docker: &Docker, image: &str) {
             None,
         )
         .await;
-}
-
-/// The lock on binfmt_misc, machine-global state: held shared by a test that needs the
-/// registrations `scripts/docker-env up` made, exclusive by one that changes them for a while.
-/// The same file as the CLI's emulation tests lock (`$BALENA_COMPOSE_DEV_ROOT/binfmt.lock`),
-/// so concurrent test binaries and sessions on this machine agree.
-pub fn binfmt_lock(exclusive: bool) -> File {
-    let root = std::env::var("BALENA_COMPOSE_DEV_ROOT")
-        .unwrap_or_else(|_| "/var/tmp/balena-compose-dev".to_owned());
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(PathBuf::from(root).join("binfmt.lock"))
-        .unwrap();
-    if exclusive {
-        file.lock().unwrap();
-    } else {
-        file.lock_shared().unwrap();
-    }
-    file
 }
 
 /// The enabled qemu registrations for one architecture, disabled (not removed) while this

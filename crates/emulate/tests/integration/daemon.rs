@@ -20,7 +20,7 @@ fn emulated_context(dockerfile: &str) -> (Vec<u8>, TransposeOptions) {
     let opts = TransposeOptions::new(Arch::Aarch64);
     let transposed = transpose(dockerfile, &opts).unwrap();
     let qemu = std::fs::read(host_qemu(Arch::Aarch64).unwrap()).unwrap();
-    let tar = common::context_tar(&[
+    let tar = common::tar_with_modes(&[
         ("Dockerfile", transposed.as_bytes(), 0o644),
         (&opts.context_qemu_path, &qemu, 0o755),
     ]);
@@ -127,7 +127,7 @@ async fn binfmt_runs_the_foreign_exec_with_no_rewrite() {
             choose_emulation(Arch::Aarch64, Arch::Amd64, None).unwrap(),
             Emulation::Binfmt
         );
-        let context = common::context_tar(&[("Dockerfile", FOREIGN_EXEC.as_bytes(), 0o644)]);
+        let context = common::tar_with_modes(&[("Dockerfile", FOREIGN_EXEC.as_bytes(), 0o644)]);
         common::build(&docker, context, &tag, Some("linux/arm64")).await
     };
     assert!(

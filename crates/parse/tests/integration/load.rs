@@ -5,17 +5,11 @@
 use crate::common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use common::options;
 use parse::{Discovered, Error, LoadOptions, discover, load};
-
-fn write(dir: &Path, rel: &str, text: &str) -> PathBuf {
-    let path = dir.join(rel);
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(&path, text).unwrap();
-    path
-}
+use test_support::write;
 
 #[test]
 fn interpolation_forms() {

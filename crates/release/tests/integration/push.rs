@@ -12,6 +12,7 @@ use release::{
     Api, BuiltImage, Error, NewRelease, PushError, PushEvent, PushJob, PushOptions, RegistryAuth,
     RetryPolicy, Secret, push_and_record, push_images,
 };
+use test_support::{docker, tar_of};
 use tokio::sync::mpsc;
 
 const REGISTRY: &str = "127.0.0.1:5000";
@@ -23,20 +24,6 @@ const FAST_PUSH_RETRY: RetryPolicy = RetryPolicy {
     max_delay: Duration::from_millis(100),
 };
 
-async fn docker() -> Docker {
-    let host = std::env::var("DOCKER_HOST").expect(
-        "DOCKER_HOST is not set: run `eval \"$(scripts/docker-env up)\"` before these tests",
-    );
-    let path = host
-        .strip_prefix("unix://")
-        .unwrap_or_else(|| panic!("DOCKER_HOST must be a unix:// socket, got {host}"));
-    Docker::connect_with_unix(path, 600, bollard::API_DEFAULT_VERSION)
-        .unwrap()
-        .negotiate_version()
-        .await
-        .unwrap()
-}
-
 fn unique(label: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -47,19 +34,11 @@ fn unique(label: &str) -> String {
 
 /// A small image of its own: busybox plus a file and a label, so that its digest is unique.
 async fn make_image(docker: &Docker, id: &str) -> String {
-    let mut tar = tar::Builder::new(Vec::new());
     let dockerfile = format!("FROM local/amd64-busybox\nCOPY id.txt /id.txt\nLABEL test.id={id}\n");
-    for (name, data) in [
+    let body = tar_of(&[
         ("Dockerfile", dockerfile.as_bytes()),
         ("id.txt", id.as_bytes()),
-    ] {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append_data(&mut header, name, data).unwrap();
-    }
-    let body = tar.into_inner().unwrap();
+    ]);
     let tag = format!("release-push-test/{id}:latest");
     let options = BuildImageOptionsBuilder::default()
         .dockerfile("Dockerfile")
