@@ -61,8 +61,9 @@ pub enum Error {
         layers: Vec<String>,
     },
     /// The build context producer failed; the build was aborted.
+    /// The producer's error: shown in the message, so deliberately not a `#[source]`.
     #[error("the build context could not be produced: {0}")]
-    Context(#[source] std::io::Error),
+    Context(std::io::Error),
     /// A build or pull took longer than the caller's deadline.
     #[error("{action} did not finish within {seconds} s")]
     Timeout {

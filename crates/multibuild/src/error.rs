@@ -7,12 +7,12 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// The project directory or archive cannot be read.
-    #[error("cannot read the project at {}: {source}", path.display())]
+    #[error("cannot read the project at {}: {cause}", path.display())]
     ProjectSource {
         /// What was given.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why. Shown in the message, so deliberately not a `#[source]` (one cause, printed once).
+        cause: std::io::Error,
     },
     /// The project (or a context of it) is not acceptable: unsafe tar entries, I/O.
     #[error(transparent)]
@@ -110,11 +110,11 @@ pub enum Error {
     #[error("cancelled")]
     Cancelled,
     /// Something went wrong with one service.
-    #[error("service \"{service}\": {source}")]
+    #[error("service \"{service}\": {cause}")]
     Service {
         /// The service.
         service: String,
-        /// What.
-        source: Box<Error>,
+        /// What. Shown in the message, so deliberately not a `#[source]` (one cause, printed once).
+        cause: Box<Error>,
     },
 }

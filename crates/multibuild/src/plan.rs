@@ -288,7 +288,7 @@ fn open_project(source: ProjectSource) -> Result<(Project, Option<PathBuf>, Stri
         ProjectSource::Dir(dir) => {
             let real = dir.canonicalize().map_err(|e| Error::ProjectSource {
                 path: dir.clone(),
-                source: e,
+                cause: e,
             })?;
             let name = real
                 .file_name()
@@ -354,7 +354,7 @@ fn load_composition(
             // against an empty temporary one, so nothing of the working directory leaks in.
             let scratch = tempfile::tempdir().map_err(|e| Error::ProjectSource {
                 path: std::env::temp_dir(),
-                source: e,
+                cause: e,
             })?;
             options.project_dir = Some(scratch.path().to_path_buf());
             options.files = vec![scratch.path().join(name)];
@@ -613,9 +613,9 @@ fn pull_task(name: &str, service: &parse::Service) -> Result<TaskKind, Error> {
 
 /// Wraps an error in the service it happened in.
 fn in_service(name: &str) -> impl Fn(Error) -> Error + '_ {
-    move |source| Error::Service {
+    move |cause| Error::Service {
         service: name.to_owned(),
-        source: Box::new(source),
+        cause: Box::new(cause),
     }
 }
 

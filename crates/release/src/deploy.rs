@@ -182,7 +182,7 @@ async fn record_pushes(
                 }
                 first_error.get_or_insert(Error::ServicePush {
                     service: service.clone(),
-                    source: e,
+                    cause: e,
                 });
             }
             (Ok(p), Err(e)) => {

@@ -237,24 +237,24 @@ pub enum Error {
     },
     /// A template or arch-specific Dockerfile uses a variable nobody defined
     /// (the reference's `DockerfileTemplateVariableError`).
-    #[error("{service}{path}: {source}")]
+    #[error("{service}{path}: {cause}")]
     Template {
         /// The service.
         service: ServiceName,
         /// The context path of the template.
         path: String,
-        /// The undefined variable and its line.
-        source: dockerfile::Error,
+        /// The undefined variable and its line. Shown in the message, so deliberately not a `#[source]` (one cause, printed once).
+        cause: dockerfile::Error,
     },
     /// The chosen file could not be read from the context.
-    #[error("{service}{path}: cannot read the Dockerfile: {source}")]
+    #[error("{service}{path}: cannot read the Dockerfile: {cause}")]
     Read {
         /// The service.
         service: ServiceName,
         /// The context path of the file.
         path: String,
-        /// What reading it gave.
-        source: io::Error,
+        /// What reading it gave. Shown in the message, so deliberately not a `#[source]` (one cause, printed once).
+        cause: io::Error,
     },
     /// The chosen file is not UTF-8 text.
     #[error("{service}{path}: the Dockerfile is not UTF-8 text (invalid byte at offset {offset})")]
@@ -290,11 +290,11 @@ impl Selection {
             offset: e.valid_up_to(),
         })?;
         let contents = if self.resolver.is_templated() {
-            dockerfile::process(text, &params.template_vars()).map_err(|source| {
+            dockerfile::process(text, &params.template_vars()).map_err(|cause| {
                 Error::Template {
                     service: service(),
                     path: self.source_path.clone(),
-                    source,
+                    cause,
                 }
             })?
         } else {
@@ -316,10 +316,10 @@ pub fn resolve<C: ContextFiles + ?Sized>(files: &C, params: &Params) -> Result<R
     let selection = select(files.paths(), params)?;
     let source = files
         .read(&selection.source_path)
-        .map_err(|source| Error::Read {
+        .map_err(|cause| Error::Read {
             service: ServiceName(params.service.clone()),
             path: selection.source_path.clone(),
-            source,
+            cause,
         })?;
     selection.render(&source, params)
 }
