@@ -441,8 +441,11 @@ impl Planner<'_> {
         } else {
             let ids: Vec<&str> = secrets.ids().collect();
             Some(
-                dockerfile::add_secret_mounts(emulated.bound.as_deref().unwrap_or(&dockerfile), &ids)
-                    .map_err(|e| in_service(Error::Dockerfile(e)))?,
+                dockerfile::add_secret_mounts(
+                    emulated.bound.as_deref().unwrap_or(&dockerfile),
+                    &ids,
+                )
+                .map_err(|e| in_service(Error::Dockerfile(e)))?,
             )
         };
         let contract = service_contract(name, service, &context)?;

@@ -290,12 +290,10 @@ impl Selection {
             offset: e.valid_up_to(),
         })?;
         let contents = if self.resolver.is_templated() {
-            dockerfile::process(text, &params.template_vars()).map_err(|cause| {
-                Error::Template {
-                    service: service(),
-                    path: self.source_path.clone(),
-                    cause,
-                }
+            dockerfile::process(text, &params.template_vars()).map_err(|cause| Error::Template {
+                service: service(),
+                path: self.source_path.clone(),
+                cause,
             })?
         } else {
             text.to_owned()
