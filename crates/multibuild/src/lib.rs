@@ -45,6 +45,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod context_files;
 mod contract;
 mod error;
 mod inputs;
@@ -56,6 +57,7 @@ pub mod registry_secrets;
 mod run;
 mod shown;
 
+pub use context_files::BuildContextFiles;
 pub use contract::{CONTRACT_TYPE, parse_contract_file};
 /// Re-exported from the `dockerfile` crate, its home.
 pub use dockerfile::base_images;

@@ -10,7 +10,7 @@ use context::{ContextOptions, IgnoreMode, Override, Project};
 use emulate::Emulation;
 use indexmap::IndexMap;
 use platform::Arch;
-use resolve::{ContextFiles, Params, Resolved};
+use resolve::{Params, Resolved};
 
 use crate::Error;
 use crate::metadata::BuildMetadata;
@@ -485,7 +485,7 @@ impl Planner<'_> {
         params.dockerfile = custom_dockerfile;
         params.vars = self.vars.clone();
         // resolve's errors name the service themselves.
-        resolve::resolve(&Files(context), &params).map_err(|e| match e {
+        resolve::resolve(&crate::BuildContextFiles(context), &params).map_err(|e| match e {
             resolve::Error::NotFound { .. } => Error::NoDockerfileIn {
                 context: build.context.to_string(),
                 cause: e,
@@ -656,26 +656,6 @@ struct Emulated {
     bound: Option<String>,
     /// Whether `dockerfile` was transposed.
     transposed: bool,
-}
-
-struct Files<'a>(&'a context::Context);
-
-impl ContextFiles for Files<'_> {
-    fn paths(&self) -> Box<dyn Iterator<Item = &str> + '_> {
-        Box::new(self.0.files().map(|f| f.path))
-    }
-
-    fn read(&self, path: &str) -> io::Result<Vec<u8>> {
-        self.0
-            .read_file(path)
-            .map_err(io::Error::other)?
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("{path}: not in the context"),
-                )
-            })
-    }
 }
 
 #[cfg(test)]

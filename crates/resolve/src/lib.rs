@@ -5,7 +5,8 @@
 //! `Dockerfile.<arch>` / `Dockerfile.<device type>` variants (or the same around a
 //! `build.dockerfile` path). [`select`] picks one from the file names alone;
 //! [`Selection::render`] fills in the template variables (`%%BALENA_ARCH%%`, …) of the one
-//! file it picked; [`resolve`] does both over any [`ContextFiles`].
+//! file it picked; [`resolve`] does both over any [`ContextFiles`]: a list or map of files,
+//! a directory on disk ([`DirFiles`]), or the caller's own.
 //!
 //! The context itself is never rewritten here: the caller drops [`Resolved::remove`] and
 //! writes [`Resolved::contents`] at [`Resolved::dockerfile_path`] (replacing any file already
@@ -34,6 +35,7 @@
 #![deny(missing_docs)]
 
 mod context;
+mod dir;
 mod path;
 mod select;
 
@@ -42,6 +44,7 @@ use std::fmt;
 use std::io;
 
 pub use context::ContextFiles;
+pub use dir::DirFiles;
 /// The platform types `resolve` always exposed, now defined in the `platform` crate.
 pub use platform::{Arch, DeviceType, Target, TargetError, UnknownArch, UnknownDeviceType};
 pub use select::{Selection, select};
@@ -170,6 +173,8 @@ impl fmt::Display for ResolverKind {
     }
 }
 
+/// As its [`name`](ResolverKind::name), with the `serde` feature.
+#[cfg(feature = "serde")]
 impl serde::Serialize for ResolverKind {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.name())

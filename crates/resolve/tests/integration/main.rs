@@ -2,6 +2,7 @@
 //! binary (one link instead of one per file).
 
 mod common;
+mod dir;
 mod properties;
 mod reference;
 mod resolution;
