@@ -4,4 +4,5 @@
 mod buildkit;
 mod common;
 mod daemon;
+mod errors;
 mod fake_daemon;

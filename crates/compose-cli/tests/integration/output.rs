@@ -23,8 +23,12 @@ fn two_step_project(root: &Path) -> String {
         "app/Dockerfile",
         "FROM local/amd64-busybox\nRUN echo hello from the build && sleep 2\n",
     );
+    // One name per call: the tests of this module run at once in one process, and each
+    // removes its image at the end.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!(
-        "output-tests-with-a-rather-long-project-name-{}",
+        "output-tests-with-a-rather-long-project-name-{}-{n}",
         std::process::id()
     )
 }

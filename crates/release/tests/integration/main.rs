@@ -2,4 +2,5 @@
 //! binary (one link instead of one per file).
 
 mod api;
+mod errors;
 mod push;

@@ -3,6 +3,7 @@
 
 mod common;
 mod dir;
+mod errors;
 mod properties;
 mod reference;
 mod resolution;
