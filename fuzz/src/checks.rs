@@ -1,6 +1,6 @@
 //! The invariants every fuzz target checks, shared by the libFuzzer targets (`fuzz_targets/`)
 //! and the bounded property tests that run on stable
-//! (`crates/compose-cli/tests/properties.rs`, which includes this file by path).
+//! (`crates/compose-cli/tests/integration/properties.rs`, which includes this file by path).
 //!
 //! Each function takes arbitrary bytes, feeds them to one stage and panics only when an
 //! invariant breaks; an error from the stage is a fine outcome, a panic inside it is not.
