@@ -88,15 +88,13 @@ pub struct RegistrySecrets {
     entries: IndexMap<String, RegistryCredential>,
 }
 
-/// The Docker Hub domains, in the order `addCanonicalDockerHubEntry` tries them.
-const CANONICAL_HUB_DOMAINS: &[&str] = &[
-    "index.docker.io",
-    "idx.docker.io",
-    "docker.io",
-    "cloud.docker.com",
-    "hub.docker.com",
-    "docker.com",
-];
+/// The Docker Hub domains, in the order `addCanonicalDockerHubEntry` tries them: the
+/// reference's list, which [`DOCKER_HUB_ALIASES`](crate::reference::DOCKER_HUB_ALIASES) opens
+/// with (its last alias, the registry's own host, is not one the reference tries).
+const CANONICAL_HUB_DOMAINS: &[&str] = {
+    let (reference_list, _) = crate::reference::DOCKER_HUB_ALIASES.split_at(6);
+    reference_list
+};
 
 impl RegistrySecrets {
     /// No entries.
