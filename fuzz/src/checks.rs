@@ -1,6 +1,6 @@
 //! The invariants every fuzz target checks, shared by the libFuzzer targets (`fuzz_targets/`)
 //! and the bounded property tests that run on stable
-//! (`crates/compose-cli/tests/properties.rs`, which includes this file by path).
+//! (`crates/compose-cli/tests/integration/properties.rs`, which includes this file by path).
 //!
 //! Each function takes arbitrary bytes, feeds them to one stage and panics only when an
 //! invariant breaks; an error from the stage is a fine outcome, a panic inside it is not.
@@ -96,8 +96,8 @@ pub fn template(data: &[u8]) {
 /// The qemu rewrite: never panics; a Dockerfile without `FROM` or `RUN` comes back unchanged.
 pub fn transpose(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let options = emulate::TransposeOptions::new(resolve::Arch::Aarch64);
-    let Ok(out) = emulate::transpose(&text, &options) else {
+    let options = dockerfile::TransposeOptions::new("qemu-aarch64-static");
+    let Ok(out) = dockerfile::transpose(&text, &options) else {
         return;
     };
     let lower = text.to_ascii_lowercase();

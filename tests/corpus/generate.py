@@ -7,7 +7,7 @@ The generated files are committed; rerun this script after editing it:
 
     python3 tests/corpus/generate.py
 
-`case.json` fields (read by crates/compose-cli/tests/corpus.rs):
+`case.json` fields (read by crates/compose-cli/tests/integration/corpus.rs):
   description  what the case is about
   category     yaml | interpolation | forbidden | tar | directory | dockerfile | target |
                balena-yml | registry-secrets | cli
@@ -1081,7 +1081,7 @@ def project_file_cases():
     climb = "../" * 32 + "etc/passwd"
     for kind, template in (("extends", extends), ("include", include)):
         # /dev/null rather than /dev/zero: a regression must not eat the machine's memory
-        # here (crates/compose-cli/tests/config.rs reads /dev/zero under a memory limit).
+        # here (crates/compose-cli/tests/integration/config.rs reads /dev/zero under a memory limit).
         case(f"file-{kind}-device", "directory", f"{kind} naming a device through a link",
              CONFIG, 1, files=app(**{"docker-compose.yml": template % "base.yml"}),
              setup={"symlinks": [["base.yml", "/dev/null"]]},

@@ -44,6 +44,15 @@ impl RegistryCredential {
         self.username.as_deref()
     }
 
+    /// A registry secrets entry: `username` and `password` are each optional.
+    pub fn from_parts(username: Option<String>, password: Option<String>) -> Self {
+        Self {
+            username,
+            password,
+            identity_token: None,
+        }
+    }
+
     /// Whether a password or token is set (the secret itself is never handed out).
     pub fn has_secret(&self) -> bool {
         self.password.is_some() || self.identity_token.is_some()
@@ -72,97 +81,30 @@ impl fmt::Debug for RegistryCredential {
 }
 
 /// The content of a balena registry secrets file (spec §6.9): registry key → credentials, in
-/// file order, keys exactly as written.
+/// file order, keys exactly as written. Reading and validating the file is the caller's
+/// (`multibuild::registry_secrets`); this is the plain data.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RegistrySecrets {
     entries: IndexMap<String, RegistryCredential>,
 }
 
-/// The Docker Hub domains, in the order `addCanonicalDockerHubEntry` tries them.
-const CANONICAL_HUB_DOMAINS: &[&str] = &[
-    "index.docker.io",
-    "idx.docker.io",
-    "docker.io",
-    "cloud.docker.com",
-    "hub.docker.com",
-    "docker.com",
-];
+/// The Docker Hub domains, in the order `addCanonicalDockerHubEntry` tries them: the
+/// reference's list, which [`DOCKER_HUB_ALIASES`](crate::reference::DOCKER_HUB_ALIASES) opens
+/// with (its last alias, the registry's own host, is not one the reference tries).
+const CANONICAL_HUB_DOMAINS: &[&str] = {
+    let (reference_list, _) = crate::reference::DOCKER_HUB_ALIASES.split_at(6);
+    reference_list
+};
 
 impl RegistrySecrets {
-    /// Reads a `.json`, `.yml` or `.yaml` file (the extension decides, case-insensitively)
-    /// and validates it. Errors read `Error validating registry secrets file "<f>":\n<msg>`.
-    pub fn from_file(path: &Path) -> Result<Self> {
-        let fail = |message: String| Error::RegistrySecrets {
-            path: path.to_owned(),
-            message,
-        };
-        let extension = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase);
-        let yaml = match extension.as_deref() {
-            Some("json") => false,
-            Some("yml" | "yaml") => true,
-            _ => return Err(fail("Filename must end with .json, .yml or .yaml".into())),
-        };
-        let bytes = parse::read_project_file(path).map_err(|e| fail(e.to_string()))?;
-        let text = String::from_utf8(bytes).map_err(|_| fail("not UTF-8".into()))?;
-        let parsed = if yaml {
-            Self::parse_yaml(&text)
-        } else {
-            Self::parse_json(&text)
-        };
-        parsed.map_err(fail)
+    /// No entries.
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    /// Parses and validates JSON text; the error is the bare message.
-    pub fn parse_json(text: &str) -> std::result::Result<Self, String> {
-        if text.trim().is_empty() {
-            // JSON.parse's wording, which the reference's tests assert.
-            return Err("Unexpected end of JSON input".into());
-        }
-        let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        Self::validate(&value)
-    }
-
-    /// Parses and validates YAML text; the error is the bare message.
-    pub fn parse_yaml(text: &str) -> std::result::Result<Self, String> {
-        let value = parse::yaml_value(text)?;
-        Self::validate(&value)
-    }
-
-    /// Validates a parsed document against the reference's schema, with ajv's wording: keys
-    /// without whitespace, values objects with optional string `username` and `password`.
-    pub fn validate(value: &Value) -> std::result::Result<Self, String> {
-        let Value::Object(map) = value else {
-            return Err("data should be object".into());
-        };
-        // ajv checks every key for `additionalProperties` before validating any value.
-        if map.keys().any(|k| k.chars().any(char::is_whitespace)) {
-            return Err("data should NOT have additional properties".into());
-        }
-        let mut entries = IndexMap::new();
-        for (key, entry) in map {
-            let path = format!("data['{}']", key.replace('\\', "\\\\").replace('\'', "\\'"));
-            let Value::Object(fields) = entry else {
-                return Err(format!("{path} should be object"));
-            };
-            if fields.keys().any(|f| f != "username" && f != "password") {
-                return Err(format!("{path} should NOT have additional properties"));
-            }
-            let field = |name: &str| match fields.get(name) {
-                None => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(format!("{path}.{name} should be string")),
-            };
-            let credential = RegistryCredential {
-                username: field("username")?,
-                password: field("password")?,
-                identity_token: None,
-            };
-            entries.insert(key.clone(), credential);
-        }
-        Ok(Self { entries })
+    /// Adds (or replaces, keeping its place) the entry for a key exactly as written.
+    pub fn insert(&mut self, key: impl Into<String>, credential: RegistryCredential) {
+        self.entries.insert(key.into(), credential);
     }
 
     /// The reference's `addCanonicalDockerHubEntry`: unless `https://index.docker.io/v1/` is
@@ -315,17 +257,17 @@ impl RegistryAuth {
     /// `username`/`password`, or an `identitytoken`. Registries served by a credential helper
     /// (`credsStore`, `credHelpers`) are not queried; see [`Self::skipped_credential_helpers`].
     pub fn from_docker_config(path: &Path) -> Result<Self> {
-        let fail = |message: String| Error::DockerConfig {
+        let fail = |reason: DockerConfigError| Error::DockerConfig {
             path: path.to_owned(),
-            message,
+            reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| fail(DockerConfigError::Read(e)))?;
         Self::parse_docker_config(&text).map_err(fail)
     }
 
-    /// [`Self::from_docker_config`] on text; the error is the bare message.
-    pub fn parse_docker_config(text: &str) -> std::result::Result<Self, String> {
-        let config: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    /// [`Self::from_docker_config`] on text.
+    pub fn parse_docker_config(text: &str) -> std::result::Result<Self, DockerConfigError> {
+        let config: Value = serde_json::from_str(text).map_err(DockerConfigError::Json)?;
         let mut auth = Self::new();
         if let Some(auths) = config.get("auths").and_then(Value::as_object) {
             for (registry, entry) in auths {
@@ -342,8 +284,11 @@ impl RegistryAuth {
                     identity_token: text_field("identitytoken"),
                 };
                 if let Some(encoded) = text_field("auth") {
-                    let (user, password) = decode_basic_auth(&encoded)
-                        .map_err(|e| format!("auths[\"{registry}\"].auth: {e}"))?;
+                    let (user, password) =
+                        decode_basic_auth(&encoded).map_err(|reason| DockerConfigError::Auth {
+                            registry: registry.clone(),
+                            reason,
+                        })?;
                     credential.username = Some(user);
                     credential.password = Some(password);
                 }
@@ -422,14 +367,50 @@ impl RegistryAuth {
     }
 }
 
-fn decode_basic_auth(encoded: &str) -> std::result::Result<(String, String), String> {
+/// Why a Docker CLI `config.json` cannot be used ([`RegistryAuth::parse_docker_config`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DockerConfigError {
+    /// The file cannot be read.
+    #[error(transparent)]
+    Read(std::io::Error),
+    /// The file is not JSON.
+    #[error(transparent)]
+    Json(serde_json::Error),
+    /// An `auths` entry whose `auth` is not base64 of `username:password`.
+    #[error("auths[\"{registry}\"].auth: {reason}")]
+    Auth {
+        /// The registry the entry is for.
+        registry: String,
+        /// What is wrong with its `auth`.
+        reason: BasicAuthError,
+    },
+}
+
+/// What is wrong with a `config.json` `auth` value (never its content: it is a secret).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BasicAuthError {
+    /// Not base64.
+    #[error("not base64: {reason}")]
+    NotBase64 {
+        /// What the decoder says.
+        reason: base64::DecodeError,
+    },
+    /// Base64 of something that is not UTF-8.
+    #[error("not UTF-8 once decoded")]
+    NotUtf8,
+    /// Base64 of text without a `:`.
+    #[error("expected base64 of \"username:password\"")]
+    NoColon,
+}
+
+fn decode_basic_auth(encoded: &str) -> std::result::Result<(String, String), BasicAuthError> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
-        .map_err(|e| format!("not base64: {e}"))?;
-    let text = String::from_utf8(bytes).map_err(|_| "not UTF-8 once decoded".to_owned())?;
-    let (user, password) = text
-        .split_once(':')
-        .ok_or_else(|| "expected base64 of \"username:password\"".to_owned())?;
+        .map_err(|reason| BasicAuthError::NotBase64 { reason })?;
+    let text = String::from_utf8(bytes).map_err(|_| BasicAuthError::NotUtf8)?;
+    let (user, password) = text.split_once(':').ok_or(BasicAuthError::NoColon)?;
     Ok((user.to_owned(), password.to_owned()))
 }
 
@@ -447,54 +428,6 @@ mod tests {
             );
         }
         RegistrySecrets { entries }
-    }
-
-    #[test]
-    fn validator_messages_match_ajv() {
-        let cases = [
-            (
-                r#"{"a b": {}}"#,
-                "data should NOT have additional properties",
-            ),
-            (
-                r#"{"hostname": {"username": "u", "extra": 1}}"#,
-                "data['hostname'] should NOT have additional properties",
-            ),
-            (
-                r#"{"hostname": {"username": 1}}"#,
-                "data['hostname'].username should be string",
-            ),
-            (r#"{"hostname": "x"}"#, "data['hostname'] should be object"),
-            ("[]", "data should be object"),
-            (" ", "Unexpected end of JSON input"),
-        ];
-        for (input, expected) in cases {
-            assert_eq!(
-                RegistrySecrets::parse_json(input).unwrap_err(),
-                expected,
-                "{input}"
-            );
-        }
-        // username and password are optional; the empty key is allowed.
-        let ok = RegistrySecrets::parse_json(r#"{"": {}, "r.io": {"password": "p"}}"#).unwrap();
-        assert_eq!(ok.len(), 2);
-    }
-
-    #[test]
-    fn yaml_secrets_and_hub_copy() {
-        let parsed =
-            RegistrySecrets::parse_yaml("docker.io:\n  username: u\n  password: p\n").unwrap();
-        let mut with_copy = parsed.clone();
-        with_copy.add_canonical_docker_hub_entry();
-        assert_eq!(with_copy.len(), 2);
-        assert_eq!(
-            with_copy
-                .get(DOCKER_HUB_AUTH_KEY)
-                .and_then(|c| c.username()),
-            Some("u")
-        );
-        let err = RegistrySecrets::parse_yaml("a:\n  user: x\n").unwrap_err();
-        assert_eq!(err, "data['a'] should NOT have additional properties");
     }
 
     #[test]
@@ -591,8 +524,9 @@ mod tests {
             Some("hub")
         );
         assert_eq!(auth.skipped_credential_helpers(), ["quay.io", "gcr.io"]);
-        let err =
-            RegistryAuth::parse_docker_config(r#"{"auths":{"r":{"auth":"!!"}}}"#).unwrap_err();
+        let err = RegistryAuth::parse_docker_config(r#"{"auths":{"r":{"auth":"!!"}}}"#)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("auths[\"r\"].auth"), "{err}");
     }
 
@@ -623,42 +557,5 @@ mod tests {
         assert!(text.contains("user"), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
         assert!(!text.contains("tok-en"), "{text}");
-    }
-
-    #[test]
-    fn from_file_checks_the_extension() {
-        let err = RegistrySecrets::from_file(Path::new("/x/secrets.txt"))
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            err,
-            "Error validating registry secrets file \"/x/secrets.txt\":\nFilename must end with .json, .yml or .yaml"
-        );
-    }
-
-    #[test]
-    fn from_file_reads_only_a_regular_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("secrets.yml");
-        let made = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap();
-        assert!(made.success());
-        // In a thread: a plain read of a FIFO waits for a writer for ever.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let path = fifo.clone();
-        std::thread::spawn(move || tx.send(RegistrySecrets::from_file(&path).map(drop)));
-        let err = rx
-            .recv_timeout(std::time::Duration::from_secs(10))
-            .expect("still reading the FIFO after 10 s")
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "Error validating registry secrets file \"{}\":\nis a FIFO, not a regular file",
-                fifo.display()
-            )
-        );
     }
 }

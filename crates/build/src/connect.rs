@@ -135,7 +135,7 @@ impl<B> IdleConnections<B> {
 }
 
 /// bollard's custom transport: the request on an idle connection, else on a new one (see
-/// `raw.rs`). Upgraded connections (attach, exec) are never reused.
+/// `buildkit/raw.rs`). Upgraded connections (attach, exec) are never reused.
 async fn send_pooled<B>(
     dialer: &Dialer,
     idle: &IdleConnections<B>,
@@ -166,7 +166,9 @@ where
     };
     let mut sender = match idle.take_ready() {
         Some(sender) => sender,
-        None => crate::raw::handshake(dialer).await.map_err(io_error)?,
+        None => crate::buildkit::raw::handshake(dialer)
+            .await
+            .map_err(io_error)?,
     };
     let response = sender
         .send_request(request)

@@ -54,33 +54,53 @@ impl DaemonInfo {
     }
 
     /// `Ok` if BuildKit on this daemon can mount secrets into `RUN`s; otherwise why not.
-    pub fn buildkit_secrets(&self) -> std::result::Result<(), String> {
+    pub fn buildkit_secrets(&self) -> std::result::Result<(), NoSecretMounts> {
         if !self.os.is_empty() && self.os != "linux" {
-            return Err(format!(
-                "the Docker daemon runs on {}; BuildKit secret mounts need a Linux daemon",
-                self.os
-            ));
+            return Err(NoSecretMounts::NotLinux {
+                os: self.os.clone(),
+            });
         }
+        let or_unknown = |text: &str| {
+            if text.is_empty() {
+                "unknown".to_owned()
+            } else {
+                text.to_owned()
+            }
+        };
         match parse_api(&self.api_version) {
             Some(api) if api >= MIN_BUILDKIT_SECRETS_API => Ok(()),
-            _ => Err(format!(
-                "the Docker daemon (version {}, API {}) is too old for BuildKit secret mounts, \
-                 which need Docker 20.10 (API {}.{}) or later",
-                if self.version.is_empty() {
-                    "unknown"
-                } else {
-                    &self.version
-                },
-                if self.api_version.is_empty() {
-                    "unknown"
-                } else {
-                    &self.api_version
-                },
-                MIN_BUILDKIT_SECRETS_API.0,
-                MIN_BUILDKIT_SECRETS_API.1,
-            )),
+            _ => Err(NoSecretMounts::TooOld {
+                version: or_unknown(&self.version),
+                api_version: or_unknown(&self.api_version),
+            }),
         }
     }
+}
+
+/// Why a daemon's BuildKit cannot mount secrets into `RUN`s
+/// ([`DaemonInfo::buildkit_secrets`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NoSecretMounts {
+    /// A daemon on another OS than Linux.
+    #[error("the Docker daemon runs on {os}; BuildKit secret mounts need a Linux daemon")]
+    NotLinux {
+        /// What the daemon runs on.
+        os: String,
+    },
+    /// A daemon older than Docker 20.10 (API 1.41).
+    #[error(
+        "the Docker daemon (version {version}, API {api_version}) is too old for BuildKit secret mounts, \
+         which need Docker 20.10 (API {}.{}) or later",
+        MIN_BUILDKIT_SECRETS_API.0,
+        MIN_BUILDKIT_SECRETS_API.1
+    )]
+    TooOld {
+        /// The engine's version (`unknown` when it says none).
+        version: String,
+        /// Its API version (`unknown` when it says none).
+        api_version: String,
+    },
 }
 
 fn parse_api(text: &str) -> Option<(u32, u32)> {
@@ -134,10 +154,17 @@ mod tests {
         assert!(
             old.buildkit_secrets()
                 .unwrap_err()
+                .to_string()
                 .contains("Docker 20.10 (API 1.41)")
         );
         let windows = DaemonInfo::from_version(&version("", "1.43", "windows"));
-        assert!(windows.buildkit_secrets().unwrap_err().contains("windows"));
+        assert!(
+            windows
+                .buildkit_secrets()
+                .unwrap_err()
+                .to_string()
+                .contains("windows")
+        );
         assert!(!old.buildkit() && !windows.buildkit());
     }
 

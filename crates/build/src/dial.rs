@@ -1,6 +1,6 @@
 //! The one dialer for the daemon: unix sockets, plain TCP, TCP with TLS and ssh. bollard
 //! reaches the daemon through it (see [`crate::connect`]) and so do the raw connections of
-//! BuildKit builds (see `raw.rs`), so every transport works for both.
+//! BuildKit builds (see `buildkit/raw.rs`), so every transport works for both.
 
 use std::future::Future as _;
 use std::path::{Path, PathBuf};

@@ -61,8 +61,9 @@ pub enum Error {
         layers: Vec<String>,
     },
     /// The build context producer failed; the build was aborted.
+    /// The producer's error: shown in the message, so deliberately not a `#[source]`.
     #[error("the build context could not be produced: {0}")]
-    Context(#[source] std::io::Error),
+    Context(std::io::Error),
     /// A build or pull took longer than the caller's deadline.
     #[error("{action} did not finish within {seconds} s")]
     Timeout {
@@ -114,21 +115,13 @@ pub enum Error {
     /// A platform string that is not `os/arch[/variant]`.
     #[error("invalid platform \"{0}\": expected os/arch[/variant], e.g. linux/arm64")]
     InvalidPlatform(String),
-    /// A registry secrets file (spec §6.9) that cannot be read, parsed or validated.
-    #[error("Error validating registry secrets file \"{}\":\n{message}", .path.display())]
-    RegistrySecrets {
-        /// The file (or `<inline>` for text given directly).
-        path: PathBuf,
-        /// The validation message, worded as the reference does.
-        message: String,
-    },
     /// The user's `~/.docker/config.json` cannot be read or parsed.
-    #[error("cannot use Docker config file \"{}\": {message}", .path.display())]
+    #[error("cannot use Docker config file \"{}\": {reason}", .path.display())]
     DockerConfig {
         /// The file.
         path: PathBuf,
-        /// What is wrong with it.
-        message: String,
+        /// What is wrong with it (part of the message, not a separate cause).
+        reason: crate::auth::DockerConfigError,
     },
     /// A BuildKit session (for build secrets) could not be opened or served.
     #[error("{reason}")]

@@ -13,6 +13,8 @@ use indexmap::IndexMap;
 use tokio::sync::mpsc;
 
 use crate::auth::RegistryAuth;
+use crate::buildkit;
+use crate::buildkit::BuildSecrets;
 use crate::connect::REPEATED_VALUE_SEPARATOR;
 use crate::context::{ContextBody, ProducerOutcome};
 use crate::error::{Error, Result, describe_transport_error};
@@ -20,9 +22,7 @@ use crate::events::{
     BuildEvent, FromTag, LineBuffer, emit, extract_from_tag, extract_layer, parse_step,
 };
 use crate::pull::classify_pull_error;
-use crate::raw_build;
 use crate::reference::ImageReference;
-use crate::session::BuildSecrets;
 
 /// How many output lines of the failing step a [`Error::BuildFailed`] keeps.
 pub const FAILURE_OUTPUT_LINES: usize = 20;
@@ -138,9 +138,9 @@ pub async fn build_image(
     }
     let run = async {
         match options.builder {
-            Builder::BuildKit => raw_build::run_raw_build(docker, context, options, events).await,
+            Builder::BuildKit => buildkit::run_raw_build(docker, context, options, events).await,
             Builder::Classic if !options.volumes.is_empty() => {
-                raw_build::run_raw_build(docker, context, options, events).await
+                buildkit::run_raw_build(docker, context, options, events).await
             }
             Builder::Classic => run_build(docker, context, options, events).await,
         }

@@ -12,18 +12,17 @@
 //!   classic builder's is: steps, their output, pull progress.
 //! * [`pull_image`] pulls with a platform and credentials.
 //! * [`copy_image`] copies an image between daemons as one stream (save → load).
-//! * [`RegistryAuth`] holds credentials from balena registry secrets and the Docker config;
+//! * [`RegistryAuth`] holds credentials from balena registry secrets (read by the caller into
+//!   [`RegistrySecrets`]) and the Docker config;
 //!   [`platforms_of`] / [`inspect_manifest`] read a manifest for platform selection.
 //!
 //! Nothing here prints; secrets never appear in `Debug`, errors or events.
 //!
 //! ```
-//! use build::{BuildEvent, RegistryAuth, RegistrySecrets, extract_from_tag};
+//! use build::{BuildEvent, RegistryAuth, RegistryCredential, RegistrySecrets, extract_from_tag};
 //!
-//! let secrets = RegistrySecrets::parse_yaml(
-//!     "127.0.0.1:5001:\n  username: balena\n  password: balena-test-password\n",
-//! )
-//! .unwrap();
+//! let mut secrets = RegistrySecrets::new();
+//! secrets.insert("127.0.0.1:5001", RegistryCredential::new("balena", "balena-test-password"));
 //! let auth = RegistryAuth::from_registry_secrets(&secrets);
 //! let credentials = auth.for_image("127.0.0.1:5001/private/amd64-busybox").unwrap();
 //! assert_eq!(credentials.username.as_deref(), Some("balena"));
@@ -37,6 +36,7 @@
 
 mod auth;
 mod base_image;
+mod buildkit;
 mod connect;
 mod context;
 mod copy;
@@ -48,24 +48,24 @@ mod events;
 mod image_build;
 mod platform;
 mod pull;
-mod raw;
-mod raw_build;
 mod redact;
 mod reference;
-mod session;
 mod tls;
-mod trace;
 
-pub use auth::{RegistryAuth, RegistryCredential, RegistrySecrets, normalise_registry_key};
+pub use auth::{
+    BasicAuthError, DockerConfigError, RegistryAuth, RegistryCredential, RegistrySecrets,
+    normalise_registry_key,
+};
 pub use base_image::{BaseImage, ensure_base_platform, same_platform};
 pub use bollard::Docker;
 pub use bollard::auth::DockerCredentials;
+pub use buildkit::{BuildSecrets, INLINE_CACHE_ARG, MAX_SECRET_SIZE};
 pub use connect::{
     CONNECT_TIMEOUT, DEFAULT_DOCKER_HOST, REQUEST_TIMEOUT, connect, connect_to, docker_host,
 };
 pub use context::ContextBody;
 pub use copy::{Copied, copy_image};
-pub use daemon::{DaemonInfo, MIN_BUILDKIT_SECRETS_API, daemon_info};
+pub use daemon::{DaemonInfo, MIN_BUILDKIT_SECRETS_API, NoSecretMounts, daemon_info};
 pub use dial::Endpoint;
 pub use dial::{SshTarget, TlsFiles};
 pub use docker_context::{Daemon, DaemonFlags};
@@ -78,7 +78,5 @@ pub use platform::{
     mixed_platform_warning, platforms_of, select_platform_handling,
 };
 pub use pull::{Pulled, pull_image};
-pub use raw_build::INLINE_CACHE_ARG;
 pub use redact::{MIN_FRAGMENT, REDACTED, Redactor};
 pub use reference::{DOCKER_HUB_ALIASES, DOCKER_HUB_AUTH_KEY, DOCKER_HUB_HOST, ImageReference};
-pub use session::{BuildSecrets, MAX_SECRET_SIZE};

@@ -175,8 +175,8 @@ mod tests {
     #[tokio::test]
     async fn a_secret_split_across_log_chunks_is_hidden() {
         // BuildKit's logs come in chunks; `Trace` joins them into lines before redacting.
+        use crate::buildkit::trace::{StatusResponse, StreamMessage, Trace, Vertex, VertexLog};
         use crate::events::BuildEvent;
-        use crate::trace::{StatusResponse, StreamMessage, Trace, Vertex, VertexLog};
         use base64::Engine as _;
         use prost::Message as _;
         let line = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7";
@@ -193,7 +193,7 @@ mod tests {
                     vec![Vertex {
                         digest: "sha256:r".into(),
                         name: "[1/1] RUN tail -c 32 /run/secrets/key".into(),
-                        started: Some(crate::trace::Timestamp::default()),
+                        started: Some(crate::buildkit::trace::Timestamp::default()),
                         ..Vertex::default()
                     }]
                 } else {

@@ -13,7 +13,8 @@ pub const DOCKER_HUB_HOST: &str = "docker.io";
 /// The key Docker (and balena's registry secrets) use for Docker Hub credentials.
 pub const DOCKER_HUB_AUTH_KEY: &str = "https://index.docker.io/v1/";
 
-/// Host names that all mean Docker Hub (the reference's list, plus the registry's own host).
+/// Host names that all mean Docker Hub (the reference's list, in its order, plus the
+/// registry's own host last: `auth` tries the first six, as the reference does).
 pub const DOCKER_HUB_ALIASES: &[&str] = &[
     "index.docker.io",
     "idx.docker.io",

@@ -1,13 +1,15 @@
 //! A context with a 64 MiB file is streamed, not buffered: the test process's peak RSS
-//! barely moves. Its own test binary, so no other test shares the peak.
+//! barely moves. Its own test binary (not a module of `integration/`), so that no other test
+//! shares the peak.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+#[path = "integration/common.rs"]
 mod common;
 
 use std::io::Read;
 
 use build::{BuildOptions, ContextBody};
-use common::{append, build_collecting, docker, remove_image, unique};
+use common::{append_file, build_collecting, docker, remove_image, unique};
 
 const BIG: u64 = 64 * 1024 * 1024;
 
@@ -27,13 +29,13 @@ async fn a_64_mib_context_streams_without_buffering() {
         let dockerfile = format!(
             "FROM local/amd64-busybox\nCOPY big /big\nRUN test \"$(wc -c < /big)\" -eq {BIG}\n"
         );
-        append(
+        append_file(
             &mut out,
             "Dockerfile",
             dockerfile.len() as u64,
             dockerfile.as_bytes(),
         )?;
-        append(&mut out, "big", BIG, std::io::repeat(0x5a).take(BIG))?;
+        append_file(&mut out, "big", BIG, std::io::repeat(0x5a).take(BIG))?;
         out.finish()
     });
     let options = BuildOptions {

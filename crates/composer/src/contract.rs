@@ -2,6 +2,7 @@
 //! list): what a service needs from the device.
 
 use nodejs_semver::{Range, Version};
+use platform::Arch;
 use serde_json::Value;
 
 use crate::options::DeviceFacts;
@@ -87,18 +88,79 @@ fn coerce_version(v: &str) -> Option<Version> {
     Version::parse(parts.join(".")).ok()
 }
 
+/// Why a device does not meet a requirement (see [`check`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unmet {
+    /// The requirement's value is not a semver range.
+    #[error("{range:?} is not a version range: {reason}")]
+    NotARange {
+        /// The range as declared.
+        range: String,
+        /// What the semver parser says.
+        reason: String,
+    },
+    /// The device does not report the version the requirement is about.
+    #[error("the device reports no {what} version")]
+    NoVersion {
+        /// `supervisor`, `OS` or `L4T`.
+        what: &'static str,
+    },
+    /// The device reports a version that is not one.
+    #[error("{what} version {have:?} is not a version")]
+    NotAVersion {
+        /// `supervisor`, `OS` or `L4T`.
+        what: &'static str,
+        /// What the device reports.
+        have: String,
+    },
+    /// The device's version is outside the range.
+    #[error("the device has {what} {have}")]
+    OutOfRange {
+        /// `supervisor`, `OS` or `L4T`.
+        what: &'static str,
+        /// What the device reports.
+        have: String,
+    },
+    /// Another device type is required.
+    #[error("the device type is {device_type:?}")]
+    DeviceType {
+        /// The device's type.
+        device_type: String,
+    },
+    /// Another architecture is required.
+    #[error("the device architecture is {arch:?}")]
+    Arch {
+        /// The device's architecture.
+        arch: String,
+    },
+    /// A requirement type this composer does not know.
+    #[error("unknown requirement type {kind:?}")]
+    UnknownKind {
+        /// The type as declared.
+        kind: String,
+    },
+}
+
 /// Checks one requirement; `Err` says why it is not met.
-pub fn check(req: &Requirement, device: &DeviceFacts) -> Result<(), String> {
-    let version = |have: Option<&String>, what: &str| -> Result<(), String> {
-        let range = Range::parse(&req.value)
-            .map_err(|e| format!("{:?} is not a version range: {e}", req.value))?;
-        let have = have.ok_or_else(|| format!("the device reports no {what} version"))?;
-        let v = coerce_version(have)
-            .ok_or_else(|| format!("{what} version {have:?} is not a version"))?;
+pub fn check(req: &Requirement, device: &DeviceFacts) -> Result<(), Unmet> {
+    let version = |have: Option<&String>, what: &'static str| -> Result<(), Unmet> {
+        let range = Range::parse(&req.value).map_err(|e| Unmet::NotARange {
+            range: req.value.clone(),
+            reason: e.to_string(),
+        })?;
+        let have = have.ok_or(Unmet::NoVersion { what })?;
+        let v = coerce_version(have).ok_or_else(|| Unmet::NotAVersion {
+            what,
+            have: have.clone(),
+        })?;
         if v.satisfies(&range) {
             Ok(())
         } else {
-            Err(format!("the device has {what} {have}"))
+            Err(Unmet::OutOfRange {
+                what,
+                have: have.clone(),
+            })
         }
     };
     match req.kind.as_str() {
@@ -109,17 +171,24 @@ pub fn check(req: &Requirement, device: &DeviceFacts) -> Result<(), String> {
             if req.value == device.device_type {
                 Ok(())
             } else {
-                Err(format!("the device type is {:?}", device.device_type))
+                Err(Unmet::DeviceType {
+                    device_type: device.device_type.clone(),
+                })
             }
         }
         "arch.sw" => {
-            if req.value == device.arch {
+            let arch = device.arch.map_or("", Arch::slug);
+            if device.arch.is_some() && req.value == arch {
                 Ok(())
             } else {
-                Err(format!("the device architecture is {:?}", device.arch))
+                Err(Unmet::Arch {
+                    arch: arch.to_owned(),
+                })
             }
         }
-        other => Err(format!("unknown requirement type {other:?}")),
+        other => Err(Unmet::UnknownKind {
+            kind: other.to_owned(),
+        }),
     }
 }
 
@@ -132,7 +201,7 @@ mod tests {
     fn device() -> DeviceFacts {
         DeviceFacts {
             device_type: "raspberrypi4-64".into(),
-            arch: "aarch64".into(),
+            arch: Some(Arch::Aarch64),
             os_version: Some("balenaOS 2.88.4+rev1".into()),
             supervisor_version: Some("14.0.0".into()),
             ..DeviceFacts::default()
@@ -164,7 +233,9 @@ mod tests {
             &[("io.balena.features.requires.sw.supervisor", "<14")],
             None,
         );
-        let err = check(&requirements(&s)[0], &device()).unwrap_err();
+        let err = check(&requirements(&s)[0], &device())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("14.0.0"), "{err}");
     }
 
@@ -189,11 +260,26 @@ mod tests {
     }
 
     #[test]
+    fn arch_requirements_need_the_device_arch() {
+        let arch = |slug| service(&[("io.balena.features.requires.arch.sw", slug)], None);
+        assert!(check(&requirements(&arch("aarch64"))[0], &device()).is_ok());
+        let err = check(&requirements(&arch("amd64"))[0], &device()).unwrap_err();
+        assert!(err.to_string().contains("\"aarch64\""), "{err}");
+        let unknown = DeviceFacts {
+            arch: None,
+            ..device()
+        };
+        assert!(check(&requirements(&arch("aarch64"))[0], &unknown).is_err());
+        assert!(check(&requirements(&arch(""))[0], &unknown).is_err());
+    }
+
+    #[test]
     fn missing_fact_and_bad_range_fail() {
         let s = service(&[("io.balena.features.requires.sw.l4t", "32")], None);
         assert!(
             check(&requirements(&s)[0], &device())
                 .unwrap_err()
+                .to_string()
                 .contains("no L4T")
         );
         let s = service(

@@ -270,9 +270,9 @@ pub(crate) async fn start(
     let id = match existing {
         Some(id) => id.to_owned(),
         None => {
-            std::fs::create_dir_all(lock_dir).map_err(|source| Error::LockIo {
+            std::fs::create_dir_all(lock_dir).map_err(|cause| Error::LockIo {
                 path: lock_dir.to_owned(),
-                source,
+                cause,
             })?;
             let body = config::create_body(target, &device.name, container_ids)?;
             let name = target.container_name();

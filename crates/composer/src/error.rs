@@ -43,12 +43,12 @@ pub enum Error {
         path: PathBuf,
     },
     /// A lock file or directory could not be read or written.
-    #[error("update lock {}: {source}", path.display())]
+    #[error("update lock {}: {cause}", path.display())]
     LockIo {
         /// The file or directory.
         path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause. Shown in the message, so deliberately not a `#[source]` (one cause, printed once).
+        cause: std::io::Error,
     },
     /// A name in the target state (app, release, service, network, volume) is not a compose
     /// name; nothing was touched.
@@ -92,8 +92,8 @@ pub enum Error {
         service: String,
         /// The requirement, e.g. `sw.supervisor >=20.0.0`.
         requirement: String,
-        /// Why it is not met.
-        reason: String,
+        /// Why it is not met (part of the message, not a separate cause).
+        reason: crate::contract::Unmet,
     },
     /// An image could not be fetched.
     #[error(
@@ -110,12 +110,12 @@ pub enum Error {
         message: String,
     },
     /// A call to the engine failed.
-    #[error("engine: {context}: {source}")]
+    #[error("engine: {context}: {cause}")]
     Engine {
         /// What was being done, naming the object.
         context: String,
-        /// The engine's error.
-        source: bollard::errors::Error,
+        /// The engine's error. Shown in the message, so deliberately not a `#[source]` (one cause, printed once).
+        cause: bollard::errors::Error,
     },
     /// A container of the app could not be interpreted.
     #[error("container {container}: {message}")]
@@ -162,7 +162,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Wraps an engine error with what was being done.
 pub(crate) fn engine(context: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Error {
     let context = context.into();
-    move |source| Error::Engine { context, source }
+    move |cause| Error::Engine { context, cause }
 }
 
 /// True when the engine answered 404 (the object is already gone).

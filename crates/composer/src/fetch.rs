@@ -218,115 +218,150 @@ async fn fetch_delta(
     options: &Options,
     events: &Emitter,
 ) -> Result<String, DeltaError> {
-    let retry = |m: String| DeltaError::Retry(m);
-    let registry = registry_of(job.image).unwrap_or_default();
-    let repo_of = |image: &str| -> String {
-        let without_registry = image.split_once('/').map_or(image, |(_, r)| r);
-        let without_digest = without_registry
-            .split('@')
-            .next()
-            .unwrap_or(without_registry);
-        match without_digest.rsplit_once(':') {
-            Some((r, _)) => r.to_owned(),
-            None => without_digest.to_owned(),
-        }
-    };
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(59))
         .build()
-        .map_err(|e| retry(e.to_string()))?;
-    let token_url = format!("{}/auth/v1/token", delta.api_endpoint.trim_end_matches('/'));
-    let mut request = client.get(&token_url).query(&[
-        ("service", registry.to_owned()),
-        ("scope", format!("repository:{}:pull", repo_of(job.image))),
-        ("scope", format!("repository:{}:pull", repo_of(source))),
-    ]);
-    if let Some(key) = &options.api_key {
-        request = request.basic_auth(format!("d_{}", options.device.uuid), Some(key));
-    }
-    let token: Value = request
-        .send()
-        .await
-        .map_err(|e| retry(e.to_string()))?
-        .json()
-        .await
-        .map_err(|e| retry(e.to_string()))?;
-    let token = token
-        .get("token")
-        .and_then(Value::as_str)
-        .ok_or_else(|| retry("the API issued no registry token".to_owned()))?
-        .to_owned();
-    let url = format!("{}/api/v3/delta", delta.endpoint.trim_end_matches('/'));
-    let response = client
-        .get(&url)
-        .query(&[("src", source), ("dest", job.image)])
-        .bearer_auth(&token)
-        .send()
-        .await
-        .map_err(|e| retry(e.to_string()))?;
-    let status = response.status().as_u16();
-    match status {
-        200 => {}
-        502 | 504 => return Err(retry("the delta is still being generated".to_owned())),
-        401 => return Err(retry("the delta server refused the token".to_owned())),
-        400..=499 => {
-            return Err(DeltaError::Fallback(format!(
-                "delta server answered {status}"
-            )));
-        }
-        _ => return Err(retry(format!("delta server answered {status}"))),
-    }
-    let body: Value = response.json().await.map_err(|e| retry(e.to_string()))?;
-    let name = body
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| DeltaError::Fallback("the delta server named no image".to_owned()))?
-        .to_owned();
+        .map_err(retry)?;
+    let request = DeltaRequest {
+        client,
+        delta,
+        image: job.image,
+        source,
+    };
+    let token = request.registry_token(options).await?;
+    let name = request.delta_image(&token).await?;
     let credentials = DockerCredentials {
         registrytoken: Some(token),
         ..DockerCredentials::default()
     };
     let mut last = String::new();
     for _ in 0..3 {
-        match pull(
+        let pulled = pull(
             docker,
             job.service,
             &name,
             Some(credentials.clone()),
             events,
         )
-        .await
-        {
-            Ok(()) => {
-                let id = docker
-                    .inspect_image(&name)
-                    .await
-                    .map_err(|e| retry(e.to_string()))?
-                    .id
-                    .ok_or_else(|| retry("the delta image has no ID".to_owned()))?;
-                let (repo, tag) = match job.image.rsplit_once(':') {
-                    Some((r, t)) if !t.contains('/') => (r, t),
-                    _ => (job.image, "latest"),
-                };
-                docker
-                    .tag_image(
-                        &id,
-                        Some(TagImageOptions {
-                            repo: Some(repo.to_owned()),
-                            tag: Some(tag.to_owned()),
-                        }),
-                    )
-                    .await
-                    .map_err(|e| retry(e.to_string()))?;
-                return Ok(id);
-            }
+        .await;
+        match pulled {
+            Ok(()) => return tag_delta(docker, &name, job.image).await,
             Err(e) => last = e,
         }
     }
     Err(DeltaError::Fallback(format!(
         "applying the delta failed 3 times: {last}"
     )))
+}
+
+/// A transient delta failure.
+fn retry(e: impl ToString) -> DeltaError {
+    DeltaError::Retry(e.to_string())
+}
+
+/// The repository of an image reference: without registry, tag or digest.
+fn repository_of(image: &str) -> String {
+    let without_registry = image.split_once('/').map_or(image, |(_, r)| r);
+    let without_digest = without_registry
+        .split('@')
+        .next()
+        .unwrap_or(without_registry);
+    match without_digest.rsplit_once(':') {
+        Some((r, _)) => r.to_owned(),
+        None => without_digest.to_owned(),
+    }
+}
+
+/// A delta from `source` to `image`, asked of the API and the delta server.
+struct DeltaRequest<'a> {
+    client: reqwest::Client,
+    delta: &'a crate::options::DeltaOptions,
+    image: &'a str,
+    source: &'a str,
+}
+
+impl DeltaRequest<'_> {
+    /// A registry token from the API to pull both `image` and `source` (the device's key
+    /// authenticates the request when there is one).
+    async fn registry_token(&self, options: &Options) -> Result<String, DeltaError> {
+        let (client, delta, image, source) = (&self.client, self.delta, self.image, self.source);
+        let registry = registry_of(image).unwrap_or_default();
+        let token_url = format!("{}/auth/v1/token", delta.api_endpoint.trim_end_matches('/'));
+        let mut request = client.get(&token_url).query(&[
+            ("service", registry.to_owned()),
+            ("scope", format!("repository:{}:pull", repository_of(image))),
+            (
+                "scope",
+                format!("repository:{}:pull", repository_of(source)),
+            ),
+        ]);
+        if let Some(key) = &options.api_key {
+            request = request.basic_auth(format!("d_{}", options.device.uuid), Some(key));
+        }
+        let token: Value = request
+            .send()
+            .await
+            .map_err(retry)?
+            .json()
+            .await
+            .map_err(retry)?;
+        token
+            .get("token")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| retry("the API issued no registry token"))
+    }
+
+    /// The name of the delta image from `source` to `image`, asked of the delta server.
+    async fn delta_image(&self, token: &str) -> Result<String, DeltaError> {
+        let (client, delta, image, source) = (&self.client, self.delta, self.image, self.source);
+        let url = format!("{}/api/v3/delta", delta.endpoint.trim_end_matches('/'));
+        let response = client
+            .get(&url)
+            .query(&[("src", source), ("dest", image)])
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(retry)?;
+        let status = response.status().as_u16();
+        match status {
+            200 => {}
+            502 | 504 => return Err(retry("the delta is still being generated")),
+            401 => return Err(retry("the delta server refused the token")),
+            400..=499 => {
+                return Err(DeltaError::Fallback(format!(
+                    "delta server answered {status}"
+                )));
+            }
+            _ => return Err(retry(format!("delta server answered {status}"))),
+        }
+        let body: Value = response.json().await.map_err(retry)?;
+        body.get("name")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| DeltaError::Fallback("the delta server named no image".to_owned()))
+    }
+}
+
+/// Tags the image the engine rebuilt from delta `name` as `image`; returns its id.
+async fn tag_delta(docker: &Docker, name: &str, image: &str) -> Result<String, DeltaError> {
+    let id = docker
+        .inspect_image(name)
+        .await
+        .map_err(retry)?
+        .id
+        .ok_or_else(|| retry("the delta image has no ID"))?;
+    let (repo, tag) = match image.rsplit_once(':') {
+        Some((r, t)) if !t.contains('/') => (r, t),
+        _ => (image, "latest"),
+    };
+    let options = TagImageOptions {
+        repo: Some(repo.to_owned()),
+        tag: Some(tag.to_owned()),
+    };
+    docker.tag_image(&id, Some(options)).await.map_err(retry)?;
+    Ok(id)
 }
 
 #[cfg(test)]

@@ -41,9 +41,9 @@ impl HeldLock {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::LockIo {
+    move |cause| Error::LockIo {
         path: path.to_owned(),
-        source,
+        cause,
     }
 }
 

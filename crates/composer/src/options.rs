@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use platform::Arch;
+
 /// The supervisor version whose behaviour this composer implements; contracts requiring
 /// `sw.supervisor` are checked against it unless [`DeviceFacts::supervisor_version`] says
 /// otherwise.
@@ -17,8 +19,9 @@ pub struct DeviceFacts {
     pub name: String,
     /// The device type slug (`hw.device-type`).
     pub device_type: String,
-    /// The architecture (`arch.sw`): `amd64`, `aarch64`, `armv7hf`, `i386`, `rpi`.
-    pub arch: String,
+    /// The architecture (`arch.sw`, `BALENA_DEVICE_ARCH`); `None` when it is not one
+    /// balena-compose knows (then `arch.sw` requirements are not met).
+    pub arch: Option<Arch>,
     /// The host OS version, e.g. `2.113.4` (`sw.os`).
     pub os_version: Option<String>,
     /// The supervisor version the device claims (`sw.supervisor`).
@@ -33,7 +36,7 @@ impl Default for DeviceFacts {
             uuid: String::new(),
             name: String::new(),
             device_type: String::new(),
-            arch: String::new(),
+            arch: None,
             os_version: None,
             supervisor_version: Some(COMPATIBLE_SUPERVISOR_VERSION.to_owned()),
             l4t_version: None,

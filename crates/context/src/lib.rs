@@ -79,6 +79,7 @@ pub use context::{Context, ContextFile, ContextOptions, IgnoreMode, Override};
 pub use error::{Error, Result};
 pub use pax::{MAX_NAME_LEN, MAX_PAX_RECORD_LEN};
 pub use project::{
-    CONFIG_FILE_NAMES, ConfigFile, Entry, EntryKind, MAX_READ_SIZE, Metadata, Project, Warning,
+    CONFIG_FILE_NAMES, ConfigFile, Entry, EntryKind, MAX_READ_SIZE, METADATA_DIRS, Metadata,
+    Project, Warning,
 };
 pub use sparse::MAX_SPARSE_CHUNKS;

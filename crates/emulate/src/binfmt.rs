@@ -10,7 +10,7 @@
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use resolve::Arch;
+use platform::Arch;
 
 use crate::Error;
 

@@ -1,11 +1,10 @@
-//! What the build host offers for emulation: a qemu binary, a binfmt_misc registration, and
-//! from those the way to build a foreign image.
+//! What the build host offers for emulation: a qemu binary, a binfmt_misc registration.
 
 use std::path::{Path, PathBuf};
 
-use resolve::Arch;
+use platform::Arch;
 
-use crate::{Error, TransposeOptions};
+use crate::Error;
 
 /// Where Debian's `qemu-user-static` installs its binaries.
 const QEMU_DIR: &str = "/usr/bin";
@@ -59,107 +58,10 @@ pub fn host_arch() -> Option<Arch> {
     Arch::from_docker(std::env::consts::ARCH)
 }
 
-/// How to build an image for a target architecture on a given Docker host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Emulation {
-    /// The host runs the target's binaries itself: build with the target's platform.
-    Native,
-    /// The kernel runs the target's binaries through binfmt_misc and qemu: build with the
-    /// target's platform and the Dockerfile unchanged; every `RUN` works.
-    Binfmt,
-    /// Transpose the Dockerfile with `options` and put the host's qemu at `host_qemu` into the
-    /// build context at `options.context_qemu_path` (mode 0755).
-    Rewrite {
-        /// The qemu binary on the host to copy into the context.
-        host_qemu: PathBuf,
-        /// How to transpose.
-        options: TransposeOptions,
-    },
-}
-
-/// Choose how to build for `target` on a Docker host of architecture `host`:
-/// * the host runs `target` natively → [`Emulation::Native`];
-/// * the user gave `--qemu PATH` (`qemu_override`) → rewrite with that qemu and `-execve`
-///   (the reason to pass one is an `-execve`-capable qemu such as balena's);
-/// * binfmt_misc has qemu registered for `target` → [`Emulation::Binfmt`];
-/// * otherwise → rewrite with the host's `qemu-<arch>-static` and no `-execve`.
-pub fn choose_emulation(
-    target: Arch,
-    host: Arch,
-    qemu_override: Option<&Path>,
-) -> Result<Emulation, Error> {
-    choose_emulation_with(target, host, qemu_override, binfmt_registered, host_qemu)
-}
-
-/// [`choose_emulation`] with the host probes supplied (for tests, and for callers that know
-/// better whether the daemon sees this machine's binfmt_misc).
-pub fn choose_emulation_with(
-    target: Arch,
-    host: Arch,
-    qemu_override: Option<&Path>,
-    binfmt: impl Fn(Arch) -> bool,
-    find_qemu: impl Fn(Arch) -> Result<PathBuf, Error>,
-) -> Result<Emulation, Error> {
-    if target.runs_natively_on(host) {
-        return Ok(Emulation::Native);
-    }
-    if let Some(path) = qemu_override {
-        let mut options = TransposeOptions::new(target);
-        options.execve = true;
-        return Ok(Emulation::Rewrite {
-            host_qemu: path.to_owned(),
-            options,
-        });
-    }
-    if binfmt(target) {
-        return Ok(Emulation::Binfmt);
-    }
-    Ok(Emulation::Rewrite {
-        host_qemu: find_qemu(target)?,
-        options: TransposeOptions::new(target),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-
-    fn no_qemu(arch: Arch) -> Result<PathBuf, Error> {
-        host_qemu_in(arch, &[])
-    }
-
-    #[test]
-    fn strategy_order() {
-        let native = choose_emulation_with(Arch::I386, Arch::Amd64, None, |_| true, no_qemu);
-        assert_eq!(native.unwrap(), Emulation::Native);
-        let binfmt = choose_emulation_with(Arch::Aarch64, Arch::Amd64, None, |_| true, no_qemu);
-        assert_eq!(binfmt.unwrap(), Emulation::Binfmt);
-        let given = Path::new("/opt/balena/qemu-execve");
-        let Emulation::Rewrite { host_qemu, options } =
-            choose_emulation_with(Arch::Aarch64, Arch::Amd64, Some(given), |_| true, no_qemu)
-                .unwrap()
-        else {
-            panic!("expected a rewrite")
-        };
-        assert_eq!(host_qemu, given);
-        assert!(options.execve);
-        let Emulation::Rewrite { host_qemu, options } = choose_emulation_with(
-            Arch::Armv7hf,
-            Arch::Amd64,
-            None,
-            |_| false,
-            |_| Ok(PathBuf::from("/usr/bin/qemu-arm-static")),
-        )
-        .unwrap() else {
-            panic!("expected a rewrite")
-        };
-        assert_eq!(host_qemu, Path::new("/usr/bin/qemu-arm-static"));
-        assert!(!options.execve);
-        assert_eq!(options.qemu_path, "/usr/bin/qemu-arm-static");
-        let missing = choose_emulation_with(Arch::Aarch64, Arch::Amd64, None, |_| false, no_qemu);
-        assert!(matches!(missing, Err(Error::QemuNotFound { .. })));
-    }
 
     #[test]
     fn binfmt_entry_must_be_enabled() {

@@ -4,23 +4,24 @@
 //! Two ways work (see [`choose_emulation`]):
 //! * **binfmt_misc**: when the host kernel has qemu registered for the target architecture,
 //!   build with the target's platform and an unchanged Dockerfile;
-//! * **the rewrite** ([`transpose`]): copy a static qemu into the build context
-//!   ([`qemu_context_path`]), and rewrite the Dockerfile so each stage copies it in and each
-//!   `RUN` starts under it. Debian's `qemu-user-static` cannot follow an `exec` of another
-//!   foreign program (it has no `-execve`), so a `RUN` that starts one fails with "exec format
-//!   error"; [`BuildOutput`] recognises that and explains the two ways out.
+//! * **the rewrite** ([`dockerfile::transpose`], with [`transpose_options`]): copy a static qemu
+//!   into the build context ([`qemu_context_path`]), and rewrite the Dockerfile so each stage
+//!   copies it in and each `RUN` starts under it. Debian's `qemu-user-static` cannot follow an
+//!   `exec` of another foreign program (it has no `-execve`), so a `RUN` that starts one fails
+//!   with "exec format error"; [`BuildOutput`] recognises that and explains the two ways out.
 //!
-//! [`filter_line`] shows the builder's `Step N/M : RUN` lines as the user wrote them.
-//! [`add_secret_mounts`] (not about emulation, but the same lexer) gives every `RUN` a
-//! BuildKit secret mount, for build secrets.
+//! This crate is qemu on the build host: finding it ([`host_qemu`]), its binfmt_misc
+//! registrations ([`binfmt`]), the choice between the ways above, and the build's output:
+//! [`filter_line`] shows the builder's `Step N/M : RUN` lines as the user wrote them. The
+//! Dockerfile's text is the `dockerfile` crate's.
 //!
 //! ```
-//! use emulate::{BuildOutput, TransposeOptions, transpose};
-//! use resolve::Arch;
+//! use emulate::{BuildOutput, transpose_options};
+//! use platform::Arch;
 //!
-//! let opts = TransposeOptions::new(Arch::Aarch64);
-//! let dockerfile = "# syntax=docker/dockerfile:1\nFROM local/aarch64-busybox\nRUN uname -m > /arch\n";
-//! let out = transpose(dockerfile, &opts)?;
+//! let opts = transpose_options(Arch::Aarch64);
+//! let text = "# syntax=docker/dockerfile:1\nFROM local/aarch64-busybox\nRUN uname -m > /arch\n";
+//! let out = dockerfile::transpose(text, &opts)?;
 //! assert_eq!(
 //!     out,
 //!     "# syntax=docker/dockerfile:1\n\
@@ -37,114 +38,48 @@
 //! output.line("/bin/sh: /bin/uname: Exec format error");
 //! let err = output.explain_failure("The command '/usr/bin/qemu-aarch64-static /bin/sh -c uname -m > /arch' returned a non-zero code: 126");
 //! assert!(err.unwrap().to_string().contains("binfmt_misc"));
-//! # Ok::<(), emulate::Error>(())
+//! # Ok::<(), dockerfile::SyntaxError>(())
 //! ```
 #![deny(missing_docs)]
 
 pub mod binfmt;
+mod choice;
 mod host;
-mod lexer;
 mod output;
-mod transpose;
 
-use resolve::Arch;
+use platform::Arch;
 
+pub use choice::{
+    Daemon, Emulation, Mode, Request, build_emulation, choose_emulation, choose_emulation_with,
+    resolve_emulation, rewrite,
+};
+/// How [`dockerfile::transpose`] rewrites a Dockerfile (re-exported: [`Emulation::Rewrite`]
+/// carries one).
+pub use dockerfile::TransposeOptions;
 pub use host::{
-    Emulation, binfmt_registered, binfmt_registered_in, choose_emulation, choose_emulation_with,
-    host_arch, host_qemu, host_qemu_in, qemu_binary_name,
+    binfmt_registered, binfmt_registered_in, host_arch, host_qemu, host_qemu_in, qemu_binary_name,
 };
 pub use output::{
     BuildOutput, filter_error_message, filter_line, foreign_exec_error, is_exec_format_error,
     is_platform_mismatch_warning,
 };
-pub use transpose::{add_secret_mounts, pin_build_platform, transpose};
 
-/// How [`transpose`] rewrites a Dockerfile.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransposeOptions {
-    /// Where qemu is in the build context, relative to its root (the source of the inserted
-    /// `COPY`). Default: [`qemu_context_path`].
-    pub context_qemu_path: String,
-    /// Where qemu goes inside the image (the `COPY` destination, and the program every `RUN`
-    /// starts). Default: `/usr/bin/qemu-<qemu arch>-static`.
-    pub qemu_path: String,
-    /// Pass `-execve` to qemu, so it also emulates the programs a `RUN` starts. Only balena's
-    /// qemu (given with `--qemu PATH`) understands it; Debian's rejects it.
-    pub execve: bool,
-    /// Mount qemu into each `RUN` from the context (`RUN --mount=type=bind,…`, BuildKit only)
-    /// instead of copying it into each stage: no layer of the result holds it.
-    pub bind_mount: bool,
-}
-
-impl TransposeOptions {
-    /// The defaults for `arch`: Debian's qemu, from [`qemu_context_path`] to
-    /// `/usr/bin/qemu-<qemu arch>-static`, without `-execve`.
-    pub fn new(arch: Arch) -> Self {
-        TransposeOptions {
-            context_qemu_path: qemu_context_path(arch),
-            qemu_path: format!("/usr/bin/{}", qemu_binary_name(arch)),
-            execve: false,
-            bind_mount: false,
-        }
-    }
-
-    /// The `RUN` flag that mounts qemu from the context, for [`TransposeOptions::bind_mount`].
-    pub fn qemu_mount_flag(&self) -> String {
-        format!(
-            "--mount=type=bind,source={},target={}",
-            self.context_qemu_path, self.qemu_path
-        )
-    }
+/// The [`TransposeOptions`] for `arch` with Debian's qemu: from [`qemu_context_path`] in the
+/// context to `/usr/bin/qemu-<qemu arch>-static` in the image, without `-execve`.
+pub fn transpose_options(arch: Arch) -> TransposeOptions {
+    TransposeOptions::new(&qemu_binary_name(arch))
 }
 
 /// Where the caller puts the qemu binary in a build context (`.balena/qemu-aarch64-static`),
 /// with mode 0755: the inserted `COPY` keeps the context's mode, and the classic builder has
 /// no `COPY --chmod`.
 pub fn qemu_context_path(arch: Arch) -> String {
-    format!(".balena/{}", qemu_binary_name(arch))
+    transpose_options(arch).context_qemu_path
 }
 
-/// What went wrong while emulating, naming the Dockerfile line, binary or build step.
+/// What went wrong while emulating, naming the binary or build step.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
-    /// `# escape=` with something other than `\` or `` ` ``.
-    #[error("Dockerfile line {line}: invalid escape directive {value:?}: it must be ` or \\")]
-    InvalidEscape {
-        /// The 1-based line.
-        line: usize,
-        /// What was given.
-        value: String,
-    },
-    /// A parser directive given twice.
-    #[error("Dockerfile line {line}: only one {name:?} parser directive can be used")]
-    DuplicateDirective {
-        /// The 1-based line of the second one.
-        line: usize,
-        /// The directive, lower-cased.
-        name: String,
-    },
-    /// A heredoc whose terminator never comes.
-    #[error("Dockerfile line {line}: heredoc <<{name} is not terminated by a line \"{name}\"")]
-    UnterminatedHeredoc {
-        /// The 1-based line of the instruction.
-        line: usize,
-        /// The heredoc delimiter.
-        name: String,
-    },
-    /// `SHELL` without a non-empty JSON array of strings (Docker rejects it too).
-    #[error("Dockerfile line {line}: SHELL requires a JSON array of strings, got {given:?}")]
-    InvalidShell {
-        /// The 1-based line.
-        line: usize,
-        /// The arguments given.
-        given: String,
-    },
-    /// `RUN []`.
-    #[error("Dockerfile line {line}: RUN with an empty exec-form array has nothing to run")]
-    EmptyExec {
-        /// The 1-based line.
-        line: usize,
-    },
     /// No `qemu-<arch>-static` on the host.
     #[error(
         "{binary} (to emulate {arch}) was not found in {searched}: install Debian's \
@@ -157,6 +92,41 @@ pub enum Error {
         binary: String,
         /// The directories searched, `:`-separated.
         searched: String,
+    },
+    /// `resolve` asked for `--emulation binfmt`, which a context written for any daemon
+    /// cannot use.
+    #[error(
+        "resolve writes contexts for any daemon: --emulation binfmt does not apply; use --emulated or --emulation rewrite"
+    )]
+    BinfmtForResolve,
+    /// `--qemu` (the rewrite's qemu) with `--emulation binfmt`.
+    #[error("--qemu is the qemu of the rewrite: it cannot be used with --emulation binfmt")]
+    QemuWithBinfmt,
+    /// `--emulation binfmt`, but the daemon does not run the target through binfmt_misc.
+    #[error(
+        "--emulation binfmt: the Docker daemon does not run {target} programs through binfmt_misc (no registration of qemu-{qemu_arch} with the F flag on its machine, or it is a remote daemon): run `sudo balena-compose emulation setup --arch {target}` on the daemon's machine, or use --emulation rewrite",
+        qemu_arch = target.qemu_arch()
+    )]
+    BinfmtNotRegistered {
+        /// The target architecture.
+        target: Arch,
+    },
+    /// A foreign target without emulation asked for, on a daemon that cannot run it.
+    #[error(
+        "the Docker daemon ({daemon}) cannot run {target} build steps: {why}. Add --emulated to run them under qemu, register qemu for {target} in binfmt_misc on the daemon's machine (`sudo balena-compose emulation setup` there, with Debian's qemu-user-static installed), or build on a {target} daemon (--docker-host)",
+        why = if *local {
+            format!("this machine has no binfmt_misc registration for {}", qemu_binary_name(*target))
+        } else {
+            "it is a remote daemon".to_owned()
+        }
+    )]
+    DaemonCannotRun {
+        /// The target architecture.
+        target: Arch,
+        /// The daemon's architecture.
+        daemon: Arch,
+        /// Whether the daemon runs on this machine.
+        local: bool,
     },
     /// binfmt_misc needs root.
     #[error("{doing} needs root: run the command as root (sudo)")]
@@ -219,4 +189,26 @@ pub enum Error {
         /// Whether `-execve` was passed.
         execve: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn default_options_use_debians_qemu_without_execve() {
+        let opts = transpose_options(Arch::Armv7hf);
+        assert_eq!(opts.qemu_path, "/usr/bin/qemu-arm-static");
+        assert_eq!(opts.context_qemu_path, ".balena/qemu-arm-static");
+        assert_eq!(
+            qemu_context_path(Arch::Aarch64),
+            ".balena/qemu-aarch64-static"
+        );
+        assert_eq!(
+            dockerfile::transpose("FROM a\nRUN x", &opts).unwrap(),
+            "FROM a\nCOPY [\".balena/qemu-arm-static\",\"/usr/bin/qemu-arm-static\"]\n\
+             RUN [\"/usr/bin/qemu-arm-static\",\"/bin/sh\",\"-c\",\"x\"]"
+        );
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use resolve::Arch;
+use platform::Arch;
 
 use crate::{Error, TransposeOptions};
 
@@ -80,7 +80,7 @@ pub fn filter_line<'a>(line: &'a str, opts: &TransposeOptions) -> Cow<'a, str> {
     };
     let after = &line[keyword_end..];
     let args = after.trim_start();
-    if let Some(argv) = crate::lexer::parse_json_array(args)
+    if let Some(argv) = dockerfile::parse_json_array(args)
         && let Some(shown) = unwrap_qemu_argv(&argv, opts)
     {
         let head = &line[..line.len() - args.len()];
@@ -124,7 +124,7 @@ fn unwrap_qemu_argv(argv: &[String], opts: &TransposeOptions) -> Option<String> 
         [.., c, cmd] if c == "-c" => Some(cmd.clone()),
         _ => {
             let items: Vec<&str> = rest.iter().map(String::as_str).collect();
-            Some(crate::transpose::json_array(&items))
+            Some(dockerfile::json_array(&items))
         }
     }
 }

@@ -7,12 +7,12 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// The project directory or archive cannot be read.
-    #[error("cannot read the project at {}: {source}", path.display())]
+    #[error("cannot read the project at {}: {cause}", path.display())]
     ProjectSource {
         /// What was given.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why. Shown in the message, so deliberately not a `#[source]` (one cause, printed once).
+        cause: std::io::Error,
     },
     /// The project (or a context of it) is not acceptable: unsafe tar entries, I/O.
     #[error(transparent)]
@@ -52,12 +52,12 @@ pub enum Error {
         message: String,
     },
     /// A registry-secrets file does not parse or validate.
-    #[error("error validating registry secrets file \"{file}\": {message}")]
+    #[error("error validating registry secrets file \"{file}\": {reason}")]
     RegistrySecrets {
         /// The file.
         file: String,
-        /// What is wrong.
-        message: String,
+        /// What is wrong (part of the message, not a separate cause).
+        reason: crate::registry_secrets::Invalid,
     },
     /// A `contract.yml` is not a valid container contract.
     #[error("{0}")]
@@ -99,9 +99,10 @@ pub enum Error {
         /// The resolver's error, naming the service and the files looked for.
         cause: resolve::Error,
     },
-    /// The Dockerfile could not be transposed for emulation.
+    /// The Dockerfile could not be rewritten (transposed for emulation, or given secret
+    /// mounts).
     #[error(transparent)]
-    Emulate(emulate::Error),
+    Dockerfile(dockerfile::SyntaxError),
     /// The daemon failed the build or pull, or could not be reached.
     #[error(transparent)]
     Build(build::Error),
@@ -109,11 +110,11 @@ pub enum Error {
     #[error("cancelled")]
     Cancelled,
     /// Something went wrong with one service.
-    #[error("service \"{service}\": {source}")]
+    #[error("service \"{service}\": {cause}")]
     Service {
         /// The service.
         service: String,
-        /// What.
-        source: Box<Error>,
+        /// What. Shown in the message, so deliberately not a `#[source]` (one cause, printed once).
+        cause: Box<Error>,
     },
 }

@@ -25,7 +25,7 @@ use std::io::{self, Write};
 
 use bollard::Docker;
 use indexmap::IndexMap;
-use resolve::Arch;
+use platform::Arch;
 
 use crate::plan::BuildTask;
 
@@ -168,7 +168,7 @@ fn map_digest<'a>(map: impl Iterator<Item = (&'a String, &'a String)>) -> String
 /// Computes the inputs of `task` built with `dockerfile` (what is sent) for `arch` and
 /// `device_type`. `Err` says why there are none (a base image missing, the context
 /// unreadable): the service is then built.
-pub async fn compute(
+pub(crate) async fn compute(
     docker: &Docker,
     task: &BuildTask,
     dockerfile: &str,
@@ -176,7 +176,7 @@ pub async fn compute(
     device_type: &str,
 ) -> Result<Inputs, String> {
     let mut base_ids = Vec::new();
-    for base in crate::dockerfile_from::base_images(&task.resolved.contents) {
+    for base in dockerfile::base_images(&task.resolved.contents) {
         let id = docker
             .inspect_image(&base)
             .await

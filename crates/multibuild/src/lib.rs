@@ -45,19 +45,22 @@
 //! ```
 #![deny(missing_docs)]
 
+mod context_files;
 mod contract;
-mod dockerfile_from;
 mod error;
 mod inputs;
 pub mod metadata;
 pub mod naming;
 mod plan;
 pub mod pool;
+pub mod registry_secrets;
 mod run;
 mod shown;
 
+pub use context_files::BuildContextFiles;
 pub use contract::{CONTRACT_TYPE, parse_contract_file};
-pub use dockerfile_from::base_images;
+/// Re-exported from the `dockerfile` crate, its home.
+pub use dockerfile::base_images;
 pub use error::Error;
 pub use inputs::{ARCH_LABEL, DEVICE_TYPE_LABEL, INPUTS_LABEL, Reuse};
 pub use plan::{BuildTask, Plan, PlanOptions, ProjectSource, Task, TaskKind, plan};

@@ -8,16 +8,6 @@ use serde_json::Value;
 
 use crate::Error;
 
-/// The six names a build-metadata file may have, in the order the reference looks for them.
-pub const METADATA_FILE_NAMES: [&str; 6] = [
-    "balena.yml",
-    "balena.yaml",
-    "balena.json",
-    "resin.yml",
-    "resin.yaml",
-    "resin.json",
-];
-
 /// One build secret: `.balena/secrets/<source>` made readable at `/run/secrets/<dest>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretSpec {
@@ -40,8 +30,8 @@ pub struct BuildMetadata {
     pub global_secrets: Vec<SecretSpec>,
     /// `build-secrets.services.<name>`.
     pub service_secrets: BTreeMap<String, Vec<SecretSpec>>,
-    /// `builders`: the Docker daemons `build` spreads the project over (see
-    /// [`crate::pool::builder_list`]); empty when the file has none.
+    /// `builders`: the Docker daemons `build` spreads the project over (items as in
+    /// [`crate::pool::read_builders_file`]); empty when the file has none.
     pub builders: Vec<crate::pool::BuilderSpec>,
 }
 
@@ -50,11 +40,11 @@ impl BuildMetadata {
     /// project-relative name (`.balena`) and `read` returns the bytes of a file in it by its
     /// name relative to that directory, if it exists.
     ///
-    /// More than one of [`METADATA_FILE_NAMES`] present is an error listing them, as is a file
+    /// More than one of [`context::CONFIG_FILE_NAMES`] present is an error listing them, as is a file
     /// that does not parse or validate; no file at all is empty metadata.
     pub fn read(dir: &str, mut read: impl FnMut(&str) -> Option<Vec<u8>>) -> Result<Self, Error> {
         let mut found: Vec<(&str, Vec<u8>)> = Vec::new();
-        for name in METADATA_FILE_NAMES {
+        for name in context::CONFIG_FILE_NAMES {
             if let Some(bytes) = read(name) {
                 found.push((name, bytes));
             }
@@ -83,7 +73,7 @@ impl BuildMetadata {
         let value = if file.ends_with(".json") {
             serde_json::from_str::<Value>(text).map_err(|e| invalid(e.to_string()))?
         } else {
-            parse::yaml_value(text).map_err(invalid)?
+            parse::yaml_value(text).map_err(|e| invalid(e.to_string()))?
         };
         let root = match &value {
             Value::Object(map) => map,

@@ -18,9 +18,9 @@ pub fn image_name(project: &str, service: &str, tag: Option<&str>) -> String {
 /// run with one target (names stay as they are); else the target's architecture, or its
 /// device type when another target shares that architecture (device type slugs are unique,
 /// so two targets never get the same suffix).
-pub fn target_suffix(target: &resolve::Target, targets: &[resolve::Target]) -> Option<String> {
-    let distinct = |t: &&resolve::Target| *t != target;
-    let others: Vec<&resolve::Target> = targets.iter().filter(distinct).collect();
+pub fn target_suffix(target: &platform::Target, targets: &[platform::Target]) -> Option<String> {
+    let distinct = |t: &&platform::Target| *t != target;
+    let others: Vec<&platform::Target> = targets.iter().filter(distinct).collect();
     if others.is_empty() {
         return None;
     }
@@ -89,7 +89,7 @@ mod tests {
 
     #[test]
     fn targets_get_a_suffix_only_when_there_are_several() {
-        let target = |arch: &str, device_type: &str| resolve::Target {
+        let target = |arch: &str, device_type: &str| platform::Target {
             arch: arch.parse().unwrap(),
             device_type: device_type.to_owned(),
         };

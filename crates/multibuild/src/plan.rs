@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use context::{ContextOptions, IgnoreMode, Override, Project};
 use emulate::Emulation;
 use indexmap::IndexMap;
-use resolve::{Arch, ContextFiles, Params, Resolved};
+use platform::Arch;
+use resolve::{Params, Resolved};
 
 use crate::Error;
 use crate::metadata::BuildMetadata;
@@ -152,7 +153,7 @@ pub struct BuildTask {
     /// What a BuildKit build sends instead of `dockerfile`: with the rewrite, the Dockerfile
     /// transposed to bind-mount qemu into each `RUN` (no layer holds it); with secrets, a
     /// BuildKit secret mount for each of them added to every `RUN` (see
-    /// [`emulate::add_secret_mounts`]). `None`: neither.
+    /// [`dockerfile::add_secret_mounts`]). `None`: neither.
     pub mounted_dockerfile: Option<String>,
     context: context::Context,
     overrides: Vec<Override>,
@@ -237,7 +238,7 @@ pub fn plan(options: PlanOptions) -> Result<Plan, Error> {
         }
         None => BuildMetadata::default(),
     };
-    let registry_auth = project_registry_auth(&project)?;
+    let registry_auth = crate::registry_secrets::project_registry_auth(&project)?;
 
     let mut vars = BTreeMap::from([("BALENA_APP_NAME".to_owned(), app_name)]);
     vars.extend(options.template_vars);
@@ -287,7 +288,7 @@ fn open_project(source: ProjectSource) -> Result<(Project, Option<PathBuf>, Stri
         ProjectSource::Dir(dir) => {
             let real = dir.canonicalize().map_err(|e| Error::ProjectSource {
                 path: dir.clone(),
-                source: e,
+                cause: e,
             })?;
             let name = real
                 .file_name()
@@ -353,7 +354,7 @@ fn load_composition(
             // against an empty temporary one, so nothing of the working directory leaks in.
             let scratch = tempfile::tempdir().map_err(|e| Error::ProjectSource {
                 path: std::env::temp_dir(),
-                source: e,
+                cause: e,
             })?;
             options.project_dir = Some(scratch.path().to_path_buf());
             options.files = vec![scratch.path().join(name)];
@@ -393,41 +394,6 @@ fn archive_reader(project: &Project, scratch: &Path) -> parse::FileReader {
     })
 }
 
-/// `.balena/registry-secrets.{json,yml,yaml}`: the last present one wins, as the reference.
-fn project_registry_auth(project: &Project) -> Result<build::RegistryAuth, Error> {
-    let mut secrets = None;
-    for name in [
-        "registry-secrets.json",
-        "registry-secrets.yml",
-        "registry-secrets.yaml",
-    ] {
-        if let Some(bytes) = project.read_metadata_file(name).map_err(Error::Project)? {
-            secrets = Some((name, bytes));
-        }
-    }
-    let Some((name, bytes)) = secrets else {
-        return Ok(build::RegistryAuth::new());
-    };
-    let dir = project
-        .metadata()
-        .map(|m| m.dir().to_owned())
-        .unwrap_or_default();
-    let file = format!("{dir}/{name}");
-    let invalid = |message: String| Error::RegistrySecrets {
-        file: file.clone(),
-        message,
-    };
-    let text = String::from_utf8(bytes).map_err(|_| invalid("not UTF-8".to_owned()))?;
-    let mut parsed = if name.ends_with(".json") {
-        build::RegistrySecrets::parse_json(&text)
-    } else {
-        build::RegistrySecrets::parse_yaml(&text)
-    }
-    .map_err(invalid)?;
-    parsed.add_canonical_docker_hub_entry();
-    Ok(build::RegistryAuth::from_registry_secrets(&parsed))
-}
-
 struct Planner<'a> {
     project: &'a Project,
     project_name: &'a str,
@@ -443,23 +409,10 @@ struct Planner<'a> {
 
 impl Planner<'_> {
     fn task(&self, name: &str, service: &parse::Service) -> Result<TaskKind, Error> {
-        let label_contract = parse::contract_for(name, service)
-            .map(|c| serde_json::to_value(c).unwrap_or(serde_json::Value::Null));
         let Some(build) = &service.build else {
-            let image = service
-                .image
-                .as_deref()
-                .ok_or_else(|| Error::NoImageOrBuild {
-                    service: name.to_owned(),
-                })?;
-            return Ok(TaskKind::Pull {
-                image: naming::with_default_tag(image),
-            });
+            return pull_task(name, service);
         };
-        let in_service = |source| Error::Service {
-            service: name.to_owned(),
-            source: Box::new(source),
-        };
+        let in_service = in_service(name);
         let custom_dockerfile =
             (build.dockerfile != "Dockerfile").then(|| build.dockerfile.clone());
         let context = self
@@ -473,101 +426,37 @@ impl Planner<'_> {
                 },
             )
             .map_err(|e| in_service(Error::Project(e)))?;
-
-        let mut params = Params::new(self.arch, self.device_type).with_service(name);
-        params.dockerfile = custom_dockerfile;
-        params.vars = self.vars.clone();
-        // resolve's errors name the service themselves.
-        let resolved = resolve::resolve(&Files(&context), &params).map_err(|e| match e {
-            resolve::Error::NotFound { .. } => Error::NoDockerfileIn {
-                context: build.context.to_string(),
-                cause: e,
-            },
-            e => Error::Resolve(e),
-        })?;
+        let resolved = self.resolve(name, build, &context, custom_dockerfile)?;
 
         let mut overrides: Vec<Override> = resolved.remove.iter().map(Override::remove).collect();
-        // With the rewrite, BuildKit gets the variant that bind-mounts qemu into each RUN.
-        let (dockerfile, bound, transposed) = match self.emulation {
-            Emulation::Rewrite { host_qemu, options } => {
-                let transposed = emulate::transpose(&resolved.contents, options)
-                    .map_err(|e| in_service(Error::Emulate(e)))?;
-                let bound = emulate::transpose(
-                    &resolved.contents,
-                    &emulate::TransposeOptions {
-                        bind_mount: true,
-                        ..options.clone()
-                    },
-                )
-                .map_err(|e| in_service(Error::Emulate(e)))?;
-                overrides.push(Override::host_file(
-                    options.context_qemu_path.clone(),
-                    host_qemu.clone(),
-                    0o755,
-                ));
-                (transposed, Some(bound), true)
-            }
-            Emulation::Native | Emulation::Binfmt => (resolved.contents.clone(), None, false),
-        };
+        let emulated = self.emulated(&resolved, &mut overrides, &in_service)?;
+        let dockerfile = emulated.dockerfile;
         overrides.push(Override::file(
             resolved.dockerfile_path.clone(),
             dockerfile.clone().into_bytes(),
         ));
-        let secrets = self.secrets(name).map_err(in_service)?;
+        let secrets = self.secrets(name).map_err(&in_service)?;
         let mounted_dockerfile = if secrets.is_empty() {
-            bound
+            emulated.bound
         } else {
             let ids: Vec<&str> = secrets.ids().collect();
             Some(
-                emulate::add_secret_mounts(bound.as_deref().unwrap_or(&dockerfile), &ids)
-                    .map_err(|e| in_service(Error::Emulate(e)))?,
+                dockerfile::add_secret_mounts(
+                    emulated.bound.as_deref().unwrap_or(&dockerfile),
+                    &ids,
+                )
+                .map_err(|e| in_service(Error::Dockerfile(e)))?,
             )
         };
-
-        let file_contract = context
-            .read_file("contract.yml")
-            .transpose()
-            .or_else(|| context.read_file("contract.yaml").transpose())
-            .transpose()
-            .map_err(|e| in_service(Error::Project(e)))?
-            .map(|bytes| crate::contract::parse_contract_file(&bytes))
-            .transpose()
-            .map_err(in_service)?;
-        let contract = match (label_contract, file_contract) {
-            (Some(_), Some(_)) => {
-                return Err(Error::MultipleContracts {
-                    service: name.to_owned(),
-                });
-            }
-            (a, b) => a.or(b),
-        };
-
-        // Precedence, lowest first, as the balena CLI: compose args, --build-arg, balena.yml.
-        let mut build_args: IndexMap<String, String> = build
-            .args
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        build_args.extend(self.build_args.iter().map(|(k, v)| (k.clone(), v.clone())));
-        build_args.extend(self.metadata.variables_for(name));
-
-        let mut tags = vec![naming::image_name(self.project_name, name, self.tag)];
-        tags.extend(
-            build
-                .tags
-                .iter()
-                .filter(|t| !tags.contains(t))
-                .cloned()
-                .collect::<Vec<_>>(),
-        );
+        let contract = service_contract(name, service, &context)?;
 
         Ok(TaskKind::Build(Box::new(BuildTask {
             context_dir: build.context.clone(),
             resolved,
             dockerfile,
-            transposed,
-            tags,
-            build_args,
+            transposed: emulated.transposed,
+            tags: self.tags(name, build),
+            build_args: self.build_args(name, build),
             labels: build
                 .labels
                 .iter()
@@ -584,7 +473,93 @@ impl Planner<'_> {
         })))
     }
 
-    /// The service's build secrets, read from the metadata directory's `secrets/`.
+    /// The service's Dockerfile, chosen and rendered by `resolve`.
+    fn resolve(
+        &self,
+        name: &str,
+        build: &parse::Build,
+        context: &context::Context,
+        custom_dockerfile: Option<String>,
+    ) -> Result<Resolved, Error> {
+        let mut params = Params::new(self.arch, self.device_type).with_service(name);
+        params.dockerfile = custom_dockerfile;
+        params.vars = self.vars.clone();
+        // resolve's errors name the service themselves.
+        resolve::resolve(&crate::BuildContextFiles(context), &params).map_err(|e| match e {
+            resolve::Error::NotFound { .. } => Error::NoDockerfileIn {
+                context: build.context.to_string(),
+                cause: e,
+            },
+            e => Error::Resolve(e),
+        })
+    }
+
+    /// The Dockerfile as the emulation wants it; with the rewrite, also the variant that
+    /// BuildKit gets (bind-mounting qemu into each RUN), and qemu added to the context.
+    fn emulated(
+        &self,
+        resolved: &Resolved,
+        overrides: &mut Vec<Override>,
+        in_service: &impl Fn(Error) -> Error,
+    ) -> Result<Emulated, Error> {
+        match self.emulation {
+            Emulation::Rewrite { host_qemu, options } => {
+                let transposed = dockerfile::transpose(&resolved.contents, options)
+                    .map_err(|e| in_service(Error::Dockerfile(e)))?;
+                let bound = dockerfile::transpose(
+                    &resolved.contents,
+                    &dockerfile::TransposeOptions {
+                        bind_mount: true,
+                        ..options.clone()
+                    },
+                )
+                .map_err(|e| in_service(Error::Dockerfile(e)))?;
+                overrides.push(Override::host_file(
+                    options.context_qemu_path.clone(),
+                    host_qemu.clone(),
+                    0o755,
+                ));
+                Ok(Emulated {
+                    dockerfile: transposed,
+                    bound: Some(bound),
+                    transposed: true,
+                })
+            }
+            Emulation::Native | Emulation::Binfmt => Ok(Emulated {
+                dockerfile: resolved.contents.clone(),
+                bound: None,
+                transposed: false,
+            }),
+        }
+    }
+
+    /// Build arguments by precedence, lowest first, as the balena CLI: compose args,
+    /// --build-arg, balena.yml.
+    fn build_args(&self, name: &str, build: &parse::Build) -> IndexMap<String, String> {
+        let mut build_args: IndexMap<String, String> = build
+            .args
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        build_args.extend(self.build_args.iter().map(|(k, v)| (k.clone(), v.clone())));
+        build_args.extend(self.metadata.variables_for(name));
+        build_args
+    }
+
+    /// The project's name for the image, then the compose file's `build.tags`.
+    fn tags(&self, name: &str, build: &parse::Build) -> Vec<String> {
+        let mut tags = vec![naming::image_name(self.project_name, name, self.tag)];
+        tags.extend(
+            build
+                .tags
+                .iter()
+                .filter(|t| !tags.contains(t))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        tags
+    }
+
     fn secrets(&self, service: &str) -> Result<build::BuildSecrets, Error> {
         let mut secrets = build::BuildSecrets::new();
         let dir = self
@@ -626,24 +601,61 @@ impl Planner<'_> {
 }
 
 /// A context as resolution sees it.
-struct Files<'a>(&'a context::Context);
+/// A service without `build`: its image is pulled.
+fn pull_task(name: &str, service: &parse::Service) -> Result<TaskKind, Error> {
+    let image = service
+        .image
+        .as_deref()
+        .ok_or_else(|| Error::NoImageOrBuild {
+            service: name.to_owned(),
+        })?;
+    Ok(TaskKind::Pull {
+        image: naming::with_default_tag(image),
+    })
+}
 
-impl ContextFiles for Files<'_> {
-    fn paths(&self) -> Box<dyn Iterator<Item = &str> + '_> {
-        Box::new(self.0.files().map(|f| f.path))
+/// Wraps an error in the service it happened in.
+fn in_service(name: &str) -> impl Fn(Error) -> Error + '_ {
+    move |cause| Error::Service {
+        service: name.to_owned(),
+        cause: Box::new(cause),
     }
+}
 
-    fn read(&self, path: &str) -> io::Result<Vec<u8>> {
-        self.0
-            .read_file(path)
-            .map_err(io::Error::other)?
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("{path}: not in the context"),
-                )
-            })
+/// The service's contract: from its labels or its context's `contract.yml` (not both).
+fn service_contract(
+    name: &str,
+    service: &parse::Service,
+    context: &context::Context,
+) -> Result<Option<serde_json::Value>, Error> {
+    let in_service = in_service(name);
+    let label_contract = parse::contract_for(name, service)
+        .map(|c| serde_json::to_value(c).unwrap_or(serde_json::Value::Null));
+    let file_contract = context
+        .read_file("contract.yml")
+        .transpose()
+        .or_else(|| context.read_file("contract.yaml").transpose())
+        .transpose()
+        .map_err(|e| in_service(Error::Project(e)))?
+        .map(|bytes| crate::contract::parse_contract_file(&bytes))
+        .transpose()
+        .map_err(&in_service)?;
+    match (label_contract, file_contract) {
+        (Some(_), Some(_)) => Err(Error::MultipleContracts {
+            service: name.to_owned(),
+        }),
+        (a, b) => Ok(a.or(b)),
     }
+}
+
+/// A service's Dockerfile under the emulation.
+struct Emulated {
+    /// What the classic builder gets (transposed when emulating).
+    dockerfile: String,
+    /// What BuildKit gets when emulating: qemu bind-mounted into each RUN.
+    bound: Option<String>,
+    /// Whether `dockerfile` was transposed.
+    transposed: bool,
 }
 
 #[cfg(test)]

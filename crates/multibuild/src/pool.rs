@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bollard::Docker;
 use futures::future::join_all;
-use resolve::Arch;
+use platform::Arch;
 use serde_json::Value;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -119,7 +119,7 @@ const JOBS_RULE: &str = "jobs must be a whole number of at least 1";
 /// each item the string `--builder` takes or a mapping `{name, endpoint, jobs}` (`endpoint`
 /// required). `lines` are the items' lines in the file when known
 /// (`parse::yaml_item_lines`); an error says `line N: builders[i].field: why`.
-pub fn builder_list(value: &Value, lines: &[u64]) -> Result<Vec<BuilderSpec>, String> {
+pub(crate) fn builder_list(value: &Value, lines: &[u64]) -> Result<Vec<BuilderSpec>, String> {
     let Value::Array(items) = value else {
         return Err("builders: expected a list of builders".to_owned());
     };
@@ -198,7 +198,7 @@ pub fn read_builders_file(file: &str, text: &str) -> Result<Vec<BuilderSpec>, Po
         file: file.to_owned(),
         message,
     };
-    let value = parse::yaml_value(text).map_err(invalid)?;
+    let value = parse::yaml_value(text).map_err(|e| invalid(e.to_string()))?;
     match &value {
         Value::Null => Ok(Vec::new()),
         Value::Array(_) => builder_list(&value, &parse::yaml_item_lines(text, None)),

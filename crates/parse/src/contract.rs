@@ -10,7 +10,6 @@ use serde::Serialize;
 use crate::model::{Build, Composition, Service};
 
 const REQUIRES_PREFIX: &str = "io.balena.features.requires.";
-const ARCHITECTURES: &[&str] = &["aarch64", "rpi", "amd64", "armv7hf", "i386"];
 const SEMVER_LABELS: &[&str] = &["sw.supervisor", "sw.l4t", "sw.balena-os", "sw.linux"];
 
 static LABEL_NAME: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"^[a-zA-Z0-9.-]+$").ok());
@@ -32,7 +31,7 @@ pub(crate) fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), S
                 "Invalid value for label '{name}'. Expected a valid semver range; got '{value}'"
             ));
         }
-        if kind == "arch.sw" && !ARCHITECTURES.contains(&value.as_str()) {
+        if kind == "arch.sw" && platform::Arch::from_slug(value).is_none() {
             return Err(format!(
                 "Invalid value for label '{name}'. Expected a valid architecture string got '{value}'"
             ));
@@ -251,6 +250,18 @@ mod tests {
         ] {
             let l = labels(&[("io.balena.features.requires.sw.supervisor", range)]);
             assert!(validate_labels(&l).is_ok(), "{range}");
+        }
+    }
+
+    /// `arch.sw` takes the reference's five slugs exactly: no aliases, no other case.
+    #[test]
+    fn arch_labels_take_exact_slugs() {
+        let arch = |value| labels(&[("io.balena.features.requires.arch.sw", value)]);
+        for slug in ["aarch64", "rpi", "amd64", "armv7hf", "i386"] {
+            assert!(validate_labels(&arch(slug)).is_ok(), "{slug}");
+        }
+        for other in ["arm64", "AMD64", "i386-nlp", ""] {
+            assert!(validate_labels(&arch(other)).is_err(), "{other}");
         }
     }
 

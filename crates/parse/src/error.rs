@@ -136,6 +136,41 @@ impl Error {
     }
 }
 
+/// Why a YAML document that is not a compose file ([`crate::yaml_value`]) could not be read.
+/// The message names the line and column but quotes nothing of the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum YamlValueError {
+    /// Not valid YAML: the parser's message, its position included.
+    #[error("{message}")]
+    Syntax {
+        /// What the parser said.
+        message: String,
+    },
+    /// A limit that stops hostile documents (size, depth, alias expansion) was reached.
+    #[error("{}{message}", LinePrefix(*line, *column))]
+    Limit {
+        /// 1-based line (0 when unknown).
+        line: u64,
+        /// 1-based column.
+        column: u64,
+        /// Which limit, in plain words.
+        message: String,
+    },
+}
+
+/// `line L column C: ` before a message, or nothing when the line is unknown (0).
+struct LinePrefix(u64, u64);
+
+impl std::fmt::Display for LinePrefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinePrefix(0, _) => Ok(()),
+            LinePrefix(line, column) => write!(f, "line {line} column {column}: "),
+        }
+    }
+}
+
 /// Shows text taken from the input (service names, keys, values quoted in messages) with
 /// control characters escaped, so that a hostile compose file cannot write terminal escape
 /// sequences to the user's terminal.

@@ -57,7 +57,7 @@ mod yaml;
 pub use contract::{
     Contract, ContractRef, ImageDescriptor, ImageSource, Requirement, contract_for,
 };
-pub use error::Error;
+pub use error::{Error, YamlValueError};
 pub use file::{FileReader, MAX_FILE_SIZE, read_project_file};
 pub use load::{
     COMPOSE_FILE_NAMES, Discovered, LoadOptions, default_composition, discover,
@@ -72,7 +72,7 @@ pub use model::{Build, Composition, Ipam, IpamConfig, Network, Service, ServiceN
 ///
 /// Every YAML read of balena-compose goes through this crate, so the YAML parser is swapped in
 /// one place.
-pub fn yaml_value(text: &str) -> Result<serde_json::Value, String> {
+pub fn yaml_value(text: &str) -> Result<serde_json::Value, YamlValueError> {
     yaml::plain_document(text)
 }
 

@@ -74,26 +74,10 @@ pub async fn push_and_record(
         }))
     };
 
-    let mut jobs = Vec::new();
-    for (service, image) in &created.images {
-        let Some(local) = built.get(service) else {
-            return fail(
-                Error::MissingBuild {
-                    service: service.clone(),
-                },
-                IndexMap::new(),
-                Vec::new(),
-            )
-            .await;
-        };
-        jobs.push(PushFrom {
-            docker: local.daemon.clone().unwrap_or_else(|| docker.clone()),
-            job: PushJob {
-                local_image: local.local_image.clone(),
-                location: image.location.clone(),
-            },
-        });
-    }
+    let jobs = match push_jobs(docker, created, built) {
+        Ok(jobs) => jobs,
+        Err(e) => return fail(e, IndexMap::new(), Vec::new()).await,
+    };
     let auth = match auth {
         Some(auth) => auth,
         None => match api.push_token(created).await {
@@ -105,41 +89,11 @@ pub async fn push_and_record(
 
     let results = push_images_from(&jobs, &auth, options).await;
 
-    let mut pushed = IndexMap::new();
-    let mut finished = Vec::new();
-    let mut first_error: Option<Error> = None;
-    for ((service, image), result) in created.images.iter().zip(results) {
-        let update = match &result {
-            Ok(p) => details(
-                ImageUpdate::pushed(p.digest.clone(), p.size),
-                built.get(service),
-            ),
-            // Stopped because another push failed: that one is the cause, this one is just
-            // unfinished, and `fail_all` below marks it.
-            Err(e) if e.is_cancelled() && !options.cancel.is_cancelled() => continue,
-            Err(e) => details(ImageUpdate::failed(&e.to_string()), built.get(service)),
-        };
-        let recorded = api.update_image(image.id, &update).await;
-        match (result, recorded) {
-            (Ok(p), Ok(())) => {
-                finished.push(image.id);
-                pushed.insert(service.clone(), p);
-            }
-            (Err(e), recorded) => {
-                if recorded.is_ok() {
-                    finished.push(image.id);
-                }
-                first_error.get_or_insert(Error::ServicePush {
-                    service: service.clone(),
-                    source: e,
-                });
-            }
-            (Ok(p), Err(e)) => {
-                pushed.insert(service.clone(), p);
-                first_error.get_or_insert(e.into());
-            }
-        }
-    }
+    let Recorded {
+        pushed,
+        finished,
+        mut first_error,
+    } = record_pushes(api, created, built, results, options).await;
     if first_error.is_none() && options.cancel.is_cancelled() {
         first_error = Some(Error::Push(PushError::Cancelled {
             target: format!("release {}", created.release.commit),
@@ -157,6 +111,90 @@ pub async fn push_and_record(
     {
         Ok(()) => Ok(pushed),
         Err(e) => fail(e.into(), pushed, finished).await,
+    }
+}
+
+/// One push per image of the release, from the daemon that holds it.
+fn push_jobs(
+    docker: &Docker,
+    created: &CreatedRelease,
+    built: &IndexMap<String, BuiltImage>,
+) -> Result<Vec<PushFrom>, Error> {
+    let mut jobs = Vec::new();
+    for (service, image) in &created.images {
+        let Some(local) = built.get(service) else {
+            return Err(Error::MissingBuild {
+                service: service.clone(),
+            });
+        };
+        jobs.push(PushFrom {
+            docker: local.daemon.clone().unwrap_or_else(|| docker.clone()),
+            job: PushJob {
+                local_image: local.local_image.clone(),
+                location: image.location.clone(),
+            },
+        });
+    }
+    Ok(jobs)
+}
+
+/// What the API was told about the pushes.
+struct Recorded {
+    /// The images pushed, by service.
+    pushed: IndexMap<String, Pushed>,
+    /// The images whose record is final (pushed or failed).
+    finished: Vec<u64>,
+    /// The first push or record that failed.
+    first_error: Option<Error>,
+}
+
+/// Records each push's outcome on its image.
+async fn record_pushes(
+    api: &Api,
+    created: &CreatedRelease,
+    built: &IndexMap<String, BuiltImage>,
+    results: Vec<Result<Pushed, PushError>>,
+    options: &PushOptions,
+) -> Recorded {
+    let mut pushed = IndexMap::new();
+    let mut finished = Vec::new();
+    let mut first_error: Option<Error> = None;
+    for ((service, image), result) in created.images.iter().zip(results) {
+        let update = match &result {
+            Ok(p) => details(
+                ImageUpdate::pushed(p.digest.clone(), p.size),
+                built.get(service),
+            ),
+            // Stopped because another push failed: that one is the cause, this one is just
+            // unfinished, and `fail_all` marks it.
+            Err(e) if e.is_cancelled() && !options.cancel.is_cancelled() => continue,
+            Err(e) => details(ImageUpdate::failed(&e.to_string()), built.get(service)),
+        };
+        let recorded = api.update_image(image.id, &update).await;
+        match (result, recorded) {
+            (Ok(p), Ok(())) => {
+                finished.push(image.id);
+                pushed.insert(service.clone(), p);
+            }
+            (Err(e), recorded) => {
+                if recorded.is_ok() {
+                    finished.push(image.id);
+                }
+                first_error.get_or_insert(Error::ServicePush {
+                    service: service.clone(),
+                    cause: e,
+                });
+            }
+            (Ok(p), Err(e)) => {
+                pushed.insert(service.clone(), p);
+                first_error.get_or_insert(e.into());
+            }
+        }
+    }
+    Recorded {
+        pushed,
+        finished,
+        first_error,
     }
 }
 

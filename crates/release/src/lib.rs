@@ -72,12 +72,12 @@ pub enum Error {
     #[error(transparent)]
     Push(#[from] PushError),
     /// A service's image could not be pushed.
-    #[error("service {service}: {source}")]
+    #[error("service {service}: {cause}")]
     ServicePush {
         /// The service.
         service: String,
-        /// Why.
-        source: PushError,
+        /// Why. Shown in the message, so deliberately not a `#[source]` (one cause, printed once).
+        cause: PushError,
     },
     /// A service of the release has no built image.
     #[error("service {service} has no built image to push")]

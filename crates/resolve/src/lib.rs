@@ -5,7 +5,8 @@
 //! `Dockerfile.<arch>` / `Dockerfile.<device type>` variants (or the same around a
 //! `build.dockerfile` path). [`select`] picks one from the file names alone;
 //! [`Selection::render`] fills in the template variables (`%%BALENA_ARCH%%`, …) of the one
-//! file it picked; [`resolve`] does both over any [`ContextFiles`].
+//! file it picked; [`resolve`] does both over any [`ContextFiles`]: a list or map of files,
+//! a directory on disk ([`DirFiles`]), or the caller's own.
 //!
 //! The context itself is never rewritten here: the caller drops [`Resolved::remove`] and
 //! writes [`Resolved::contents`] at [`Resolved::dockerfile_path`] (replacing any file already
@@ -33,10 +34,8 @@
 //! ```
 #![deny(missing_docs)]
 
-mod arch;
 mod context;
-mod device_type;
-mod device_type_table;
+mod dir;
 mod path;
 mod select;
 
@@ -44,9 +43,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 
-pub use arch::{Arch, UnknownArch};
 pub use context::ContextFiles;
-pub use device_type::{DeviceType, Target, TargetError, UnknownDeviceType};
+pub use dir::DirFiles;
+/// The platform types `resolve` always exposed, now defined in the `platform` crate.
+pub use platform::{Arch, DeviceType, Target, TargetError, UnknownArch, UnknownDeviceType};
 pub use select::{Selection, select};
 
 /// What to resolve for.
@@ -173,6 +173,8 @@ impl fmt::Display for ResolverKind {
     }
 }
 
+/// As its [`name`](ResolverKind::name), with the `serde` feature.
+#[cfg(feature = "serde")]
 impl serde::Serialize for ResolverKind {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.name())
@@ -240,24 +242,24 @@ pub enum Error {
     },
     /// A template or arch-specific Dockerfile uses a variable nobody defined
     /// (the reference's `DockerfileTemplateVariableError`).
-    #[error("{service}{path}: {source}")]
+    #[error("{service}{path}: {cause}")]
     Template {
         /// The service.
         service: ServiceName,
         /// The context path of the template.
         path: String,
-        /// The undefined variable and its line.
-        source: dockerfile::Error,
+        /// The undefined variable and its line. Shown in the message, so deliberately not a `#[source]` (one cause, printed once).
+        cause: dockerfile::Error,
     },
     /// The chosen file could not be read from the context.
-    #[error("{service}{path}: cannot read the Dockerfile: {source}")]
+    #[error("{service}{path}: cannot read the Dockerfile: {cause}")]
     Read {
         /// The service.
         service: ServiceName,
         /// The context path of the file.
         path: String,
-        /// What reading it gave.
-        source: io::Error,
+        /// What reading it gave. Shown in the message, so deliberately not a `#[source]` (one cause, printed once).
+        cause: io::Error,
     },
     /// The chosen file is not UTF-8 text.
     #[error("{service}{path}: the Dockerfile is not UTF-8 text (invalid byte at offset {offset})")]
@@ -293,12 +295,10 @@ impl Selection {
             offset: e.valid_up_to(),
         })?;
         let contents = if self.resolver.is_templated() {
-            dockerfile::process(text, &params.template_vars()).map_err(|source| {
-                Error::Template {
-                    service: service(),
-                    path: self.source_path.clone(),
-                    source,
-                }
+            dockerfile::process(text, &params.template_vars()).map_err(|cause| Error::Template {
+                service: service(),
+                path: self.source_path.clone(),
+                cause,
             })?
         } else {
             text.to_owned()
@@ -319,10 +319,10 @@ pub fn resolve<C: ContextFiles + ?Sized>(files: &C, params: &Params) -> Result<R
     let selection = select(files.paths(), params)?;
     let source = files
         .read(&selection.source_path)
-        .map_err(|source| Error::Read {
+        .map_err(|cause| Error::Read {
             service: ServiceName(params.service.clone()),
             path: selection.source_path.clone(),
-            source,
+            cause,
         })?;
     selection.render(&source, params)
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use bollard::Docker;
-use resolve::{Arch, Target};
+use platform::{Arch, Target};
 use tokio::sync::mpsc;
 
 use super::output::errln;
@@ -404,7 +404,7 @@ pub(crate) fn run_options(
 ) -> anyhow::Result<multibuild::RunOptions> {
     let mut registry_auth = build::RegistryAuth::from_default_docker_config()?;
     if let Some(file) = &args.registry_secrets {
-        let secrets = build::RegistrySecrets::from_file(file)?;
+        let secrets = multibuild::registry_secrets::read_file(file)?;
         registry_auth.merge(&build::RegistryAuth::from_registry_secrets(&secrets));
     }
     Ok(multibuild::RunOptions {

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use futures::future::join_all;
 use multibuild::pool::{self, Builder, BuilderSpec};
-use resolve::Target;
+use platform::Target;
 use tokio::sync::mpsc;
 
 use super::build::{Args, BuildArgs, Finished};
@@ -23,7 +23,7 @@ use super::project::{self, ProjectArgs, TargetArgs};
 pub fn configured(project: &ProjectArgs) -> anyhow::Result<Option<(String, Vec<BuilderSpec>)>> {
     let location = project.location();
     if location.is_dir() {
-        for dir in [".balena", ".resin"] {
+        for dir in context::METADATA_DIRS {
             let metadata_dir = location.join(dir);
             if !metadata_dir.is_dir() {
                 continue;

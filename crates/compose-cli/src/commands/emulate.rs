@@ -9,8 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use context::{Override, Project};
-use emulate::TransposeOptions;
-use resolve::Arch;
+use platform::Arch;
 
 use super::output::{Stdout, write_output};
 use super::project;
@@ -61,17 +60,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn emulate_context(args: &Args) -> anyhow::Result<()> {
-    let (host_qemu, options) = match &args.qemu {
-        Some(path) => {
-            let mut options = TransposeOptions::new(args.arch);
-            options.execve = true;
-            (path.clone(), options)
-        }
-        None => (
-            emulate::host_qemu(args.arch)?,
-            TransposeOptions::new(args.arch),
-        ),
-    };
+    let (host_qemu, options) = emulate::rewrite(args.arch, args.qemu.as_deref())?;
     if !host_qemu.is_file() {
         bail!("the qemu binary {} is not a file", host_qemu.display());
     }
@@ -88,7 +77,7 @@ fn emulate_context(args: &Args) -> anyhow::Result<()> {
     })?;
     let source = String::from_utf8(source)
         .with_context(|| format!("{} is not UTF-8 text", args.dockerfile))?;
-    let transposed = emulate::transpose(&source, &options)
+    let transposed = dockerfile::transpose(&source, &options)
         .with_context(|| format!("rewriting {}", args.dockerfile))?;
     let overrides = [
         Override::file(args.dockerfile.as_str(), transposed),

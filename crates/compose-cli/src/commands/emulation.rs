@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use emulate::binfmt::{self, SetupOutcome};
-use resolve::Arch;
+use platform::Arch;
 
 use super::project;
 

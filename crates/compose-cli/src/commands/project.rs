@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use emulate::Emulation;
-use resolve::{Arch, Target};
+use platform::{Arch, Target};
 
 /// The project and how to read it.
 #[derive(Debug, Clone, clap::Args)]
@@ -142,8 +142,17 @@ impl TargetArgs {
         }
     }
 
-    fn mode(&self) -> EmulationMode {
-        self.emulation.unwrap_or(EmulationMode::Auto)
+    /// What the emulation flags ask for.
+    fn emulation_request(&self) -> emulate::Request<'_> {
+        let mode = self.emulation.map(|mode| match mode {
+            EmulationMode::Auto => emulate::Mode::Auto,
+            EmulationMode::Binfmt => emulate::Mode::Binfmt,
+            EmulationMode::Rewrite => emulate::Mode::Rewrite,
+        });
+        emulate::Request {
+            mode: mode.or(self.emulated.then_some(emulate::Mode::Auto)),
+            qemu: self.qemu.as_deref(),
+        }
     }
 }
 
@@ -157,16 +166,16 @@ pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// A device type: a slug or alias of balena's device-type table (`resolve::DeviceType`, the
+/// A device type: a slug or alias of balena's device-type table (`platform::DeviceType`, the
 /// one place device types are validated), given back as its slug. An unknown one is an
 /// error naming the closest slugs.
 pub fn parse_device_type(s: &str) -> Result<String, String> {
-    resolve::DeviceType::find(s)
+    platform::DeviceType::find(s)
         .map(|found| found.slug.to_owned())
         .map_err(|e| e.to_string())
 }
 
-/// The target `--arch` and `--device-type` name together (see `resolve::Target::from_flags`):
+/// The target `--arch` and `--device-type` name together (see `platform::Target::from_flags`):
 /// `None` when neither is given.
 pub fn target(arch: Option<Arch>, args: &TargetArgs) -> anyhow::Result<Option<Target>> {
     Ok(Target::from_flags(arch, args.single_device_type()?)?)
@@ -208,64 +217,36 @@ pub fn parse_arch(s: &str) -> Result<Arch, String> {
     s.parse::<Arch>().map_err(|e| e.to_string())
 }
 
-/// How `resolve` writes contexts for `target`: plain, as a daemon that runs the target
-/// builds them (a native ARM host, a cloud builder), whatever this machine is; with
-/// `--emulated`, transposed to run under this host's qemu when the host cannot run the target.
+/// How `resolve` writes contexts for `target` ([`emulate::resolve_emulation`], on this
+/// machine's architecture).
 pub fn resolve_emulation(target: Arch, args: &TargetArgs) -> anyhow::Result<Emulation> {
-    if !args.emulates() {
-        return Ok(Emulation::Native);
-    }
     let host = emulate::host_arch().unwrap_or(Arch::Amd64);
-    if args.mode() == EmulationMode::Binfmt {
-        bail!(
-            "resolve writes contexts for any daemon: --emulation binfmt does not apply; use --emulated or --emulation rewrite"
-        );
-    }
-    emulation(target, host, args, |_| false)
+    emulate::resolve_emulation(target, host, args.emulation_request()).map_err(emulation_error)
 }
 
 /// The Docker daemon a build runs on, as far as running foreign binaries is concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Daemon {
-    /// Its own architecture (`/version`).
-    pub arch: Arch,
-    /// Whether it runs on this machine (a unix socket), so that this machine's binfmt_misc
-    /// registrations are the daemon's.
-    pub local: bool,
-}
+pub use emulate::Daemon;
 
-/// How `build` builds for `target` on `daemon`. Without `--emulated`, a foreign target goes
-/// ahead only when the daemon runs it anyway (binfmt_misc registered on this machine for a
-/// local daemon); otherwise it fails before any build, saying how to get emulation.
-/// `binfmt` probes this machine's registrations (`emulate::binfmt_registered`).
+/// How `build` builds for `target` on `daemon` ([`emulate::build_emulation`]). `binfmt`
+/// probes this machine's registrations (`emulate::binfmt_registered`).
 pub fn build_emulation(
     target: Arch,
     daemon: Daemon,
     args: &TargetArgs,
     binfmt: impl Fn(Arch) -> bool,
 ) -> anyhow::Result<Emulation> {
-    if target.runs_natively_on(daemon.arch) {
-        return Ok(Emulation::Native);
+    emulate::build_emulation(target, daemon, args.emulation_request(), binfmt)
+        .map_err(emulation_error)
+}
+
+/// A choice's error; a qemu not found says it was looking for one to emulate with.
+fn emulation_error(error: emulate::Error) -> anyhow::Error {
+    match error {
+        emulate::Error::QemuNotFound { .. } => {
+            anyhow::Error::new(error).context("choosing how to emulate")
+        }
+        error => error.into(),
     }
-    if args.emulates() {
-        // A remote daemon does not see this machine's binfmt_misc: rewrite instead.
-        return emulation(target, daemon.arch, args, |arch| {
-            daemon.local && binfmt(arch)
-        });
-    }
-    if daemon.local && binfmt(target) {
-        return Ok(Emulation::Binfmt);
-    }
-    let qemu = emulate::qemu_binary_name(target);
-    let where_ = if daemon.local {
-        format!("this machine has no binfmt_misc registration for {qemu}")
-    } else {
-        "it is a remote daemon".to_owned()
-    };
-    bail!(
-        "the Docker daemon ({host}) cannot run {target} build steps: {where_}. Add --emulated to run them under qemu, register qemu for {target} in binfmt_misc on the daemon's machine (`sudo balena-compose emulation setup` there, with Debian's qemu-user-static installed), or build on a {target} daemon (--docker-host)",
-        host = daemon.arch,
-    )
 }
 
 /// The warnings a rewrite build gets once, before it starts: its qemu (Debian's, without
@@ -296,44 +277,6 @@ pub fn rewrite_warnings(emulation: &Emulation, buildkit: bool) -> Vec<String> {
         inside = options.qemu_path,
     ));
     warnings
-}
-
-/// How to build for `target` on a host of `host`'s architecture with `--emulated`.
-///
-/// `binfmt` says whether the daemon runs `target` through binfmt_misc; it answers `false` for
-/// contexts that must build anywhere (`resolve` writes them out for plain `docker build`) and
-/// for daemons that do not share this machine's kernel. `--qemu` always means the rewrite
-/// (it is the qemu to copy in).
-fn emulation(
-    target: Arch,
-    host: Arch,
-    args: &TargetArgs,
-    binfmt: impl Fn(Arch) -> bool,
-) -> anyhow::Result<Emulation> {
-    if target.runs_natively_on(host) {
-        return Ok(Emulation::Native);
-    }
-    let registered = binfmt(target);
-    match args.mode() {
-        EmulationMode::Binfmt if args.qemu.is_some() => {
-            bail!("--qemu is the qemu of the rewrite: it cannot be used with --emulation binfmt")
-        }
-        EmulationMode::Binfmt if !registered => bail!(
-            "--emulation binfmt: the Docker daemon does not run {target} programs through binfmt_misc (no registration of qemu-{qemu_arch} with the F flag on its machine, or it is a remote daemon): run `sudo balena-compose emulation setup --arch {target}` on the daemon's machine, or use --emulation rewrite",
-            qemu_arch = target.qemu_arch()
-        ),
-        EmulationMode::Binfmt => return Ok(Emulation::Binfmt),
-        EmulationMode::Auto if registered && args.qemu.is_none() => return Ok(Emulation::Binfmt),
-        EmulationMode::Auto | EmulationMode::Rewrite => {}
-    }
-    emulate::choose_emulation_with(
-        target,
-        host,
-        args.qemu.as_deref(),
-        |_| false,
-        emulate::host_qemu,
-    )
-    .context("choosing how to emulate")
 }
 
 /// Reads the project and plans every service.
@@ -591,49 +534,12 @@ mod tests {
     }
 
     #[test]
-    fn foreign_build_goes_ahead_only_where_the_daemon_runs_it() {
-        let local = Daemon {
-            arch: Arch::Amd64,
-            local: true,
-        };
-        let remote = Daemon {
-            local: false,
-            ..local
-        };
-        let arm = Daemon {
-            arch: Arch::Aarch64,
-            local: false,
-        };
-        let registered = |_: Arch| true;
-        let none = |_: Arch| false;
-        let plain = flags(false);
-        let build = |t, d, b: &dyn Fn(Arch) -> bool| build_emulation(t, d, &plain, b);
-        assert_eq!(build(Arch::Aarch64, arm, &none).unwrap(), Emulation::Native);
-        assert_eq!(build(Arch::I386, local, &none).unwrap(), Emulation::Native);
-        assert_eq!(
-            build(Arch::Aarch64, local, &registered).unwrap(),
-            Emulation::Binfmt
-        );
-        let err = build(Arch::Aarch64, remote, &registered).unwrap_err();
-        assert!(err.to_string().contains("remote daemon"), "{err}");
-        let err = build(Arch::Aarch64, local, &none).unwrap_err().to_string();
-        assert!(
-            err.contains("add --emulated") || err.contains("Add --emulated"),
-            "{err}"
-        );
-        assert!(
-            err.contains("binfmt_misc") && err.contains("qemu-aarch64-static"),
-            "{err}"
-        );
-    }
-
-    #[test]
     fn only_the_classic_builder_warns_that_images_carry_qemu() {
         let qemu = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(qemu.path(), vec![0u8; 2_500_000]).unwrap();
         let rewrite = Emulation::Rewrite {
             host_qemu: qemu.path().to_owned(),
-            options: emulate::TransposeOptions::new(Arch::Aarch64),
+            options: emulate::transpose_options(Arch::Aarch64),
         };
         let classic = rewrite_warnings(&rewrite, false);
         assert_eq!(classic.len(), 2, "{classic:?}");

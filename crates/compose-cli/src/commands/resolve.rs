@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use resolve::Arch;
+use platform::Arch;
 
 use super::output::{Stdout, count_output, errln, outln, write_output};
 use super::project::{self, ProjectArgs, TargetArgs};

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use resolve::{Arch, Params, Target};
+use platform::{Arch, Target};
+use resolve::Params;
 
 use super::output::{Stdout, write_output};
 use super::project;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use composer::target::{DeviceConfig, TargetApp, TargetState, fetch_target_state};
 use composer::{AppId, Composer, DeviceFacts, Event, Options, RemoveOptions, UpdateOptions};
+use platform::Arch;
 
 /// Exit code when a user's update lock blocks the update, or another apply holds the engine
 /// and `--no-wait` is given.
@@ -70,9 +71,9 @@ pub struct DeviceArgs {
     /// The device type slug (default: config.json's deviceType).
     #[arg(long = "device-type", value_name = "SLUG")]
     pub device_type: Option<String>,
-    /// The device architecture (default: from the engine: amd64, aarch64, armv7hf, i386).
+    /// The device architecture (default: the engine's): amd64, aarch64, armv7hf, i386, rpi.
     #[arg(long, value_name = "ARCH")]
-    pub arch: Option<String>,
+    pub arch: Option<Arch>,
     /// The host OS version, for `sw.os` contracts.
     #[arg(long = "os-version", value_name = "VERSION")]
     pub os_version: Option<String>,
@@ -88,21 +89,14 @@ impl DeviceArgs {
         config: &DeviceConfig,
     ) -> anyhow::Result<(bollard::Docker, Options)> {
         let docker = self.daemon.connect(self.docker_host.as_deref()).await?;
-        let arch = match &self.arch {
-            Some(a) => a.clone(),
+        let arch = match self.arch {
+            Some(arch) => Some(arch),
             None => {
                 let info = docker
                     .info()
                     .await
                     .context("asking the engine for its architecture")?;
-                match info.architecture.as_deref() {
-                    Some("x86_64") => "amd64".to_owned(),
-                    Some("aarch64") => "aarch64".to_owned(),
-                    Some("armv7l") => "armv7hf".to_owned(),
-                    Some("i686" | "i386") => "i386".to_owned(),
-                    Some(other) => other.to_owned(),
-                    None => String::new(),
-                }
+                info.architecture.as_deref().and_then(Arch::from_docker)
             }
         };
         let options = Options {

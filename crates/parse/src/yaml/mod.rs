@@ -1,11 +1,11 @@
 //! Every use of the YAML crate lives here, so it can be swapped without touching the rest.
 //!
-//! Documents are read into a `serde_json::Value` tree with compose interpolation already
-//! applied by the parser (so interpolation errors point at the scalar at fault), merge keys
-//! expanded, and YAML 1.2 scalar rules (`no` stays a string, `0755` stays a string).
+//! Documents are read by the one YAML parser (serde-saphyr) into a `serde_json::Value` tree
+//! with compose interpolation already applied by the parser (so interpolation errors point at
+//! the scalar at fault), merge keys expanded, and YAML 1.2 scalar rules (`no` stays a string,
+//! `0755` stays a string).
 
 mod emit;
-mod fast;
 mod items;
 mod keys;
 
@@ -20,6 +20,8 @@ use regex::Regex;
 use serde_json::Value;
 use serde_saphyr::options::PropertySyntax;
 use serde_saphyr::{Budget, Options};
+
+use crate::error::YamlValueError;
 
 /// A YAML or interpolation failure, with the 1-based position when the parser knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +39,11 @@ pub(crate) struct YamlError {
 /// anchor of 40 events shared by 1,000 services costs 40,000; a 1 MB compose file of
 /// anchors replayed flat stays well below.
 const MAX_REPLAYED_EVENTS: usize = 500_000;
+
+/// The longest mapping key read, in characters. YAML's own cap is 1,024, but compose files
+/// have been read with longer keys (in documents up to 512 KiB), and a service name too long
+/// to be an image name has a rule of its own, whose message says so.
+const MAX_KEY_CHARS: usize = 512 * 1024;
 
 /// Limits sized for compose files: generous for real projects (a few thousand lines), small
 /// enough that alias bombs and deep nesting fail in milliseconds.
@@ -57,6 +64,8 @@ fn budget() -> Budget {
     // which refuses an anchor shared by 101 services. Expansion is bounded by
     // MAX_REPLAYED_EVENTS instead, which is what an alias bomb actually breaches.
     budget.enforce_alias_anchor_ratio = false;
+    // A key's tokens wait for its `:` at most this far: a bounded buffer.
+    budget.simple_key_max_lookahead = MAX_KEY_CHARS;
     budget
 }
 
@@ -85,19 +94,21 @@ fn options(properties: &HashMap<String, String>) -> Options {
 
 /// Reads a YAML document that is not a compose file (no interpolation) into a JSON tree.
 /// An empty document gives `Value::Null`.
-pub(crate) fn plain_document(text: &str) -> Result<Value, String> {
+pub(crate) fn plain_document(text: &str) -> Result<Value, YamlValueError> {
     if text.trim().is_empty() {
         return Ok(Value::Null);
-    }
-    if let Some(value) = fast::document(text, fast::Dollars::Literal) {
-        return Ok(value);
     }
     serde_saphyr::from_str_with_options::<Value>(text, base_options()).map_err(|e| {
         let (line, column) = position(&e);
         match budget_message(&e) {
-            Some(message) if line > 0 => format!("line {line} column {column}: {message}"),
-            Some(message) => message,
-            None => e.to_string(),
+            Some(message) => YamlValueError::Limit {
+                line,
+                column,
+                message,
+            },
+            None => YamlValueError::Syntax {
+                message: e.to_string(),
+            },
         }
     })
 }
@@ -112,14 +123,6 @@ pub(crate) fn parse_document(
     if text.trim().is_empty() {
         return Ok(Value::Null);
     }
-    if let Some(value) = fast::document(text, fast::Dollars::Interpolate(properties)) {
-        return Ok(value);
-    }
-    full_document(text, properties)
-}
-
-/// Reads a document with the full YAML parser (and its interpolation and budget).
-fn full_document(text: &str, properties: &HashMap<String, String>) -> Result<Value, YamlError> {
     serde_saphyr::from_str_with_options::<Value>(text, options(properties)).map_err(|e| {
         let (line, column) = position(&e);
         YamlError {
@@ -282,6 +285,21 @@ mod tests {
         assert!(err.message.contains("(an alias bomb?)"), "{err:?}");
         assert!(!err.message.contains('{'), "a Debug dump: {err:?}");
         assert!(err.line > 0, "{err:?}");
+    }
+
+    #[test]
+    fn a_plain_document_error_says_where_and_what() {
+        let err = plain_document(&alias_bomb(9)).unwrap_err();
+        assert!(
+            matches!(err, YamlValueError::Limit { line, .. } if line > 0),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.starts_with("line "), "{text}");
+        assert!(text.contains(" column "), "{text}");
+        assert!(text.contains("(an alias bomb?)"), "{text}");
+        let err = plain_document("a: [1\nb: 2\n").unwrap_err();
+        assert!(matches!(err, YamlValueError::Syntax { .. }), "{err:?}");
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 use serde_json::Value;
 
-use super::{Api, Lit, as_list, decode, invalid, odata_filter};
+use super::Api;
+use super::odata::{Lit, as_list, odata_filter};
+use super::transport::{decode, invalid};
 use crate::error::ApiError;
 use crate::models::{CurrentRelease, Image};
 

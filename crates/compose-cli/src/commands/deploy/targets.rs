@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context as _, bail};
-use resolve::{Arch, Target};
+use platform::{Arch, Target};
 
 use super::Args;
 use crate::commands::build::{BuildArgs, Finished, build_project, connect};

@@ -1,0 +1,4 @@
+//! The integration tests of this crate, one module per topic, linked into one test
+//! binary (one link instead of one per file).
+
+mod protocol;

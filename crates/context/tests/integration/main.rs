@@ -1,0 +1,8 @@
+//! The integration tests of this crate, one module per topic, linked into one test
+//! binary (one link instead of one per file).
+
+mod common;
+mod contexts;
+mod dockerignore;
+mod fuzz;
+mod tar_safety;
