@@ -13,15 +13,8 @@ pub struct Args {
     /// Remove the app's volumes (its data) too; by default they are kept.
     #[arg(long)]
     pub volumes: bool,
-    /// Take update locks even when the app's services hold them.
-    #[arg(long)]
-    pub force: bool,
-    /// Fail at once when another `up` or `down` is applying to this engine.
-    #[arg(long = "no-wait")]
-    pub no_wait: bool,
-    /// Print progress and the final state as JSON lines.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub apply: super::up::ApplyArgs,
     #[command(flatten)]
     pub device: super::up::DeviceArgs,
 }
@@ -30,18 +23,18 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (composer, _, _) = super::app::existing(&args.device, args.app.as_deref()).await?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let printer = tokio::spawn(super::up::print_events(rx, args.json));
+    let printer = tokio::spawn(super::up::print_events(rx, args.apply.json));
     let cancel = crate::signals::arm().token();
     let result = composer
         .with_events(tx)
         .remove(RemoveOptions {
-            force: args.force,
+            force: args.apply.force,
             keep_volumes: !args.volumes,
             cancel: Some(cancel),
-            no_wait: args.no_wait,
+            no_wait: args.apply.no_wait,
         })
         .await;
     // The composer (and with it the sender) is gone: the printer drains and ends.
     let _ = printer.await;
-    super::up::finish(result, args.json)
+    super::up::finish(result, args.apply.json)
 }

@@ -27,20 +27,28 @@ pub struct Args {
     /// The device's config.json (uuid, deviceApiKey, apiEndpoint, deviceType).
     #[arg(long = "config", value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Print the steps the update would take, touching nothing.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub apply: ApplyArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+/// How `up` and `down` apply a change to the engine.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApplyArgs {
     /// Take update locks even when the app's services hold them.
     #[arg(long)]
     pub force: bool,
-    /// Fail at once when another `up` is applying to this engine, instead of waiting for it.
+    /// Fail at once when another `up` or `down` is applying to this engine, instead of
+    /// waiting for it.
     #[arg(long = "no-wait")]
     pub no_wait: bool,
     /// Print progress and the final state as JSON lines.
     #[arg(long)]
     pub json: bool,
-    /// Print the steps the update would take, touching nothing.
-    #[arg(long = "dry-run")]
-    pub dry_run: bool,
-    #[command(flatten)]
-    pub device: DeviceArgs,
 }
 
 /// Where the engine and the device's files are, and what the device is.
@@ -177,7 +185,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         return dry_run(docker, options, app.map(|(_, a)| a), &args).await;
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let printer = tokio::spawn(print_events(rx, args.json));
+    let printer = tokio::spawn(print_events(rx, args.apply.json));
     let interrupt = crate::signals::arm();
     let cancel = interrupt.token();
     let result = match app {
@@ -196,9 +204,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     &commit,
                     app,
                     UpdateOptions {
-                        force: args.force,
+                        force: args.apply.force,
                         cancel: Some(cancel),
-                        no_wait: args.no_wait,
+                        no_wait: args.apply.no_wait,
                     },
                 )
                 .await
@@ -209,21 +217,21 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             let id: AppId = name.parse().unwrap_or(AppId::Uuid(name.clone()));
             let composer = Composer::new(docker, id, options);
-            announce_removal(&composer.state().await?, name, args.json)?;
+            announce_removal(&composer.state().await?, name, args.apply.json)?;
             let composer = composer.with_events(tx);
             composer
                 .remove(RemoveOptions {
-                    force: args.force,
+                    force: args.apply.force,
                     keep_volumes: false,
                     cancel: Some(cancel),
-                    no_wait: args.no_wait,
+                    no_wait: args.apply.no_wait,
                 })
                 .await
         }
     };
     // The composer (and with it the sender) is gone: the printer drains and ends.
     let _ = printer.await;
-    finish(result, args.json)
+    finish(result, args.apply.json)
 }
 
 /// `up --dry-run`: the steps the composer would take for `app` (or to remove the app `-a`
@@ -255,7 +263,7 @@ async fn dry_run(
                 .await?
         }
     };
-    print_plan(&steps, args.json)?;
+    print_plan(&steps, args.apply.json)?;
     Ok(ExitCode::SUCCESS)
 }
 
